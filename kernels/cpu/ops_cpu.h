@@ -1,0 +1,54 @@
+// Fast CPU implementations of the ops in kernels/ref/ops_ref.h (same semantics, same argument
+// conventions), with AVX2 / AVX-512 code paths chosen once at run time from CPUID.
+// Kernels that take a ThreadPool split their work across it; others run on the calling thread.
+// None of them allocates.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/core/dtype.h"
+#include "kernels/core/thread_pool.h"
+#include "kernels/ref/ops_ref.h"
+
+namespace omni {
+
+enum class CpuIsa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+// Best ISA this CPU and this build support (overridable with OMNIRT_CPU_ISA=scalar|avx2|avx512).
+CpuIsa cpu_isa();
+const char* cpu_isa_name(CpuIsa isa);
+// "avx2 fma f16c avx512f avx512bw ..." as detected, for `omnirt --version`.
+const char* cpu_features_string();
+
+namespace cpu {
+
+// Force an ISA (tests run every path the machine has). Returns false if unavailable.
+bool set_isa(CpuIsa isa);
+
+void dequantize_row(DType t, const void* src, float* dst, int64_t n);
+// y[t, o] = sum_i W[o, i] * x[t, i], parallel over output rows. Activations stay f32; weights
+// are decoded in registers (no quantization of x), so results match ref::matmul to f32 rounding.
+// scratch: at least matmul_scratch_floats(n_in, n_threads) floats (used when n_tok > 1).
+int64_t matmul_scratch_floats(int64_t n_in, int n_threads);
+void matmul(ThreadPool& pool, DType wt, const void* w, int64_t n_out, int64_t n_in, const float* x,
+            int64_t n_tok, float* y, float* scratch);
+// Like matmul, for one row range [row_begin, row_end) only and one thread (building block).
+void matmul_rows(DType wt, const void* w, int64_t row_begin, int64_t row_end, int64_t n_in,
+                 const float* x, int64_t n_tok, int64_t y_stride, float* y, float* scratch);
+
+void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
+void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t rot_dim, int64_t pos,
+          float freq_base, float freq_scale, RopeStyle style);
+void softmax(float* x, int64_t n);
+void silu(float* x, int64_t n);
+void gelu_tanh(float* x, int64_t n);
+void mul(const float* a, const float* b, float* y, int64_t n);
+void add(const float* a, const float* b, float* y, int64_t n);
+void scale(float* x, float s, int64_t n);
+
+// scratch: at least attention_scratch_floats(p, n_ctx, n_threads) floats.
+int64_t attention_scratch_floats(const AttentionParams& p, int n_threads);
+void attention(ThreadPool& pool, const AttentionParams& p, const float* q, const void* k,
+               const void* v, float* out, float* scratch);
+
+}  // namespace cpu
+}  // namespace omni

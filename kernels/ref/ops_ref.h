@@ -1,0 +1,64 @@
+// Scalar reference implementations of every op: the numerical oracle that SIMD and CUDA
+// versions are tested against. Written for clarity, not speed. All activations are f32.
+// Matrix convention (ggml's): a weight matrix W with n_out rows of n_in elements is stored
+// row-major, each row encoded in the weight type (quantized rows are whole blocks).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/core/dtype.h"
+
+namespace omni {
+
+enum class RopeStyle : int {
+  kNormal = 0,  // llama: rotates adjacent pairs (x[2i], x[2i+1])
+  kNeox = 2,    // qwen2, gemma: rotates (x[i], x[i + rot_dim/2])
+};
+
+// Decode-or-prefill attention over a contiguous KV cache for one sequence.
+// Query i (0 <= i < n_q) sits at position pos0 + i and attends causally to positions
+// [max(0, pos - window + 1), pos] (window <= 0: no window).
+struct AttentionParams {
+  int64_t n_q = 1;        // query tokens
+  int64_t n_head = 0;     // query heads
+  int64_t n_kv_head = 0;  // key/value heads (n_head % n_kv_head == 0, GQA)
+  int64_t head_dim = 0;
+  int64_t pos0 = 0;       // position of query 0; K/V hold positions [0, pos0 + n_q)
+  int64_t window = 0;     // sliding window length in tokens, 0 = full causal
+  float scale = 1.0f;     // applied to q·k
+  float softcap = 0.0f;   // 0 = off; else logits = softcap * tanh(logits / softcap)
+  DType kv_type = DType::kF32;  // kF32 or kF16
+};
+
+namespace ref {
+
+// dst[0..n) = decoded src; n must be a multiple of the type's block size.
+void dequantize_row(DType t, const void* src, float* dst, int64_t n);
+// Encodes n floats (multiple of the block size) into dst; returns bytes written.
+// Supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K.
+int64_t quantize_row(DType t, const float* src, void* dst, int64_t n);
+// sum_i decode(w)[i] * x[i], accumulated in double.
+float dot(DType t, const void* w_row, const float* x, int64_t n);
+// y[t, o] = sum_i W[o, i] * x[t, i].  W: [n_out, n_in] of type wt; x: [n_tok, n_in]; y: [n_tok, n_out].
+void matmul(DType wt, const void* w, int64_t n_out, int64_t n_in, const float* x, int64_t n_tok,
+            float* y);
+
+// y = x / sqrt(mean(x^2) + eps) * (w ? w : 1), n elements. y may alias x.
+void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
+// Rotates the first rot_dim dims of each of n_heads heads ([n_heads, head_dim], in place)
+// by position pos: theta_j = pos * freq_scale * freq_base^(-2j/rot_dim).
+void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t rot_dim, int64_t pos,
+          float freq_base, float freq_scale, RopeStyle style);
+void softmax(float* x, int64_t n);  // in place, numerically stable
+void silu(float* x, int64_t n);      // x * sigmoid(x), in place
+void gelu_tanh(float* x, int64_t n);  // 0.5x(1+tanh(sqrt(2/pi)(x+0.044715x^3))), in place
+void mul(const float* a, const float* b, float* y, int64_t n);  // y = a*b, may alias
+void add(const float* a, const float* b, float* y, int64_t n);  // y = a+b, may alias
+void scale(float* x, float s, int64_t n);
+
+// q: [n_q, n_head, head_dim] f32; k, v: [pos0 + n_q, n_kv_head, head_dim] of kv_type;
+// out: [n_q, n_head, head_dim] f32.
+void attention(const AttentionParams& p, const float* q, const void* k, const void* v, float* out);
+
+}  // namespace ref
+}  // namespace omni

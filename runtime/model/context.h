@@ -1,0 +1,65 @@
+// Per-sequence inference state: a contiguous KV cache for one sequence, scratch buffers sized
+// once at creation, and the logits of the last evaluation. eval() does not allocate.
+// Thread-safety: a Context is used by one thread at a time; it only reads its Model.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "kernels/core/dtype.h"
+#include "kernels/core/status.h"
+#include "kernels/core/thread_pool.h"
+#include "runtime/model/model.h"
+
+namespace omni {
+
+struct ContextParams {
+  int64_t n_ctx = 0;        // KV capacity in tokens; 0 = min(model's training context, 4096)
+  int64_t n_batch = 256;    // tokens per forward chunk during prefill (memory vs speed)
+  int n_threads = 0;        // 0 = all online cores
+  DType kv_type = DType::kF16;  // kF16 or kF32
+};
+
+class Context {
+ public:
+  // kInvalidArgument for bad params (n_ctx <= 0 after defaults, kv_type not f16/f32, ...).
+  static StatusOr<std::unique_ptr<Context>> create(const Model& model, const ContextParams& params);
+  ~Context();
+
+  // Appends tokens at positions [n_past, n_past + n) and computes logits: for every token when
+  // all_logits, else for the last only. On error (empty input, id out of range, context full)
+  // nothing changes: n_past, the cache and the previous logits stay as they were.
+  Status eval(std::span<const int32_t> tokens, bool all_logits);
+  // [n_logit_rows, n_vocab] row-major: the rows computed by the last eval.
+  const float* logits() const { return logits_.data(); }
+  int64_t n_logit_rows() const { return n_logit_rows_; }
+  const float* last_logits() const { return logits_.data() + (n_logit_rows_ - 1) * n_vocab_; }
+
+  int64_t n_past() const { return n_past_; }
+  int64_t n_ctx() const { return n_ctx_; }
+  // Forgets positions >= n (0 <= n <= n_past); kOutOfRange otherwise.
+  Status rewind(int64_t n);
+  const Model& model() const { return *model_; }
+  const ContextParams& params() const { return params_; }
+  int n_threads() const { return pool_->n_threads(); }
+  size_t kv_bytes() const;
+
+ private:
+  Context() = default;
+  void forward_chunk(const int32_t* tokens, int64_t n, bool all_logits, float* logits_out);
+
+  const Model* model_ = nullptr;
+  ContextParams params_;
+  int64_t n_ctx_ = 0, n_vocab_ = 0, n_past_ = 0, n_logit_rows_ = 0;
+  std::unique_ptr<ThreadPool> pool_;
+  // KV cache: per layer [n_ctx, n_head_kv, head_dim] in kv_type.
+  std::vector<std::vector<uint8_t>> k_cache_, v_cache_;
+  // Scratch (f32), sized for n_batch tokens.
+  std::vector<float> x_, xn_, q_, k_, v_, attn_, ffn_a_, ffn_b_, tmp_, matmul_scratch_, attn_scratch_;
+  std::vector<float> logits_;  // [max rows, n_vocab]
+  std::vector<float> logits_staging_;
+};
+
+}  // namespace omni
