@@ -44,6 +44,13 @@ struct BlockQ4_0 {
   uint16_t d;
   uint8_t qs[kQK / 2];
 };
+// value = d * (q5 - 16), q5 = nibble | (bit from qh) << 4; low nibbles hold elements 0..15,
+// high nibbles 16..31; bit j of qh (little-endian u32) is the fifth bit of element j.  22 bytes.
+struct BlockQ5_0 {
+  uint16_t d;
+  uint8_t qh[4];
+  uint8_t qs[kQK / 2];
+};
 // 8 sub-blocks of 32; 6-bit scale and min per sub-block packed in `scales`;
 // value = d * sc * q - dmin * m, q a nibble.  144 bytes per 256 values.
 struct BlockQ4_K {
@@ -70,6 +77,7 @@ struct BlockQ6_K {
 
 static_assert(sizeof(BlockQ8_0) == 34);
 static_assert(sizeof(BlockQ4_0) == 18);
+static_assert(sizeof(BlockQ5_0) == 22);
 static_assert(sizeof(BlockQ4_K) == 144);
 static_assert(sizeof(BlockQ5_K) == 176);
 static_assert(sizeof(BlockQ6_K) == 210);
