@@ -59,7 +59,6 @@ class Context {
   // Scratch (f32), sized for n_batch tokens.
   std::vector<float> x_, xn_, q_, k_, v_, attn_, ffn_a_, ffn_b_, tmp_, matmul_scratch_, attn_scratch_;
   std::vector<float> logits_;  // [max rows, n_vocab]
-  std::vector<float> logits_staging_;
 };
 
 }  // namespace omni

@@ -35,6 +35,7 @@ class Sampler {
   int64_t n_vocab_ = 0;
   std::mt19937_64 rng_;
   std::vector<std::pair<float, int32_t>> candidates_;  // reused: no allocation per token
+  std::vector<double> probs_;
 };
 
 }  // namespace omni

@@ -1,0 +1,222 @@
+#include "runtime/model/context.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+#include "kernels/cpu/ops_cpu.h"
+
+namespace omni {
+
+StatusOr<std::unique_ptr<Context>> Context::create(const Model& model, const ContextParams& params) {
+  const HParams& hp = model.hparams();
+  std::unique_ptr<Context> c(new Context());
+  c->model_ = &model;
+  c->params_ = params;
+  c->n_ctx_ = params.n_ctx > 0 ? params.n_ctx : std::min<int64_t>(hp.n_ctx_train, 4096);
+  if (params.n_ctx < 0) return invalid_argument(fmt("n_ctx = %lld must be >= 0", (long long)params.n_ctx));
+  if (c->n_ctx_ > (int64_t(1) << 22))
+    return invalid_argument(fmt("n_ctx = %lld is too large (limit %lld)", (long long)c->n_ctx_, (long long)(1 << 22)));
+  if (params.n_batch <= 0 || params.n_batch > 65536)
+    return invalid_argument(fmt("n_batch = %lld must be in [1, 65536]", (long long)params.n_batch));
+  if (params.kv_type != DType::kF16 && params.kv_type != DType::kF32)
+    return invalid_argument(fmt("KV cache type %s is not supported (f16, f32)", dtype_name(params.kv_type)));
+  if (params.n_threads < 0 || params.n_threads > 1024)
+    return invalid_argument(fmt("n_threads = %d must be in [0, 1024]", params.n_threads));
+  int n_threads = params.n_threads;
+  if (n_threads == 0) n_threads = std::max(1u, std::thread::hardware_concurrency());
+  c->params_.n_ctx = c->n_ctx_;
+  c->params_.n_threads = n_threads;
+  c->pool_ = std::make_unique<ThreadPool>(n_threads);
+  c->n_vocab_ = hp.n_vocab;
+
+  const int64_t nb = std::min(params.n_batch, c->n_ctx_);
+  c->params_.n_batch = nb;
+  const int64_t d = hp.n_embd, q_dim = hp.n_head * hp.head_dim, kv_dim = hp.n_head_kv * hp.head_dim;
+  const size_t kv_elem = params.kv_type == DType::kF16 ? 2 : 4;
+  try {
+    c->k_cache_.resize(static_cast<size_t>(hp.n_layer));
+    c->v_cache_.resize(static_cast<size_t>(hp.n_layer));
+    for (int64_t il = 0; il < hp.n_layer; ++il) {
+      c->k_cache_[il].resize(static_cast<size_t>(c->n_ctx_ * kv_dim) * kv_elem);
+      c->v_cache_[il].resize(static_cast<size_t>(c->n_ctx_ * kv_dim) * kv_elem);
+    }
+    c->x_.resize(nb * d);
+    c->xn_.resize(nb * d);
+    c->q_.resize(nb * q_dim);
+    c->k_.resize(nb * kv_dim);
+    c->v_.resize(nb * kv_dim);
+    c->attn_.resize(nb * q_dim);
+    c->ffn_a_.resize(nb * hp.n_ff);
+    c->ffn_b_.resize(nb * hp.n_ff);
+    c->tmp_.resize(nb * d);
+    const int64_t max_in = std::max({d, q_dim, hp.n_ff});
+    c->matmul_scratch_.resize(static_cast<size_t>(cpu::matmul_scratch_floats(max_in, n_threads)));
+    AttentionParams ap;
+    ap.n_q = nb;
+    ap.n_head = hp.n_head;
+    ap.n_kv_head = hp.n_head_kv;
+    ap.head_dim = hp.head_dim;
+    ap.pos0 = c->n_ctx_ - nb;
+    ap.kv_type = params.kv_type;
+    c->attn_scratch_.resize(static_cast<size_t>(cpu::attention_scratch_floats(ap, n_threads)));
+    c->logits_.resize(static_cast<size_t>(c->n_vocab_));
+  } catch (const std::bad_alloc&) {
+    return Status(StatusCode::kOutOfMemory,
+                  fmt("cannot allocate the KV cache and buffers for n_ctx = %lld", (long long)c->n_ctx_));
+  }
+  return c;
+}
+
+Context::~Context() = default;
+
+size_t Context::kv_bytes() const {
+  size_t total = 0;
+  for (size_t i = 0; i < k_cache_.size(); ++i) total += k_cache_[i].size() + v_cache_[i].size();
+  return total;
+}
+
+Status Context::rewind(int64_t n) {
+  if (n < 0 || n > n_past_)
+    return out_of_range(fmt("cannot rewind to %lld: the context holds %lld tokens", (long long)n, (long long)n_past_));
+  n_past_ = n;
+  return Status::Ok();
+}
+
+Status Context::eval(std::span<const int32_t> tokens, bool all_logits) {
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (n == 0) return invalid_argument("eval needs at least one token");
+  if (n_past_ + n > n_ctx_)
+    return out_of_range(fmt("%lld tokens do not fit: the context holds %lld of %lld", (long long)n,
+                            (long long)n_past_, (long long)n_ctx_));
+  for (int64_t i = 0; i < n; ++i)
+    if (tokens[i] < 0 || tokens[i] >= n_vocab_)
+      return out_of_range(fmt("token id %d at index %lld is outside the vocabulary [0, %lld)", tokens[i],
+                              (long long)i, (long long)n_vocab_));
+  const int64_t rows = all_logits ? n : 1;
+  if (static_cast<int64_t>(logits_.size()) < rows * n_vocab_) {
+    try {
+      logits_.resize(static_cast<size_t>(rows * n_vocab_));
+    } catch (const std::bad_alloc&) {
+      return Status(StatusCode::kOutOfMemory, fmt("cannot allocate logits for %lld tokens", (long long)rows));
+    }
+  }
+  for (int64_t begin = 0; begin < n; begin += params_.n_batch) {
+    const int64_t len = std::min(params_.n_batch, n - begin);
+    const bool last_chunk = begin + len == n;
+    float* out = all_logits ? logits_.data() + begin * n_vocab_ : (last_chunk ? logits_.data() : nullptr);
+    forward_chunk(tokens.data() + begin, len, all_logits, out);
+  }
+  n_logit_rows_ = rows;
+  return Status::Ok();
+}
+
+// One forward pass over n tokens at positions [n_past_, n_past_ + n). Writes K/V for those
+// positions, advances n_past_, and, when logits_out is set, writes logits for every token
+// (all_logits) or for the last one.
+void Context::forward_chunk(const int32_t* tokens, int64_t n, bool all_logits, float* logits_out) {
+  const Model& m = *model_;
+  const HParams& hp = m.hparams();
+  ThreadPool& pool = *pool_;
+  const int64_t d = hp.n_embd, hd = hp.head_dim, n_ff = hp.n_ff;
+  const int64_t q_dim = hp.n_head * hd, kv_dim = hp.n_head_kv * hd;
+  const int64_t pos0 = n_past_;
+  float* ms = matmul_scratch_.data();
+  auto matmul = [&](const Weight& w, const float* in, float* out) {
+    cpu::matmul(pool, w.type, w.data, w.n_out, w.n_in, in, n, out, ms);
+  };
+  auto norm_rows = [&](const float* in, const std::vector<float>& w, float* out, int64_t rows, int64_t width) {
+    for (int64_t t = 0; t < rows; ++t) cpu::rms_norm(in + t * width, w.data(), out + t * width, width, hp.norm_eps);
+  };
+  auto add_bias = [&](float* y, const std::vector<float>& b, int64_t width) {
+    if (b.empty()) return;
+    for (int64_t t = 0; t < n; ++t) cpu::add(y + t * width, b.data(), y + t * width, width);
+  };
+
+  // Token embeddings: [n, d].
+  const Weight& emb = m.token_embd();
+  const int64_t emb_row_bytes = dtype_row_bytes(emb.type, d);
+  for (int64_t t = 0; t < n; ++t) {
+    const auto* row = static_cast<const uint8_t*>(emb.data) + tokens[t] * emb_row_bytes;
+    cpu::dequantize_row(emb.type, row, x_.data() + t * d, d);
+    if (hp.embd_scale != 1.0f) cpu::scale(x_.data() + t * d, hp.embd_scale, d);
+  }
+
+  const size_t kv_elem = params_.kv_type == DType::kF16 ? 2 : 4;
+  for (int64_t il = 0; il < hp.n_layer; ++il) {
+    const LayerWeights& L = m.layers()[static_cast<size_t>(il)];
+    const bool swa = hp.layer_is_swa[static_cast<size_t>(il)] != 0;
+
+    // Attention block.
+    norm_rows(x_.data(), L.attn_norm, xn_.data(), n, d);
+    matmul(L.wq, xn_.data(), q_.data());
+    matmul(L.wk, xn_.data(), k_.data());
+    matmul(L.wv, xn_.data(), v_.data());
+    add_bias(q_.data(), L.bq, q_dim);
+    add_bias(k_.data(), L.bk, kv_dim);
+    add_bias(v_.data(), L.bv, kv_dim);
+    if (!L.q_norm.empty()) norm_rows(q_.data(), L.q_norm, q_.data(), n * hp.n_head, hd);
+    if (!L.k_norm.empty()) norm_rows(k_.data(), L.k_norm, k_.data(), n * hp.n_head_kv, hd);
+    const float base = swa ? hp.rope_freq_base_swa : hp.rope_freq_base;
+    const float fscale = swa ? 1.0f : hp.rope_freq_scale;
+    for (int64_t t = 0; t < n; ++t) {
+      cpu::rope(q_.data() + t * q_dim, hp.n_head, hd, hp.rope_dim, pos0 + t, base, fscale, hp.rope_style);
+      cpu::rope(k_.data() + t * kv_dim, hp.n_head_kv, hd, hp.rope_dim, pos0 + t, base, fscale, hp.rope_style);
+    }
+    // Append this chunk's K and V at positions [pos0, pos0 + n).
+    uint8_t* kc = k_cache_[static_cast<size_t>(il)].data();
+    uint8_t* vc = v_cache_[static_cast<size_t>(il)].data();
+    if (params_.kv_type == DType::kF32) {
+      std::memcpy(kc + pos0 * kv_dim * kv_elem, k_.data(), static_cast<size_t>(n * kv_dim) * kv_elem);
+      std::memcpy(vc + pos0 * kv_dim * kv_elem, v_.data(), static_cast<size_t>(n * kv_dim) * kv_elem);
+    } else {
+      auto* k16 = reinterpret_cast<uint16_t*>(kc) + pos0 * kv_dim;
+      auto* v16 = reinterpret_cast<uint16_t*>(vc) + pos0 * kv_dim;
+      for (int64_t i = 0; i < n * kv_dim; ++i) {
+        k16[i] = f32_to_f16(k_[i]);
+        v16[i] = f32_to_f16(v_[i]);
+      }
+    }
+    AttentionParams ap;
+    ap.n_q = n;
+    ap.n_head = hp.n_head;
+    ap.n_kv_head = hp.n_head_kv;
+    ap.head_dim = hd;
+    ap.pos0 = pos0;
+    ap.window = swa ? hp.sliding_window : 0;
+    ap.scale = hp.attn_scale;
+    ap.kv_type = params_.kv_type;
+    cpu::attention(pool, ap, q_.data(), kc, vc, attn_.data(), attn_scratch_.data());
+    matmul(L.wo, attn_.data(), tmp_.data());
+    if (!L.post_attn_norm.empty()) norm_rows(tmp_.data(), L.post_attn_norm, tmp_.data(), n, d);
+    cpu::add(x_.data(), tmp_.data(), x_.data(), n * d);
+
+    // Feed-forward block: down(act(gate(x)) * up(x)).
+    norm_rows(x_.data(), L.ffn_norm, xn_.data(), n, d);
+    matmul(L.ffn_gate, xn_.data(), ffn_a_.data());
+    matmul(L.ffn_up, xn_.data(), ffn_b_.data());
+    if (hp.ffn_act == FfnActivation::kSilu)
+      cpu::silu(ffn_a_.data(), n * n_ff);
+    else
+      cpu::gelu_tanh(ffn_a_.data(), n * n_ff);
+    cpu::mul(ffn_a_.data(), ffn_b_.data(), ffn_a_.data(), n * n_ff);
+    matmul(L.ffn_down, ffn_a_.data(), tmp_.data());
+    if (!L.post_ffn_norm.empty()) norm_rows(tmp_.data(), L.post_ffn_norm, tmp_.data(), n, d);
+    cpu::add(x_.data(), tmp_.data(), x_.data(), n * d);
+  }
+  n_past_ += n;
+
+  if (!logits_out) return;
+  // Output head on every row (all_logits) or on the last row only.
+  const int64_t first = all_logits ? 0 : n - 1, rows = n - first;
+  norm_rows(x_.data() + first * d, m.output_norm(), xn_.data(), rows, d);
+  const Weight& out = m.output();
+  cpu::matmul(pool, out.type, out.data, out.n_out, out.n_in, xn_.data(), rows, logits_out, ms);
+  if (hp.final_logit_softcap > 0.0f) {
+    const float c = hp.final_logit_softcap;
+    for (int64_t i = 0; i < rows * n_vocab_; ++i) logits_out[i] = c * std::tanh(logits_out[i] / c);
+  }
+}
+
+}  // namespace omni
