@@ -1,0 +1,131 @@
+// Sampler properties checked against directly computed distributions (no stored outputs).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+#include "runtime/model/sampler.h"
+
+namespace omni {
+namespace {
+
+std::vector<float> test_logits() { return {1.0f, 3.0f, 2.5f, -1.0f, 0.0f, 2.9f, -4.0f, 1.5f}; }
+
+TEST(Sampler, GreedyIsArgmax) {
+  SamplerParams p;
+  p.temperature = 0;
+  auto s = Sampler::create(p, 8);
+  ASSERT_TRUE(s.ok());
+  auto l = test_logits();
+  EXPECT_EQ(s->sample(l.data(), {}), 1);
+}
+
+TEST(Sampler, TopKOneIsArgmaxAtAnyTemperature) {
+  SamplerParams p;
+  p.temperature = 5.0f;
+  p.top_k = 1;
+  auto s = Sampler::create(p, 8);
+  ASSERT_TRUE(s.ok());
+  auto l = test_logits();
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(s->sample(l.data(), {}), 1);
+}
+
+TEST(Sampler, SameSeedSameTokensDifferentSeedDiffers) {
+  SamplerParams p;
+  p.temperature = 1.0f;
+  p.top_k = 0;
+  p.top_p = 1.0f;
+  p.min_p = 0;
+  auto l = test_logits();
+  auto run = [&](uint64_t seed) {
+    p.seed = seed;
+    auto s = Sampler::create(p, 8);
+    std::vector<int32_t> out;
+    for (int i = 0; i < 64; ++i) out.push_back(s->sample(l.data(), {}));
+    return out;
+  };
+  EXPECT_EQ(run(42), run(42));
+  EXPECT_NE(run(42), run(43));
+}
+
+TEST(Sampler, FrequenciesFollowSoftmaxAtTemperature) {
+  SamplerParams p;
+  p.temperature = 0.7f;
+  p.top_k = 0;
+  p.top_p = 1.0f;
+  p.min_p = 0;
+  p.seed = 7;
+  auto l = test_logits();
+  auto s = Sampler::create(p, 8);
+  std::vector<double> expect(8);
+  double z = 0;
+  for (int i = 0; i < 8; ++i) z += expect[i] = std::exp(l[i] / p.temperature);
+  const int n = 40000;
+  std::vector<int> count(8);
+  for (int i = 0; i < n; ++i) ++count[s->sample(l.data(), {})];
+  for (int i = 0; i < 8; ++i) {
+    const double pi = expect[i] / z;
+    const double sigma = std::sqrt(n * pi * (1 - pi)) + 1;
+    EXPECT_NEAR(count[i], n * pi, 5 * sigma) << "token " << i;
+  }
+}
+
+TEST(Sampler, TopPAndMinPNeverPickOutsideTheNucleus) {
+  auto l = test_logits();
+  // Softmax at T=1 over the logits; sorted: 1 (3.0), 5 (2.9), 2 (2.5), 7 (1.5), 0 (1.0) ...
+  SamplerParams p;
+  p.temperature = 1.5f;
+  p.top_k = 0;
+  p.top_p = 0.6f;
+  p.min_p = 0;
+  auto s = Sampler::create(p, 8);
+  std::vector<double> prob(8);
+  double z = 0;
+  for (int i = 0; i < 8; ++i) z += prob[i] = std::exp(l[i]);
+  for (double& x : prob) x /= z;
+  // Nucleus: smallest prefix of the sorted list whose mass reaches 0.6.
+  ASSERT_LT(prob[1] + prob[5], 0.6);
+  ASSERT_GE(prob[1] + prob[5] + prob[2], 0.6);
+  std::map<int, int> seen;
+  for (int i = 0; i < 5000; ++i) ++seen[s->sample(l.data(), {})];
+  for (const auto& [tok, c] : seen) EXPECT_TRUE(tok == 1 || tok == 5 || tok == 2) << "token " << tok;
+  EXPECT_EQ(seen.size(), 3u);
+
+  p.top_p = 1.0f;
+  p.min_p = 0.5f;  // keep tokens with prob >= 0.5 * p(top) at T=1: e^(x-3) >= 0.5 → x >= 2.307
+  auto s2 = Sampler::create(p, 8);
+  seen.clear();
+  for (int i = 0; i < 5000; ++i) ++seen[s2->sample(l.data(), {})];
+  for (const auto& [tok, c] : seen) EXPECT_TRUE(tok == 1 || tok == 5 || tok == 2) << "token " << tok;
+}
+
+TEST(Sampler, RepetitionPenaltyDemotesRecentTokens) {
+  SamplerParams p;
+  p.temperature = 0;
+  p.repeat_penalty = 1.5f;  // 3.0 / 1.5 = 2.0 < 2.9
+  p.repeat_last_n = 4;
+  auto s = Sampler::create(p, 8);
+  auto l = test_logits();
+  std::vector<int32_t> history = {1, 1, 1};
+  EXPECT_EQ(s->sample(l.data(), history), 5);
+  // Outside the window the penalty no longer applies.
+  history = {1, 0, 0, 0, 0};
+  EXPECT_EQ(s->sample(l.data(), history), 1);
+}
+
+TEST(Sampler, BadParamsAreRejected) {
+  SamplerParams p;
+  p.top_p = 0;
+  EXPECT_EQ(Sampler::create(p, 8).status().code(), StatusCode::kInvalidArgument);
+  p = SamplerParams();
+  p.repeat_penalty = 0;
+  EXPECT_EQ(Sampler::create(p, 8).status().code(), StatusCode::kInvalidArgument);
+  p = SamplerParams();
+  p.temperature = NAN;
+  EXPECT_EQ(Sampler::create(p, 8).status().code(), StatusCode::kInvalidArgument);
+  p = SamplerParams();
+  EXPECT_EQ(Sampler::create(p, 0).status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace omni
