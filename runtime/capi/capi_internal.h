@@ -1,0 +1,97 @@
+// Internals shared by the C API's translation units: the handle structs behind the opaque
+// types of include/omnirt.h and the boundary macros that turn every exception into a status.
+#pragma once
+
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "include/omnirt.h"
+#include "kernels/core/status.h"
+#include "runtime/model/context.h"
+#include "runtime/model/model.h"
+#include "runtime/model/sampler.h"
+#include "runtime/model/tokenizer.h"
+
+struct omni_model {
+  std::shared_ptr<const omni::Model> model;  // sessions hold copies: destroy order is free
+  std::string arch, name, chat_template;      // cached so the C strings live as the handle
+  bool has_tokenizer = true;                  // false when loaded with validate_only
+};
+
+struct omni_engine {
+  int32_t device = OMNI_DEVICE_CPU;
+  int32_t n_threads = 0;  // 0 = all online cores
+};
+
+struct omni_session {
+  std::shared_ptr<const omni::Model> model;
+  std::unique_ptr<omni::Context> ctx;
+  omni::SamplerParams sampler_params;
+  std::optional<omni::Sampler> sampler;
+  std::vector<int32_t> history;  // == the tokens in the KV cache, in order
+  bool has_logits = false;       // ctx->last_logits() belongs to history.back()
+  std::atomic<bool> stop_requested{false};
+  omni_stop_reason stop_reason = OMNI_STOP_NONE;
+  std::vector<omni::ChatMessage> pending_system;  // rendered with the next chat message
+  bool assistant_turn_open = false;  // a user turn ended with the assistant's opener
+};
+
+namespace omni::capi {
+
+// Records `message` as this thread's last error and returns `code`. Never throws.
+omni_status set_error(omni_status code, const char* message) noexcept;
+omni_status set_error(omni_status code, const std::string& message) noexcept;
+// OMNI_OK for an ok Status; otherwise records its message.
+omni_status from_status(const Status& status) noexcept;
+
+}  // namespace omni::capi
+
+// Every entry point's body sits between these: nothing thrown escapes into C.
+#define OMNI_API_BEGIN try {
+#define OMNI_API_END                                                                          \
+  }                                                                                           \
+  catch (const std::bad_alloc&) {                                                             \
+    return ::omni::capi::set_error(OMNI_ERR_OUT_OF_MEMORY, "out of memory");                  \
+  }                                                                                           \
+  catch (const std::exception& e) {                                                           \
+    return ::omni::capi::set_error(OMNI_ERR_INTERNAL, std::string("unexpected exception: ") + \
+                                                          e.what());                          \
+  }                                                                                           \
+  catch (...) {                                                                               \
+    return ::omni::capi::set_error(OMNI_ERR_INTERNAL, "unexpected exception");                \
+  }
+// For entry points that return a value instead of a status: `fallback` on any exception.
+#define OMNI_API_END_RETURN(fallback)                                     \
+  }                                                                       \
+  catch (...) {                                                           \
+    ::omni::capi::set_error(OMNI_ERR_INTERNAL, "unexpected exception");   \
+    return fallback;                                                      \
+  }
+
+#define OMNI_CHECK_ARG(cond, msg) \
+  do {                            \
+    if (!(cond)) return ::omni::capi::set_error(OMNI_ERR_INVALID_ARGUMENT, msg); \
+  } while (0)
+
+// Copies the caller's params over the defaults, reading only the bytes the caller's header knew
+// (struct_size), so structs can grow at the end without breaking old programs.
+template <class T>
+omni_status read_params(const T* user, T* out, const char* what) {
+  if (user == nullptr) return OMNI_OK;  // defaults
+  if (user->struct_size < sizeof(size_t)) {
+    return omni::capi::set_error(
+        OMNI_ERR_INVALID_ARGUMENT,
+        omni::fmt("%s.struct_size is %zu: set it with %s_default_params() or sizeof", what,
+                  user->struct_size, what));
+  }
+  const size_t n = user->struct_size < sizeof(T) ? user->struct_size : sizeof(T);
+  std::memcpy(static_cast<void*>(out), static_cast<const void*>(user), n);
+  out->struct_size = sizeof(T);
+  return OMNI_OK;
+}

@@ -1,0 +1,2 @@
+#include "include/omnirt.h"
+int main() { return 0; }
