@@ -1,0 +1,44 @@
+// Internal: the per-ISA inner loops behind kernels/cpu/ops_cpu.h. One table per instruction set
+// (scalar, AVX2+FMA+F16C, AVX-512); the drivers in ops_cpu.cpp / matmul_cpu.cpp /
+// attention_cpu.cpp pick a table once and do threading, tiling and scratch management.
+// None of these functions allocates.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/core/dtype.h"
+
+namespace omni::cpu::detail {
+
+struct IsaKernels {
+  // y[r] = dot(row r, x) for r in [0, n_rows); rows are row_bytes apart, n_in elements each
+  // (whole blocks for quantized types). Weights are decoded in registers, x stays f32.
+  void (*dot_rows)(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in,
+                   const float* x, float* y);
+  // Bit-exact decode (same operation order as ggml / gguf-py).
+  void (*dequantize_row)(DType t, const void* src, float* dst, int64_t n);
+  // y[t * y_stride + r] = dot(w[r, :], x[t, :]) for an f32 tile w: [n_rows, n_in] and
+  // x: [n_tok, n_in].
+  void (*gemm_f32)(const float* w, int64_t n_rows, int64_t n_in, const float* x, int64_t n_tok,
+                   float* y, int64_t y_stride);
+  // Attention inner loops: kv_f16 selects f16 (else f32) storage for k / v.
+  float (*dot_kv)(const float* q, const void* k, bool kv_f16, int64_t n);
+  void (*axpy_kv)(float a, const void* v, bool kv_f16, float* y, int64_t n);  // y += a * v
+  float (*sum_squares)(const float* x, int64_t n);
+  void (*scale_mul)(const float* x, const float* w, float s, float* y, int64_t n);  // y = x*s*(w?w:1)
+  void (*mul)(const float* a, const float* b, float* y, int64_t n);
+  void (*add)(const float* a, const float* b, float* y, int64_t n);
+  void (*scale)(float* x, float s, int64_t n);
+  // In-place x = exp(x - shift), returns the sum (softmax's numerator and denominator).
+  float (*exp_shift_sum)(float* x, float shift, int64_t n);
+  void (*silu)(float* x, int64_t n);
+  void (*gelu_tanh)(float* x, int64_t n);
+};
+
+const IsaKernels& scalar_kernels();
+const IsaKernels& avx2_kernels();    // only call when the CPU has avx2, fma, f16c
+const IsaKernels& avx512_kernels();  // only call when the CPU has avx512f/bw/vl/dq
+// The table for the ISA selected by cpu_isa() / cpu::set_isa.
+const IsaKernels& active_kernels();
+
+}  // namespace omni::cpu::detail

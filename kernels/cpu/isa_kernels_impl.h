@@ -1,0 +1,396 @@
+// Internal: the body of one IsaKernels table, written once over a "16 floats" vector type.
+// Included (inside a namespace) by kernels_avx2.cpp and kernels_avx512.cpp, which first define
+// F16x and its primitives: vzero vset1 vload vstore vadd vsub vmul vdiv vfma vmax vmin vreduce
+// vround vpow2i vfrom_i8 vfrom_u8 (the 16 bytes of an __m128i) vload_f16 vload_bf16.
+// The including file is compiled with fp-contract=off: d * q - m must round twice to match
+// ggml bit for bit; the dot products use explicit FMA (vfma).
+// Shapes: a block's 16-value groups are passed to a sink(F16x values, int offset_in_block).
+
+#define OMNI_INLINE inline __attribute__((always_inline))
+
+OMNI_INLINE __m128i lo_nibbles(__m128i q) { return _mm_and_si128(q, _mm_set1_epi8(0x0F)); }
+OMNI_INLINE __m128i hi_nibbles(__m128i q) {
+  return _mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(0x0F));
+}
+OMNI_INLINE __m128i load128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+OMNI_INLINE float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
+
+// 0x10 in byte i where bit i of the 16-bit mask is set (the fifth bit of Q5 quants).
+OMNI_INLINE __m128i bits_to_0x10(uint32_t bits16) {
+  const __m128i b = _mm_shuffle_epi8(_mm_cvtsi32_si128(static_cast<int>(bits16)),
+                                     _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+  const __m128i sel = _mm_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+  return _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(b, sel), sel), _mm_set1_epi8(0x10));
+}
+
+template <class Sink>
+OMNI_INLINE void decode_block(const BlockQ8_0& b, Sink&& sink) {
+  const F16x d = vset1(half_to_float(b.d));
+  sink(vmul(vfrom_i8(load128(b.qs)), d), 0);
+  sink(vmul(vfrom_i8(load128(b.qs + 16)), d), 16);
+}
+
+template <class Sink>
+OMNI_INLINE void decode_block(const BlockQ4_0& b, Sink&& sink) {
+  const F16x d = vset1(half_to_float(b.d));
+  const __m128i q = load128(b.qs), eight = _mm_set1_epi8(8);
+  sink(vmul(d, vfrom_i8(_mm_sub_epi8(lo_nibbles(q), eight))), 0);
+  sink(vmul(d, vfrom_i8(_mm_sub_epi8(hi_nibbles(q), eight))), 16);
+}
+
+template <class Sink>
+OMNI_INLINE void decode_block(const BlockQ5_0& b, Sink&& sink) {
+  const F16x d = vset1(half_to_float(b.d));
+  uint32_t qh;
+  std::memcpy(&qh, b.qh, 4);
+  const __m128i q = load128(b.qs), sixteen = _mm_set1_epi8(16);
+  const __m128i q0 = _mm_or_si128(lo_nibbles(q), bits_to_0x10(qh & 0xFFFF));
+  const __m128i q1 = _mm_or_si128(hi_nibbles(q), bits_to_0x10(qh >> 16));
+  sink(vmul(d, vfrom_i8(_mm_sub_epi8(q0, sixteen))), 0);
+  sink(vmul(d, vfrom_i8(_mm_sub_epi8(q1, sixteen))), 16);
+}
+
+OMNI_INLINE void k_scale_min(const uint8_t* s, int j, int* sc, int* m) {
+  if (j < 4) {
+    *sc = s[j] & 63;
+    *m = s[j + 4] & 63;
+  } else {
+    *sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
+    *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+}
+
+// Q4_K and Q5_K share the layout of nibbles and scales; Q5_K adds qh (bit s of qh[l] is the
+// fifth bit of element l of sub-block s).
+template <bool kHasQh, class Sink>
+OMNI_INLINE void decode_k_affine(uint16_t dh, uint16_t dminh, const uint8_t* scales,
+                                 const uint8_t* qs, const uint8_t* qh, Sink&& sink) {
+  const float d = half_to_float(dh), dmin = half_to_float(dminh);
+  const __m128i qh0 = kHasQh ? load128(qh) : _mm_setzero_si128();
+  const __m128i qh1 = kHasQh ? load128(qh + 16) : _mm_setzero_si128();
+  for (int j = 0; j < 4; ++j) {
+    const __m128i qa = load128(qs + 32 * j), qb = load128(qs + 32 * j + 16);
+    for (int half = 0; half < 2; ++half) {
+      const int s = 2 * j + half;
+      int sc, m;
+      k_scale_min(scales, s, &sc, &m);
+      const F16x vd = vset1(d * static_cast<float>(sc)), vm = vset1(dmin * static_cast<float>(m));
+      __m128i a = half ? hi_nibbles(qa) : lo_nibbles(qa);
+      __m128i b = half ? hi_nibbles(qb) : lo_nibbles(qb);
+      if (kHasQh) {
+        const __m128i bit = _mm_set1_epi8(static_cast<char>(1 << s));
+        const __m128i ten = _mm_set1_epi8(0x10);
+        a = _mm_or_si128(a, _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(qh0, bit), bit), ten));
+        b = _mm_or_si128(b, _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(qh1, bit), bit), ten));
+      }
+      sink(vsub(vmul(vd, vfrom_u8(a)), vm), 64 * j + 32 * half);
+      sink(vsub(vmul(vd, vfrom_u8(b)), vm), 64 * j + 32 * half + 16);
+    }
+  }
+}
+
+template <class Sink>
+OMNI_INLINE void decode_block(const BlockQ4_K& b, Sink&& sink) {
+  decode_k_affine<false>(b.d, b.dmin, b.scales, b.qs, nullptr, sink);
+}
+template <class Sink>
+OMNI_INLINE void decode_block(const BlockQ5_K& b, Sink&& sink) {
+  decode_k_affine<true>(b.d, b.dmin, b.scales, b.qs, b.qh, sink);
+}
+
+template <class Sink>
+OMNI_INLINE void decode_block(const BlockQ6_K& b, Sink&& sink) {
+  const float d = half_to_float(b.d);
+  const __m128i low4 = _mm_set1_epi8(0x0F), low2 = _mm_set1_epi8(0x03), off = _mm_set1_epi8(32);
+  for (int h = 0; h < 2; ++h) {
+    const uint8_t* ql = b.ql + 64 * h;
+    const uint8_t* qh = b.qh + 32 * h;
+    for (int k = 0; k < 4; ++k) {
+      for (int g = 0; g < 2; ++g) {
+        const __m128i l = load128(ql + 32 * (k & 1) + 16 * g);
+        const __m128i nib = k < 2 ? _mm_and_si128(l, low4) : _mm_and_si128(_mm_srli_epi16(l, 4), low4);
+        const __m128i hb = _mm_and_si128(_mm_srli_epi16(load128(qh + 16 * g), 2 * k), low2);
+        const __m128i q = _mm_sub_epi8(_mm_or_si128(nib, _mm_slli_epi16(hb, 4)), off);
+        const F16x vd = vset1(d * static_cast<float>(b.scales[8 * h + 2 * k + g]));
+        sink(vmul(vd, vfrom_i8(q)), 128 * h + 32 * k + 16 * g);
+      }
+    }
+  }
+}
+
+template <class Block, int kBlockElems>
+void dot_rows_blocks(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in,
+                     const float* x, float* y) {
+  const int64_t nb = n_in / kBlockElems;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const auto* blocks = reinterpret_cast<const Block*>(w + r * row_bytes);
+    F16x acc0 = vzero(), acc1 = vzero();
+    for (int64_t i = 0; i < nb; ++i) {
+      const float* xb = x + i * kBlockElems;
+      decode_block(blocks[i], [&](F16x v, int o) {
+        if (o & 16) {
+          acc1 = vfma(v, vload(xb + o), acc1);
+        } else {
+          acc0 = vfma(v, vload(xb + o), acc0);
+        }
+      });
+    }
+    y[r] = vreduce(vadd(acc0, acc1));
+  }
+}
+
+template <class Block, int kBlockElems>
+void dequant_blocks(const void* src, float* dst, int64_t n) {
+  const auto* blocks = static_cast<const Block*>(src);
+  for (int64_t i = 0; i < n / kBlockElems; ++i) {
+    float* yb = dst + i * kBlockElems;
+    decode_block(blocks[i], [&](F16x v, int o) { vstore(yb + o, v); });
+  }
+}
+
+// Plain element types: F16x loader and scalar decoder for the tail.
+struct F32Elems {
+  using T = float;
+  static OMNI_INLINE F16x load(const float* p) { return vload(p); }
+  static OMNI_INLINE float one(float v) { return v; }
+};
+struct F16Elems {
+  using T = uint16_t;
+  static OMNI_INLINE F16x load(const uint16_t* p) { return vload_f16(p); }
+  static OMNI_INLINE float one(uint16_t v) { return half_to_float(v); }
+};
+struct BF16Elems {
+  using T = uint16_t;
+  static OMNI_INLINE F16x load(const uint16_t* p) { return vload_bf16(p); }
+  static OMNI_INLINE float one(uint16_t v) { return bf16_to_f32(v); }
+};
+
+template <class E>
+OMNI_INLINE float dot_plain(const typename E::T* w, const float* x, int64_t n) {
+  F16x acc0 = vzero(), acc1 = vzero();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    acc0 = vfma(E::load(w + i), vload(x + i), acc0);
+    acc1 = vfma(E::load(w + i + 16), vload(x + i + 16), acc1);
+  }
+  for (; i + 16 <= n; i += 16) acc0 = vfma(E::load(w + i), vload(x + i), acc0);
+  float s = vreduce(vadd(acc0, acc1));
+  for (; i < n; ++i) s += E::one(w[i]) * x[i];
+  return s;
+}
+
+template <class E>
+void dot_rows_plain(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in,
+                    const float* x, float* y) {
+  for (int64_t r = 0; r < n_rows; ++r)
+    y[r] = dot_plain<E>(reinterpret_cast<const typename E::T*>(w + r * row_bytes), x, n_in);
+}
+
+template <class E>
+void dequant_plain(const void* src, float* dst, int64_t n) {
+  const auto* p = static_cast<const typename E::T*>(src);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) vstore(dst + i, E::load(p + i));
+  for (; i < n; ++i) dst[i] = E::one(p[i]);
+}
+
+void dot_rows(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in,
+              const float* x, float* y) {
+  switch (t) {
+    case DType::kF32: return dot_rows_plain<F32Elems>(w, row_bytes, n_rows, n_in, x, y);
+    case DType::kF16: return dot_rows_plain<F16Elems>(w, row_bytes, n_rows, n_in, x, y);
+    case DType::kBF16: return dot_rows_plain<BF16Elems>(w, row_bytes, n_rows, n_in, x, y);
+    case DType::kQ8_0: return dot_rows_blocks<BlockQ8_0, kQK>(w, row_bytes, n_rows, n_in, x, y);
+    case DType::kQ4_0: return dot_rows_blocks<BlockQ4_0, kQK>(w, row_bytes, n_rows, n_in, x, y);
+    case DType::kQ5_0: return dot_rows_blocks<BlockQ5_0, kQK>(w, row_bytes, n_rows, n_in, x, y);
+    case DType::kQ4_K: return dot_rows_blocks<BlockQ4_K, kQK_K>(w, row_bytes, n_rows, n_in, x, y);
+    case DType::kQ5_K: return dot_rows_blocks<BlockQ5_K, kQK_K>(w, row_bytes, n_rows, n_in, x, y);
+    case DType::kQ6_K: return dot_rows_blocks<BlockQ6_K, kQK_K>(w, row_bytes, n_rows, n_in, x, y);
+    default:
+      for (int64_t r = 0; r < n_rows; ++r) y[r] = __builtin_nanf("");
+      return;
+  }
+}
+
+void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
+  switch (t) {
+    case DType::kF32: return dequant_plain<F32Elems>(src, dst, n);
+    case DType::kF16: return dequant_plain<F16Elems>(src, dst, n);
+    case DType::kBF16: return dequant_plain<BF16Elems>(src, dst, n);
+    case DType::kQ8_0: return dequant_blocks<BlockQ8_0, kQK>(src, dst, n);
+    case DType::kQ4_0: return dequant_blocks<BlockQ4_0, kQK>(src, dst, n);
+    case DType::kQ5_0: return dequant_blocks<BlockQ5_0, kQK>(src, dst, n);
+    case DType::kQ4_K: return dequant_blocks<BlockQ4_K, kQK_K>(src, dst, n);
+    case DType::kQ5_K: return dequant_blocks<BlockQ5_K, kQK_K>(src, dst, n);
+    case DType::kQ6_K: return dequant_blocks<BlockQ6_K, kQK_K>(src, dst, n);
+    default:
+      for (int64_t i = 0; i < n; ++i) dst[i] = __builtin_nanf("");
+      return;
+  }
+}
+
+// Four rows per pass share each load of x; the tile is in L2 (see matmul_cpu.cpp).
+void gemm_f32(const float* w, int64_t n_rows, int64_t n_in, const float* x, int64_t n_tok, float* y,
+              int64_t y_stride) {
+  const int64_t n16 = n_in / 16 * 16;
+  for (int64_t t = 0; t < n_tok; ++t) {
+    const float* xt = x + t * n_in;
+    float* yt = y + t * y_stride;
+    int64_t r = 0;
+    for (; r + 4 <= n_rows; r += 4) {
+      const float* w0 = w + r * n_in;
+      const float* w1 = w0 + n_in;
+      const float* w2 = w1 + n_in;
+      const float* w3 = w2 + n_in;
+      F16x a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();
+      for (int64_t i = 0; i < n16; i += 16) {
+        const F16x xv = vload(xt + i);
+        a0 = vfma(vload(w0 + i), xv, a0);
+        a1 = vfma(vload(w1 + i), xv, a1);
+        a2 = vfma(vload(w2 + i), xv, a2);
+        a3 = vfma(vload(w3 + i), xv, a3);
+      }
+      float s0 = vreduce(a0), s1 = vreduce(a1), s2 = vreduce(a2), s3 = vreduce(a3);
+      for (int64_t i = n16; i < n_in; ++i) {
+        s0 += w0[i] * xt[i];
+        s1 += w1[i] * xt[i];
+        s2 += w2[i] * xt[i];
+        s3 += w3[i] * xt[i];
+      }
+      yt[r] = s0;
+      yt[r + 1] = s1;
+      yt[r + 2] = s2;
+      yt[r + 3] = s3;
+    }
+    for (; r < n_rows; ++r) yt[r] = dot_plain<F32Elems>(w + r * n_in, xt, n_in);
+  }
+}
+
+float dot_kv(const float* q, const void* k, bool kv_f16, int64_t n) {
+  return kv_f16 ? dot_plain<F16Elems>(static_cast<const uint16_t*>(k), q, n)
+                : dot_plain<F32Elems>(static_cast<const float*>(k), q, n);
+}
+
+template <class E>
+OMNI_INLINE void axpy_plain(float a, const typename E::T* v, float* y, int64_t n) {
+  const F16x va = vset1(a);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) vstore(y + i, vfma(va, E::load(v + i), vload(y + i)));
+  for (; i < n; ++i) y[i] += a * E::one(v[i]);
+}
+
+void axpy_kv(float a, const void* v, bool kv_f16, float* y, int64_t n) {
+  if (kv_f16) {
+    axpy_plain<F16Elems>(a, static_cast<const uint16_t*>(v), y, n);
+  } else {
+    axpy_plain<F32Elems>(a, static_cast<const float*>(v), y, n);
+  }
+}
+
+float sum_squares(const float* x, int64_t n) {
+  F16x acc0 = vzero(), acc1 = vzero();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const F16x a = vload(x + i), b = vload(x + i + 16);
+    acc0 = vfma(a, a, acc0);
+    acc1 = vfma(b, b, acc1);
+  }
+  for (; i + 16 <= n; i += 16) {
+    const F16x a = vload(x + i);
+    acc0 = vfma(a, a, acc0);
+  }
+  float s = vreduce(vadd(acc0, acc1));
+  for (; i < n; ++i) s += x[i] * x[i];
+  return s;
+}
+
+void scale_mul(const float* x, const float* w, float s, float* y, int64_t n) {
+  const F16x vs = vset1(s);
+  int64_t i = 0;
+  if (w) {
+    for (; i + 16 <= n; i += 16) vstore(y + i, vmul(vmul(vload(x + i), vs), vload(w + i)));
+    for (; i < n; ++i) y[i] = x[i] * s * w[i];
+  } else {
+    for (; i + 16 <= n; i += 16) vstore(y + i, vmul(vload(x + i), vs));
+    for (; i < n; ++i) y[i] = x[i] * s;
+  }
+}
+
+void mul(const float* a, const float* b, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) vstore(y + i, vmul(vload(a + i), vload(b + i)));
+  for (; i < n; ++i) y[i] = a[i] * b[i];
+}
+void add(const float* a, const float* b, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) vstore(y + i, vadd(vload(a + i), vload(b + i)));
+  for (; i < n; ++i) y[i] = a[i] + b[i];
+}
+void scale(float* x, float s, int64_t n) {
+  const F16x vs = vset1(s);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) vstore(x + i, vmul(vload(x + i), vs));
+  for (; i < n; ++i) x[i] *= s;
+}
+
+// exp(x) to ~2 ulp for x in [-87.3, 88.3] (inputs outside are clamped): x = n ln2 + r,
+// |r| <= ln2/2, Cephes' degree-6 polynomial for e^r, times 2^n built in the exponent field.
+OMNI_INLINE F16x vexp(F16x x) {
+  x = vmin(vmax(x, vset1(-87.3f)), vset1(88.3f));
+  const F16x n = vround(vmul(x, vset1(1.44269504088896341f)));
+  F16x r = vfma(n, vset1(-0.693359375f), x);
+  r = vfma(n, vset1(2.12194440e-4f), r);
+  F16x p = vset1(1.9875691500e-4f);
+  p = vfma(p, r, vset1(1.3981999507e-3f));
+  p = vfma(p, r, vset1(8.3334519073e-3f));
+  p = vfma(p, r, vset1(4.1665795894e-2f));
+  p = vfma(p, r, vset1(1.6666665459e-1f));
+  p = vfma(p, r, vset1(5.0000001201e-1f));
+  p = vfma(p, vmul(r, r), vadd(r, vset1(1.0f)));
+  return vmul(p, vpow2i(n));
+}
+
+float exp_shift_sum(float* x, float shift, int64_t n) {
+  const F16x vs = vset1(shift);
+  F16x acc = vzero();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const F16x e = vexp(vsub(vload(x + i), vs));
+    vstore(x + i, e);
+    acc = vadd(acc, e);
+  }
+  float s = vreduce(acc);
+  for (; i < n; ++i) s += (x[i] = std::exp(x[i] - shift));
+  return s;
+}
+
+// silu(x) = x / (1 + e^-x); gelu_tanh(x) = x / (1 + e^(-2u)), u = sqrt(2/pi)(x + 0.044715 x^3),
+// which is 0.5 x (1 + tanh u) rewritten with one exp.
+void silu(float* x, int64_t n) {
+  const F16x one = vset1(1.0f);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const F16x v = vload(x + i);
+    vstore(x + i, vdiv(v, vadd(one, vexp(vsub(vzero(), v)))));
+  }
+  for (; i < n; ++i) x[i] = x[i] / (1.0f + std::exp(-x[i]));
+}
+
+void gelu_tanh(float* x, int64_t n) {
+  const F16x one = vset1(1.0f), k = vset1(-2.0f * 0.7978845608028654f), c = vset1(0.044715f);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const F16x v = vload(x + i);
+    const F16x u = vmul(k, vfma(vmul(c, v), vmul(v, v), v));
+    vstore(x + i, vdiv(v, vadd(one, vexp(u))));
+  }
+  for (; i < n; ++i) {
+    const float v = x[i];
+    x[i] = 0.5f * v * (1.0f + std::tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+  }
+}
+
+constexpr IsaKernels kTable = {dot_rows, dequantize_row, gemm_f32, dot_kv, axpy_kv, sum_squares,
+                               scale_mul, mul, add, scale, exp_shift_sum, silu, gelu_tanh};
+
+#undef OMNI_INLINE

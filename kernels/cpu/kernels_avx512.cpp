@@ -1,0 +1,58 @@
+// The IsaKernels table for AVX-512 (F/BW/VL/DQ): one 512-bit register per 16 floats.
+#pragma GCC optimize("fp-contract=off")  // see isa_kernels_impl.h: dequantization is bit-exact
+
+// GCC 12 flags the deliberately undefined source operand of its own AVX-512 intrinsics
+// (_mm512_undefined_ps) once they are inlined; the warning is about the header, not this code.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "kernels/cpu/isa_kernels.h"
+
+namespace omni::cpu::detail {
+namespace avx512 {
+namespace {
+
+struct F16x {
+  __m512 v;
+};
+inline F16x vzero() { return {_mm512_setzero_ps()}; }
+inline F16x vset1(float f) { return {_mm512_set1_ps(f)}; }
+inline F16x vload(const float* p) { return {_mm512_loadu_ps(p)}; }
+inline void vstore(float* p, F16x a) { _mm512_storeu_ps(p, a.v); }
+inline F16x vadd(F16x a, F16x b) { return {_mm512_add_ps(a.v, b.v)}; }
+inline F16x vsub(F16x a, F16x b) { return {_mm512_sub_ps(a.v, b.v)}; }
+inline F16x vmul(F16x a, F16x b) { return {_mm512_mul_ps(a.v, b.v)}; }
+inline F16x vdiv(F16x a, F16x b) { return {_mm512_div_ps(a.v, b.v)}; }
+inline F16x vmax(F16x a, F16x b) { return {_mm512_max_ps(a.v, b.v)}; }
+inline F16x vmin(F16x a, F16x b) { return {_mm512_min_ps(a.v, b.v)}; }
+inline F16x vfma(F16x a, F16x b, F16x c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
+inline float vreduce(F16x a) { return _mm512_reduce_add_ps(a.v); }
+inline F16x vround(F16x a) {
+  return {_mm512_roundscale_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)};
+}
+inline F16x vpow2i(F16x n) {  // 2^n for integral n in [-126, 127]
+  const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n.v), _mm512_set1_epi32(127)), 23);
+  return {_mm512_castsi512_ps(e)};
+}
+inline F16x vfrom_i8(__m128i b) { return {_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b))}; }
+inline F16x vfrom_u8(__m128i b) { return {_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b))}; }
+inline F16x vload_f16(const uint16_t* p) {
+  return {_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))};
+}
+inline F16x vload_bf16(const uint16_t* p) {
+  const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return {_mm512_castsi512_ps(_mm512_slli_epi32(w, 16))};
+}
+
+#include "kernels/cpu/isa_kernels_impl.h"
+
+}  // namespace
+}  // namespace avx512
+
+const IsaKernels& avx512_kernels() { return avx512::kTable; }
+
+}  // namespace omni::cpu::detail
