@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "kernels/core/dtype.h"
@@ -127,12 +128,19 @@ class GgufFile {
   const uint8_t* data_section_ = nullptr;
   std::vector<KeyValue> kv_;
   std::vector<TensorInfo> tensors_;
+  // Name -> index, built once after parsing (views into kv_ / tensors_ strings, which never move).
+  std::unordered_map<std::string_view, size_t> kv_index_;
+  std::unordered_map<std::string_view, size_t> tensor_index_;
 };
 
 // Builds GGUF v3 files (used by `omnirt model create` and tests).
+// Keys are kept in insertion order; adding a key again replaces its value in place (as gguf-py's
+// dict does), so the bytes match gguf-py's GGUFWriter for the same sequence of calls.
+// Misuse (bad alignment, bad tensor shape) is reported by add_tensor or by write(); to_bytes()
+// returns an empty vector after misuse.
 class GgufWriter {
  public:
-  void set_alignment(uint32_t a);  // also writes general.alignment when != 32
+  void set_alignment(uint32_t a);  // also writes general.alignment when != 32 (or already written)
   void add_u8(std::string key, uint8_t v);
   void add_i8(std::string key, int8_t v);
   void add_u16(std::string key, uint16_t v);
@@ -163,7 +171,9 @@ class GgufWriter {
     std::vector<int64_t> ne;
     std::vector<uint8_t> data;
   };
+  void add_encoded(std::string key, ValueType type, std::vector<uint8_t> value);
   uint32_t alignment_ = 32;
+  Status error_;  // first misuse, reported by write() / to_bytes()
   std::vector<std::pair<std::string, std::vector<uint8_t>>> kv_;  // key -> encoded type+value
   std::vector<Tensor> tensors_;
 };
