@@ -32,6 +32,9 @@ int64_t matmul_scratch_floats(int64_t n_in, int n_threads);
 void matmul(ThreadPool& pool, DType wt, const void* w, int64_t n_out, int64_t n_in, const float* x,
             int64_t n_tok, float* y, float* scratch);
 // Like matmul, for one row range [row_begin, row_end) only and one thread (building block).
+// w and y are the whole matrix and output (as for matmul): reads rows [row_begin, row_end) of W
+// and writes y[t * y_stride + o] for those o and t < n_tok only.
+// scratch: at least matmul_scratch_floats(n_in, 1) floats (used when n_tok > 1).
 void matmul_rows(DType wt, const void* w, int64_t row_begin, int64_t row_end, int64_t n_in,
                  const float* x, int64_t n_tok, int64_t y_stride, float* y, float* scratch);
 
@@ -45,7 +48,7 @@ void mul(const float* a, const float* b, float* y, int64_t n);
 void add(const float* a, const float* b, float* y, int64_t n);
 void scale(float* x, float s, int64_t n);
 
-// scratch: at least attention_scratch_floats(p, n_ctx, n_threads) floats.
+// scratch: at least attention_scratch_floats(p, n_threads) floats (scores, per thread).
 int64_t attention_scratch_floats(const AttentionParams& p, int n_threads);
 void attention(ThreadPool& pool, const AttentionParams& p, const float* q, const void* k,
                const void* v, float* out, float* scratch);

@@ -35,7 +35,8 @@ namespace ref {
 // dst[0..n) = decoded src; n must be a multiple of the type's block size.
 void dequantize_row(DType t, const void* src, float* dst, int64_t n);
 // Encodes n floats (multiple of the block size) into dst; returns bytes written.
-// Supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K.
+// Supported: F32, F16, BF16, Q8_0, Q4_0, Q5_0 (ggml's rounding, byte-identical to gguf-py),
+// Q4_K, Q5_K, Q6_K (our own per-sub-block min/max quantizer); other types return 0.
 int64_t quantize_row(DType t, const float* src, void* dst, int64_t n);
 // sum_i decode(w)[i] * x[i], accumulated in double.
 float dot(DType t, const void* w_row, const float* x, int64_t n);

@@ -1,0 +1,129 @@
+// Kernel microbenchmarks. Matmul reports weight bytes/s (the decode roofline: every weight is
+// read once per token) and FLOP/s (2 * n_out * n_in * n_tok). The "cold" variants cycle through
+// enough copies of the matrix (>= 256 MiB) that weights come from DRAM, as in a real model whose
+// weights exceed the last-level cache; the "hot" ones measure the kernel with weights in cache.
+// Run: build/bin/omnirt_bench --benchmark_filter=Matmul
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/ops_cpu.h"
+#include "kernels/ref/ops_ref.h"
+
+namespace omni {
+namespace {
+
+constexpr DType kTypes[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0, DType::kQ4_0,
+                            DType::kQ5_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
+
+std::vector<float> randn(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g;
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = g(rng);
+  return v;
+}
+
+// args: type index, n_out, n_in, n_tok, threads, cold (0/1)
+void BM_Matmul(benchmark::State& state) {
+  const DType t = kTypes[state.range(0)];
+  const int64_t n_out = state.range(1), n_in = state.range(2), n_tok = state.range(3);
+  const int threads = static_cast<int>(state.range(4));
+  const bool cold = state.range(5) != 0;
+  const int64_t row_bytes = dtype_row_bytes(t, n_in), mat_bytes = row_bytes * n_out;
+  const int64_t copies = cold ? std::max<int64_t>(1, (int64_t{256} << 20) / mat_bytes) : 1;
+  std::vector<uint8_t> w(static_cast<size_t>(mat_bytes * copies));
+  const auto src = randn(n_in, 1);
+  for (int64_t r = 0; r < n_out * copies; ++r) ref::quantize_row(t, src.data(), w.data() + r * row_bytes, n_in);
+  const auto x = randn(n_tok * n_in, 2);
+  std::vector<float> y(static_cast<size_t>(n_tok * n_out));
+  std::vector<float> scratch(static_cast<size_t>(cpu::matmul_scratch_floats(n_in, threads)));
+  ThreadPool pool(threads);
+  int64_t c = 0;
+  for (auto _ : state) {
+    cpu::matmul(pool, t, w.data() + (c++ % copies) * mat_bytes, n_out, n_in, x.data(), n_tok, y.data(),
+                scratch.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetLabel(std::string(dtype_name(t)) + " " + cpu_isa_name(cpu_isa()) + (cold ? " cold" : " hot"));
+  state.counters["bytes/s"] = benchmark::Counter(static_cast<double>(mat_bytes), benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1024);
+  state.counters["FLOP/s"] = benchmark::Counter(2.0 * n_out * n_in * n_tok, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void MatmulArgs(benchmark::internal::Benchmark* b) {
+  for (int ti = 0; ti < static_cast<int>(std::size(kTypes)); ++ti) {
+    for (int threads : {1, 2}) {
+      b->Args({ti, 2048, 2048, 1, threads, 1});
+      b->Args({ti, 640, 2048, 1, threads, 0});
+      b->Args({ti, 2048, 2048, 1, threads, 0});
+    }
+    b->Args({ti, 2048, 2048, 64, 2, 0});
+  }
+}
+BENCHMARK(BM_Matmul)->Apply(MatmulArgs)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// Gemma-3-270M-like decode attention: 4 heads, 1 KV head, head_dim 256. args: n_ctx, f16 KV.
+void BM_AttentionDecode(benchmark::State& state) {
+  AttentionParams p;
+  p.n_head = 4;
+  p.n_kv_head = 1;
+  p.head_dim = 256;
+  p.pos0 = state.range(0) - 1;
+  p.scale = 1.0f / 16;
+  p.kv_type = state.range(1) ? DType::kF16 : DType::kF32;
+  const int64_t kv_n = state.range(0) * p.n_kv_head * p.head_dim;
+  const auto q = randn(p.n_head * p.head_dim, 1), kf = randn(kv_n, 2), vf = randn(kv_n, 3);
+  std::vector<uint16_t> kh(kf.size()), vh(vf.size());
+  for (size_t i = 0; i < kf.size(); ++i) {
+    kh[i] = f32_to_f16(kf[i]);
+    vh[i] = f32_to_f16(vf[i]);
+  }
+  const void* k = state.range(1) ? static_cast<const void*>(kh.data()) : kf.data();
+  const void* v = state.range(1) ? static_cast<const void*>(vh.data()) : vf.data();
+  std::vector<float> out(q.size()), scratch(static_cast<size_t>(cpu::attention_scratch_floats(p, 2)));
+  ThreadPool pool(2);
+  for (auto _ : state) {
+    cpu::attention(pool, p, q.data(), k, v, out.data(), scratch.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  const double kv_bytes = 2.0 * static_cast<double>(kv_n) * (state.range(1) ? 2 : 4);
+  state.counters["bytes/s"] = benchmark::Counter(kv_bytes, benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1024);
+  state.counters["FLOP/s"] = benchmark::Counter(4.0 * p.n_head * p.head_dim * state.range(0),
+                                                benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_AttentionDecode)->ArgsProduct({{512, 4096}, {0, 1}})->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+void BM_RmsNorm(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  const auto x = randn(n, 1), w = randn(n, 2);
+  std::vector<float> y(static_cast<size_t>(n));
+  for (auto _ : state) {
+    cpu::rms_norm(x.data(), w.data(), y.data(), n, 1e-6f);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["bytes/s"] = benchmark::Counter(12.0 * n, benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1024);
+  state.counters["FLOP/s"] = benchmark::Counter(4.0 * n, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_RmsNorm)->Arg(640)->Arg(4096);
+
+// q and k of one Gemma-3-270M token: 4 + 1 heads of 256, NeoX style.
+void BM_Rope(benchmark::State& state) {
+  auto x = randn(5 * 256, 1);
+  int64_t pos = 0;
+  for (auto _ : state) {
+    cpu::rope(x.data(), 5, 256, 256, pos++ & 4095, 1e6f, 1.0f, RopeStyle::kNeox);
+    benchmark::DoNotOptimize(x.data());
+  }
+  state.counters["bytes/s"] = benchmark::Counter(8.0 * 5 * 256, benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1024);
+  state.counters["FLOP/s"] = benchmark::Counter(6.0 * 5 * 128, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_Rope);
+
+}  // namespace
+}  // namespace omni

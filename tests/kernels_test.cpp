@@ -1,0 +1,327 @@
+// Every cpu:: op against the scalar ref:: oracle, on every ISA this machine has, with awkward
+// sizes; outputs are pre-filled with NaN so an element the kernel forgets fails the check.
+// Error bounds (why they are what they are):
+//  * matmul: |y - ref| <= 2e-6 * sqrt(n_in) * sum_i |w_i x_i| + 1e-30. Weights decode exactly;
+//    the only difference is f32 FMA accumulation (ref sums in double), whose error grows ~sqrt(n).
+//  * rms_norm, rope, softmax, silu, gelu_tanh: relative 1e-5 (+ abs 1e-6 for values near 0):
+//    f32 arithmetic and a polynomial exp good to a few ulp.
+//  * mul, add, scale: exact (the same single f32 operation).
+//  * attention: |out - ref| <= 2e-5 * max|v| (f32 dots, softmax and weighted sum).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/ops_cpu.h"
+#include "kernels/ref/ops_ref.h"
+
+namespace omni {
+namespace {
+
+std::vector<CpuIsa> isas_here() {
+  std::vector<CpuIsa> out;
+  for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512})
+    if (cpu::set_isa(isa)) out.push_back(isa);
+  cpu::set_isa(out.back());
+  return out;
+}
+
+std::vector<float> randn(int64_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.0f, scale);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = g(rng);
+  return v;
+}
+
+std::vector<float> nans(int64_t n) { return std::vector<float>(static_cast<size_t>(n), std::nanf("")); }
+
+void expect_close(const std::vector<float>& got, const std::vector<float>& want, double rel,
+                  double abs, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size());
+  int bad = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double tol = abs + rel * std::fabs(want[i]);
+    if (!(std::fabs(static_cast<double>(got[i]) - want[i]) <= tol) && ++bad <= 3)
+      ADD_FAILURE() << what << " [" << i << "]: got " << got[i] << " want " << want[i];
+  }
+  EXPECT_EQ(bad, 0) << what;
+}
+
+TEST(ThreadPoolTest, ParallelForCoversRangeExactlyOnce) {
+  for (int nt : {1, 2, 3, 5}) {
+    ThreadPool pool(nt);
+    EXPECT_EQ(pool.n_threads(), nt);
+    for (int run = 0; run < 2000; ++run) {
+      const int64_t n = 1 + run % 97;
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      std::atomic<int64_t> sum{0};
+      pool.parallel_for(n, 1 + run % 4, [&](int64_t b, int64_t e, int ti) {
+        ASSERT_GE(ti, 0);
+        ASSERT_LT(ti, nt);
+        for (int64_t i = b; i < e; ++i) {
+          hits[static_cast<size_t>(i)]++;
+          sum += i;
+        }
+      });
+      ASSERT_EQ(sum.load(), n * (n - 1) / 2) << "threads " << nt << " run " << run;
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1);
+    }
+  }
+}
+
+TEST(ThreadPoolTest, RunCallsEveryThreadIndexOnce) {
+  ThreadPool pool(4);
+  for (int run = 0; run < 500; ++run) {
+    std::atomic<int> mask{0};
+    pool.run([](void* ctx, int ti, int nt) {
+      EXPECT_EQ(nt, 4);
+      static_cast<std::atomic<int>*>(ctx)->fetch_or(1 << ti);
+    }, &mask);
+    ASSERT_EQ(mask.load(), 0xF);
+  }
+}
+
+// Weights for a test: random Gaussian rows encoded with ref::quantize_row (K types, Q*_0,
+// F16, BF16), or raw f32.
+std::vector<uint8_t> make_weights(DType t, int64_t n_out, int64_t n_in, uint32_t seed) {
+  const auto w = randn(n_out * n_in, seed);
+  const int64_t rb = dtype_row_bytes(t, n_in);
+  std::vector<uint8_t> out(static_cast<size_t>(rb * n_out));
+  for (int64_t o = 0; o < n_out; ++o) ref::quantize_row(t, w.data() + o * n_in, out.data() + o * rb, n_in);
+  return out;
+}
+
+TEST(KernelsTest, MatmulMatchesRefEveryTypeIsaAndTokenCount) {
+  struct Shape {
+    DType t;
+    int64_t n_in;
+  } shapes[] = {{DType::kF32, 67},   {DType::kF16, 67},   {DType::kBF16, 83},
+                {DType::kQ8_0, 96},  {DType::kQ4_0, 160}, {DType::kQ5_0, 96},
+                {DType::kQ4_K, 512}, {DType::kQ5_K, 256}, {DType::kQ6_K, 768}};
+  const int64_t n_out = 37;
+  const auto isas = isas_here();
+  for (const auto& s : shapes) {
+    const auto w = make_weights(s.t, n_out, s.n_in, 11);
+    const int64_t rb = dtype_row_bytes(s.t, s.n_in);
+    std::vector<float> wf(static_cast<size_t>(n_out * s.n_in));
+    for (int64_t o = 0; o < n_out; ++o) ref::dequantize_row(s.t, w.data() + o * rb, wf.data() + o * s.n_in, s.n_in);
+    for (int64_t n_tok : {1, 2, 3, 7, 33}) {
+      const auto x = randn(n_tok * s.n_in, 5 + static_cast<uint32_t>(n_tok));
+      std::vector<float> want(static_cast<size_t>(n_tok * n_out));
+      ref::matmul(s.t, w.data(), n_out, s.n_in, x.data(), n_tok, want.data());
+      for (CpuIsa isa : isas) {
+        ASSERT_TRUE(cpu::set_isa(isa));
+        for (int nt : {1, 3}) {
+          ThreadPool pool(nt);
+          std::vector<float> scratch = nans(cpu::matmul_scratch_floats(s.n_in, nt));
+          std::vector<float> got = nans(n_tok * n_out);
+          cpu::matmul(pool, s.t, w.data(), n_out, s.n_in, x.data(), n_tok, got.data(), scratch.data());
+          int bad = 0;
+          for (int64_t t = 0; t < n_tok; ++t)
+            for (int64_t o = 0; o < n_out; ++o) {
+              double sum_abs = 0;
+              for (int64_t i = 0; i < s.n_in; ++i) sum_abs += std::fabs(wf[o * s.n_in + i] * x[t * s.n_in + i]);
+              const double tol = 2e-6 * std::sqrt(static_cast<double>(s.n_in)) * sum_abs + 1e-30;
+              const float g = got[t * n_out + o], r = want[t * n_out + o];
+              if (!(std::fabs(static_cast<double>(g) - r) <= tol) && ++bad <= 3)
+                ADD_FAILURE() << dtype_name(s.t) << " " << cpu_isa_name(isa) << " threads " << nt
+                              << " n_tok " << n_tok << " y[" << t << "," << o << "] = " << g << " want " << r;
+            }
+          ASSERT_EQ(bad, 0);
+        }
+      }
+    }
+  }
+  cpu::set_isa(isas.back());
+}
+
+TEST(KernelsTest, MatmulRowsWritesOnlyItsRange) {
+  const DType t = DType::kQ4_K;
+  const int64_t n_out = 20, n_in = 256, n_tok = 3;
+  const auto w = make_weights(t, n_out, n_in, 3);
+  const auto x = randn(n_tok * n_in, 4);
+  std::vector<float> want(static_cast<size_t>(n_tok * n_out));
+  ref::matmul(t, w.data(), n_out, n_in, x.data(), n_tok, want.data());
+  for (CpuIsa isa : isas_here()) {
+    ASSERT_TRUE(cpu::set_isa(isa));
+    for (int64_t nt : {1, 3}) {
+      std::vector<float> scratch = nans(cpu::matmul_scratch_floats(n_in, 1));
+      std::vector<float> got = nans(n_tok * n_out);
+      cpu::matmul_rows(t, w.data(), 5, 17, n_in, x.data(), nt, n_out, got.data(), scratch.data());
+      for (int64_t tt = 0; tt < n_tok; ++tt)
+        for (int64_t o = 0; o < n_out; ++o) {
+          const float g = got[tt * n_out + o];
+          if (tt < nt && o >= 5 && o < 17) {
+            EXPECT_NEAR(g, want[tt * n_out + o], 1e-4) << cpu_isa_name(isa) << " " << tt << "," << o;
+          } else {
+            EXPECT_TRUE(std::isnan(g)) << "wrote outside its range at " << tt << "," << o;
+          }
+        }
+    }
+  }
+}
+
+TEST(KernelsTest, ElementwiseOpsMatchRef) {
+  for (CpuIsa isa : isas_here()) {
+    ASSERT_TRUE(cpu::set_isa(isa));
+    const std::string tag = cpu_isa_name(isa);
+    for (int64_t n : {1, 15, 16, 17, 640, 1031}) {
+      const auto x = randn(n, 100 + static_cast<uint32_t>(n), 3.0f);
+      const auto w = randn(n, 200 + static_cast<uint32_t>(n));
+      for (const float* wp : {w.data(), static_cast<const float*>(nullptr)}) {
+        std::vector<float> want(x.size()), got = nans(n);
+        ref::rms_norm(x.data(), wp, want.data(), n, 1e-6f);
+        cpu::rms_norm(x.data(), wp, got.data(), n, 1e-6f);
+        expect_close(got, want, 1e-5, 1e-6, tag + " rms_norm");
+      }
+      {
+        std::vector<float> want = x, got = x;
+        ref::softmax(want.data(), n);
+        cpu::softmax(got.data(), n);
+        expect_close(got, want, 1e-5, 1e-9, tag + " softmax");
+      }
+      {
+        std::vector<float> want = x, got = x;
+        ref::silu(want.data(), n);
+        cpu::silu(got.data(), n);
+        expect_close(got, want, 1e-5, 1e-6, tag + " silu");
+      }
+      {
+        std::vector<float> want = x, got = x;
+        ref::gelu_tanh(want.data(), n);
+        cpu::gelu_tanh(got.data(), n);
+        expect_close(got, want, 1e-5, 1e-6, tag + " gelu_tanh");
+      }
+      {
+        std::vector<float> want(x.size()), got = nans(n);
+        ref::mul(x.data(), w.data(), want.data(), n);
+        cpu::mul(x.data(), w.data(), got.data(), n);
+        expect_close(got, want, 0, 0, tag + " mul");
+        ref::add(x.data(), w.data(), want.data(), n);
+        cpu::add(x.data(), w.data(), got.data(), n);
+        expect_close(got, want, 0, 0, tag + " add");
+        want = x;
+        got = x;
+        ref::scale(want.data(), 0.37f, n);
+        cpu::scale(got.data(), 0.37f, n);
+        expect_close(got, want, 0, 0, tag + " scale");
+      }
+    }
+  }
+}
+
+TEST(KernelsTest, RopeMatchesRefBothStyles) {
+  const int64_t n_heads = 3, head_dim = 72;
+  for (CpuIsa isa : isas_here()) {
+    ASSERT_TRUE(cpu::set_isa(isa));
+    for (RopeStyle style : {RopeStyle::kNormal, RopeStyle::kNeox})
+      for (int64_t rot_dim : {head_dim, int64_t{32}})
+        for (int64_t pos : {0, 1, 17, 5000, 100000}) {
+          const auto x = randn(n_heads * head_dim, static_cast<uint32_t>(pos + rot_dim));
+          std::vector<float> want = x, got = x;
+          ref::rope(want.data(), n_heads, head_dim, rot_dim, pos, 10000.0f, 0.5f, style);
+          cpu::rope(got.data(), n_heads, head_dim, rot_dim, pos, 10000.0f, 0.5f, style);
+          expect_close(got, want, 1e-5, 1e-6,
+                       std::string(cpu_isa_name(isa)) + " rope style " + std::to_string(static_cast<int>(style)));
+          if (rot_dim < head_dim) {  // dims past rot_dim are untouched
+            for (int64_t h = 0; h < n_heads; ++h)
+              for (int64_t d = rot_dim; d < head_dim; ++d) ASSERT_EQ(got[h * head_dim + d], x[h * head_dim + d]);
+          }
+        }
+  }
+}
+
+TEST(KernelsTest, RopeRotatesDocumentedPairs) {
+  // One head, rot_dim 4, pos 1, base 100: theta_0 = 1, theta_1 = 100^(-1/2) = 0.1.
+  for (RopeStyle style : {RopeStyle::kNormal, RopeStyle::kNeox}) {
+    float x[4] = {1, 0, 0, 0};
+    ref::rope(x, 1, 4, 4, 1, 100.0f, 1.0f, style);
+    const int partner = style == RopeStyle::kNeox ? 2 : 1;
+    EXPECT_NEAR(x[0], std::cos(1.0), 1e-6);
+    EXPECT_NEAR(x[partner], std::sin(1.0), 1e-6);
+  }
+}
+
+TEST(KernelsTest, AttentionMatchesRef) {
+  struct Case {
+    int64_t n_q, n_head, n_kv_head, head_dim, pos0, window;
+    float softcap;
+  } cases[] = {
+      {1, 8, 2, 40, 13, 0, 0.0f},     // decode, GQA 4:1
+      {1, 4, 1, 256, 30, 8, 0.0f},    // decode, sliding window, Gemma-like head
+      {5, 6, 3, 24, 7, 0, 30.0f},     // prefill chunk after a prefix, softcap
+      {7, 4, 4, 33, 0, 3, 0.0f},      // prefill from 0, window shorter than the chunk, MHA
+  };
+  for (CpuIsa isa : isas_here()) {
+    ASSERT_TRUE(cpu::set_isa(isa));
+    for (const auto& c : cases)
+      for (DType kv : {DType::kF32, DType::kF16})
+        for (int nt : {1, 3}) {
+          AttentionParams p;
+          p.n_q = c.n_q;
+          p.n_head = c.n_head;
+          p.n_kv_head = c.n_kv_head;
+          p.head_dim = c.head_dim;
+          p.pos0 = c.pos0;
+          p.window = c.window;
+          p.softcap = c.softcap;
+          p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+          p.kv_type = kv;
+          const int64_t n_ctx = c.pos0 + c.n_q, kv_n = n_ctx * c.n_kv_head * c.head_dim;
+          const auto q = randn(c.n_q * c.n_head * c.head_dim, 1, 2.0f);
+          const auto kf = randn(kv_n, 2, 2.0f), vf = randn(kv_n, 3);
+          std::vector<uint16_t> kh(static_cast<size_t>(kv_n)), vh(static_cast<size_t>(kv_n));
+          for (int64_t i = 0; i < kv_n; ++i) {
+            kh[i] = f32_to_f16(kf[i]);
+            vh[i] = f32_to_f16(vf[i]);
+          }
+          const void* k = kv == DType::kF16 ? static_cast<const void*>(kh.data()) : kf.data();
+          const void* v = kv == DType::kF16 ? static_cast<const void*>(vh.data()) : vf.data();
+          std::vector<float> want(q.size()), got = nans(static_cast<int64_t>(q.size()));
+          ref::attention(p, q.data(), k, v, want.data());
+          ThreadPool pool(nt);
+          std::vector<float> scratch = nans(cpu::attention_scratch_floats(p, nt));
+          cpu::attention(pool, p, q.data(), k, v, got.data(), scratch.data());
+          const float vmax = std::fabs(*std::max_element(vf.begin(), vf.end(), [](float a, float b) {
+            return std::fabs(a) < std::fabs(b);
+          }));
+          expect_close(got, want, 0, 2e-5 * vmax,
+                       std::string(cpu_isa_name(isa)) + " attention n_q=" + std::to_string(c.n_q) +
+                           " kv=" + dtype_name(kv) + " threads=" + std::to_string(nt));
+        }
+  }
+}
+
+TEST(KernelsTest, AttentionWindowOfOneCopiesCurrentValue) {
+  // window 1: each query sees only its own position, so out = v[pos] for that kv head.
+  AttentionParams p;
+  p.n_q = 2;
+  p.n_head = 2;
+  p.n_kv_head = 1;
+  p.head_dim = 4;
+  p.pos0 = 3;
+  p.window = 1;
+  const auto q = randn(2 * 2 * 4, 9), k = randn(5 * 4, 10), v = randn(5 * 4, 11);
+  std::vector<float> out(16);
+  ref::attention(p, q.data(), k.data(), v.data(), out.data());
+  for (int i = 0; i < 2; ++i)
+    for (int h = 0; h < 2; ++h)
+      for (int d = 0; d < 4; ++d) EXPECT_FLOAT_EQ(out[(i * 2 + h) * 4 + d], v[(3 + i) * 4 + d]);
+}
+
+TEST(KernelsTest, IsaSelection) {
+  EXPECT_TRUE(cpu::set_isa(CpuIsa::kScalar));
+  EXPECT_EQ(cpu_isa(), CpuIsa::kScalar);
+  EXPECT_NE(std::string(cpu_features_string()), "");
+  const auto isas = isas_here();
+  EXPECT_EQ(cpu_isa(), isas.back());
+}
+
+}  // namespace
+}  // namespace omni
