@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "kernels/core/status.h"
@@ -21,10 +22,33 @@ namespace omni {
 
 enum class TokenizerKind { kSpm, kBpe };
 
+// tokenizer.ggml.token_type values (llama.cpp's llama_token_type).
+enum class TokenType : int32_t {
+  kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6,
+};
+
+// Everything a tokenizer is built from; from_gguf fills one from tokenizer.ggml.* metadata.
+struct TokenizerVocab {
+  TokenizerKind kind = TokenizerKind::kSpm;
+  std::string pre = "default";       // tokenizer.ggml.pre: BPE pre-tokenizer regex set
+  std::vector<std::string> pieces;   // id -> piece text (BPE: in the GPT-2 byte alphabet)
+  std::vector<float> scores;         // SPM merge priority per piece; empty = all 0
+  std::vector<int32_t> types;        // TokenType per piece; empty = all normal
+  std::vector<std::string> merges;   // BPE, "left right", rank = index
+  int32_t bos = -1, eos = -1, unk = -1, pad = -1, eot = -1, eom = -1;
+  bool add_bos = false, add_eos = false;
+  bool add_space_prefix = false;     // SPM: prepend "▁" at the start and after each special token
+};
+
 class Tokenizer {
  public:
   static StatusOr<std::unique_ptr<Tokenizer>> from_gguf(const gguf::GgufFile& file);
-  virtual ~Tokenizer() = default;
+  // Validates the vocabulary (ids in range, known types, merges naming pieces, regex set known):
+  // kInvalidArgument naming the bad entry.
+  static StatusOr<std::unique_ptr<Tokenizer>> from_vocab(TokenizerVocab vocab);
+  virtual ~Tokenizer();
+  Tokenizer(const Tokenizer&) = delete;
+  Tokenizer& operator=(const Tokenizer&) = delete;
 
   TokenizerKind kind() const { return kind_; }
   int32_t n_vocab() const { return static_cast<int32_t>(pieces_.size()); }
@@ -46,13 +70,42 @@ class Tokenizer {
   // Looks up the id of an exact piece text ("<end_of_turn>"), -1 if absent.
   int32_t find_piece(std::string_view piece) const;
   const std::string& piece(int32_t id) const { return pieces_[static_cast<size_t>(id)]; }
+  TokenType token_type(int32_t id) const { return types_[static_cast<size_t>(id)]; }
+  bool add_eos() const { return add_eos_; }
+  bool add_space_prefix() const { return add_space_prefix_; }
+  const std::string& pre_tokenizer() const { return pre_name_; }
+
+  struct PreTokenizer;  // compiled PCRE2 regexes (tokenizer_bpe.cpp)
+  struct SpecialTrie;   // special-token matcher (tokenizer.cpp)
 
  protected:
-  Tokenizer() = default;
+  Tokenizer();
   TokenizerKind kind_ = TokenizerKind::kSpm;
   std::vector<std::string> pieces_;
   int32_t bos_ = -1, eos_ = -1;
   bool add_bos_ = false;
+
+ private:
+  // Appends the ids of one run of plain text (no special tokens in it).
+  // after_special: the run starts the text or follows a special token (SPM space prefix).
+  void encode_spm(std::string_view text, bool after_special, std::vector<int32_t>* out) const;
+  Status encode_bpe(std::string_view text, std::vector<int32_t>* out) const;
+  void bpe_word(std::string_view word, std::vector<int32_t>* out) const;
+  void push_bytes_fallback(std::string_view bytes, std::vector<int32_t>* out) const;
+  Status init_bpe();  // merges + pre-tokenizer
+
+  std::vector<TokenType> types_;
+  std::vector<float> scores_;
+  // piece text -> id; string_views point into pieces_, which never changes after creation.
+  std::unordered_map<std::string_view, int32_t> piece_to_id_;
+  std::unordered_map<std::string, int32_t> merge_rank_;  // BPE "left right" -> rank
+  int32_t byte_ids_[256];  // SPM <0xNN> or BPE single-byte piece per byte value; -1 if absent
+  int32_t unk_ = -1, eot_ = -1, eom_ = -1;
+  std::vector<int32_t> end_ids_;  // sorted: ids that end generation
+  bool add_eos_ = false, add_space_prefix_ = false, ignore_merges_ = false;
+  std::string pre_name_;
+  std::unique_ptr<SpecialTrie> specials_;
+  std::shared_ptr<const PreTokenizer> pre_;  // shared_ptr: its deleter lives in tokenizer_bpe.cpp
 };
 
 // Turns a stream of token ids into UTF-8 text without ever emitting half a character:
@@ -68,6 +121,7 @@ class StreamDetokenizer {
  private:
   const Tokenizer* tok_;
   std::string pending_;
+  bool at_start_ = true;  // SPM with add_space_prefix: the first rendered space is dropped
 };
 
 enum class ChatTemplate { kNone, kGemma, kChatML, kLlama3 };
