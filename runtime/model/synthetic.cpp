@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <future>
 #include <random>
 #include <thread>
 
@@ -405,18 +406,65 @@ class OutputFile {
   uint64_t written_ = 0;
 };
 
-constexpr size_t kChunkBytes = size_t(32) << 20;  // bounds memory whatever the model size
+constexpr size_t kChunkBytes = size_t(16) << 20;  // bounds memory whatever the model size
+
+// Double-buffered output: chunk k is written by a background thread while chunk k + 1 is
+// generated, so the disk and the cores work at the same time. Writes stay in file order.
+class ChunkStream {
+ public:
+  ChunkStream(OutputFile& out, std::string path) : out_(out), path_(std::move(path)) {}
+  ~ChunkStream() { (void)flush(); }
+  // The buffer to fill next, sized n bytes (waits until no write still reads it).
+  Status next_buffer(size_t n, std::vector<uint8_t>** buf) {
+    cur_ ^= 1;
+    if (in_flight_[cur_].valid()) OMNI_RETURN_IF_ERROR(in_flight_[cur_].get());
+    bufs_[cur_].resize(n);
+    *buf = &bufs_[cur_];
+    return Status::Ok();
+  }
+  // Queues the current buffer behind the previous one.
+  void submit() {
+    std::shared_future<Status> prev = in_flight_[cur_ ^ 1];
+    const std::vector<uint8_t>* b = &bufs_[cur_];
+    in_flight_[cur_] = std::async(std::launch::async, [this, prev, b]() -> Status {
+                         if (prev.valid()) OMNI_RETURN_IF_ERROR(prev.get());
+                         return out_.write(b->data(), b->size(), path_);
+                       }).share();
+  }
+  Status flush() {
+    Status st;
+    for (int i : {cur_, cur_ ^ 1})
+      if (in_flight_[i].valid()) {
+        Status s = in_flight_[i].get();
+        if (st.ok()) st = s;
+        in_flight_[i] = {};
+      }
+    return st;
+  }
+
+ private:
+  OutputFile& out_;
+  std::string path_;
+  std::vector<uint8_t> bufs_[2];
+  std::shared_future<Status> in_flight_[2];
+  int cur_ = 0;
+};
 
 // Generates tensor `t` chunk by chunk (rows in parallel; row r's values depend only on
-// (t.seed, r), so the bytes do not depend on the thread count) and appends it to `out`.
-Status write_tensor(const PlannedTensor& t, ThreadPool& pool, std::vector<uint8_t>& chunk,
-                    std::vector<std::vector<float>>& scratch, OutputFile& out,
-                    const std::string& path) {
+// (t.seed, r), so the bytes do not depend on the thread count) and appends it to `stream`,
+// padded to the 32-byte alignment.
+Status write_tensor(const PlannedTensor& t, ThreadPool& pool,
+                    std::vector<std::vector<float>>& scratch, ChunkStream& stream) {
   const int64_t row_bytes = dtype_row_bytes(t.type, t.ne0);
   const int64_t rows_per_chunk = std::max<int64_t>(1, static_cast<int64_t>(kChunkBytes) / row_bytes);
   for (int64_t r0 = 0; r0 < t.ne1; r0 += rows_per_chunk) {
     const int64_t n_rows = std::min(rows_per_chunk, t.ne1 - r0);
-    chunk.resize(static_cast<size_t>(n_rows * row_bytes));
+    const bool last = r0 + n_rows == t.ne1;
+    const size_t pad = last ? static_cast<size_t>((32 - t.n_bytes % 32) % 32) : 0;
+    std::vector<uint8_t>* chunk = nullptr;
+    OMNI_RETURN_IF_ERROR(stream.next_buffer(static_cast<size_t>(n_rows * row_bytes) + pad, &chunk));
+    uint8_t* dst = chunk->data();
+    std::fill(dst + n_rows * row_bytes, dst + chunk->size(), uint8_t{0});
     pool.parallel_for(n_rows, 1, [&](int64_t b, int64_t e, int ti) {
       std::vector<float>& x = scratch[static_cast<size_t>(ti)];
       x.resize(static_cast<size_t>(t.ne0));
@@ -427,13 +475,12 @@ Status write_tensor(const PlannedTensor& t, ThreadPool& pool, std::vector<uint8_
           const uint64_t row_seed = t.seed ^ (static_cast<uint64_t>(r0 + r) * 0xD1B54A32D192ED03ull);
           fill_normal(row_seed, t.stddev, x.data(), t.ne0);
         }
-        ref::quantize_row(t.type, x.data(), chunk.data() + r * row_bytes, t.ne0);
+        ref::quantize_row(t.type, x.data(), dst + r * row_bytes, t.ne0);
       }
     });
-    OMNI_RETURN_IF_ERROR(out.write(chunk.data(), chunk.size(), path));
+    stream.submit();
   }
-  static const uint8_t kZeros[32] = {};
-  return out.write(kZeros, static_cast<size_t>((32 - t.n_bytes % 32) % 32), path);
+  return Status::Ok();
 }
 
 }  // namespace
@@ -501,12 +548,16 @@ Status create_synthetic_model(const SyntheticSpec& spec, const std::string& out_
                                      : static_cast<int>(std::thread::hardware_concurrency());
   n_threads = std::clamp(n_threads, 1, 256);
   ThreadPool pool(n_threads);
-  std::vector<uint8_t> chunk;
   std::vector<std::vector<float>> scratch(static_cast<size_t>(n_threads));
 
   Status st = out.write(header.data(), header.size(), tmp_path);
-  for (size_t i = 0; st.ok() && i < tensors.size(); ++i)
-    st = write_tensor(tensors[i], pool, chunk, scratch, out, tmp_path);
+  {
+    ChunkStream stream(out, tmp_path);
+    for (size_t i = 0; st.ok() && i < tensors.size(); ++i)
+      st = write_tensor(tensors[i], pool, scratch, stream);
+    Status flushed = stream.flush();
+    if (st.ok()) st = flushed;
+  }
   if (!st.ok()) return fail(st);
   const uint64_t expected = header.size() + tensors.back().offset + (tensors.back().n_bytes + 31) / 32 * 32;
   if (out.written() != expected)
