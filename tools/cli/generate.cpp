@@ -1,0 +1,141 @@
+// `omnirt generate`: a prompt in, streamed text out (stdout), statistics on stderr.
+// Written against the C API only: the CLI is the API's first user.
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "tools/cli/cli.h"
+
+namespace omni::cli {
+namespace {
+
+struct GenerateOptions {
+  std::string model, prompt, system;
+  bool chat = false;
+  int n_predict = 256;
+  float temperature = 0.8f, top_p = 0.95f, min_p = 0.05f, repeat_penalty = 1.0f;
+  int top_k = 40, repeat_last_n = 64, threads = 0, n_ctx = 0;
+  uint64_t seed = 0;
+  std::string kv = "f16";
+};
+
+struct StreamState {
+  int n_tokens = 0;
+  double first_token_s = 0;
+};
+
+int print_piece(omni_token token, const char* piece, size_t len, void* user_data) {
+  auto* state = static_cast<StreamState*>(user_data);
+  if (token != OMNI_TOKEN_NONE && state->n_tokens++ == 0) state->first_token_s = now_seconds();
+  std::fwrite(piece, 1, len, stdout);
+  std::fflush(stdout);  // streamed as produced
+  return 0;
+}
+
+const char* stop_reason_text(omni_stop_reason r) {
+  switch (r) {
+    case OMNI_STOP_END_OF_GENERATION: return "end of turn";
+    case OMNI_STOP_MAX_TOKENS: return "token limit (-n)";
+    case OMNI_STOP_CALLBACK: return "callback";
+    case OMNI_STOP_REQUESTED: return "stop requested";
+    case OMNI_STOP_CONTEXT_FULL: return "context full (--ctx)";
+    case OMNI_STOP_NONE: break;
+  }
+  return "none";
+}
+
+struct Handles {
+  omni_model* model = nullptr;
+  omni_engine* engine = nullptr;
+  omni_session* session = nullptr;
+  ~Handles() {
+    omni_session_destroy(session);
+    omni_engine_destroy(engine);
+    omni_model_destroy(model);
+  }
+};
+
+int run_generate(const GenerateOptions& o) {
+  if (o.n_predict < 0) return fail("-n " + std::to_string(o.n_predict) + " is negative");
+  if (o.kv != "f16" && o.kv != "f32") return fail("--kv '" + o.kv + "' must be f16 or f32");
+  if (!o.system.empty() && !o.chat) return fail("--system needs --chat");
+  Handles h;
+  h.model = load_model(o.model);
+  if (!h.model) return kExitFailure;
+  omni_engine_params ep = omni_engine_default_params();
+  ep.n_threads = o.threads;
+  if (omni_engine_create(&ep, &h.engine) != OMNI_OK) return fail(omni_last_error());
+  omni_session_params sp = omni_session_default_params();
+  sp.n_ctx = o.n_ctx;
+  sp.kv_type = o.kv == "f32" ? OMNI_KV_F32 : OMNI_KV_F16;
+  sp.temperature = o.temperature;
+  sp.top_k = o.top_k;
+  sp.top_p = o.top_p;
+  sp.min_p = o.min_p;
+  sp.repeat_penalty = o.repeat_penalty;
+  sp.repeat_last_n = o.repeat_last_n;
+  sp.seed = o.seed;
+  if (omni_session_create(h.engine, h.model, &sp, &h.session) != OMNI_OK) {
+    return fail(omni_last_error());
+  }
+
+  const double t0 = now_seconds();
+  omni_status st = OMNI_OK;
+  if (o.chat) {
+    if (!o.system.empty()) st = omni_session_append_chat(h.session, "system", o.system.c_str());
+    if (st == OMNI_OK) st = omni_session_append_chat(h.session, "user", o.prompt.c_str());
+  } else {
+    st = omni_session_append_text(h.session, o.prompt.c_str(), OMNI_TOKENIZE_ADD_BOS);
+  }
+  if (st != OMNI_OK) {
+    return fail(std::string(st == OMNI_ERR_OUT_OF_RANGE ? "prompt does not fit: " : "prompt: ") +
+                omni_last_error());
+  }
+  const int n_prompt = omni_session_n_tokens(h.session);
+  const double t1 = now_seconds();
+
+  StreamState state;
+  st = omni_session_generate(h.session, o.n_predict, print_piece, &state);
+  const double t2 = now_seconds();
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+  if (st != OMNI_OK) return fail(std::string("generate: ") + omni_last_error());
+
+  const double prefill_s = t1 - t0, decode_s = t2 - t1;
+  std::fprintf(stderr,
+               "prompt: %d tokens in %.1f ms (%.1f tok/s) | generated: %d tokens in %.1f ms "
+               "(%.1f tok/s), first token after %.1f ms | stop: %s\n",
+               n_prompt, prefill_s * 1e3, prefill_s > 0 ? n_prompt / prefill_s : 0.0,
+               state.n_tokens, decode_s * 1e3, decode_s > 0 ? state.n_tokens / decode_s : 0.0,
+               state.n_tokens ? (state.first_token_s - t0) * 1e3 : 0.0,
+               stop_reason_text(omni_session_stop_reason(h.session)));
+  return 0;
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& root, std::vector<Command>& out) {
+  auto o = std::make_shared<GenerateOptions>();
+  CLI::App* c = root.add_subcommand("generate", "Generate text from a prompt, streamed to stdout");
+  c->add_option("--model,-m", o->model, "GGUF model file")->required();
+  c->add_option("--prompt,-p", o->prompt, "Prompt text")->required();
+  c->add_flag("--chat", o->chat, "Wrap the prompt in the model's chat template");
+  c->add_option("--system", o->system, "System message (with --chat)");
+  c->add_option("-n,--n-predict", o->n_predict, "Most tokens to generate")->capture_default_str();
+  c->add_option("--temp", o->temperature, "Temperature; <= 0 is greedy")->capture_default_str();
+  c->add_option("--top-k", o->top_k, "Top-k; <= 0 is off")->capture_default_str();
+  c->add_option("--top-p", o->top_p, "Top-p; >= 1 is off")->capture_default_str();
+  c->add_option("--min-p", o->min_p, "Min-p; <= 0 is off")->capture_default_str();
+  c->add_option("--repeat-penalty", o->repeat_penalty, "Repetition penalty; 1 is off")
+      ->capture_default_str();
+  c->add_option("--repeat-last-n", o->repeat_last_n, "Tokens the penalty looks back over")
+      ->capture_default_str();
+  c->add_option("--seed", o->seed, "Sampler seed")->capture_default_str();
+  c->add_option("--threads,-t", o->threads, "CPU threads; 0 = all cores")->capture_default_str();
+  c->add_option("--ctx,-c", o->n_ctx, "Context size in tokens; 0 = min(training, 4096)")
+      ->capture_default_str();
+  c->add_option("--kv", o->kv, "KV cache type: f16 or f32")->capture_default_str();
+  out.push_back({c, [o] { return run_generate(*o); }});
+}
+
+}  // namespace omni::cli
