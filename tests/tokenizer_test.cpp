@@ -271,6 +271,28 @@ TEST(TokenizerGemma3, MetadataBosAndEndOfGeneration) {
   EXPECT_FALSE(tok.is_end_of_generation(tok.find_piece("<start_of_turn>")));
   EXPECT_TRUE(tok.is_control(tok.bos()));
   EXPECT_EQ(detect_chat_template(*l.file, tok), ChatTemplate::kGemma);
+
+  // Runs of spaces: the longest user-defined space piece wins, as in SentencePiece and llama.cpp
+  // (HF's Gemma tokenizer splits 40 spaces as 16 + 24 instead; see docs/TOKENIZER.md).
+  const int32_t sp31 = tok.find_piece(std::string(31, ' '));
+  const int32_t sp9 = tok.find_piece(std::string(9, ' '));
+  ASSERT_GE(sp31, 0);
+  ASSERT_GE(sp9, 0);
+  EXPECT_EQ(tok.token_type(sp31), TokenType::kUserDefined);
+  EXPECT_EQ(tok.find_piece(std::string(32, ' ')), -1);
+  got = tok.encode(std::string(40, ' '), false, false);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got.value(), (std::vector<int32_t>{sp31, sp9}));
+
+  // A long mixed input round-trips (and stays fast enough to run in the suite).
+  std::string big;
+  while (big.size() < 200000) big += "Tokenizer stress: café 東京 🚀 x=42;\n\tindent   spaces ";
+  got = tok.encode(big, false, false);
+  ASSERT_TRUE(got.ok());
+  EXPECT_LT(got.value().size(), big.size() / 2);
+  auto back = tok.decode(got.value());
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back.value(), big);
 }
 
 TEST(TokenizerChat, DetectFromArchitectureAndPieces) {

@@ -108,6 +108,20 @@ COMMON_TEXTS = [
 ]
 
 
+def random_texts(text, n=40, seed=7):
+    """Slices of the training corpus plus random character soups: broad coverage of merge order."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        a = rng.randrange(0, len(text) - 300)
+        out.append(text[a:a + rng.randint(5, 300)])
+    alphabet = list("aeiou xyzAEZ019 .,;:'\"\t\n-_()[]{}<>/\\é漢字😀👍🏽ßøءअ\u200d\r") + ["  ", "\n\n", "'s", "'LL"]
+    for _ in range(n // 2):
+        out.append("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))))
+    out.append(" " * 40 + "x" + "\t" * 33 + "y" + "\n" * 35)
+    return out
+
+
 def special_texts(specials):
     out = []
     if specials:
@@ -182,7 +196,7 @@ def build_spm(text, tmp):
                bos=1, eos=2, unk=0, add_bos=True, add_space_prefix=True)
     # sentencepiece treats control-symbol text as plain text: only parse_special=false is comparable.
     vectors = [{"text": s, "parse_special": False, "ids": sp.encode(s)}
-               for s in COMMON_TEXTS + special_texts(["<start_of_turn>", "<end_of_turn>"])]
+               for s in COMMON_TEXTS + random_texts(text) + special_texts(["<start_of_turn>", "<end_of_turn>"])]
     return {"gguf": "tests/data/tokenizer/spm.gguf", "vectors": vectors}
 
 
@@ -217,14 +231,14 @@ def build_bpe(name, regex, arch, pre, text, specials, user_defined, ignore_merge
     def enc(s, parse_special):
         tok.encode_special_tokens = not parse_special
         return tok.encode(s, add_special_tokens=False).ids
-    vectors = [{"text": s, "parse_special": False, "ids": enc(s, False)} for s in COMMON_TEXTS]
+    vectors = [{"text": s, "parse_special": False, "ids": enc(s, False)} for s in COMMON_TEXTS + random_texts(text)]
     for s in special_texts(specials) + special_texts(user_defined):
         for ps in (False, True):
             vectors.append({"text": s, "parse_special": ps, "ids": enc(s, ps)})
     return {"gguf": f"tests/data/tokenizer/{name}.gguf", "vectors": vectors}
 
 
-def build_gemma():
+def build_gemma(text):
     if not os.path.exists(GEMMA):
         print(f"skipping gemma3 vectors: {GEMMA} not found", file=sys.stderr)
         return None
@@ -232,7 +246,10 @@ def build_gemma():
     t = AutoTokenizer.from_pretrained(os.path.dirname(GEMMA), gguf_file=os.path.basename(GEMMA))
     specials = ["<start_of_turn>", "<end_of_turn>", "<bos>", "<eos>", "<unused7>"]
     vectors = []
-    for s in COMMON_TEXTS:
+    # HF's Gemma tokenizer splits runs of more than 16 spaces differently from SentencePiece and
+    # llama.cpp (which take the longest user-defined space piece); those inputs are left out here
+    # and checked by hand in tokenizer_test.cpp.
+    for s in [x for x in COMMON_TEXTS + random_texts(text) if " " * 17 not in x]:
         vectors.append({"text": s, "parse_special": True, "ids": t.encode(s, add_special_tokens=False)})
     for s in special_texts(specials) + special_texts(["<h1>", "\n\n", "[multimodal]"]):
         for ps in (False, True):
@@ -262,7 +279,7 @@ def main():
         ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"], ["<tool>"], True)
     out["tokenizers"]["qwen2"] = build_bpe("qwen2", QWEN2_REGEX, "qwen2", "qwen2", text,
                                            ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], ["<tool>"], False)
-    gemma = build_gemma()
+    gemma = build_gemma(text)
     if gemma is not None:
         out["tokenizers"]["gemma3"] = gemma
     with open(os.path.join(OUT, "vectors.json"), "w", encoding="ascii") as f:
