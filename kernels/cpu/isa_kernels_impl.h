@@ -139,6 +139,59 @@ void dot_rows_blocks(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_
   }
 }
 
+// Q4_K / Q5_K rows, mins factored out of the inner loop:
+//   sum_i (d sc_s q_i - dmin m_s) x_i = sum_s [ d sc_s (q . x)_s - dmin m_s xsum_s ],
+// with xsum_s (the sum of x over 32-value sub-block s) computed once and shared by all rows.
+// Saves a multiply and a subtract per 16 weights over decode-then-FMA.
+template <bool kHasQh, class Block>
+void dot_rows_k_affine(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in,
+                       const float* x, float* y) {
+  constexpr int64_t kMaxSub = 1024;  // rows up to 32768 wide; wider rows take the plain path
+  const int64_t nsub = n_in / 32, nb = n_in / kQK_K;
+  if (nsub > kMaxSub) return dot_rows_blocks<Block, kQK_K>(w, row_bytes, n_rows, n_in, x, y);
+  float xsum[kMaxSub];
+  for (int64_t s = 0; s < nsub; ++s) xsum[s] = vreduce(vadd(vload(x + 32 * s), vload(x + 32 * s + 16)));
+  const __m128i ten = _mm_set1_epi8(0x10);
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const auto* blocks = reinterpret_cast<const Block*>(w + r * row_bytes);
+    F16x acc0 = vzero(), acc1 = vzero();
+    float bias = 0;
+    for (int64_t i = 0; i < nb; ++i) {
+      const Block& b = blocks[i];
+      const float d = half_to_float(b.d), dmin = half_to_float(b.dmin);
+      int sc[8], m[8];
+      for (int s = 0; s < 8; ++s) k_scale_min(b.scales, s, &sc[s], &m[s]);
+      __m128i qh0 = _mm_setzero_si128(), qh1 = _mm_setzero_si128();
+      if constexpr (kHasQh) {
+        qh0 = load128(b.qh);
+        qh1 = load128(b.qh + 16);
+      }
+      const float* xb = x + i * kQK_K;
+      for (int j = 0; j < 4; ++j) {
+        const __m128i qa = load128(b.qs + 32 * j), qb = load128(b.qs + 32 * j + 16);
+        for (int half = 0; half < 2; ++half) {
+          const int s = 2 * j + half;
+          __m128i lo = half ? hi_nibbles(qa) : lo_nibbles(qa);
+          __m128i hi = half ? hi_nibbles(qb) : lo_nibbles(qb);
+          if constexpr (kHasQh) {
+            const __m128i bit = _mm_set1_epi8(static_cast<char>(1 << s));
+            lo = _mm_or_si128(lo, _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(qh0, bit), bit), ten));
+            hi = _mm_or_si128(hi, _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(qh1, bit), bit), ten));
+          }
+          const F16x qx = vfma(vfrom_u8(hi), vload(xb + 32 * s + 16), vmul(vfrom_u8(lo), vload(xb + 32 * s)));
+          if (half) {
+            acc1 = vfma(vset1(d * static_cast<float>(sc[s])), qx, acc1);
+          } else {
+            acc0 = vfma(vset1(d * static_cast<float>(sc[s])), qx, acc0);
+          }
+          bias += dmin * static_cast<float>(m[s]) * xsum[8 * i + s];
+        }
+      }
+    }
+    y[r] = vreduce(vadd(acc0, acc1)) - bias;
+  }
+}
+
 template <class Block, int kBlockElems>
 void dequant_blocks(const void* src, float* dst, int64_t n) {
   const auto* blocks = static_cast<const Block*>(src);
@@ -203,8 +256,8 @@ void dot_rows(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int6
     case DType::kQ8_0: return dot_rows_blocks<BlockQ8_0, kQK>(w, row_bytes, n_rows, n_in, x, y);
     case DType::kQ4_0: return dot_rows_blocks<BlockQ4_0, kQK>(w, row_bytes, n_rows, n_in, x, y);
     case DType::kQ5_0: return dot_rows_blocks<BlockQ5_0, kQK>(w, row_bytes, n_rows, n_in, x, y);
-    case DType::kQ4_K: return dot_rows_blocks<BlockQ4_K, kQK_K>(w, row_bytes, n_rows, n_in, x, y);
-    case DType::kQ5_K: return dot_rows_blocks<BlockQ5_K, kQK_K>(w, row_bytes, n_rows, n_in, x, y);
+    case DType::kQ4_K: return dot_rows_k_affine<false, BlockQ4_K>(w, row_bytes, n_rows, n_in, x, y);
+    case DType::kQ5_K: return dot_rows_k_affine<true, BlockQ5_K>(w, row_bytes, n_rows, n_in, x, y);
     case DType::kQ6_K: return dot_rows_blocks<BlockQ6_K, kQK_K>(w, row_bytes, n_rows, n_in, x, y);
     default:
       for (int64_t r = 0; r < n_rows; ++r) y[r] = __builtin_nanf("");
