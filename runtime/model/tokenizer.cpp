@@ -153,7 +153,9 @@ StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::from_gguf(const gguf::GgufFile& 
   if (file.find("tokenizer.ggml.token_type") != nullptr) {
     OMNI_ASSIGN_OR_RETURN(v.types, file.get_i32_array("tokenizer.ggml.token_type"));
   }
-  if (v.kind == TokenizerKind::kBpe) {
+  // A byte-level vocabulary without merges is valid (every byte is a token); gguf-py omits
+  // empty arrays, so such files simply lack the key.
+  if (v.kind == TokenizerKind::kBpe && file.find("tokenizer.ggml.merges") != nullptr) {
     OMNI_ASSIGN_OR_RETURN(auto merges, file.get_string_array("tokenizer.ggml.merges"));
     v.merges.assign(merges.begin(), merges.end());
   }
