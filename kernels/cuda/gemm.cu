@@ -1,0 +1,164 @@
+// Prefill matmul: weights dequantized to bf16 (skipped for bf16 weights), activations rounded to
+// bf16, one cuBLASLt GEMM with f32 accumulation and f32 output, then the optional bias.
+// Row-major Y[n_tok, n_out] = X[n_tok, n_in] W[n_out, n_in]^T is, in cuBLAS's column-major
+// terms, Y^T (n_out x n_tok) = op_T(W^T as stored: n_in x n_out, ld n_in) * X^T (n_in x n_tok).
+#include "kernels/cuda/blas_loader.h"
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/ops_cuda.h"
+#include "kernels/cuda/quant_cuda.cuh"
+
+namespace omni::cuda {
+namespace {
+
+__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
+  const uint32_t a = __bfloat16_as_ushort(__float2bfloat16_rn(lo));
+  const uint32_t b = __bfloat16_as_ushort(__float2bfloat16_rn(hi));
+  return a | (b << 16);
+}
+
+// One thread per octet of the [rows, n] matrix (n % 8 == 0).
+template <DType T>
+__global__ void dequant_bf16_octets(const uint8_t* src, int64_t row_bytes, uint16_t* dst, int64_t rows, int64_t n) {
+  const int64_t n8 = n >> 3;
+  const int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (g >= rows * n8) return;
+  const int64_t r = g / n8, k = g - r * n8;
+  float w[8];
+  Quant<T>::load8(src + r * row_bytes, k, w);
+  uint4 out;
+  out.x = pack_bf16x2(w[0], w[1]);
+  out.y = pack_bf16x2(w[2], w[3]);
+  out.z = pack_bf16x2(w[4], w[5]);
+  out.w = pack_bf16x2(w[6], w[7]);
+  *reinterpret_cast<uint4*>(dst + r * n + 8 * k) = out;
+}
+
+template <DType T>
+__global__ void dequant_bf16_scalar(const uint8_t* src, int64_t row_bytes, uint16_t* dst, int64_t rows, int64_t n) {
+  const int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (g >= rows * n) return;
+  const int64_t r = g / n, i = g - r * n;
+  dst[g] = __bfloat16_as_ushort(__float2bfloat16_rn(Quant<T>::load1(src + r * row_bytes, i)));
+}
+
+__global__ void f32_to_bf16_kernel(const float* x, uint16_t* y, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) y[i] = __bfloat16_as_ushort(__float2bfloat16_rn(x[i]));
+}
+
+__global__ void add_bias_rows(float* y, const float* bias, int64_t rows, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < rows * n) y[i] += bias[i % n];
+}
+
+unsigned blocks_for(int64_t n, int threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
+
+}  // namespace
+
+Status check_params(const DequantBf16Params& p) {
+  if (!weight_type_supported(p.type)) return unsupported("dequant_bf16: weight type has no CUDA kernel");
+  if (!p.src || !p.dst) return invalid_argument("dequant_bf16: src and dst must be set");
+  if (p.rows <= 0 || p.n <= 0 || dtype_row_bytes(p.type, p.n) < 0)
+    return invalid_argument(fmt("dequant_bf16: bad shape rows = %lld, n = %lld for %s", (long long)p.rows,
+                                (long long)p.n, dtype_name(p.type)));
+  if (!is_plain_type(p.type) && ((reinterpret_cast<uintptr_t>(p.src) | reinterpret_cast<uintptr_t>(p.dst)) & 15))
+    return invalid_argument("dequant_bf16: quantized src and dst must be 16-byte aligned");
+  return Status::Ok();
+}
+
+cudaError_t launch_dequant_bf16(const DequantBf16Params& p, cudaStream_t stream) {
+  if (!check_params(p).ok()) return cudaErrorInvalidValue;
+  const int64_t row_bytes = dtype_row_bytes(p.type, p.n);
+  const bool octets = p.n % 8 == 0 && row_bytes % 16 == 0 &&
+                      ((reinterpret_cast<uintptr_t>(p.src) | reinterpret_cast<uintptr_t>(p.dst)) & 15) == 0;
+  const auto* src = static_cast<const uint8_t*>(p.src);
+  cudaError_t err = cudaErrorInvalidValue;
+  dispatch_weight_type(p.type, [&]<DType T>() {
+    if constexpr (is_plain_type(T)) {
+      if (!octets) {
+        dequant_bf16_scalar<T><<<blocks_for(p.rows * p.n, 256), 256, 0, stream>>>(src, row_bytes, p.dst, p.rows, p.n);
+        err = cudaGetLastError();
+        return;
+      }
+    }
+    dequant_bf16_octets<T><<<blocks_for(p.rows * (p.n / 8), 256), 256, 0, stream>>>(src, row_bytes, p.dst, p.rows, p.n);
+    err = cudaGetLastError();
+  });
+  return err;
+}
+
+Status check_params(const GemmParams& p) {
+  if (!p.w || !p.x || !p.y || !p.x_scratch) return invalid_argument("gemm: w, x, y and x_scratch must be set");
+  if (p.w_type != DType::kBF16 && !p.w_scratch) return invalid_argument("gemm: w_scratch is needed for non-bf16 weights");
+  if (p.n_out <= 0 || p.n_in <= 0 || p.n_tok <= 0 || p.n_out > INT32_MAX || p.n_in > INT32_MAX || p.n_tok > INT32_MAX)
+    return invalid_argument(fmt("gemm: bad shape n_out = %lld, n_in = %lld, n_tok = %lld", (long long)p.n_out,
+                                (long long)p.n_in, (long long)p.n_tok));
+  if (p.w_type == DType::kBF16 && (reinterpret_cast<uintptr_t>(p.w) & 15))
+    return invalid_argument("gemm: bf16 weights must be 16-byte aligned");
+  if (p.w_type != DType::kBF16) {
+    DequantBf16Params d{p.w_type, p.w, p.w_scratch, p.n_out, p.n_in};
+    OMNI_RETURN_IF_ERROR(check_params(d));
+  }
+  return Status::Ok();
+}
+
+Status gemm_bf16(const GemmParams& p, const BlasHandle& blas) {
+  OMNI_RETURN_IF_ERROR(check_params(p));
+  OMNI_ASSIGN_OR_RETURN(const BlasApi* api, blas_api());
+  if (!blas.blas_lt()) return wrong_state("gemm: the BlasHandle was not created");
+  cudaStream_t stream = blas.stream();
+  const uint16_t* w16 = static_cast<const uint16_t*>(p.w);
+  if (p.w_type != DType::kBF16) {
+    DequantBf16Params d{p.w_type, p.w, p.w_scratch, p.n_out, p.n_in};
+    OMNI_RETURN_IF_ERROR(cuda_status(launch_dequant_bf16(d, stream), "gemm: dequantize weights"));
+    w16 = p.w_scratch;
+  }
+  f32_to_bf16_kernel<<<blocks_for(p.n_tok * p.n_in, 256), 256, 0, stream>>>(p.x, p.x_scratch, p.n_tok * p.n_in);
+  OMNI_RETURN_IF_ERROR(cuda_status(cudaGetLastError(), "gemm: round activations to bf16"));
+
+  const float alpha = 1.0f, beta = p.accumulate ? 1.0f : 0.0f;
+  const auto m = static_cast<uint64_t>(p.n_out), n = static_cast<uint64_t>(p.n_tok), k = static_cast<uint64_t>(p.n_in);
+  auto lt = static_cast<cublasLtHandle_t>(blas.blas_lt());
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
+  cublasLtMatmulPreference_t pref = nullptr;
+  cublasLtMatmulHeuristicResult_t heur{};
+  int found = 0;
+  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  const size_t ws_bytes = blas.workspace_bytes();
+  cublasStatus_t st = api->lt_desc_create(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+  if (st == CUBLAS_STATUS_SUCCESS) st = api->lt_desc_set(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+  if (st == CUBLAS_STATUS_SUCCESS) st = api->lt_desc_set(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+  if (st == CUBLAS_STATUS_SUCCESS) st = api->lt_layout_create(&la, CUDA_R_16BF, k, m, static_cast<int64_t>(k));
+  if (st == CUBLAS_STATUS_SUCCESS) st = api->lt_layout_create(&lb, CUDA_R_16BF, k, n, static_cast<int64_t>(k));
+  if (st == CUBLAS_STATUS_SUCCESS) st = api->lt_layout_create(&lc, CUDA_R_32F, m, n, static_cast<int64_t>(m));
+  if (st == CUBLAS_STATUS_SUCCESS) st = api->lt_pref_create(&pref);
+  if (st == CUBLAS_STATUS_SUCCESS)
+    st = api->lt_pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof ws_bytes);
+  if (st == CUBLAS_STATUS_SUCCESS) st = api->lt_heuristic(lt, op, la, lb, lc, lc, pref, 1, &heur, &found);
+  bool done = false;
+  if (st == CUBLAS_STATUS_SUCCESS && found > 0) {
+    st = api->lt_matmul(lt, op, &alpha, w16, la, p.x_scratch, lb, &beta, p.y, lc, p.y, lc, &heur.algo,
+                        blas.workspace(), ws_bytes, stream);
+    done = st == CUBLAS_STATUS_SUCCESS;
+  }
+  if (pref) api->lt_pref_destroy(pref);
+  if (lc) api->lt_layout_destroy(lc);
+  if (lb) api->lt_layout_destroy(lb);
+  if (la) api->lt_layout_destroy(la);
+  if (op) api->lt_desc_destroy(op);
+  if (!done) {  // no cuBLASLt algorithm for this shape: the classic GEMM entry point
+    st = api->gemm_ex(static_cast<cublasHandle_t>(blas.blas()), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m),
+                      static_cast<int>(n), static_cast<int>(k), &alpha, w16, CUDA_R_16BF, static_cast<int>(k),
+                      p.x_scratch, CUDA_R_16BF, static_cast<int>(k), &beta, p.y, CUDA_R_32F, static_cast<int>(m),
+                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    OMNI_RETURN_IF_ERROR(cublas_status(st, "gemm: cublasGemmEx (bf16 x bf16 -> f32)"));
+  }
+  if (p.bias) {
+    add_bias_rows<<<blocks_for(p.n_tok * p.n_out, 256), 256, 0, stream>>>(p.y, p.bias, p.n_tok, p.n_out);
+    OMNI_RETURN_IF_ERROR(cuda_status(cudaGetLastError(), "gemm: add bias"));
+  }
+  return Status::Ok();
+}
+
+}  // namespace omni::cuda

@@ -1,0 +1,223 @@
+// CUDA op kernels. Each op has a params struct whose fields document direction and shape, a
+// check_params() that names the bad value, and a launcher `cudaError_t launch_xxx(params,
+// stream)` that returns cudaErrorInvalidValue when check_params fails and otherwise the launch
+// error (asynchronous execution errors show at the next synchronizing call). All pointers are
+// device pointers unless said otherwise; activations are f32; weights keep their GGUF block
+// layout (kernels/core/dtype.h). No launcher allocates memory or synchronizes, so every one may
+// be captured in a CUDA graph; values that change per step (positions, token ids, random
+// numbers) are read from device memory for that reason.
+// The numerical oracle for every op is kernels/ref/ops_ref.h; tests/cuda_test.cpp checks each.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/core/dtype.h"
+#include "kernels/core/status.h"
+#include "kernels/ref/ops_ref.h"
+
+namespace omni::cuda {
+
+class BlasHandle;
+
+// Weight types the matvec / dequantize kernels read.
+bool weight_type_supported(DType t);
+
+// ---- matrix-vector for a few tokens (decode) ---------------------------------------------
+// y[t, o] (+)= sum_i W[o, i] * x[t, i] (+ bias[o]). One warp per output row, each lane decoding
+// 8 consecutive weights per step (16-byte loads for f16/bf16/f32, 8-byte for Q4_K/Q5_K).
+constexpr int kMatvecMaxTokens = 16;
+struct MatvecParams {
+  DType w_type = DType::kF32;
+  const void* w = nullptr;       // in:  [n_out, n_in] rows in w_type's layout, 16-byte aligned
+  const float* x = nullptr;      // in:  [n_tok, n_in] f32, 16-byte aligned
+  float* y = nullptr;            // out: [n_tok, n_out] f32; must not overlap x
+  const float* bias = nullptr;   // in:  [n_out] or null
+  bool accumulate = false;       // y += W x (fused residual add) instead of y = W x
+  int64_t n_out = 0, n_in = 0;
+  int64_t n_tok = 1;             // 1 .. kMatvecMaxTokens
+};
+Status check_params(const MatvecParams& p);
+cudaError_t launch_matvec(const MatvecParams& p, cudaStream_t stream);
+
+// ---- dequantize + GEMM (prefill) ---------------------------------------------------------
+// dst[r, i] = bf16(decode(src)[r, i]).
+struct DequantBf16Params {
+  DType type = DType::kF32;
+  const void* src = nullptr;  // in:  [rows, n] in `type`'s row layout
+  uint16_t* dst = nullptr;    // out: [rows, n] bf16
+  int64_t rows = 0, n = 0;
+};
+Status check_params(const DequantBf16Params& p);
+cudaError_t launch_dequant_bf16(const DequantBf16Params& p, cudaStream_t stream);
+
+// y[t, o] (+)= sum_i W[o, i] x[t, i] (+ bias[o]) for any n_tok: W and x are rounded to bf16
+// (W dequantized into w_scratch unless already bf16), multiplied by cuBLASLt with f32
+// accumulation and f32 output.
+struct GemmParams {
+  DType w_type = DType::kBF16;
+  const void* w = nullptr;       // in:  [n_out, n_in]
+  const float* x = nullptr;      // in:  [n_tok, n_in]
+  float* y = nullptr;            // out: [n_tok, n_out]
+  const float* bias = nullptr;   // in:  [n_out] or null
+  bool accumulate = false;
+  int64_t n_out = 0, n_in = 0, n_tok = 0;
+  uint16_t* w_scratch = nullptr; // [n_out, n_in] bf16; unused (may be null) when w_type is BF16
+  uint16_t* x_scratch = nullptr; // [n_tok, n_in] bf16
+};
+Status check_params(const GemmParams& p);
+Status gemm_bf16(const GemmParams& p, const BlasHandle& blas);  // runs on blas.stream()
+
+// ---- normalization and element-wise ------------------------------------------------------
+// s = x (+ residual); x_sum_out = s when residual is set; y = s / sqrt(mean(s^2) + eps) * w.
+struct RmsNormParams {
+  const float* x = nullptr;         // in:  [rows, n]
+  const float* residual = nullptr;  // in:  [rows, n] or null
+  float* x_sum_out = nullptr;       // out: [rows, n], required with residual; may alias x
+  const float* w = nullptr;         // in:  [n] or null (= 1)
+  float* y = nullptr;               // out: [rows, n]; may alias x unless residual is set
+  int64_t rows = 0, n = 0;
+  float eps = 1e-5f;
+};
+Status check_params(const RmsNormParams& p);
+cudaError_t launch_rms_norm(const RmsNormParams& p, cudaStream_t stream);
+
+// Rotates the first rot_dim dims of every head of every token in place (ref::rope).
+struct RopeParams {
+  float* x = nullptr;            // in/out: [n_tok, n_head, head_dim]
+  const int32_t* pos = nullptr;  // in: [n_tok] position of each token (device)
+  int64_t n_tok = 0, n_head = 0, head_dim = 0, rot_dim = 0;
+  float freq_base = 10000.0f, freq_scale = 1.0f;
+  RopeStyle style = RopeStyle::kNormal;
+};
+Status check_params(const RopeParams& p);
+cudaError_t launch_rope(const RopeParams& p, cudaStream_t stream);
+
+enum class GluAct : int { kSilu = 0, kGeluTanh = 1 };
+// out[i] = act(gate[i]) * up[i].
+struct GluParams {
+  const float* gate = nullptr;  // in:  [n]
+  const float* up = nullptr;    // in:  [n]
+  float* out = nullptr;         // out: [n], may alias gate or up
+  int64_t n = 0;
+  GluAct act = GluAct::kSilu;
+};
+Status check_params(const GluParams& p);
+cudaError_t launch_glu(const GluParams& p, cudaStream_t stream);
+
+// y[i] = a[i] + b[i]  (y may alias a or b).
+struct AddParams {
+  const float* a = nullptr;
+  const float* b = nullptr;
+  float* y = nullptr;
+  int64_t n = 0;
+};
+Status check_params(const AddParams& p);
+cudaError_t launch_add(const AddParams& p, cudaStream_t stream);
+
+// x[i] *= s;  or, with softcap > 0, x[i] = softcap * tanh(x[i] / softcap) (s ignored).
+struct ScaleParams {
+  float* x = nullptr;
+  int64_t n = 0;
+  float s = 1.0f;
+  float softcap = 0.0f;
+};
+Status check_params(const ScaleParams& p);
+cudaError_t launch_scale(const ScaleParams& p, cudaStream_t stream);
+
+// out[t, :] = decode(W[tokens[t], :]) * scale. Ids outside [0, n_vocab) give a NaN row.
+struct EmbedParams {
+  DType w_type = DType::kF32;
+  const void* w = nullptr;          // in:  [n_vocab, n_embd]
+  const int32_t* tokens = nullptr;  // in:  [n_tok] (device)
+  float* out = nullptr;             // out: [n_tok, n_embd]
+  int64_t n_vocab = 0, n_embd = 0, n_tok = 0;
+  float scale = 1.0f;
+};
+Status check_params(const EmbedParams& p);
+cudaError_t launch_embed(const EmbedParams& p, cudaStream_t stream);
+
+// Appends K or V rows to an f16 cache: dst[t * seq_stride + pos[t] * row + i] = f16(src[t, i]).
+// One sequence (prefill): seq_stride = 0, pos = consecutive positions. Batched decode: token t
+// is sequence t's next token, seq_stride = that cache's elements per sequence.
+struct KvAppendParams {
+  const float* src = nullptr;       // in:  [n_tok, row]
+  uint16_t* dst = nullptr;          // out: f16 cache [n_seq][n_ctx, row]
+  const int32_t* pos = nullptr;     // in:  [n_tok] (device)
+  int64_t n_tok = 0, row = 0;       // row = n_kv_head * head_dim
+  int64_t seq_stride = 0;           // elements between sequences' caches (0: one sequence)
+  int64_t n_ctx = 0;                // capacity in positions; pos >= n_ctx is skipped (bug guard)
+};
+Status check_params(const KvAppendParams& p);
+cudaError_t launch_kv_append(const KvAppendParams& p, cudaStream_t stream);
+
+// ---- attention ---------------------------------------------------------------------------
+// Decode: one query token per sequence against its f16 cache, keys [max(0, pos-window+1), pos].
+// Split along the sequence in chunks of kAttnSplitChunk positions (flash-decoding): grid
+// (splits, n_head, n_seq) writes partial (max, sum, unnormalized output) to the workspace and a
+// combine kernel merges them. The split count depends on n_ctx only, so a CUDA graph stays
+// valid as positions advance.
+constexpr int kAttnSplitChunk = 256;
+constexpr int kAttnMaxHeadDim = 256;
+struct AttnDecodeParams {
+  const float* q = nullptr;      // in:  [n_seq, n_head, head_dim]
+  const uint16_t* k = nullptr;   // in:  f16 [n_seq][n_ctx, n_kv_head, head_dim] (seq_stride apart)
+  const uint16_t* v = nullptr;   // in:  same layout as k
+  const int32_t* pos = nullptr;  // in:  [n_seq] position of each query (device)
+  float* out = nullptr;          // out: [n_seq, n_head, head_dim]
+  float* workspace = nullptr;    // attn_decode_workspace_floats() floats
+  int64_t n_seq = 1, n_head = 0, n_kv_head = 0, head_dim = 0, n_ctx = 0;
+  int64_t seq_stride = 0;        // elements; 0 allowed when n_seq == 1
+  int64_t window = 0;            // 0 = full causal
+  float scale = 1.0f, softcap = 0.0f;
+};
+int64_t attn_decode_workspace_floats(int64_t n_seq, int64_t n_head, int64_t head_dim, int64_t n_ctx);
+Status check_params(const AttnDecodeParams& p);
+cudaError_t launch_attn_decode(const AttnDecodeParams& p, cudaStream_t stream);
+
+// Prefill: n_q queries of one sequence at positions pos[i] against its f16 cache (already
+// holding their own K/V). Tiled: a block of 4 queries streams 32-key tiles through shared
+// memory with an online softmax; no [n_q, n_kv] matrix exists anywhere.
+struct AttnPrefillParams {
+  const float* q = nullptr;      // in:  [n_q, n_head, head_dim]
+  const uint16_t* k = nullptr;   // in:  f16 [>= max(pos) + 1, n_kv_head, head_dim]
+  const uint16_t* v = nullptr;
+  const int32_t* pos = nullptr;  // in:  [n_q] (device)
+  float* out = nullptr;          // out: [n_q, n_head, head_dim]
+  int64_t n_q = 0, n_head = 0, n_kv_head = 0, head_dim = 0;
+  int64_t window = 0;
+  float scale = 1.0f, softcap = 0.0f;
+};
+Status check_params(const AttnPrefillParams& p);
+cudaError_t launch_attn_prefill(const AttnPrefillParams& p, cudaStream_t stream);
+
+// ---- sampling ----------------------------------------------------------------------------
+// out[r] = the lowest index of the maximum of logits[r, :] (NaN never wins).
+struct ArgmaxParams {
+  const float* logits = nullptr;  // in:  [rows, n]
+  int32_t* out = nullptr;         // out: [rows]
+  int64_t rows = 1, n = 0;
+};
+Status check_params(const ArgmaxParams& p);
+cudaError_t launch_argmax(const ArgmaxParams& p, cudaStream_t stream);
+
+// One token per row, llama.cpp's order: top-k (k <= kSampleMaxTopK; k <= 0 means the cap),
+// top-p over the softmax of the survivors, min-p, then temperature, then the inverse CDF at
+// uniform[r] in [0, 1). temperature <= 0 is argmax.
+constexpr int kSampleMaxTopK = 256;
+struct SampleParams {
+  const float* logits = nullptr;   // in:  [rows, n]
+  const float* uniform = nullptr;  // in:  [rows] (device) uniform numbers in [0, 1)
+  int32_t* out = nullptr;          // out: [rows]
+  float* workspace = nullptr;      // sample_workspace_floats(rows, n) floats
+  int64_t rows = 1, n = 0;
+  int32_t top_k = 40;
+  float top_p = 1.0f, min_p = 0.0f, temperature = 1.0f;
+};
+int64_t sample_workspace_floats(int64_t rows, int64_t n);
+Status check_params(const SampleParams& p);
+cudaError_t launch_sample(const SampleParams& p, cudaStream_t stream);
+
+}  // namespace omni::cuda
