@@ -25,7 +25,7 @@ std::vector<std::string> golden_names() {
   if (!f) return {};
   json index = json::parse(f);
   std::vector<std::string> names;
-  for (const auto& n : index["models"]) names.push_back(n.get<std::string>());
+  for (const auto& n : index["fixtures"]) names.push_back(n.get<std::string>());
   return names;
 }
 
