@@ -1,5 +1,5 @@
 // The IsaKernels table for AVX2 + FMA + F16C: two 256-bit registers per 16 floats.
-#pragma GCC optimize("fp-contract=off")  // see isa_kernels_impl.h: dequantization is bit-exact
+// Compiled with -ffp-contract=off (kernels/CMakeLists.txt): dequantization is bit-exact, see isa_kernels_impl.h.
 
 #include <immintrin.h>
 

@@ -1,10 +1,12 @@
 // The IsaKernels table for AVX-512 (F/BW/VL/DQ): one 512-bit register per 16 floats.
-#pragma GCC optimize("fp-contract=off")  // see isa_kernels_impl.h: dequantization is bit-exact
+// Compiled with -ffp-contract=off (kernels/CMakeLists.txt): dequantization is bit-exact, see isa_kernels_impl.h.
 
 // GCC 12 flags the deliberately undefined source operand of its own AVX-512 intrinsics
 // (_mm512_undefined_ps) once they are inlined; the warning is about the header, not this code.
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <cmath>
