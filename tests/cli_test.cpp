@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "include/omnirt.h"
+#include "include/omnirt.hpp"
 
 namespace {
 
@@ -179,22 +180,24 @@ TEST_F(CliTest, EvalWritesEveryRowAndTheLastMatchesTheCApi) {
   std::vector<float> rows(4 * n_vocab);
   std::memcpy(rows.data(), bytes.data(), bytes.size());
 
-  // Independent path: the C API evaluating the same tokens, last row only.
-  omni_model* model = nullptr;
-  omni_engine* engine = nullptr;
-  omni_session* session = nullptr;
-  ASSERT_EQ(omni_model_load(model_->c_str(), nullptr, &model), OMNI_OK) << omni_last_error();
-  ASSERT_EQ(omni_engine_create(nullptr, &engine), OMNI_OK);
+  // Independent path: the C API (through omnirt.hpp) evaluating the same tokens one at a
+  // time, reading the last row after each.
+  omnirt::Error err;
+  omnirt::ModelPtr model = omnirt::load_model(model_->c_str(), &err);
+  ASSERT_TRUE(model) << err.message;
+  omnirt::EnginePtr engine = omnirt::create_engine(nullptr, &err);
+  ASSERT_TRUE(engine) << err.message;
   omni_session_params p = omni_session_default_params();
   p.kv_type = OMNI_KV_F32;
   p.n_ctx = 16;
-  ASSERT_EQ(omni_session_create(engine, model, &p, &session), OMNI_OK) << omni_last_error();
+  omnirt::SessionPtr session = omnirt::create_session(engine.get(), model.get(), &p, &err);
+  ASSERT_TRUE(session) << err.message;
   for (int32_t prefix = 1; prefix <= 4; ++prefix) {  // row i = logits after tokens [0, i]
     const omni_token toks[4] = {256, 71, 72, 220};
-    ASSERT_EQ(omni_session_append_tokens(session, &toks[prefix - 1], 1), OMNI_OK);
+    ASSERT_EQ(omni_session_append_tokens(session.get(), &toks[prefix - 1], 1), OMNI_OK);
     const float* logits = nullptr;
     int32_t nv = 0;
-    ASSERT_EQ(omni_session_logits(session, &logits, &nv), OMNI_OK);
+    ASSERT_EQ(omni_session_logits(session.get(), &logits, &nv), OMNI_OK);
     ASSERT_EQ(nv, static_cast<int32_t>(n_vocab));
     float max_diff = 0;
     for (size_t j = 0; j < n_vocab; ++j) {
@@ -202,9 +205,13 @@ TEST_F(CliTest, EvalWritesEveryRowAndTheLastMatchesTheCApi) {
     }
     EXPECT_LT(max_diff, 1e-3f) << "row " << prefix - 1;
   }
-  omni_session_destroy(session);
-  omni_engine_destroy(engine);
-  omni_model_destroy(model);
+  // The RAII generate wrapper: a callable that stops after two tokens.
+  int seen = 0;
+  err = omnirt::generate(session.get(), 8, [&](omni_token, std::string_view) { return ++seen < 2; });
+  EXPECT_FALSE(err) << err.message;
+  EXPECT_EQ(seen, 2);
+  EXPECT_EQ(omni_session_stop_reason(session.get()), OMNI_STOP_CALLBACK);
+  EXPECT_EQ(omni_session_n_tokens(session.get()), 6);
 }
 
 TEST_F(CliTest, InspectReportsMetadata) {
