@@ -1,0 +1,598 @@
+// CudaContext: the shared forward pass of context.cpp, step for step, on the CUDA kernels.
+#include "runtime/model/cuda_context.h"
+
+#if OMNIRT_HAVE_CUDA
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstring>
+#include <unordered_map>
+
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/ops_cuda.h"
+
+namespace omni {
+namespace {
+
+struct DevWeight {
+  DType type = DType::kF32;
+  const void* data = nullptr;  // device
+  int64_t n_in = 0, n_out = 0;
+};
+
+struct DevLayer {
+  const float *attn_norm = nullptr, *q_norm = nullptr, *k_norm = nullptr, *post_attn_norm = nullptr;
+  const float *ffn_norm = nullptr, *post_ffn_norm = nullptr, *bq = nullptr, *bk = nullptr, *bv = nullptr;
+  DevWeight wq, wk, wv, wo, gate, up, down;
+  uint16_t *k_cache = nullptr, *v_cache = nullptr;  // f16 [n_seq][n_ctx, n_head_kv, head_dim]
+  bool swa = false;
+};
+
+size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+}  // namespace
+
+struct CudaContext::Impl {
+  cuda::Stream stream;
+  cuda::BlasHandle blas;
+  bool have_blas = false;
+  cuda::DeviceArena weights, work;
+  cuda::PinnedBuffer pinned;
+  // Pinned staging: prefill tokens/positions [stage], then the decode step's fixed slots that the
+  // CUDA graph's copy nodes read and write: tokens [16], positions [16], argmax [16].
+  int32_t *h_tokens = nullptr, *h_pos = nullptr, *h_btok = nullptr, *h_bpos = nullptr, *h_next = nullptr;
+
+  DevWeight tok_embd, output;
+  const float* output_norm = nullptr;
+  std::vector<DevLayer> layers;
+  int64_t rows = 0;  // activation rows the buffers hold: max(n_batch, kMaxBatch)
+  float *x = nullptr, *xn = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *attn = nullptr;
+  float *ffn_a = nullptr, *ffn_b = nullptr, *tmp = nullptr, *logits = nullptr, *attn_ws = nullptr;
+  int32_t *d_tokens = nullptr, *d_pos = nullptr, *d_next = nullptr;
+  uint16_t *w_scratch = nullptr, *x_scratch = nullptr;
+  cudaGraphExec_t graphs[kMaxBatch + 1] = {};
+
+  ~Impl() {
+    for (cudaGraphExec_t& g : graphs)
+      if (g) cudaGraphExecDestroy(g);
+  }
+};
+
+bool CudaContext::has_gemm() const { return impl_ && impl_->have_blas && impl_->x_scratch != nullptr; }
+
+StatusOr<std::unique_ptr<CudaContext>> CudaContext::create(const Model& model, const ContextParams& params,
+                                                           const CudaContextOptions& options) {
+  const HParams& hp = model.hparams();
+  if (params.n_ctx < 0) return invalid_argument(fmt("n_ctx = %lld must be >= 0", (long long)params.n_ctx));
+  if (params.n_batch <= 0 || params.n_batch > 65536)
+    return invalid_argument(fmt("n_batch = %lld must be in [1, 65536]", (long long)params.n_batch));
+  if (params.kv_type != DType::kF16)
+    return invalid_argument(fmt("KV cache type %s is not supported on CUDA (f16)", dtype_name(params.kv_type)));
+  if (options.n_seq < 1 || options.n_seq > kMaxBatch)
+    return invalid_argument(fmt("n_seq = %d must be in [1, %d]", options.n_seq, kMaxBatch));
+  if (hp.head_dim > cuda::kAttnMaxHeadDim)
+    return unsupported(fmt("head_dim = %lld exceeds the CUDA attention limit %d", (long long)hp.head_dim,
+                           cuda::kAttnMaxHeadDim));
+  OMNI_RETURN_IF_ERROR(cuda::set_device(options.device));
+  OMNI_ASSIGN_OR_RETURN(cuda::DeviceInfo info, cuda::device_info(options.device));
+
+  std::unique_ptr<CudaContext> c(new CudaContext());
+  c->model_ = &model;
+  c->params_ = params;
+  c->options_ = options;
+  c->device_name_ = info.name;
+  c->n_ctx_ = params.n_ctx > 0 ? params.n_ctx : std::min<int64_t>(hp.n_ctx_train, 4096);
+  if (c->n_ctx_ > (int64_t(1) << 22))
+    return invalid_argument(fmt("n_ctx = %lld is too large (limit %lld)", (long long)c->n_ctx_, (long long)(1 << 22)));
+  c->params_.n_ctx = c->n_ctx_;
+  c->n_vocab_ = hp.n_vocab;
+  c->seq_past_.assign(static_cast<size_t>(options.n_seq), 0);
+  c->impl_ = std::make_unique<Impl>();
+  Impl& I = *c->impl_;
+  OMNI_ASSIGN_OR_RETURN(I.stream, cuda::Stream::create());
+  {
+    auto blas = cuda::BlasHandle::create(I.stream.get());
+    if (blas.ok()) {  // without cuBLAS, prefill runs the matvec kernels 16 tokens at a time
+      I.blas = std::move(blas).value();
+      I.have_blas = true;
+    }
+  }
+
+  // ---- weights: one arena, each matrix 256-byte aligned, shared tensors (tied output) once.
+  std::vector<const Weight*> mats = {&model.token_embd(), &model.output()};
+  for (const LayerWeights& L : model.layers())
+    for (const Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down}) mats.push_back(w);
+  std::vector<const std::vector<float>*> vecs = {&model.output_norm()};
+  for (const LayerWeights& L : model.layers())
+    for (const auto* v : {&L.attn_norm, &L.q_norm, &L.k_norm, &L.post_attn_norm, &L.ffn_norm, &L.post_ffn_norm, &L.bq,
+                          &L.bk, &L.bv})
+      vecs.push_back(v);
+  size_t total = 0;
+  std::unordered_map<const void*, size_t> seen;
+  for (const Weight* w : mats) {
+    if (!w->data || seen.count(w->data)) continue;
+    if (!cuda::weight_type_supported(w->type))
+      return unsupported(fmt("weight type %s has no CUDA kernel", dtype_name(w->type)));
+    seen[w->data] = 0;
+    total += round_up(static_cast<size_t>(dtype_row_bytes(w->type, w->n_in) * w->n_out), 256);
+  }
+  for (const auto* v : vecs) total += round_up(v->size() * sizeof(float), 256);
+  OMNI_ASSIGN_OR_RETURN(I.weights, cuda::DeviceArena::create(total));
+  seen.clear();
+  std::unordered_map<const void*, const void*> dev_of;
+  auto upload_weight = [&](const Weight& w) -> StatusOr<DevWeight> {
+    DevWeight d{w.type, nullptr, w.n_in, w.n_out};
+    if (!w.data) return d;
+    if (auto it = dev_of.find(w.data); it != dev_of.end()) {
+      d.data = it->second;
+      return d;
+    }
+    const size_t bytes = static_cast<size_t>(dtype_row_bytes(w.type, w.n_in) * w.n_out);
+    OMNI_ASSIGN_OR_RETURN(void* p, I.weights.alloc(bytes));
+    OMNI_RETURN_IF_ERROR(cuda::cuda_status(cudaMemcpy(p, w.data, bytes, cudaMemcpyHostToDevice), "upload weights"));
+    dev_of[w.data] = p;
+    d.data = p;
+    return d;
+  };
+  auto upload_vec = [&](const std::vector<float>& v) -> StatusOr<const float*> {
+    if (v.empty()) return static_cast<const float*>(nullptr);
+    OMNI_ASSIGN_OR_RETURN(float* p, I.weights.alloc_array<float>(v.size()));
+    OMNI_RETURN_IF_ERROR(
+        cuda::cuda_status(cudaMemcpy(p, v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice), "upload norms"));
+    return static_cast<const float*>(p);
+  };
+  OMNI_ASSIGN_OR_RETURN(I.tok_embd, upload_weight(model.token_embd()));
+  OMNI_ASSIGN_OR_RETURN(I.output, upload_weight(model.output()));
+  OMNI_ASSIGN_OR_RETURN(I.output_norm, upload_vec(model.output_norm()));
+  for (size_t il = 0; il < model.layers().size(); ++il) {
+    const LayerWeights& L = model.layers()[il];
+    DevLayer D;
+    OMNI_ASSIGN_OR_RETURN(D.attn_norm, upload_vec(L.attn_norm));
+    OMNI_ASSIGN_OR_RETURN(D.q_norm, upload_vec(L.q_norm));
+    OMNI_ASSIGN_OR_RETURN(D.k_norm, upload_vec(L.k_norm));
+    OMNI_ASSIGN_OR_RETURN(D.post_attn_norm, upload_vec(L.post_attn_norm));
+    OMNI_ASSIGN_OR_RETURN(D.ffn_norm, upload_vec(L.ffn_norm));
+    OMNI_ASSIGN_OR_RETURN(D.post_ffn_norm, upload_vec(L.post_ffn_norm));
+    OMNI_ASSIGN_OR_RETURN(D.bq, upload_vec(L.bq));
+    OMNI_ASSIGN_OR_RETURN(D.bk, upload_vec(L.bk));
+    OMNI_ASSIGN_OR_RETURN(D.bv, upload_vec(L.bv));
+    OMNI_ASSIGN_OR_RETURN(D.wq, upload_weight(L.wq));
+    OMNI_ASSIGN_OR_RETURN(D.wk, upload_weight(L.wk));
+    OMNI_ASSIGN_OR_RETURN(D.wv, upload_weight(L.wv));
+    OMNI_ASSIGN_OR_RETURN(D.wo, upload_weight(L.wo));
+    OMNI_ASSIGN_OR_RETURN(D.gate, upload_weight(L.ffn_gate));
+    OMNI_ASSIGN_OR_RETURN(D.up, upload_weight(L.ffn_up));
+    OMNI_ASSIGN_OR_RETURN(D.down, upload_weight(L.ffn_down));
+    D.swa = il < hp.layer_is_swa.size() && hp.layer_is_swa[il] != 0;
+    I.layers.push_back(D);
+  }
+  c->weight_bytes_ = I.weights.used();
+
+  // ---- activations, KV cache, workspaces: one arena.
+  const int64_t d = hp.n_embd, q_dim = hp.n_head * hp.head_dim, kv_dim = hp.n_head_kv * hp.head_dim;
+  const int64_t nb = std::min(params.n_batch, c->n_ctx_);
+  c->params_.n_batch = nb;
+  I.rows = std::max<int64_t>(nb, kMaxBatch);
+  const int64_t R = I.rows, n_seq = options.n_seq;
+  const int64_t max_in = std::max({d, q_dim, hp.n_ff});
+  size_t w_scratch_elems = 0;
+  if (I.have_blas && nb > cuda::kMatvecMaxTokens) {
+    auto need = [&](const DevWeight& w) {
+      if (w.data && w.type != DType::kBF16) w_scratch_elems = std::max(w_scratch_elems, size_t(w.n_in * w.n_out));
+    };
+    need(I.output);
+    for (const DevLayer& D : I.layers)
+      for (const DevWeight* w : {&D.wq, &D.wk, &D.wv, &D.wo, &D.gate, &D.up, &D.down}) need(*w);
+  }
+  const size_t kv_layer_bytes = static_cast<size_t>(n_seq * c->n_ctx_ * kv_dim) * 2;
+  const int64_t ws_floats = cuda::attn_decode_workspace_floats(n_seq, hp.n_head, hp.head_dim, c->n_ctx_);
+  size_t need_bytes = 0;
+  auto add = [&](size_t bytes) { need_bytes += round_up(bytes, 256); };
+  for (int i = 0; i < 3; ++i) add(size_t(R * d) * 4);        // x, xn, tmp
+  for (int i = 0; i < 2; ++i) add(size_t(R * q_dim) * 4);    // q, attn
+  for (int i = 0; i < 2; ++i) add(size_t(R * kv_dim) * 4);   // k, v
+  for (int i = 0; i < 2; ++i) add(size_t(R * hp.n_ff) * 4);  // ffn_a, ffn_b
+  add(size_t(R * c->n_vocab_) * 4);                          // logits
+  add(size_t(ws_floats) * 4);
+  for (int i = 0; i < 3; ++i) add(size_t(R) * 4);            // tokens, pos, next
+  add(w_scratch_elems * 2);
+  if (I.have_blas && nb > cuda::kMatvecMaxTokens) add(size_t(R * max_in) * 2);
+  need_bytes += 2 * kv_layer_bytes * I.layers.size() + 256 * 2 * I.layers.size();
+  OMNI_ASSIGN_OR_RETURN(I.work, cuda::DeviceArena::create(need_bytes));
+  OMNI_ASSIGN_OR_RETURN(I.x, I.work.alloc_array<float>(size_t(R * d)));
+  OMNI_ASSIGN_OR_RETURN(I.xn, I.work.alloc_array<float>(size_t(R * d)));
+  OMNI_ASSIGN_OR_RETURN(I.tmp, I.work.alloc_array<float>(size_t(R * d)));
+  OMNI_ASSIGN_OR_RETURN(I.q, I.work.alloc_array<float>(size_t(R * q_dim)));
+  OMNI_ASSIGN_OR_RETURN(I.attn, I.work.alloc_array<float>(size_t(R * q_dim)));
+  OMNI_ASSIGN_OR_RETURN(I.k, I.work.alloc_array<float>(size_t(R * kv_dim)));
+  OMNI_ASSIGN_OR_RETURN(I.v, I.work.alloc_array<float>(size_t(R * kv_dim)));
+  OMNI_ASSIGN_OR_RETURN(I.ffn_a, I.work.alloc_array<float>(size_t(R * hp.n_ff)));
+  OMNI_ASSIGN_OR_RETURN(I.ffn_b, I.work.alloc_array<float>(size_t(R * hp.n_ff)));
+  OMNI_ASSIGN_OR_RETURN(I.logits, I.work.alloc_array<float>(size_t(R * c->n_vocab_)));
+  OMNI_ASSIGN_OR_RETURN(I.attn_ws, I.work.alloc_array<float>(size_t(ws_floats)));
+  OMNI_ASSIGN_OR_RETURN(I.d_tokens, I.work.alloc_array<int32_t>(size_t(R)));
+  OMNI_ASSIGN_OR_RETURN(I.d_pos, I.work.alloc_array<int32_t>(size_t(R)));
+  OMNI_ASSIGN_OR_RETURN(I.d_next, I.work.alloc_array<int32_t>(size_t(R)));
+  if (w_scratch_elems > 0) {
+    OMNI_ASSIGN_OR_RETURN(I.w_scratch, I.work.alloc_array<uint16_t>(w_scratch_elems));
+  }
+  if (I.have_blas && nb > cuda::kMatvecMaxTokens) {  // x_scratch set <=> prefill uses the GEMM
+    OMNI_ASSIGN_OR_RETURN(I.x_scratch, I.work.alloc_array<uint16_t>(size_t(R * max_in)));
+  }
+  for (DevLayer& D : I.layers) {
+    OMNI_ASSIGN_OR_RETURN(void* kc, I.work.alloc(kv_layer_bytes));
+    OMNI_ASSIGN_OR_RETURN(void* vc, I.work.alloc(kv_layer_bytes));
+    D.k_cache = static_cast<uint16_t*>(kc);
+    D.v_cache = static_cast<uint16_t*>(vc);
+  }
+  c->kv_bytes_ = 2 * kv_layer_bytes * I.layers.size();
+
+  const int64_t stage = c->n_ctx_;
+  OMNI_ASSIGN_OR_RETURN(I.pinned, cuda::PinnedBuffer::create(size_t(2 * stage + 3 * kMaxBatch) * sizeof(int32_t)));
+  I.h_tokens = I.pinned.as<int32_t>();
+  I.h_pos = I.h_tokens + stage;
+  I.h_btok = I.h_pos + stage;
+  I.h_bpos = I.h_btok + kMaxBatch;
+  I.h_next = I.h_bpos + kMaxBatch;
+  try {
+    c->logits_.resize(static_cast<size_t>(c->n_vocab_));
+  } catch (const std::bad_alloc&) {
+    return Status(StatusCode::kOutOfMemory, "cannot allocate host logits");
+  }
+  return c;
+}
+
+CudaContext::~CudaContext() {
+  if (impl_) cudaStreamSynchronize(impl_->stream.get());
+}
+
+Status CudaContext::rewind(int64_t n) { return rewind_seq(0, n); }
+
+Status CudaContext::rewind_seq(int s, int64_t n) {
+  if (s < 0 || s >= options_.n_seq) return invalid_argument(fmt("sequence %d does not exist (%d)", s, options_.n_seq));
+  if (n < 0 || n > seq_past_[size_t(s)])
+    return out_of_range(fmt("cannot rewind to %lld: the context holds %lld tokens", (long long)n,
+                            (long long)seq_past_[size_t(s)]));
+  seq_past_[size_t(s)] = n;
+  return Status::Ok();
+}
+
+namespace {
+
+Status launched(cudaError_t err, const char* what) { return cuda::cuda_status(err, what); }
+
+}  // namespace
+
+// Enqueues the forward pass for n tokens whose ids and positions are already in d_tokens/d_pos.
+// batch_decode: token s is sequence s's next token (KV per sequence, flash-decoding attention);
+// else the n tokens are consecutive positions of sequence 0 (tiled prefill attention). Logits:
+// every row (batch_decode or all_logits) or the last; with batch_decode also the argmax per row.
+Status CudaContext::run_step(int64_t n, bool batch_decode, bool all_logits, bool /*copy_logits*/) {
+  Impl& I = *impl_;
+  const HParams& hp = model_->hparams();
+  cudaStream_t s = I.stream.get();
+  const int64_t d = hp.n_embd, hd = hp.head_dim, kv_dim = hp.n_head_kv * hd;
+  const bool gemm = has_gemm() && n > cuda::kMatvecMaxTokens;
+
+  auto mm = [&](const DevWeight& w, const float* in, float* out, int64_t rows, const float* bias, bool acc,
+                const char* what) -> Status {
+    if (gemm && rows > cuda::kMatvecMaxTokens) {
+      cuda::GemmParams g;
+      g.w_type = w.type;
+      g.w = w.data;
+      g.x = in;
+      g.y = out;
+      g.bias = bias;
+      g.accumulate = acc;
+      g.n_out = w.n_out;
+      g.n_in = w.n_in;
+      g.n_tok = rows;
+      g.w_scratch = I.w_scratch;
+      g.x_scratch = I.x_scratch;
+      return cuda::gemm_bf16(g, I.blas);
+    }
+    for (int64_t t0 = 0; t0 < rows; t0 += cuda::kMatvecMaxTokens) {
+      cuda::MatvecParams p;
+      p.w_type = w.type;
+      p.w = w.data;
+      p.x = in + t0 * w.n_in;
+      p.y = out + t0 * w.n_out;
+      p.bias = bias;
+      p.accumulate = acc;
+      p.n_out = w.n_out;
+      p.n_in = w.n_in;
+      p.n_tok = std::min<int64_t>(cuda::kMatvecMaxTokens, rows - t0);
+      OMNI_RETURN_IF_ERROR(launched(cuda::launch_matvec(p, s), what));
+    }
+    return Status::Ok();
+  };
+  auto norm = [&](const float* x, const float* residual, float* x_sum, const float* w, float* y, int64_t rows,
+                  int64_t width) {
+    cuda::RmsNormParams p;
+    p.x = x;
+    p.residual = residual;
+    p.x_sum_out = x_sum;
+    p.w = w;
+    p.y = y;
+    p.rows = rows;
+    p.n = width;
+    p.eps = hp.norm_eps;
+    return launched(cuda::launch_rms_norm(p, s), "rms_norm");
+  };
+
+  {
+    cuda::EmbedParams e;
+    e.w_type = I.tok_embd.type;
+    e.w = I.tok_embd.data;
+    e.tokens = I.d_tokens;
+    e.out = I.x;
+    e.n_vocab = hp.n_vocab;
+    e.n_embd = d;
+    e.n_tok = n;
+    e.scale = hp.embd_scale;
+    OMNI_RETURN_IF_ERROR(launched(cuda::launch_embed(e, s), "embed"));
+  }
+  const int64_t seq_stride = batch_decode ? n_ctx_ * kv_dim : 0;
+  for (const DevLayer& L : I.layers) {
+    OMNI_RETURN_IF_ERROR(norm(I.x, nullptr, nullptr, L.attn_norm, I.xn, n, d));
+    OMNI_RETURN_IF_ERROR(mm(L.wq, I.xn, I.q, n, L.bq, false, "attn_q"));
+    OMNI_RETURN_IF_ERROR(mm(L.wk, I.xn, I.k, n, L.bk, false, "attn_k"));
+    OMNI_RETURN_IF_ERROR(mm(L.wv, I.xn, I.v, n, L.bv, false, "attn_v"));
+    if (L.q_norm) OMNI_RETURN_IF_ERROR(norm(I.q, nullptr, nullptr, L.q_norm, I.q, n * hp.n_head, hd));
+    if (L.k_norm) OMNI_RETURN_IF_ERROR(norm(I.k, nullptr, nullptr, L.k_norm, I.k, n * hp.n_head_kv, hd));
+    if (hp.rope_dim > 0) {
+      cuda::RopeParams r;
+      r.pos = I.d_pos;
+      r.n_tok = n;
+      r.head_dim = hd;
+      r.rot_dim = hp.rope_dim;
+      r.freq_base = L.swa ? hp.rope_freq_base_swa : hp.rope_freq_base;
+      r.freq_scale = L.swa ? 1.0f : hp.rope_freq_scale;
+      r.style = hp.rope_style;
+      r.x = I.q;
+      r.n_head = hp.n_head;
+      OMNI_RETURN_IF_ERROR(launched(cuda::launch_rope(r, s), "rope q"));
+      r.x = I.k;
+      r.n_head = hp.n_head_kv;
+      OMNI_RETURN_IF_ERROR(launched(cuda::launch_rope(r, s), "rope k"));
+    }
+    for (int kv = 0; kv < 2; ++kv) {
+      cuda::KvAppendParams a;
+      a.src = kv ? I.v : I.k;
+      a.dst = kv ? L.v_cache : L.k_cache;
+      a.pos = I.d_pos;
+      a.n_tok = n;
+      a.row = kv_dim;
+      a.seq_stride = seq_stride;
+      a.n_ctx = n_ctx_;
+      OMNI_RETURN_IF_ERROR(launched(cuda::launch_kv_append(a, s), "kv_append"));
+    }
+    const int64_t window = L.swa ? hp.sliding_window : 0;
+    if (batch_decode) {
+      cuda::AttnDecodeParams a;
+      a.q = I.q;
+      a.k = L.k_cache;
+      a.v = L.v_cache;
+      a.pos = I.d_pos;
+      a.out = I.attn;
+      a.workspace = I.attn_ws;
+      a.n_seq = n;
+      a.n_head = hp.n_head;
+      a.n_kv_head = hp.n_head_kv;
+      a.head_dim = hd;
+      a.n_ctx = n_ctx_;
+      a.seq_stride = seq_stride;
+      a.window = window;
+      a.scale = hp.attn_scale;
+      OMNI_RETURN_IF_ERROR(launched(cuda::launch_attn_decode(a, s), "attn_decode"));
+    } else {
+      cuda::AttnPrefillParams a;
+      a.q = I.q;
+      a.k = L.k_cache;
+      a.v = L.v_cache;
+      a.pos = I.d_pos;
+      a.out = I.attn;
+      a.n_q = n;
+      a.n_head = hp.n_head;
+      a.n_kv_head = hp.n_head_kv;
+      a.head_dim = hd;
+      a.window = window;
+      a.scale = hp.attn_scale;
+      OMNI_RETURN_IF_ERROR(launched(cuda::launch_attn_prefill(a, s), "attn_prefill"));
+    }
+    // x += [post_norm](wo attn); xn = ffn_norm(x); x += [post_norm](down(act(gate xn) * up xn)).
+    if (L.post_attn_norm) {
+      OMNI_RETURN_IF_ERROR(mm(L.wo, I.attn, I.tmp, n, nullptr, false, "attn_output"));
+      OMNI_RETURN_IF_ERROR(norm(I.tmp, nullptr, nullptr, L.post_attn_norm, I.tmp, n, d));
+      OMNI_RETURN_IF_ERROR(norm(I.x, I.tmp, I.x, L.ffn_norm, I.xn, n, d));
+    } else {
+      OMNI_RETURN_IF_ERROR(mm(L.wo, I.attn, I.x, n, nullptr, true, "attn_output"));
+      OMNI_RETURN_IF_ERROR(norm(I.x, nullptr, nullptr, L.ffn_norm, I.xn, n, d));
+    }
+    OMNI_RETURN_IF_ERROR(mm(L.gate, I.xn, I.ffn_a, n, nullptr, false, "ffn_gate"));
+    OMNI_RETURN_IF_ERROR(mm(L.up, I.xn, I.ffn_b, n, nullptr, false, "ffn_up"));
+    {
+      cuda::GluParams g{I.ffn_a, I.ffn_b, I.ffn_a, n * hp.n_ff,
+                        hp.ffn_act == FfnActivation::kSilu ? cuda::GluAct::kSilu : cuda::GluAct::kGeluTanh};
+      OMNI_RETURN_IF_ERROR(launched(cuda::launch_glu(g, s), "glu"));
+    }
+    if (L.post_ffn_norm) {
+      OMNI_RETURN_IF_ERROR(mm(L.down, I.ffn_a, I.tmp, n, nullptr, false, "ffn_down"));
+      OMNI_RETURN_IF_ERROR(norm(I.tmp, nullptr, nullptr, L.post_ffn_norm, I.tmp, n, d));
+      OMNI_RETURN_IF_ERROR(launched(cuda::launch_add({I.x, I.tmp, I.x, n * d}, s), "residual add"));
+    } else {
+      OMNI_RETURN_IF_ERROR(mm(L.down, I.ffn_a, I.x, n, nullptr, true, "ffn_down"));
+    }
+  }
+  const int64_t first = (batch_decode || all_logits) ? 0 : n - 1, rows = n - first;
+  OMNI_RETURN_IF_ERROR(norm(I.x + first * d, nullptr, nullptr, I.output_norm, I.xn, rows, d));
+  OMNI_RETURN_IF_ERROR(mm(I.output, I.xn, I.logits, rows, nullptr, false, "output"));
+  if (hp.final_logit_softcap > 0.0f) {
+    OMNI_RETURN_IF_ERROR(
+        launched(cuda::launch_scale({I.logits, rows * n_vocab_, 1.0f, hp.final_logit_softcap}, s), "softcap"));
+  }
+  if (batch_decode) {
+    OMNI_RETURN_IF_ERROR(launched(cuda::launch_argmax({I.logits, I.d_next, rows, n_vocab_}, s), "argmax"));
+  }
+  return Status::Ok();
+}
+
+Status CudaContext::eval(std::span<const int32_t> tokens, bool all_logits) {
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (n == 0) return invalid_argument("eval needs at least one token");
+  const int64_t past = seq_past_[0];
+  if (past + n > n_ctx_)
+    return out_of_range(fmt("%lld tokens do not fit: the context holds %lld of %lld", (long long)n, (long long)past,
+                            (long long)n_ctx_));
+  for (int64_t i = 0; i < n; ++i)
+    if (tokens[i] < 0 || tokens[i] >= n_vocab_)
+      return out_of_range(fmt("token id %d at index %lld is outside the vocabulary [0, %lld)", tokens[i], (long long)i,
+                              (long long)n_vocab_));
+  const int64_t rows = all_logits ? n : 1;
+  if (static_cast<int64_t>(logits_.size()) < rows * n_vocab_) {
+    try {
+      logits_.resize(static_cast<size_t>(rows * n_vocab_));
+    } catch (const std::bad_alloc&) {
+      return Status(StatusCode::kOutOfMemory, fmt("cannot allocate logits for %lld tokens", (long long)rows));
+    }
+  }
+  Impl& I = *impl_;
+  cudaStream_t s = I.stream.get();
+  if (n == 1) {  // a decode step: the (graph-captured) batch path with one sequence
+    int32_t next = 0;
+    OMNI_RETURN_IF_ERROR(decode_batch(tokens, std::span<int32_t>(&next, 1), /*copy_logits=*/true));
+    return Status::Ok();
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    I.h_tokens[i] = tokens[i];
+    I.h_pos[i] = static_cast<int32_t>(past + i);
+  }
+  const int64_t nb = params_.n_batch;
+  for (int64_t begin = 0; begin < n; begin += nb) {
+    const int64_t len = std::min(nb, n - begin);
+    const bool last = begin + len == n;
+    OMNI_RETURN_IF_ERROR(cuda::cuda_status(
+        cudaMemcpyAsync(I.d_tokens, I.h_tokens + begin, size_t(len) * 4, cudaMemcpyHostToDevice, s), "copy tokens"));
+    OMNI_RETURN_IF_ERROR(cuda::cuda_status(
+        cudaMemcpyAsync(I.d_pos, I.h_pos + begin, size_t(len) * 4, cudaMemcpyHostToDevice, s), "copy positions"));
+    OMNI_RETURN_IF_ERROR(run_step(len, /*batch_decode=*/false, all_logits, false));
+    if (all_logits || last) {
+      float* dst = all_logits ? logits_.data() + begin * n_vocab_ : logits_.data();
+      const int64_t out_rows = all_logits ? len : 1;
+      OMNI_RETURN_IF_ERROR(cuda::cuda_status(cudaMemcpyAsync(dst, I.logits, size_t(out_rows * n_vocab_) * 4,
+                                                             cudaMemcpyDeviceToHost, s),
+                                             "copy logits"));
+    }
+    // The staging buffers are only rewritten by the next eval, after this synchronization.
+  }
+  OMNI_RETURN_IF_ERROR(I.stream.synchronize());
+  seq_past_[0] = past + n;
+  n_logit_rows_ = rows;
+  return Status::Ok();
+}
+
+StatusOr<int32_t> CudaContext::decode_greedy(int32_t token) {
+  int32_t next = 0;
+  OMNI_RETURN_IF_ERROR(decode_batch(std::span<const int32_t>(&token, 1), std::span<int32_t>(&next, 1), false));
+  return next;
+}
+
+Status CudaContext::decode_batch(std::span<const int32_t> tokens, std::span<int32_t> next, bool copy_logits) {
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (n < 1 || n > options_.n_seq)
+    return invalid_argument(fmt("decode_batch: %lld tokens for %d sequences", (long long)n, options_.n_seq));
+  if (static_cast<int64_t>(next.size()) < n) return invalid_argument("decode_batch: `next` is shorter than `tokens`");
+  for (int64_t i = 0; i < n; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= n_vocab_)
+      return out_of_range(fmt("token id %d at index %lld is outside the vocabulary [0, %lld)", tokens[i], (long long)i,
+                              (long long)n_vocab_));
+    if (seq_past_[size_t(i)] >= n_ctx_)
+      return out_of_range(fmt("sequence %lld is full (%lld of %lld)", (long long)i, (long long)seq_past_[size_t(i)],
+                              (long long)n_ctx_));
+  }
+  if (copy_logits && static_cast<int64_t>(logits_.size()) < n * n_vocab_) {
+    try {
+      logits_.resize(static_cast<size_t>(n * n_vocab_));
+    } catch (const std::bad_alloc&) {
+      return Status(StatusCode::kOutOfMemory, "cannot allocate logits");
+    }
+  }
+  Impl& I = *impl_;
+  cudaStream_t s = I.stream.get();
+  for (int64_t i = 0; i < n; ++i) {
+    I.h_btok[i] = tokens[i];
+    I.h_bpos[i] = static_cast<int32_t>(seq_past_[size_t(i)]);
+  }
+  // The step: inputs in, forward, argmax out; captured once per batch size when graphs are on.
+  auto enqueue = [&]() -> Status {
+    OMNI_RETURN_IF_ERROR(cuda::cuda_status(
+        cudaMemcpyAsync(I.d_tokens, I.h_btok, size_t(n) * 4, cudaMemcpyHostToDevice, s), "copy tokens"));
+    OMNI_RETURN_IF_ERROR(cuda::cuda_status(
+        cudaMemcpyAsync(I.d_pos, I.h_bpos, size_t(n) * 4, cudaMemcpyHostToDevice, s), "copy positions"));
+    OMNI_RETURN_IF_ERROR(run_step(n, /*batch_decode=*/true, true, false));
+    return cuda::cuda_status(cudaMemcpyAsync(I.h_next, I.d_next, size_t(n) * 4, cudaMemcpyDeviceToHost, s),
+                             "copy argmax");
+  };
+  bool ran = false;
+  if (options_.use_graphs && graph_error_.empty()) {
+    cudaGraphExec_t& exec = I.graphs[n];
+    if (!exec) {
+      cudaGraph_t graph = nullptr;
+      Status st = cuda::cuda_status(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "begin capture");
+      if (st.ok()) {
+        st = enqueue();
+        const cudaError_t end = cudaStreamEndCapture(s, &graph);
+        if (st.ok()) st = cuda::cuda_status(end, "end capture");
+      }
+      if (st.ok()) st = cuda::cuda_status(cudaGraphInstantiate(&exec, graph, 0), "instantiate graph");
+      if (graph) cudaGraphDestroy(graph);
+      if (!st.ok()) {
+        graph_error_ = st.message();
+        exec = nullptr;
+        cudaGetLastError();  // capture errors are not sticky; clear the last-error slot
+      }
+    }
+    if (exec) {
+      OMNI_RETURN_IF_ERROR(cuda::cuda_status(cudaGraphLaunch(exec, s), "graph launch"));
+      ran = true;
+    }
+  }
+  if (!ran) OMNI_RETURN_IF_ERROR(enqueue());
+  if (copy_logits) {
+    OMNI_RETURN_IF_ERROR(cuda::cuda_status(
+        cudaMemcpyAsync(logits_.data(), I.logits, size_t(n * n_vocab_) * 4, cudaMemcpyDeviceToHost, s), "copy logits"));
+  }
+  OMNI_RETURN_IF_ERROR(I.stream.synchronize());
+  for (int64_t i = 0; i < n; ++i) {
+    next[i] = I.h_next[i];
+    ++seq_past_[size_t(i)];
+  }
+  if (copy_logits) n_logit_rows_ = n;
+  return Status::Ok();
+}
+
+}  // namespace omni
+
+#else  // !OMNIRT_HAVE_CUDA: the type exists so callers compile; create() says why it cannot work.
+
+namespace omni {
+
+struct CudaContext::Impl {};
+
+StatusOr<std::unique_ptr<CudaContext>> CudaContext::create(const Model&, const ContextParams&,
+                                                           const CudaContextOptions&) {
+  return unsupported("omnirt was built without CUDA (configure with -DOMNIRT_CUDA=ON where nvcc exists)");
+}
+CudaContext::~CudaContext() = default;
+Status CudaContext::eval(std::span<const int32_t>, bool) { return wrong_state("no CUDA"); }
+Status CudaContext::rewind(int64_t) { return wrong_state("no CUDA"); }
+Status CudaContext::rewind_seq(int, int64_t) { return wrong_state("no CUDA"); }
+StatusOr<int32_t> CudaContext::decode_greedy(int32_t) { return wrong_state("no CUDA"); }
+Status CudaContext::decode_batch(std::span<const int32_t>, std::span<int32_t>, bool) { return wrong_state("no CUDA"); }
+Status CudaContext::run_step(int64_t, bool, bool, bool) { return wrong_state("no CUDA"); }
+bool CudaContext::has_gemm() const { return false; }
+
+}  // namespace omni
+
+#endif  // OMNIRT_HAVE_CUDA

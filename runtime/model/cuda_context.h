@@ -1,0 +1,93 @@
+// The model forward pass on one NVIDIA GPU, with Context's contract (runtime/model/context.h):
+// create(model, params), eval(tokens, all_logits), logits(), n_past(), rewind(). Weights are
+// uploaded once in their stored type (Q4_K stays Q4_K), the KV cache is f16 on the device, and a
+// decode step (one token per sequence, 1..16 sequences) is captured as a CUDA graph on first use
+// and replayed after. Greedy decoding never copies logits to the host: decode_greedy() returns
+// the argmax computed on the device.
+//
+//   OMNI_ASSIGN_OR_RETURN(auto ctx, CudaContext::create(model, ContextParams{}));
+//   OMNI_RETURN_IF_ERROR(ctx->eval(prompt, false));            // prefill; logits() on the host
+//   OMNI_ASSIGN_OR_RETURN(int32_t tok, ctx->decode_greedy(first_token));
+//
+// Batched decode: sequences 0..n_seq-1 each own a KV cache of n_ctx positions; sequence 0 is the
+// one eval()/decode_greedy() use. decode_batch() advances n of them by one token in one pass.
+// Thread-safety: one thread at a time; the Model is only read (and may be freed after create()).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "kernels/core/status.h"
+#include "runtime/model/context.h"
+#include "runtime/model/model.h"
+
+namespace omni {
+
+struct CudaContextOptions {
+  int device = 0;
+  bool use_graphs = true;  // false: launch every kernel each step (to measure host overhead)
+  int n_seq = 1;           // sequences with their own KV cache, for decode_batch (1..16)
+};
+
+class CudaContext {
+ public:
+  static constexpr int kMaxBatch = 16;
+
+  // kUnsupported without a device or for a weight type without a CUDA kernel, kOutOfMemory when
+  // the weights and cache do not fit, kInvalidArgument as Context::create (kv_type must be f16).
+  static StatusOr<std::unique_ptr<CudaContext>> create(const Model& model, const ContextParams& params,
+                                                       const CudaContextOptions& options = {});
+  ~CudaContext();
+  CudaContext(const CudaContext&) = delete;
+  CudaContext& operator=(const CudaContext&) = delete;
+
+  // As Context::eval on sequence 0; the logits are copied to the host.
+  Status eval(std::span<const int32_t> tokens, bool all_logits);
+  const float* logits() const { return logits_.data(); }
+  int64_t n_logit_rows() const { return n_logit_rows_; }
+  const float* last_logits() const { return logits_.data() + (n_logit_rows_ - 1) * n_vocab_; }
+  int64_t n_past() const { return seq_past_[0]; }
+  int64_t n_ctx() const { return n_ctx_; }
+  Status rewind(int64_t n);  // sequence 0
+  const Model& model() const { return *model_; }
+  const ContextParams& params() const { return params_; }
+
+  // Appends `token` to sequence 0 and returns the argmax of the new logits, computed on the
+  // device (the host logits() are not updated).
+  StatusOr<int32_t> decode_greedy(int32_t token);
+  // Appends tokens[s] to sequence s for s < tokens.size() (<= n_seq) and writes each sequence's
+  // argmax to next[s]; with copy_logits, logits() then holds [tokens.size(), n_vocab].
+  Status decode_batch(std::span<const int32_t> tokens, std::span<int32_t> next, bool copy_logits);
+  int64_t seq_past(int s) const { return seq_past_[static_cast<size_t>(s)]; }
+  Status rewind_seq(int s, int64_t n);
+
+  void set_use_graphs(bool on) { options_.use_graphs = on; }
+  bool use_graphs() const { return options_.use_graphs; }
+  // Why graph capture was abandoned (empty while graphs work); steps then run eagerly.
+  const std::string& graph_error() const { return graph_error_; }
+  size_t device_weight_bytes() const { return weight_bytes_; }
+  size_t device_kv_bytes() const { return kv_bytes_; }
+  // True when prefill chunks of more than 16 tokens go through cuBLASLt (cuBLAS was found).
+  bool has_gemm() const;
+  std::string device_name() const { return device_name_; }
+
+ private:
+  struct Impl;
+  CudaContext() = default;
+  Status run_step(int64_t n, bool batch_decode, bool all_logits, bool copy_logits);
+
+  const Model* model_ = nullptr;
+  ContextParams params_;
+  CudaContextOptions options_;
+  int64_t n_ctx_ = 0, n_vocab_ = 0, n_logit_rows_ = 0;
+  std::vector<int64_t> seq_past_;
+  std::vector<float> logits_;
+  size_t weight_bytes_ = 0, kv_bytes_ = 0;
+  std::string graph_error_, device_name_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace omni
