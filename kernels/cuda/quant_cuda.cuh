@@ -13,6 +13,13 @@
 
 #include "kernels/core/dtype.h"
 
+// nvcc's loop unrolling; nothing elsewhere (tests compile these decoders for the host too).
+#if defined(__CUDACC__)
+#define OMNI_UNROLL _Pragma("unroll")
+#else
+#define OMNI_UNROLL
+#endif
+
 namespace omni::cuda {
 
 __device__ __forceinline__ float half_bits_to_f32(uint16_t h) { return __half2float(__ushort_as_half(h)); }
@@ -21,7 +28,7 @@ __device__ __forceinline__ uint16_t ld_u16(const uint8_t* p) { return __ldg(rein
 
 // 8 bytes at a 2-byte aligned address.
 __device__ __forceinline__ void ld_8bytes_a2(const uint8_t* p, uint8_t b[8]) {
-#pragma unroll
+OMNI_UNROLL
   for (int i = 0; i < 4; ++i) {
     const uint16_t v = ld_u16(p + 2 * i);
     b[2 * i] = static_cast<uint8_t>(v & 0xFF);
@@ -31,7 +38,7 @@ __device__ __forceinline__ void ld_8bytes_a2(const uint8_t* p, uint8_t b[8]) {
 // 8 bytes at an 8-byte aligned address.
 __device__ __forceinline__ void ld_8bytes_a8(const uint8_t* p, uint8_t b[8]) {
   const uint2 v = __ldg(reinterpret_cast<const uint2*>(p));
-#pragma unroll
+OMNI_UNROLL
   for (int i = 0; i < 4; ++i) {
     b[i] = static_cast<uint8_t>(v.x >> (8 * i));
     b[4 + i] = static_cast<uint8_t>(v.y >> (8 * i));
@@ -71,7 +78,7 @@ struct Quant<DType::kF16> {
   __device__ __forceinline__ static void load8(const uint8_t* row, int64_t k, float w[8]) {
     const uint4 v = __ldg(reinterpret_cast<const uint4*>(row) + k);
     const uint32_t u[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
+OMNI_UNROLL
     for (int i = 0; i < 4; ++i) {
       w[2 * i] = half_bits_to_f32(static_cast<uint16_t>(u[i] & 0xFFFF));
       w[2 * i + 1] = half_bits_to_f32(static_cast<uint16_t>(u[i] >> 16));
@@ -88,7 +95,7 @@ struct Quant<DType::kBF16> {
   __device__ __forceinline__ static void load8(const uint8_t* row, int64_t k, float w[8]) {
     const uint4 v = __ldg(reinterpret_cast<const uint4*>(row) + k);
     const uint32_t u[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
+OMNI_UNROLL
     for (int i = 0; i < 4; ++i) {
       w[2 * i] = __uint_as_float(u[i] << 16);
       w[2 * i + 1] = __uint_as_float(u[i] & 0xFFFF0000u);
@@ -109,7 +116,7 @@ struct Quant<DType::kQ8_0> {
     const float d = half_bits_to_f32(ld_u16(blk));
     uint8_t b[8];
     ld_8bytes_a2(blk + 2 + 8 * j, b);
-#pragma unroll
+OMNI_UNROLL
     for (int i = 0; i < 8; ++i) w[i] = __fmul_rn(static_cast<float>(static_cast<int8_t>(b[i])), d);
   }
 };
@@ -125,7 +132,7 @@ struct Quant<DType::kQ4_0> {
     uint8_t b[8];
     ld_8bytes_a2(blk + 2 + 8 * (j & 1), b);
     const int shift = j >= 2 ? 4 : 0;
-#pragma unroll
+OMNI_UNROLL
     for (int i = 0; i < 8; ++i) w[i] = __fmul_rn(d, static_cast<float>(((b[i] >> shift) & 0xF) - 8));
   }
 };
@@ -142,7 +149,7 @@ struct Quant<DType::kQ5_0> {
     uint8_t b[8];
     ld_8bytes_a2(blk + 6 + 8 * (j & 1), b);
     const int shift = j >= 2 ? 4 : 0;
-#pragma unroll
+OMNI_UNROLL
     for (int i = 0; i < 8; ++i) {
       const int q = ((b[i] >> shift) & 0xF) | (((qh >> i) & 1) << 4);
       w[i] = __fmul_rn(d, static_cast<float>(q - 16));
@@ -165,7 +172,7 @@ struct Quant<DType::kQ4_K> {
     uint8_t b[8];
     ld_8bytes_a8(blk + 16 + 32 * (s >> 1) + l0, b);
     const int shift = (s & 1) ? 4 : 0;
-#pragma unroll
+OMNI_UNROLL
     for (int i = 0; i < 8; ++i) w[i] = __fsub_rn(__fmul_rn(d1, static_cast<float>((b[i] >> shift) & 0xF)), m1);
   }
 };
@@ -185,7 +192,7 @@ struct Quant<DType::kQ5_K> {
     ld_8bytes_a8(blk + 48 + 32 * (s >> 1) + l0, qs);
     ld_8bytes_a8(blk + 16 + l0, qh);
     const int shift = (s & 1) ? 4 : 0;
-#pragma unroll
+OMNI_UNROLL
     for (int i = 0; i < 8; ++i) {
       const int q = ((qs[i] >> shift) & 0xF) | (((qh[i] >> s) & 1) << 4);
       w[i] = __fsub_rn(__fmul_rn(d1, static_cast<float>(q)), m1);
@@ -209,7 +216,7 @@ struct Quant<DType::kQ6_K> {
     ld_8bytes_a2(blk + 64 * h + 32 * (g & 1) + l0, ql);
     ld_8bytes_a2(blk + 128 + 32 * h + l0, qh);
     const int shift = g >= 2 ? 4 : 0;
-#pragma unroll
+OMNI_UNROLL
     for (int i = 0; i < 8; ++i) {
       const int q = (((ql[i] >> shift) & 0xF) | (((qh[i] >> (2 * g)) & 3) << 4)) - 32;
       w[i] = __fmul_rn(ds, static_cast<float>(q));

@@ -35,6 +35,7 @@ size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
 struct CudaContext::Impl {
   cuda::Stream stream;
+  cuda::Event step_begin, step_end;
   cuda::BlasHandle blas;
   bool have_blas = false;
   cuda::DeviceArena weights, work;
@@ -91,6 +92,8 @@ StatusOr<std::unique_ptr<CudaContext>> CudaContext::create(const Model& model, c
   c->impl_ = std::make_unique<Impl>();
   Impl& I = *c->impl_;
   OMNI_ASSIGN_OR_RETURN(I.stream, cuda::Stream::create());
+  OMNI_ASSIGN_OR_RETURN(I.step_begin, cuda::Event::create());
+  OMNI_ASSIGN_OR_RETURN(I.step_end, cuda::Event::create());
   {
     auto blas = cuda::BlasHandle::create(I.stream.get());
     if (blas.ok()) {  // without cuBLAS, prefill runs the matvec kernels 16 tokens at a time
@@ -554,16 +557,22 @@ Status CudaContext::decode_batch(std::span<const int32_t> tokens, std::span<int3
       }
     }
     if (exec) {
+      OMNI_RETURN_IF_ERROR(I.step_begin.record(s));
       OMNI_RETURN_IF_ERROR(cuda::cuda_status(cudaGraphLaunch(exec, s), "graph launch"));
       ran = true;
     }
   }
-  if (!ran) OMNI_RETURN_IF_ERROR(enqueue());
+  if (!ran) {
+    OMNI_RETURN_IF_ERROR(I.step_begin.record(s));
+    OMNI_RETURN_IF_ERROR(enqueue());
+  }
+  OMNI_RETURN_IF_ERROR(I.step_end.record(s));
   if (copy_logits) {
     OMNI_RETURN_IF_ERROR(cuda::cuda_status(
         cudaMemcpyAsync(logits_.data(), I.logits, size_t(n * n_vocab_) * 4, cudaMemcpyDeviceToHost, s), "copy logits"));
   }
   OMNI_RETURN_IF_ERROR(I.stream.synchronize());
+  if (auto ms = cuda::Event::elapsed_ms(I.step_begin, I.step_end); ms.ok()) last_step_gpu_ms_ = *ms;
   for (int64_t i = 0; i < n; ++i) {
     next[i] = I.h_next[i];
     ++seq_past_[size_t(i)];

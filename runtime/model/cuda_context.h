@@ -68,6 +68,8 @@ class CudaContext {
   bool use_graphs() const { return options_.use_graphs; }
   // Why graph capture was abandoned (empty while graphs work); steps then run eagerly.
   const std::string& graph_error() const { return graph_error_; }
+  // Device time of the last decode_batch/decode_greedy step (events around the launch), ms.
+  float last_step_gpu_ms() const { return last_step_gpu_ms_; }
   size_t device_weight_bytes() const { return weight_bytes_; }
   size_t device_kv_bytes() const { return kv_bytes_; }
   // True when prefill chunks of more than 16 tokens go through cuBLASLt (cuBLAS was found).
@@ -86,6 +88,7 @@ class CudaContext {
   std::vector<int64_t> seq_past_;
   std::vector<float> logits_;
   size_t weight_bytes_ = 0, kv_bytes_ = 0;
+  float last_step_gpu_ms_ = 0.0f;
   std::string graph_error_, device_name_;
   std::unique_ptr<Impl> impl_;
 };

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# One prepared GPU check: card, synthetic models, the GPU tests, the GPU benchmarks, one table.
+# Runs on a machine with CUDA (driver for CUDA 13), CMake and Python but none of our Debian
+# packages and no network, from a build folder made on the development machine:
+#
+#   cmake --preset gpu-check
+#   cmake --build build-gpu --target omnirt_tests omnirt_gpu_bench omnirt_cli
+#   # carry the repo (with build-gpu/) to the GPU machine, then from the repo root:
+#   bench/gpu/check.sh [build-gpu]
+#
+# Everything printed also goes to $OUT/check.txt when OUT is set. Budget: under 8 minutes.
+set -u
+BUILD=${1:-build-gpu}
+BIN="$BUILD/bin"
+MODELS=${OMNIRT_CHECK_MODELS:-${TMPDIR:-/tmp}/omnirt-gpu-check}
+LOG=$(mktemp)
+if [ -n "${OUT:-}" ]; then mkdir -p "$OUT"; exec > >(tee "$OUT/check.txt") 2>&1; fi
+T0=$(date +%s)
+stamp() { echo "-- [$(( $(date +%s) - T0 )) s] $*"; }
+
+stamp "card"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.memory,power.limit --format=csv 2>&1 || echo "nvidia-smi failed"
+nvidia-smi 2>&1 | sed -n '1,4p'
+
+# cuBLAS is opened at run time (kernels/cuda/blas_loader.cpp); help it find the toolkit's copy.
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
+         $(python3 -c 'import os, nvidia.cublas as c; print(os.path.join(list(c.__path__)[0], "lib"))' 2>/dev/null); do
+  [ -d "$d" ] && LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+done
+export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}"
+echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+ls ${LD_LIBRARY_PATH//:/ } 2>/dev/null | grep -E '^libcublas(Lt)?\.so' | sort -u | tr '\n' ' '; echo
+
+for b in omnirt_tests omnirt_gpu_bench omnirt; do
+  [ -x "$BIN/$b" ] || { echo "missing $BIN/$b: build it on the development machine (see the header)"; exit 1; }
+done
+stamp "shared libraries the binaries need"
+ldd "$BIN/omnirt_gpu_bench" | awk '{print "   ", $1, $2, $3}'
+
+# The tests find fixtures through the source path compiled in; point it at this checkout.
+SRC=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$BUILD/CMakeCache.txt" 2>/dev/null)
+if [ -n "$SRC" ] && [ ! -e "$SRC/tests/data" ] && [ "$SRC" != "$PWD" ]; then
+  mkdir -p "$(dirname "$SRC")" 2>/dev/null && ln -sfn "$PWD" "$SRC" 2>/dev/null && echo "linked $SRC -> $PWD" ||
+    echo "note: fixtures expected at $SRC are not there; golden tests will skip"
+fi
+
+stamp "synthetic models in $MODELS"
+mkdir -p "$MODELS"
+df -h "$MODELS" | tail -1
+for t in q4_K q8_0 bf16; do
+  f="$MODELS/qwen2.5-7b-$t.gguf"
+  if [ ! -s "$f" ]; then
+    s=$(date +%s)
+    timeout 200 "$BIN/omnirt" model create --preset qwen2.5-7b --type "$t" --out "$f" > /dev/null ||
+      echo "model create $t failed (rc $?)"
+    echo "   $t: $(du -h "$f" 2>/dev/null | cut -f1) in $(( $(date +%s) - s )) s"
+  fi
+done
+
+stamp "GPU tests (omnirt_tests --gtest_filter='Cuda*')"
+timeout 240 "$BIN/omnirt_tests" --gtest_filter='Cuda*' --gtest_color=no > "$LOG.tests" 2>&1
+rc=$?
+grep -v -E '^\[ +(RUN|OK) +\]' "$LOG.tests" | head -300
+echo "omnirt_tests rc=$rc (full log: $LOG.tests)"
+[ -n "${OUT:-}" ] && cp "$LOG.tests" "$OUT/cuda_tests.txt"
+
+stamp "benchmarks"
+timeout 90 "$BIN/omnirt_gpu_bench" probe 2>&1 | tee -a "$LOG"
+for t in bf16 q8_0 q4_K; do
+  f="$MODELS/qwen2.5-7b-$t.gguf"
+  [ -s "$f" ] || { echo "no model $f"; continue; }
+  timeout 150 "$BIN/omnirt_gpu_bench" model --model "$f" --label "$t" --prefill 512 --steps 64 --batch 16 2>&1 | tee -a "$LOG"
+done
+
+stamp "table"
+python3 - "$LOG" <<'EOF'
+import re, sys
+res = {}
+for line in open(sys.argv[1]):
+    if not line.startswith("RESULT "):
+        continue
+    kv = dict((m.group(1), m.group(2) if m.group(2) is not None else m.group(3))
+              for m in re.finditer(r'(\w+)=(?:"([^"]*)"|(\S+))', line))
+    res[kv["name"]] = kv
+def f(name, key="value"):
+    try:
+        return float(res[name][key])
+    except (KeyError, ValueError):
+        return None
+card = res.get("device", {}).get("card", "?")
+bw = f("hbm_copy")            # GB/s
+gemm = f("gemm_bf16")         # TFLOP/s
+rows = []
+def fmt(x, spec="%.3g"):
+    return "-" if x is None else spec % x
+rows.append(("HBM copy bandwidth (GB/s)", fmt(bw, "%.0f"), "-", "-", "probe"))
+rows.append(("cuBLAS BF16 GEMM 8192^3 (TFLOP/s)", fmt(gemm, "%.0f"), "-", "-", "probe"))
+for t, target in (("bf16", 0.85), ("q8_0", 0.70), ("q4_K", 0.70)):
+    ms, by = f("decode1_" + t), f("decode1_" + t, "bytes")
+    if ms is None:
+        rows.append(("decode b1 %s (ms/step)" % t, "-", "-", "-", ">= %.2f" % target))
+        continue
+    gbs = by / (ms * 1e-3) / 1e9
+    rows.append(("decode b1 %s: %.2f ms/step, %.0f GB/s" % (t, ms, gbs), "%.0f GB/s" % gbs, fmt(bw, "%.0f GB/s"),
+                 fmt(gbs / bw if bw else None, "%.2f"), ">= %.2f" % target))
+p = res.get("prefill512_bf16")
+if p:
+    tf = float(p["tflops"])
+    rows.append(("prefill 512 bf16: %.1f ms" % float(p["value"]), "%.0f TFLOP/s" % tf, fmt(gemm, "%.0f TFLOP/s"),
+                 fmt(tf / gemm if gemm else None, "%.2f"), ">= 0.60"))
+for t in ("q8_0", "q4_K"):
+    p = res.get("prefill512_" + t)
+    if p:
+        tf = float(p["tflops"])
+        rows.append(("prefill 512 %s: %.1f ms" % (t, float(p["value"])), "%.0f TFLOP/s" % tf,
+                     fmt(gemm, "%.0f TFLOP/s"), fmt(tf / gemm if gemm else None, "%.2f"), "(info)"))
+for t in ("bf16", "q8_0", "q4_K"):
+    b16, b1 = f("decode16_" + t, "tok_s"), f("decode1_" + t)
+    if b16 is not None and b1:
+        tps1 = 1e3 / b1
+        rows.append(("batch 16 vs 1 %s (tok/s)" % t, "%.0f" % b16, "%.0f" % tps1, "%.1f" % (b16 / tps1), ">= 10"))
+for t in ("bf16", "q8_0", "q4_K"):
+    on, off, gpu = f("decode1_" + t), f("decode1_%s_nograph" % t), f("decode1_" + t, "gpu_ms")
+    if on and gpu is not None:
+        rows.append(("host overhead, graphs %s (1 - gpu/wall)" % t, "%.1f%%" % (100 * (1 - gpu / on)),
+                     "no graphs: %.2f ms" % off if off else "-", "%.2f" % (off / on) if off else "-", "< 5%"))
+w = [max(len(str(r[i])) for r in rows + [("figure", "measured", "probe", "ratio", "target")]) for i in range(5)]
+print("card: %s" % card)
+line = lambda r: "| " + " | ".join(str(c).ljust(w[i]) for i, c in enumerate(r)) + " |"
+print(line(("figure", "measured", "probe", "ratio", "target")))
+print("|" + "|".join("-" * (x + 2) for x in w) + "|")
+for r in rows:
+    print(line(r))
+errs = [l.strip() for l in open(sys.argv[1]) if l.startswith("ERROR")]
+for e in errs:
+    print(e)
+EOF
+stamp "done"
