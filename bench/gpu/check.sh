@@ -13,10 +13,12 @@ set -u
 BUILD=${1:-build-gpu}
 BIN="$BUILD/bin"
 MODELS=${OMNIRT_CHECK_MODELS:-${TMPDIR:-/tmp}/omnirt-gpu-check}
+PRESET=${OMNIRT_CHECK_PRESET:-qwen2.5-7b}  # a smaller preset for dry runs
 LOG=$(mktemp)
-if [ -n "${OUT:-}" ]; then mkdir -p "$OUT"; exec > >(tee "$OUT/check.txt") 2>&1; fi
 T0=$(date +%s)
 stamp() { echo "-- [$(( $(date +%s) - T0 )) s] $*"; }
+
+main() {
 
 stamp "card"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.memory,power.limit --format=csv 2>&1 || echo "nvidia-smi failed"
@@ -32,7 +34,7 @@ echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 ls ${LD_LIBRARY_PATH//:/ } 2>/dev/null | grep -E '^libcublas(Lt)?\.so' | sort -u | tr '\n' ' '; echo
 
 for b in omnirt_tests omnirt_gpu_bench omnirt; do
-  [ -x "$BIN/$b" ] || { echo "missing $BIN/$b: build it on the development machine (see the header)"; exit 1; }
+  [ -x "$BIN/$b" ] || { echo "missing $BIN/$b: build it on the development machine (see the header)"; return 1; }
 done
 stamp "shared libraries the binaries need"
 ldd "$BIN/omnirt_gpu_bench" | awk '{print "   ", $1, $2, $3}'
@@ -48,10 +50,10 @@ stamp "synthetic models in $MODELS"
 mkdir -p "$MODELS"
 df -h "$MODELS" | tail -1
 for t in q4_K q8_0 bf16; do
-  f="$MODELS/qwen2.5-7b-$t.gguf"
+  f="$MODELS/$PRESET-$t.gguf"
   if [ ! -s "$f" ]; then
     s=$(date +%s)
-    timeout 200 "$BIN/omnirt" model create --preset qwen2.5-7b --type "$t" --out "$f" > /dev/null ||
+    timeout 200 "$BIN/omnirt" model create --preset "$PRESET" --type "$t" --out "$f" > /dev/null ||
       echo "model create $t failed (rc $?)"
     echo "   $t: $(du -h "$f" 2>/dev/null | cut -f1) in $(( $(date +%s) - s )) s"
   fi
@@ -67,7 +69,7 @@ echo "omnirt_tests rc=$rc (full log: $LOG.tests)"
 stamp "benchmarks"
 timeout 90 "$BIN/omnirt_gpu_bench" probe 2>&1 | tee -a "$LOG"
 for t in bf16 q8_0 q4_K; do
-  f="$MODELS/qwen2.5-7b-$t.gguf"
+  f="$MODELS/$PRESET-$t.gguf"
   [ -s "$f" ] || { echo "no model $f"; continue; }
   timeout 150 "$BIN/omnirt_gpu_bench" model --model "$f" --label "$t" --prefill 512 --steps 64 --batch 16 2>&1 | tee -a "$LOG"
 done
@@ -136,3 +138,11 @@ for e in errs:
     print(e)
 EOF
 stamp "done"
+}
+
+if [ -n "${OUT:-}" ]; then
+  mkdir -p "$OUT"
+  main 2>&1 | tee "$OUT/check.txt"
+else
+  main 2>&1
+fi
