@@ -1,5 +1,5 @@
 // The IsaKernels table for AVX2 + FMA + F16C: two 256-bit registers per 16 floats.
-// Compiled with -ffp-contract=off (kernels/CMakeLists.txt): dequantization is bit-exact, see isa_kernels_impl.h.
+// The kernels target is compiled with -ffp-contract=off: dequantization is bit-exact, see isa_kernels_impl.h.
 
 #include <immintrin.h>
 

@@ -1,5 +1,5 @@
 // The IsaKernels table for AVX-512 (F/BW/VL/DQ): one 512-bit register per 16 floats.
-// Compiled with -ffp-contract=off (kernels/CMakeLists.txt): dequantization is bit-exact, see isa_kernels_impl.h.
+// The kernels target is compiled with -ffp-contract=off: dequantization is bit-exact, see isa_kernels_impl.h.
 
 // GCC 12 flags the deliberately undefined source operand of its own AVX-512 intrinsics
 // (_mm512_undefined_ps) once they are inlined; the warning is about the header, not this code.

@@ -8,16 +8,32 @@
 #include <cstring>
 #include <mutex>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include "kernels/cpu/isa_kernels.h"
 
 namespace omni {
 namespace {
 
+#if defined(__x86_64__) || defined(__i386__)
+// Features that not every compiler's __builtin_cpu_supports knows (clang 14 lacks "f16c"
+// and "avx512bf16"), read from CPUID directly.
+bool cpuid_has_f16c() {
+  unsigned a, b, c, d;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) != 0;
+}
+bool cpuid_has_avx512bf16() {
+  unsigned a, b, c, d;
+  return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5)) != 0;
+}
+#endif
+
 bool isa_available(CpuIsa isa) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                    __builtin_cpu_supports("f16c");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpuid_has_f16c();
   switch (isa) {
     case CpuIsa::kScalar: return true;
     case CpuIsa::kAvx2: return avx2;
@@ -79,8 +95,10 @@ const char* cpu_features_string() {
 #define OMNI_FEATURE(name) \
   if (__builtin_cpu_supports(name)) append(name);
     OMNI_FEATURE("sse4.2") OMNI_FEATURE("avx") OMNI_FEATURE("avx2") OMNI_FEATURE("fma")
-    OMNI_FEATURE("f16c") OMNI_FEATURE("avx512f") OMNI_FEATURE("avx512bw") OMNI_FEATURE("avx512vl")
-    OMNI_FEATURE("avx512dq") OMNI_FEATURE("avx512vnni") OMNI_FEATURE("avx512bf16")
+    if (cpuid_has_f16c()) append("f16c");
+    OMNI_FEATURE("avx512f") OMNI_FEATURE("avx512bw") OMNI_FEATURE("avx512vl")
+    OMNI_FEATURE("avx512dq") OMNI_FEATURE("avx512vnni")
+    if (cpuid_has_avx512bf16()) append("avx512bf16");
 #undef OMNI_FEATURE
 #endif
   });

@@ -1,7 +1,7 @@
 // Scalar encode/decode of every weight type. Decoding follows ggml's dequantize_row_* (and
 // gguf-py's quants.py) operation by operation so the results are bit-exact: block scale
 // products (d * sc, dmin * m) are rounded to f32 first, then multiplied by the quant.
-#pragma GCC optimize("fp-contract=off")  // d*q - m must round twice, as ggml does
+// d*q - m must round twice, as ggml does: the kernels target is built with -ffp-contract=off.
 
 #include <algorithm>
 #include <cmath>
