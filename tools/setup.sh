@@ -7,6 +7,8 @@
 #     OMNIRT_SETUP_NO_BUILD=1 skips this step).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# ccache: key on paths relative to the checkout, so a fresh clone elsewhere reuses the cache.
+export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=1
 cd "$root"
 
 packages=(cmake ninja-build ccache g++ clang libclang-rt-14-dev pkg-config libpcre2-dev
