@@ -127,3 +127,16 @@ BENCHMARK(BM_Rope);
 
 }  // namespace
 }  // namespace omni
+
+namespace omni {
+namespace {
+
+// Thread-pool fork/join latency: one empty job per iteration (decode issues ~150-200 per token).
+void BM_PoolRun(benchmark::State& state) {
+  ThreadPool pool(static_cast<int>(state.range(0)));
+  for (auto _ : state) pool.run([](void*, int, int) {}, nullptr);
+}
+BENCHMARK(BM_PoolRun)->Arg(1)->Arg(2)->UseRealTime();
+
+}  // namespace
+}  // namespace omni

@@ -1,16 +1,29 @@
-// `omnirt bench`: prefill and decode speed (tokens/s; median and range over reps), peak RSS and
-// weight bytes. Prompts are fixed pseudo-random token ids; decode is greedy, one token per step,
-// so every rep does the same work.
+// `omnirt bench`: machine probes and model speed, in one process.
+//   Probes (per thread count): stream-read bandwidth of a buffer much larger than the caches
+//   (GB/s), FMA throughput with the best ISA (register-only chains: the GEMM ceiling) and our
+//   f32 matmul on a hot-in-cache problem (GFLOP/s).
+//   Model (per thread count and prompt length): prefill tokens/s, then --gen-tokens greedy
+//   decode steps (tokens/s); bytes read per decoded token (every weight matrix incl. the output
+//   head, plus the K/V the attention reads at that context, averaged over the decode steps) and
+//   the roofline fraction = bytes/token x tokens/s / probed bandwidth at the same thread count.
+// Every figure is the median [min-max] over --reps runs. The model runs before the probes so
+// that the peak RSS (getrusage) is the model's, not the probe buffer's.
+#include <sys/mman.h>
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <memory>
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "kernels/cpu/ops_cpu.h"
+#include "kernels/cpu/probe_cpu.h"
 #include "runtime/model/context.h"
 #include "runtime/model/model.h"
 #include "tools/cli/cli.h"
@@ -19,9 +32,9 @@ namespace omni::cli {
 namespace {
 
 struct BenchOptions {
-  std::string model, prompt_tokens = "64,512";
-  int threads = 0, gen_tokens = 128, reps = 3;
-  bool json = false;
+  std::string model, prompt_tokens = "64,512", threads = "1,0";
+  int gen_tokens = 128, reps = 3, probe_mib = 1024;
+  bool json = false, no_probe = false;
   std::string kv = "f16";
 };
 
@@ -40,9 +53,23 @@ Summary summarize(std::vector<double> v) {
   return s;
 }
 
+Summary scaled(Summary s, double f) { return {s.median * f, s.min * f, s.max * f}; }
+
 struct Row {
   int prompt_tokens = 0;
   Summary prefill_tps, decode_tps;
+  double weight_bytes_per_tok = 0, kv_bytes_per_tok = 0;
+};
+
+struct Probe {
+  Summary stream_gbs, fma_gflops, matmul_f32_gflops;
+};
+
+struct Run {
+  int threads = 0;
+  std::vector<Row> rows;
+  Probe probe;
+  bool probed = false;
 };
 
 int32_t argmax(const float* x, int64_t n) {
@@ -55,16 +82,123 @@ int64_t peak_rss_bytes() {
   return static_cast<int64_t>(ru.ru_maxrss) * 1024;  // Linux reports KiB
 }
 
+std::string cpu_model_name() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const size_t c = line.find(':');
+      if (c != std::string::npos) return line.substr(c + 2);
+    }
+  }
+  return "unknown";
+}
+
+int64_t matrix_bytes(const Weight& w) { return w ? dtype_row_bytes(w.type, w.n_in) * w.n_out : 0; }
+
+// Weight bytes one decode step streams: every matrix of every layer and the output head (the
+// token embedding contributes one row; the f32 norm vectors stay in cache and are not counted).
+double weight_bytes_per_token(const Model& m) {
+  double b = static_cast<double>(matrix_bytes(m.output()));
+  for (const LayerWeights& L : m.layers())
+    for (const Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down})
+      b += static_cast<double>(matrix_bytes(*w));
+  return b;
+}
+
+// K and V bytes the attention reads, averaged over decode steps at positions [p0, p0 + n).
+double kv_bytes_per_token(const Model& m, int64_t p0, int64_t n, size_t kv_elem) {
+  const HParams& hp = m.hparams();
+  const double pos_bytes = 2.0 * static_cast<double>(hp.n_head_kv * hp.head_dim * static_cast<int64_t>(kv_elem));
+  double total = 0;
+  for (int64_t pos = p0; pos < p0 + n; ++pos) {
+    for (int64_t il = 0; il < hp.n_layer; ++il) {
+      const bool swa = il < static_cast<int64_t>(hp.layer_is_swa.size()) && hp.layer_is_swa[il] != 0;
+      const int64_t window = swa ? hp.sliding_window : 0;
+      const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+      total += pos_bytes * static_cast<double>(pos - lo + 1);
+    }
+  }
+  return n > 0 ? total / static_cast<double>(n) : 0;
+}
+
+bool parse_threads(const std::string& text, std::vector<int>* out, std::string* error) {
+  std::vector<int32_t> v;
+  if (!parse_token_list(text, &v, error)) return false;
+  const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int32_t t : v) {
+    if (t < 0 || t > 1024) {
+      *error = std::to_string(t) + " must be in [0, 1024]";
+      return false;
+    }
+    const int n = t == 0 ? hw : t;
+    if (std::find(out->begin(), out->end(), n) == out->end()) out->push_back(n);
+  }
+  if (out->empty()) *error = "no thread count given";
+  return !out->empty();
+}
+
+Probe run_probes(int threads, int reps, size_t buf_bytes, uint8_t* buf) {
+  ThreadPool pool(threads);
+  Probe p;
+  std::vector<double> gbs, fma, mm;
+  volatile uint64_t sink = 0;
+  sink = sink + cpu::stream_read(pool, buf, buf_bytes);  // warm-up: page tables, clocks
+  for (int r = 0; r < reps; ++r) {
+    const double t0 = now_seconds();
+    sink = sink + cpu::stream_read(pool, buf, buf_bytes);
+    gbs.push_back(static_cast<double>(buf_bytes) / (now_seconds() - t0) * 1e-9);
+  }
+  constexpr int64_t kIters = 20'000'000;
+  cpu::fma_burst(pool, kIters / 10);
+  for (int r = 0; r < reps; ++r) {
+    const double t0 = now_seconds();
+    const double flops = cpu::fma_burst(pool, kIters);
+    fma.push_back(flops / (now_seconds() - t0) * 1e-9);
+  }
+  // Our f32 matmul, 256 x 1024 weights (1 MiB, in L2) times 64 tokens.
+  const int64_t n_out = 256, n_in = 1024, n_tok = 64;
+  std::vector<float> w(static_cast<size_t>(n_out * n_in)), x(static_cast<size_t>(n_tok * n_in)),
+      y(static_cast<size_t>(n_tok * n_out)),
+      scratch(static_cast<size_t>(cpu::matmul_scratch_floats(n_in, threads)));
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-1, 1);
+  for (auto& v : w) v = u(rng);
+  for (auto& v : x) v = u(rng);
+  auto once = [&] { cpu::matmul(pool, DType::kF32, w.data(), n_out, n_in, x.data(), n_tok, y.data(), scratch.data()); };
+  once();
+  for (int r = 0; r < reps; ++r) {
+    const int kCalls = 20;
+    const double t0 = now_seconds();
+    for (int i = 0; i < kCalls; ++i) once();
+    mm.push_back(2.0 * n_out * n_in * n_tok * kCalls / (now_seconds() - t0) * 1e-9);
+  }
+  p.stream_gbs = summarize(gbs);
+  p.fma_gflops = summarize(fma);
+  p.matmul_f32_gflops = summarize(mm);
+  return p;
+}
+
+std::string js_summary(const Summary& s) {
+  std::ostringstream o;
+  o << "{\"median\": " << s.median << ", \"min\": " << s.min << ", \"max\": " << s.max << "}";
+  return o.str();
+}
+
 int run_bench(const BenchOptions& o) {
   std::vector<int32_t> lengths;
+  std::vector<int> thread_counts;
   std::string error;
   if (!parse_token_list(o.prompt_tokens, &lengths, &error)) return fail("--prompt-tokens: " + error);
   for (int32_t n : lengths) {
     if (n < 1) return fail("--prompt-tokens: " + std::to_string(n) + " must be at least 1");
   }
+  if (!parse_threads(o.threads, &thread_counts, &error)) return fail("--threads: " + error);
   if (o.gen_tokens < 0) return fail("--gen-tokens " + std::to_string(o.gen_tokens) + " is negative");
   if (o.reps < 1) return fail("--reps " + std::to_string(o.reps) + " must be at least 1");
   if (o.kv != "f16" && o.kv != "f32") return fail("--kv '" + o.kv + "' must be f16 or f32");
+  if (o.probe_mib < 64 || o.probe_mib > 65536)
+    return fail("--probe-mib " + std::to_string(o.probe_mib) + " must be in [64, 65536]");
 
   auto model = Model::load(o.model);
   if (!model.ok()) return fail("cannot load model '" + o.model + "': " + model.status().to_string());
@@ -72,71 +206,141 @@ int run_bench(const BenchOptions& o) {
   if (m.is_synthetic()) note_synthetic(o.model);
   const int64_t n_vocab = m.hparams().n_vocab;
   const int32_t longest = *std::max_element(lengths.begin(), lengths.end());
-
-  ContextParams cp;
-  cp.n_ctx = longest + o.gen_tokens;
-  cp.n_threads = o.threads;
-  cp.kv_type = o.kv == "f32" ? DType::kF32 : DType::kF16;
-  auto ctx_or = Context::create(m, cp);
-  if (!ctx_or.ok()) return fail(ctx_or.status().to_string());
-  Context& ctx = **ctx_or;
+  const size_t kv_elem = o.kv == "f32" ? 4 : 2;
+  const double wbytes = weight_bytes_per_token(m);
 
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(n_vocab - 1));
   std::vector<int32_t> prompt(static_cast<size_t>(longest));
   for (auto& t : prompt) t = pick(rng);
 
-  std::vector<Row> rows;
-  for (int32_t n_prompt : lengths) {
-    std::vector<double> prefill, decode;
-    for (int rep = 0; rep < o.reps; ++rep) {
-      if (Status st = ctx.rewind(0); !st.ok()) return fail(st.to_string());
-      const double t0 = now_seconds();
-      if (Status st = ctx.eval(std::span<const int32_t>(prompt.data(), n_prompt), false); !st.ok()) {
-        return fail("prefill: " + st.to_string());
+  std::vector<Run> runs;
+  size_t kv_cache_bytes = 0;
+  for (int threads : thread_counts) {
+    ContextParams cp;
+    cp.n_ctx = longest + o.gen_tokens;
+    cp.n_threads = threads;
+    cp.kv_type = kv_elem == 4 ? DType::kF32 : DType::kF16;
+    auto ctx_or = Context::create(m, cp);
+    if (!ctx_or.ok()) return fail(ctx_or.status().to_string());
+    Context& ctx = **ctx_or;
+    kv_cache_bytes = std::max(kv_cache_bytes, ctx.kv_bytes());
+    Run run;
+    run.threads = ctx.n_threads();
+    for (int32_t n_prompt : lengths) {
+      std::vector<double> prefill, decode;
+      for (int rep = 0; rep < o.reps; ++rep) {
+        if (Status st = ctx.rewind(0); !st.ok()) return fail(st.to_string());
+        const double t0 = now_seconds();
+        if (Status st = ctx.eval(std::span<const int32_t>(prompt.data(), n_prompt), false); !st.ok()) {
+          return fail("prefill: " + st.to_string());
+        }
+        const double t1 = now_seconds();
+        prefill.push_back(n_prompt / (t1 - t0));
+        for (int i = 0; i < o.gen_tokens; ++i) {
+          const int32_t next[1] = {argmax(ctx.last_logits(), n_vocab)};
+          if (Status st = ctx.eval(next, false); !st.ok()) return fail("decode: " + st.to_string());
+        }
+        const double t2 = now_seconds();
+        if (o.gen_tokens > 0) decode.push_back(o.gen_tokens / (t2 - t1));
       }
-      const double t1 = now_seconds();
-      prefill.push_back(n_prompt / (t1 - t0));
-      for (int i = 0; i < o.gen_tokens; ++i) {
-        const int32_t next[1] = {argmax(ctx.last_logits(), n_vocab)};
-        if (Status st = ctx.eval(next, false); !st.ok()) return fail("decode: " + st.to_string());
-      }
-      const double t2 = now_seconds();
-      if (o.gen_tokens > 0) decode.push_back(o.gen_tokens / (t2 - t1));
+      run.rows.push_back({n_prompt, summarize(prefill), summarize(decode), wbytes,
+                          kv_bytes_per_token(m, n_prompt, o.gen_tokens, kv_elem)});
     }
-    rows.push_back({n_prompt, summarize(prefill), summarize(decode)});
+    runs.push_back(std::move(run));
+  }
+  const int64_t rss = peak_rss_bytes();
+
+  if (!o.no_probe) {
+    // Touched once so every page is resident before timing (MAP_POPULATE may be ignored).
+    const size_t buf_bytes = static_cast<size_t>(o.probe_mib) << 20;
+    void* buf = mmap(nullptr, buf_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buf == MAP_FAILED) return fail("cannot map the " + std::to_string(o.probe_mib) + " MiB probe buffer");
+    std::memset(buf, 0x5A, buf_bytes);
+    for (Run& r : runs) {
+      r.probe = run_probes(r.threads, std::max(o.reps, 3), buf_bytes, static_cast<uint8_t*>(buf));
+      r.probed = true;
+    }
+    munmap(buf, buf_bytes);
   }
 
-  const int64_t rss = peak_rss_bytes();
+  auto roofline = [&](const Run& r, const Row& row) {
+    if (!r.probed || r.probe.stream_gbs.median <= 0) return Summary{};
+    return scaled(row.decode_tps, (row.weight_bytes_per_tok + row.kv_bytes_per_tok) * 1e-9 / r.probe.stream_gbs.median);
+  };
+
   if (o.json) {
     std::ostringstream js;
     js << "{\"model\": \"" << escape_text(o.model) << "\", \"arch\": \"" << arch_name(m.hparams().arch)
-       << "\", \"synthetic\": " << (m.is_synthetic() ? "true" : "false")
-       << ", \"threads\": " << ctx.n_threads() << ", \"kv\": \"" << o.kv
-       << "\", \"reps\": " << o.reps << ", \"gen_tokens\": " << o.gen_tokens
-       << ", \"weight_bytes\": " << m.weight_bytes() << ", \"peak_rss_bytes\": " << rss
-       << ", \"results\": [";
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const Row& r = rows[i];
-      js << (i ? ", " : "") << "{\"prompt_tokens\": " << r.prompt_tokens
-         << ", \"prefill_tok_s\": {\"median\": " << r.prefill_tps.median << ", \"min\": "
-         << r.prefill_tps.min << ", \"max\": " << r.prefill_tps.max << "}"
-         << ", \"decode_tok_s\": {\"median\": " << r.decode_tps.median << ", \"min\": "
-         << r.decode_tps.min << ", \"max\": " << r.decode_tps.max << "}}";
+       << "\", \"synthetic\": " << (m.is_synthetic() ? "true" : "false") << ", \"cpu\": \""
+       << escape_text(cpu_model_name()) << "\", \"cores\": " << std::thread::hardware_concurrency()
+       << ", \"isa\": \"" << cpu_isa_name(cpu_isa()) << "\", \"threads\": ";
+    if (runs.size() == 1) {
+      js << runs[0].threads;
+    } else {
+      js << "[";
+      for (size_t i = 0; i < runs.size(); ++i) js << (i ? ", " : "") << runs[i].threads;
+      js << "]";
     }
-    js << "]}\n";
+    js << ", \"kv\": \"" << o.kv << "\", \"reps\": " << o.reps << ", \"gen_tokens\": " << o.gen_tokens
+       << ", \"weight_bytes\": " << m.weight_bytes() << ", \"kv_cache_bytes\": " << kv_cache_bytes
+       << ", \"peak_rss_bytes\": " << rss << ", \"runs\": [";
+    auto rows_json = [&](const Run& r) {
+      std::ostringstream a;
+      a << "[";
+      for (size_t i = 0; i < r.rows.size(); ++i) {
+        const Row& row = r.rows[i];
+        a << (i ? ", " : "") << "{\"prompt_tokens\": " << row.prompt_tokens
+          << ", \"prefill_tok_s\": " << js_summary(row.prefill_tps)
+          << ", \"decode_tok_s\": " << js_summary(row.decode_tps)
+          << ", \"decode_weight_bytes_per_token\": " << row.weight_bytes_per_tok
+          << ", \"decode_kv_bytes_per_token\": " << row.kv_bytes_per_tok
+          << ", \"decode_bytes_per_token\": " << row.weight_bytes_per_tok + row.kv_bytes_per_tok;
+        if (r.probed) a << ", \"roofline_fraction\": " << js_summary(roofline(r, row));
+        a << "}";
+      }
+      a << "]";
+      return a.str();
+    };
+    for (size_t i = 0; i < runs.size(); ++i) {
+      const Run& r = runs[i];
+      js << (i ? ", " : "") << "{\"threads\": " << r.threads;
+      if (r.probed) {
+        js << ", \"probe\": {\"stream_read_gb_s\": " << js_summary(r.probe.stream_gbs)
+           << ", \"fma_gflop_s\": " << js_summary(r.probe.fma_gflops)
+           << ", \"matmul_f32_gflop_s\": " << js_summary(r.probe.matmul_f32_gflops) << "}";
+      }
+      js << ", \"results\": " << rows_json(r) << "}";
+    }
+    // "results": the first thread count's rows (the single-thread-count schema).
+    js << "], \"results\": " << rows_json(runs[0]) << "}\n";
     std::fputs(js.str().c_str(), stdout);
     return 0;
   }
-  std::printf("model %s (%s%s), %d threads, kv %s, %d reps, weights %.1f MiB, peak RSS %.1f MiB\n",
+  std::printf("model %s (%s%s), kv %s, %d reps, weights %.1f MiB, KV cache %.1f MiB, peak RSS %.1f MiB\n",
               o.model.c_str(), arch_name(m.hparams().arch), m.is_synthetic() ? ", synthetic" : "",
-              ctx.n_threads(), o.kv.c_str(), o.reps, m.weight_bytes() / 1048576.0, rss / 1048576.0);
-  std::printf("%8s  %26s  %26s\n", "prompt", "prefill tok/s med [min-max]",
-              ("decode tok/s (" + std::to_string(o.gen_tokens) + " tok)").c_str());
-  for (const Row& r : rows) {
-    std::printf("%8d  %10.1f [%6.1f-%6.1f]  %10.1f [%6.1f-%6.1f]\n", r.prompt_tokens,
-                r.prefill_tps.median, r.prefill_tps.min, r.prefill_tps.max, r.decode_tps.median,
-                r.decode_tps.min, r.decode_tps.max);
+              o.kv.c_str(), o.reps, m.weight_bytes() / 1048576.0, kv_cache_bytes / 1048576.0, rss / 1048576.0);
+  std::printf("cpu %s, %u cores, isa %s; figures are median [min-max]\n", cpu_model_name().c_str(),
+              std::thread::hardware_concurrency(), cpu_isa_name(cpu_isa()));
+  for (const Run& r : runs) {
+    std::printf("\n%d thread%s", r.threads, r.threads == 1 ? "" : "s");
+    if (r.probed) {
+      std::printf(": stream read %.1f [%.1f-%.1f] GB/s, fma %.1f [%.1f-%.1f] GFLOP/s, f32 matmul %.1f GFLOP/s",
+                  r.probe.stream_gbs.median, r.probe.stream_gbs.min, r.probe.stream_gbs.max,
+                  r.probe.fma_gflops.median, r.probe.fma_gflops.min, r.probe.fma_gflops.max,
+                  r.probe.matmul_f32_gflops.median);
+    }
+    std::printf("\n%8s  %26s  %26s  %9s  %20s\n", "prompt", "prefill tok/s", 
+                ("decode tok/s (" + std::to_string(o.gen_tokens) + " tok)").c_str(), "MB/token",
+                "roofline");
+    for (const Row& row : r.rows) {
+      const Summary rf = roofline(r, row);
+      std::printf("%8d  %10.1f [%6.1f-%6.1f]  %10.1f [%6.1f-%6.1f]  %9.2f  %5.1f%% [%4.1f-%4.1f]\n",
+                  row.prompt_tokens, row.prefill_tps.median, row.prefill_tps.min, row.prefill_tps.max,
+                  row.decode_tps.median, row.decode_tps.min, row.decode_tps.max,
+                  (row.weight_bytes_per_tok + row.kv_bytes_per_tok) * 1e-6, 100 * rf.median,
+                  100 * rf.min, 100 * rf.max);
+    }
   }
   return 0;
 }
@@ -145,15 +349,18 @@ int run_bench(const BenchOptions& o) {
 
 void add_bench_command(CLI::App& root, std::vector<Command>& out) {
   auto o = std::make_shared<BenchOptions>();
-  CLI::App* c = root.add_subcommand("bench", "Measure prefill and decode speed");
+  CLI::App* c = root.add_subcommand("bench", "Probe the machine; measure prefill and decode speed");
   c->add_option("--model,-m", o->model, "GGUF model file")->required();
-  c->add_option("--threads,-t", o->threads, "CPU threads; 0 = all cores")->capture_default_str();
+  c->add_option("--threads,-t", o->threads, "CPU thread counts, comma-separated; 0 = all cores (default: 1 and all)")
+      ->capture_default_str();
   c->add_option("--prompt-tokens", o->prompt_tokens, "Prompt lengths, comma-separated")
       ->capture_default_str();
   c->add_option("--gen-tokens", o->gen_tokens, "Tokens decoded after each prompt")
       ->capture_default_str();
   c->add_option("--reps", o->reps, "Repetitions per prompt length")->capture_default_str();
   c->add_option("--kv", o->kv, "KV cache type: f16 or f32")->capture_default_str();
+  c->add_option("--probe-mib", o->probe_mib, "Stream-read probe buffer size (MiB)")->capture_default_str();
+  c->add_flag("--no-probe", o->no_probe, "Skip the machine probes (no roofline)");
   c->add_flag("--json", o->json, "One JSON object on stdout instead of the table");
   out.push_back({c, [o] { return run_bench(*o); }});
 }
