@@ -16,6 +16,12 @@ namespace {
 std::atomic<long> g_allocations{0};
 }  // namespace
 
+// The replacements below pair operator new with malloc and operator delete with free; GCC's
+// -Wmismatched-new-delete cannot see that pairing once they are inlined.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
 void* operator new(std::size_t n) {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(n ? n : 1)) return p;

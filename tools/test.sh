@@ -24,7 +24,7 @@ failed_steps=()
 run_ctest() {
   local dir=$1 log
   log="$(mktemp)"
-  ctest --test-dir "$dir" --output-on-failure -j1 2>&1 | tee "$log"
+  ctest --test-dir "$dir" --output-on-failure -j2 2>&1 | tee "$log"
   local status=${PIPESTATUS[0]}
   local line
   line="$(grep -E '[0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1)"
