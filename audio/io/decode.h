@@ -42,6 +42,10 @@ StatusOr<std::vector<float>> decode_memory(const uint8_t* data, size_t size, int
 class StreamDecoder {
  public:
   static StatusOr<std::unique_ptr<StreamDecoder>> open(const std::string& path, int sample_rate);
+  // Over bytes in memory that must outlive the decoder.
+  static StatusOr<std::unique_ptr<StreamDecoder>> open_memory(const uint8_t* data, size_t size,
+                                                              int sample_rate,
+                                                              const std::string& name = "<memory>");
   ~StreamDecoder();
   StreamDecoder(const StreamDecoder&) = delete;
   StreamDecoder& operator=(const StreamDecoder&) = delete;
@@ -62,7 +66,8 @@ class StreamDecoder {
 };
 
 // Writes mono pcm (n samples at sample_rate Hz) to path; the format follows the extension:
-// .wav (float32 -> 16-bit PCM), .flac (16-bit), .opus / .ogg (Opus in Ogg, resampled to 48 kHz).
+// .wav (float32 -> 16-bit PCM), .flac (16-bit), .opus / .ogg (Opus in Ogg; rates other than
+// 8/12/16/24/48 kHz are resampled to 48 kHz). Samples beyond [-1, 1] are clipped.
 // NaN/Inf samples, a bad rate or an unknown extension: kInvalidArgument naming the value.
 Status encode_file(const std::string& path, const float* pcm, size_t n, int sample_rate);
 
