@@ -13,7 +13,9 @@ cd "$root"
 
 packages=(cmake ninja-build ccache g++ clang libclang-rt-14-dev pkg-config libpcre2-dev
           nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
-          python3 python3-venv)
+          python3 python3-venv
+          libavformat-dev libavcodec-dev libswresample-dev libavutil-dev portaudio19-dev ffmpeg
+          pocketsphinx-testdata alsa-utils espeak-ng)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
