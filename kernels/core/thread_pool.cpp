@@ -64,10 +64,13 @@ void ThreadPool::worker_loop(int index) {
   for (;;) {
     const auto spin_until = std::chrono::steady_clock::now() + kSpinBeforeSleep;
     uint64_t gen = generation_.load(std::memory_order_acquire);
-    while (gen == seen && !stop_.load(std::memory_order_acquire)) {
-      for (int i = 0; i < 64; ++i) OMNI_CPU_RELAX();
+    // One pause between polls: PAUSE costs ~65 cycles on Zen (~140 on Skylake), so polling
+    // only every 64 pauses (as before) added ~1.5 us of wake-up latency to every job. The
+    // clock is read once per 256 polls.
+    for (int polls = 1; gen == seen && !stop_.load(std::memory_order_relaxed); ++polls) {
+      OMNI_CPU_RELAX();
       gen = generation_.load(std::memory_order_acquire);
-      if (gen != seen || std::chrono::steady_clock::now() >= spin_until) break;
+      if (gen == seen && polls % 256 == 0 && std::chrono::steady_clock::now() >= spin_until) break;
     }
     if (gen == seen) {
       std::unique_lock<std::mutex> lock(mutex_);

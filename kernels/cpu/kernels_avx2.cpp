@@ -65,6 +65,8 @@ inline __m256 bf16x8(const uint16_t* p) {
 }
 inline F16x vload_bf16(const uint16_t* p) { return {bf16x8(p), bf16x8(p + 8)}; }
 
+// GEMM register tile: 2 x 2 accumulators of two ymm each + 2 weight + 1 x = 14 of 16 ymm.
+constexpr int kGemmRows = 2, kGemmToks = 2;
 #include "kernels/cpu/isa_kernels_impl.h"
 
 }  // namespace

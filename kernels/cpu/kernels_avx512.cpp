@@ -50,7 +50,12 @@ inline F16x vload_bf16(const uint16_t* p) {
   return {_mm512_castsi512_ps(_mm512_slli_epi32(w, 16))};
 }
 
+// AVX-512BW/VL byte masks: a 16-bit mask becomes 16 bytes in one instruction.
+#define OMNI_HAVE_MASK8 1
+// GEMM register tile: 4 x 6 accumulators + 4 weight vectors + 1 x vector = 29 of 32 zmm.
+constexpr int kGemmRows = 4, kGemmToks = 6;
 #include "kernels/cpu/isa_kernels_impl.h"
+#undef OMNI_HAVE_MASK8
 
 }  // namespace
 }  // namespace avx512
