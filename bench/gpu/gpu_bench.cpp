@@ -3,12 +3,19 @@
 // that check.sh gathers into its table, next to the probes measured in the same run.
 //
 //   omnirt_gpu_bench probe                         HBM copy bandwidth and cuBLAS BF16 GEMM rate
-//   omnirt_gpu_bench model --model M --label L [--prefill 512] [--steps 64] [--batch 16]
-//       prefill time, decode step (graphs on / off), batched decode, with bytes per step
+//   omnirt_gpu_bench model --model M --label L [--prefill 512] [--steps 64] [--batch 16] [--breakdown 1]
+//       prefill time, decode step (graphs on / off), batched decode, with bytes per step; with
+//       --breakdown, the device time of each op of a decode step (batch 1 and batch N), as
+//         BREAKDOWN label=L batch=B op=attn_q calls=28 us=123.4 share=0.05 gbs=3900
+//       (CUDA events between the ops of eager steps whose launches were all queued behind a
+//       host function first, so host launch time is not in the figures; gbs for matmuls only)
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -104,8 +111,80 @@ int probe() {
 
 struct ModelArgs {
   std::string model, label = "model";
-  int prefill = 512, steps = 64, batch = 16;
+  int prefill = 512, steps = 64, batch = 16, breakdown = 1;
 };
+
+// Events recorded by CudaContext's op hook, with the op each one ends.
+struct OpEvents {
+  cudaStream_t stream = nullptr;
+  std::vector<cudaEvent_t> pool;
+  std::vector<const char*> labels;
+  size_t used = 0;
+  static void hook(void* user, const char* label) {
+    auto* e = static_cast<OpEvents*>(user);
+    if (e->used >= e->pool.size()) return;
+    cudaEventRecord(e->pool[e->used], e->stream);
+    e->labels[e->used++] = label;
+  }
+};
+
+void CUDART_CB hold_stream(void*) { usleep(20000); }  // the step's launches queue up meanwhile
+
+// Per-op device time of a decode step of n_tok sequences (eager, hooked), averaged over `steps`.
+int breakdown(CudaContext& ctx, const Model& m, const std::string& label, int n_tok, int steps) {
+  OpEvents ev;
+  ev.stream = static_cast<cudaStream_t>(ctx.stream_handle());
+  ev.pool.resize(4096);
+  ev.labels.resize(ev.pool.size());
+  for (auto& e : ev.pool) BENCH_OK(cuda::cuda_status(cudaEventCreate(&e), "event"), "breakdown events");
+  cudaEvent_t start = nullptr;
+  BENCH_OK(cuda::cuda_status(cudaEventCreate(&start), "event"), "breakdown events");
+  std::map<std::string, std::pair<double, int>> per_op;  // op -> (ms, calls) summed over steps
+  std::vector<int32_t> toks(static_cast<size_t>(n_tok), 1), next(toks.size());
+  for (int s = 0; s < n_tok; ++s) (void)ctx.rewind_seq(s, 0);
+  ctx.set_op_hook(&OpEvents::hook, &ev);
+  double total = 0;
+  for (int step = 0; step < steps + 1; ++step) {  // step 0 warms up
+    ev.used = 0;
+    BENCH_OK(cuda::cuda_status(cudaLaunchHostFunc(ev.stream, hold_stream, nullptr), "host func"), "breakdown");
+    BENCH_OK(cuda::cuda_status(cudaEventRecord(start, ev.stream), "event"), "breakdown");
+    BENCH_OK(ctx.decode_batch(toks, next, false), "breakdown step");
+    toks = next;
+    if (step == 0) continue;
+    cudaEvent_t prev = start;
+    for (size_t i = 0; i < ev.used; ++i) {
+      float ms = 0;
+      BENCH_OK(cuda::cuda_status(cudaEventElapsedTime(&ms, prev, ev.pool[i]), "elapsed"), "breakdown");
+      auto& slot = per_op[ev.labels[i]];
+      slot.first += ms;
+      slot.second += 1;
+      total += ms;
+      prev = ev.pool[i];
+    }
+  }
+  ctx.set_op_hook(nullptr, nullptr);
+  for (auto& e : ev.pool) cudaEventDestroy(e);
+  cudaEventDestroy(start);
+  // Bytes per call of each matmul op (weights in their stored type).
+  std::map<std::string, double> op_bytes;
+  const LayerWeights& L0 = m.layers()[0];
+  const std::pair<const char*, const Weight*> mats[] = {{"attn_q", &L0.wq}, {"attn_k", &L0.wk}, {"attn_v", &L0.wv},
+                                                         {"attn_output", &L0.wo}, {"ffn_gate", &L0.ffn_gate},
+                                                         {"ffn_up", &L0.ffn_up}, {"ffn_down", &L0.ffn_down},
+                                                         {"output", &m.output()}};
+  for (const auto& [name, w] : mats) op_bytes[name] = double(dtype_row_bytes(w->type, w->n_in)) * w->n_out;
+  for (const auto& [op, v] : per_op) {
+    const double us = v.first * 1e3 / steps, calls = double(v.second) / steps;
+    std::printf("BREAKDOWN label=%s batch=%d op=\"%s\" calls=%.0f us=%.1f us_per_call=%.2f share=%.3f", label.c_str(),
+                n_tok, op.c_str(), calls, us, us / calls, v.first / total);
+    if (auto it = op_bytes.find(op); it != op_bytes.end())
+      std::printf(" gbs=%.0f", it->second * calls / (us * 1e-6) / 1e9);
+    std::printf("\n");
+  }
+  std::printf("BREAKDOWN label=%s batch=%d op=\"total\" us=%.1f\n", label.c_str(), n_tok, total * 1e3 / steps);
+  for (int s = 0; s < n_tok; ++s) (void)ctx.rewind_seq(s, 0);
+  return 0;
+}
 
 int bench_model(const ModelArgs& a) {
   auto t_load = Clock::now();
@@ -200,6 +279,11 @@ int bench_model(const ModelArgs& a) {
     std::printf("RESULT name=decode%d_%s value=%.3f unit=ms/step tok_s=%.1f\n", a.batch, a.label.c_str(), step,
                 a.batch * 1e3 / step);
   }
+  if (a.breakdown) {
+    if (int rc = breakdown(ctx, m, a.label, 1, 4); rc != 0) return rc;
+    if (a.batch > 1)
+      if (int rc = breakdown(ctx, m, a.label, a.batch, 2); rc != 0) return rc;
+  }
   return 0;
 }
 
@@ -228,6 +312,7 @@ int main(int argc, char** argv) {
       else if (k == "--prefill") a.prefill = std::atoi(v.c_str());
       else if (k == "--steps") a.steps = std::atoi(v.c_str());
       else if (k == "--batch") a.batch = std::atoi(v.c_str());
+      else if (k == "--breakdown") a.breakdown = std::atoi(v.c_str());
       else {
         std::fprintf(stderr, "unknown option %s\n", k.c_str());
         return 2;

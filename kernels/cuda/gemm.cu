@@ -1,5 +1,10 @@
-// Prefill matmul: weights dequantized to bf16 (skipped for bf16 weights), activations rounded to
-// bf16, one cuBLASLt GEMM with f32 accumulation and f32 output, then the optional bias.
+// Prefill matmul: one cuBLASLt GEMM with f32 accumulation and f32 output, then the optional bias.
+// Operand type: bf16 for bf16 weights (used in place), f16 for every other type (f16 weights used
+// in place, others dequantized to f16): f16 keeps 3 more mantissa bits than bf16, so a whole
+// model's prefill stays close to the f32 reference (bf16 operands alone cost ~1e-2 relative over
+// a few layers). Activations are rounded to the same type; for f16 they saturate at +-65504
+// instead of becoming inf (activations entering a matmul are normalized or gated, far below).
+// The cuBLASLt heuristic is asked once per (handle, shape, type, beta) and cached.
 // Row-major Y[n_tok, n_out] = X[n_tok, n_in] W[n_out, n_in]^T is, in cuBLAS's column-major
 // terms, Y^T (n_out x n_tok) = op_T(W^T as stored: n_in x n_out, ld n_in) * X^T (n_in x n_tok).
 #include "kernels/cuda/blas_loader.h"
@@ -7,18 +12,24 @@
 #include "kernels/cuda/ops_cuda.h"
 #include "kernels/cuda/quant_cuda.cuh"
 
+#include <unordered_map>
+
 namespace omni::cuda {
 namespace {
 
-__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
-  const uint32_t a = __bfloat16_as_ushort(__float2bfloat16_rn(lo));
-  const uint32_t b = __bfloat16_as_ushort(__float2bfloat16_rn(hi));
-  return a | (b << 16);
+__device__ __forceinline__ uint16_t to_bits(float v, bool f16) {
+  if (f16) return __half_as_ushort(__float2half_rn(fminf(fmaxf(v, -65504.0f), 65504.0f)));
+  return __bfloat16_as_ushort(__float2bfloat16_rn(v));
+}
+
+__device__ __forceinline__ uint32_t pack2(float lo, float hi, bool f16) {
+  return uint32_t(to_bits(lo, f16)) | (uint32_t(to_bits(hi, f16)) << 16);
 }
 
 // One thread per octet of the [rows, n] matrix (n % 8 == 0).
 template <DType T>
-__global__ void dequant_bf16_octets(const uint8_t* src, int64_t row_bytes, uint16_t* dst, int64_t rows, int64_t n) {
+__global__ void dequant_octets(const uint8_t* src, int64_t row_bytes, uint16_t* dst, int64_t rows, int64_t n,
+                               bool f16) {
   const int64_t n8 = n >> 3;
   const int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (g >= rows * n8) return;
@@ -26,24 +37,25 @@ __global__ void dequant_bf16_octets(const uint8_t* src, int64_t row_bytes, uint1
   float w[8];
   Quant<T>::load8(src + r * row_bytes, k, w);
   uint4 out;
-  out.x = pack_bf16x2(w[0], w[1]);
-  out.y = pack_bf16x2(w[2], w[3]);
-  out.z = pack_bf16x2(w[4], w[5]);
-  out.w = pack_bf16x2(w[6], w[7]);
+  out.x = pack2(w[0], w[1], f16);
+  out.y = pack2(w[2], w[3], f16);
+  out.z = pack2(w[4], w[5], f16);
+  out.w = pack2(w[6], w[7], f16);
   *reinterpret_cast<uint4*>(dst + r * n + 8 * k) = out;
 }
 
 template <DType T>
-__global__ void dequant_bf16_scalar(const uint8_t* src, int64_t row_bytes, uint16_t* dst, int64_t rows, int64_t n) {
+__global__ void dequant_scalar(const uint8_t* src, int64_t row_bytes, uint16_t* dst, int64_t rows, int64_t n,
+                               bool f16) {
   const int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (g >= rows * n) return;
   const int64_t r = g / n, i = g - r * n;
-  dst[g] = __bfloat16_as_ushort(__float2bfloat16_rn(Quant<T>::load1(src + r * row_bytes, i)));
+  dst[g] = to_bits(Quant<T>::load1(src + r * row_bytes, i), f16);
 }
 
-__global__ void f32_to_bf16_kernel(const float* x, uint16_t* y, int64_t n) {
+__global__ void round_activations(const float* x, uint16_t* y, int64_t n, bool f16) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < n) y[i] = __bfloat16_as_ushort(__float2bfloat16_rn(x[i]));
+  if (i < n) y[i] = to_bits(x[i], f16);
 }
 
 __global__ void add_bias_rows(float* y, const float* bias, int64_t rows, int64_t n) {
@@ -52,6 +64,26 @@ __global__ void add_bias_rows(float* y, const float* bias, int64_t rows, int64_t
 }
 
 unsigned blocks_for(int64_t n, int threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
+
+// The heuristic's answer depends on the handle, shape, operand type and beta (workspace and
+// alignment are fixed per handle), so it is asked once. Callers use one thread per handle.
+struct AlgoKey {
+  const void* lt;
+  uint64_t m, n, k;
+  bool f16, beta;
+  bool operator==(const AlgoKey&) const = default;
+};
+struct AlgoKeyHash {
+  size_t operator()(const AlgoKey& a) const {
+    size_t h = std::hash<const void*>()(a.lt);
+    for (uint64_t v : {a.m, a.n, a.k, uint64_t(a.f16) * 2 + uint64_t(a.beta)}) h = h * 1000003u ^ std::hash<uint64_t>()(v);
+    return h;
+  }
+};
+std::unordered_map<AlgoKey, cublasLtMatmulHeuristicResult_t, AlgoKeyHash>& algo_cache() {
+  static thread_local std::unordered_map<AlgoKey, cublasLtMatmulHeuristicResult_t, AlgoKeyHash> cache;
+  return cache;
+}
 
 }  // namespace
 
@@ -76,12 +108,13 @@ cudaError_t launch_dequant_bf16(const DequantBf16Params& p, cudaStream_t stream)
   dispatch_weight_type(p.type, [&]<DType T>() {
     if constexpr (is_plain_type(T)) {
       if (!octets) {
-        dequant_bf16_scalar<T><<<blocks_for(p.rows * p.n, 256), 256, 0, stream>>>(src, row_bytes, p.dst, p.rows, p.n);
+        dequant_scalar<T><<<blocks_for(p.rows * p.n, 256), 256, 0, stream>>>(src, row_bytes, p.dst, p.rows, p.n, p.to_f16);
         err = cudaGetLastError();
         return;
       }
     }
-    dequant_bf16_octets<T><<<blocks_for(p.rows * (p.n / 8), 256), 256, 0, stream>>>(src, row_bytes, p.dst, p.rows, p.n);
+    dequant_octets<T><<<blocks_for(p.rows * (p.n / 8), 256), 256, 0, stream>>>(src, row_bytes, p.dst, p.rows, p.n,
+                                                                                p.to_f16);
     err = cudaGetLastError();
   });
   return err;
@@ -89,14 +122,15 @@ cudaError_t launch_dequant_bf16(const DequantBf16Params& p, cudaStream_t stream)
 
 Status check_params(const GemmParams& p) {
   if (!p.w || !p.x || !p.y || !p.x_scratch) return invalid_argument("gemm: w, x, y and x_scratch must be set");
-  if (p.w_type != DType::kBF16 && !p.w_scratch) return invalid_argument("gemm: w_scratch is needed for non-bf16 weights");
+  if (p.w_type != DType::kBF16 && p.w_type != DType::kF16 && !p.w_scratch)
+    return invalid_argument("gemm: w_scratch is needed for weights other than bf16/f16");
   if (p.n_out <= 0 || p.n_in <= 0 || p.n_tok <= 0 || p.n_out > INT32_MAX || p.n_in > INT32_MAX || p.n_tok > INT32_MAX)
     return invalid_argument(fmt("gemm: bad shape n_out = %lld, n_in = %lld, n_tok = %lld", (long long)p.n_out,
                                 (long long)p.n_in, (long long)p.n_tok));
-  if (p.w_type == DType::kBF16 && (reinterpret_cast<uintptr_t>(p.w) & 15))
-    return invalid_argument("gemm: bf16 weights must be 16-byte aligned");
-  if (p.w_type != DType::kBF16) {
-    DequantBf16Params d{p.w_type, p.w, p.w_scratch, p.n_out, p.n_in};
+  if ((p.w_type == DType::kBF16 || p.w_type == DType::kF16) && (reinterpret_cast<uintptr_t>(p.w) & 15))
+    return invalid_argument("gemm: bf16/f16 weights must be 16-byte aligned");
+  if (p.w_type != DType::kBF16 && p.w_type != DType::kF16) {
+    DequantBf16Params d{p.w_type, p.w, p.w_scratch, p.n_out, p.n_in, true};
     OMNI_RETURN_IF_ERROR(check_params(d));
   }
   return Status::Ok();
@@ -107,14 +141,16 @@ Status gemm_bf16(const GemmParams& p, const BlasHandle& blas) {
   OMNI_ASSIGN_OR_RETURN(const BlasApi* api, blas_api());
   if (!blas.blas_lt()) return wrong_state("gemm: the BlasHandle was not created");
   cudaStream_t stream = blas.stream();
+  const bool f16 = p.w_type != DType::kBF16;
+  const cudaDataType_t op_type = f16 ? CUDA_R_16F : CUDA_R_16BF;
   const uint16_t* w16 = static_cast<const uint16_t*>(p.w);
-  if (p.w_type != DType::kBF16) {
-    DequantBf16Params d{p.w_type, p.w, p.w_scratch, p.n_out, p.n_in};
+  if (p.w_type != DType::kBF16 && p.w_type != DType::kF16) {
+    DequantBf16Params d{p.w_type, p.w, p.w_scratch, p.n_out, p.n_in, true};
     OMNI_RETURN_IF_ERROR(cuda_status(launch_dequant_bf16(d, stream), "gemm: dequantize weights"));
     w16 = p.w_scratch;
   }
-  f32_to_bf16_kernel<<<blocks_for(p.n_tok * p.n_in, 256), 256, 0, stream>>>(p.x, p.x_scratch, p.n_tok * p.n_in);
-  OMNI_RETURN_IF_ERROR(cuda_status(cudaGetLastError(), "gemm: round activations to bf16"));
+  round_activations<<<blocks_for(p.n_tok * p.n_in, 256), 256, 0, stream>>>(p.x, p.x_scratch, p.n_tok * p.n_in, f16);
+  OMNI_RETURN_IF_ERROR(cuda_status(cudaGetLastError(), "gemm: round activations"));
 
   const float alpha = 1.0f, beta = p.accumulate ? 1.0f : 0.0f;
   const auto m = static_cast<uint64_t>(p.n_out), n = static_cast<uint64_t>(p.n_tok), k = static_cast<uint64_t>(p.n_in);
@@ -129,13 +165,21 @@ Status gemm_bf16(const GemmParams& p, const BlasHandle& blas) {
   cublasStatus_t st = api->lt_desc_create(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F);
   if (st == CUBLAS_STATUS_SUCCESS) st = api->lt_desc_set(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
   if (st == CUBLAS_STATUS_SUCCESS) st = api->lt_desc_set(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
-  if (st == CUBLAS_STATUS_SUCCESS) st = api->lt_layout_create(&la, CUDA_R_16BF, k, m, static_cast<int64_t>(k));
-  if (st == CUBLAS_STATUS_SUCCESS) st = api->lt_layout_create(&lb, CUDA_R_16BF, k, n, static_cast<int64_t>(k));
+  if (st == CUBLAS_STATUS_SUCCESS) st = api->lt_layout_create(&la, op_type, k, m, static_cast<int64_t>(k));
+  if (st == CUBLAS_STATUS_SUCCESS) st = api->lt_layout_create(&lb, op_type, k, n, static_cast<int64_t>(k));
   if (st == CUBLAS_STATUS_SUCCESS) st = api->lt_layout_create(&lc, CUDA_R_32F, m, n, static_cast<int64_t>(m));
   if (st == CUBLAS_STATUS_SUCCESS) st = api->lt_pref_create(&pref);
   if (st == CUBLAS_STATUS_SUCCESS)
     st = api->lt_pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof ws_bytes);
-  if (st == CUBLAS_STATUS_SUCCESS) st = api->lt_heuristic(lt, op, la, lb, lc, lc, pref, 1, &heur, &found);
+  const AlgoKey key{lt, m, n, k, f16, beta != 0.0f};
+  auto& cache = algo_cache();
+  if (auto it = cache.find(key); it != cache.end()) {
+    heur = it->second;
+    found = 1;
+  } else if (st == CUBLAS_STATUS_SUCCESS) {
+    st = api->lt_heuristic(lt, op, la, lb, lc, lc, pref, 1, &heur, &found);
+    if (st == CUBLAS_STATUS_SUCCESS && found > 0) cache.emplace(key, heur);
+  }
   bool done = false;
   if (st == CUBLAS_STATUS_SUCCESS && found > 0) {
     st = api->lt_matmul(lt, op, &alpha, w16, la, p.x_scratch, lb, &beta, p.y, lc, p.y, lc, &heur.algo,
@@ -149,10 +193,10 @@ Status gemm_bf16(const GemmParams& p, const BlasHandle& blas) {
   if (op) api->lt_desc_destroy(op);
   if (!done) {  // no cuBLASLt algorithm for this shape: the classic GEMM entry point
     st = api->gemm_ex(static_cast<cublasHandle_t>(blas.blas()), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m),
-                      static_cast<int>(n), static_cast<int>(k), &alpha, w16, CUDA_R_16BF, static_cast<int>(k),
-                      p.x_scratch, CUDA_R_16BF, static_cast<int>(k), &beta, p.y, CUDA_R_32F, static_cast<int>(m),
+                      static_cast<int>(n), static_cast<int>(k), &alpha, w16, op_type, static_cast<int>(k),
+                      p.x_scratch, op_type, static_cast<int>(k), &beta, p.y, CUDA_R_32F, static_cast<int>(m),
                       CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-    OMNI_RETURN_IF_ERROR(cublas_status(st, "gemm: cublasGemmEx (bf16 x bf16 -> f32)"));
+    OMNI_RETURN_IF_ERROR(cublas_status(st, f16 ? "gemm: cublasGemmEx (f16 x f16 -> f32)" : "gemm: cublasGemmEx (bf16 x bf16 -> f32)"));
   }
   if (p.bias) {
     add_bias_rows<<<blocks_for(p.n_tok * p.n_out, 256), 256, 0, stream>>>(p.y, p.bias, p.n_tok, p.n_out);

@@ -26,8 +26,8 @@ class BlasHandle;
 bool weight_type_supported(DType t);
 
 // ---- matrix-vector for a few tokens (decode) ---------------------------------------------
-// y[t, o] (+)= sum_i W[o, i] * x[t, i] (+ bias[o]). One warp per output row, each lane decoding
-// 8 consecutive weights per step (16-byte loads for f16/bf16/f32, 8-byte for Q4_K/Q5_K).
+// y[t, o] (+)= sum_i W[o, i] * x[t, i] (+ bias[o]). A warp per 2 output rows (split along the
+// row for small matrices), 16-byte loads for f16/bf16/f32 and Q4_K (see matvec.cu).
 constexpr int kMatvecMaxTokens = 16;
 struct MatvecParams {
   DType w_type = DType::kF32;
@@ -43,19 +43,20 @@ Status check_params(const MatvecParams& p);
 cudaError_t launch_matvec(const MatvecParams& p, cudaStream_t stream);
 
 // ---- dequantize + GEMM (prefill) ---------------------------------------------------------
-// dst[r, i] = bf16(decode(src)[r, i]).
+// dst[r, i] = bf16(decode(src)[r, i]), or f16 (saturated at +-65504) with to_f16.
 struct DequantBf16Params {
   DType type = DType::kF32;
   const void* src = nullptr;  // in:  [rows, n] in `type`'s row layout
-  uint16_t* dst = nullptr;    // out: [rows, n] bf16
+  uint16_t* dst = nullptr;    // out: [rows, n] bf16 (f16 with to_f16)
   int64_t rows = 0, n = 0;
+  bool to_f16 = false;
 };
 Status check_params(const DequantBf16Params& p);
 cudaError_t launch_dequant_bf16(const DequantBf16Params& p, cudaStream_t stream);
 
-// y[t, o] (+)= sum_i W[o, i] x[t, i] (+ bias[o]) for any n_tok: W and x are rounded to bf16
-// (W dequantized into w_scratch unless already bf16), multiplied by cuBLASLt with f32
-// accumulation and f32 output.
+// y[t, o] (+)= sum_i W[o, i] x[t, i] (+ bias[o]) for any n_tok, by cuBLASLt with f32
+// accumulation and f32 output. Operands: bf16 when W is bf16 (x rounded to bf16); otherwise f16
+// (f16 W used in place, other types dequantized into w_scratch; x rounded to f16, saturating).
 struct GemmParams {
   DType w_type = DType::kBF16;
   const void* w = nullptr;       // in:  [n_out, n_in]
@@ -64,8 +65,8 @@ struct GemmParams {
   const float* bias = nullptr;   // in:  [n_out] or null
   bool accumulate = false;
   int64_t n_out = 0, n_in = 0, n_tok = 0;
-  uint16_t* w_scratch = nullptr; // [n_out, n_in] bf16; unused (may be null) when w_type is BF16
-  uint16_t* x_scratch = nullptr; // [n_tok, n_in] bf16
+  uint16_t* w_scratch = nullptr; // [n_out, n_in] f16; unused (may be null) when w_type is BF16 or F16
+  uint16_t* x_scratch = nullptr; // [n_tok, n_in] bf16 or f16
 };
 Status check_params(const GemmParams& p);
 Status gemm_bf16(const GemmParams& p, const BlasHandle& blas);  // runs on blas.stream()

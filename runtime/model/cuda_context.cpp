@@ -62,6 +62,8 @@ struct CudaContext::Impl {
 
 bool CudaContext::has_gemm() const { return impl_ && impl_->have_blas && impl_->x_scratch != nullptr; }
 
+void* CudaContext::stream_handle() const { return impl_ ? impl_->stream.get() : nullptr; }
+
 StatusOr<std::unique_ptr<CudaContext>> CudaContext::create(const Model& model, const ContextParams& params,
                                                            const CudaContextOptions& options) {
   const HParams& hp = model.hparams();
@@ -182,7 +184,8 @@ StatusOr<std::unique_ptr<CudaContext>> CudaContext::create(const Model& model, c
   size_t w_scratch_elems = 0;
   if (I.have_blas && nb > cuda::kMatvecMaxTokens) {
     auto need = [&](const DevWeight& w) {
-      if (w.data && w.type != DType::kBF16) w_scratch_elems = std::max(w_scratch_elems, size_t(w.n_in * w.n_out));
+      if (w.data && w.type != DType::kBF16 && w.type != DType::kF16)  // f16/bf16 weights are GEMM operands as stored
+        w_scratch_elems = std::max(w_scratch_elems, size_t(w.n_in * w.n_out));
     };
     need(I.output);
     for (const DevLayer& D : I.layers)
@@ -277,6 +280,12 @@ Status CudaContext::run_step(int64_t n, bool batch_decode, bool all_logits, bool
   cudaStream_t s = I.stream.get();
   const int64_t d = hp.n_embd, hd = hp.head_dim, kv_dim = hp.n_head_kv * hd;
   const bool gemm = has_gemm() && n > cuda::kMatvecMaxTokens;
+  // Every op's launch status; with an op hook (profiling), the hook runs after each op.
+  auto done = [&](cudaError_t err, const char* what) -> Status {
+    Status st = launched(err, what);
+    if (st.ok() && op_hook_) op_hook_(op_hook_user_, what);
+    return st;
+  };
 
   auto mm = [&](const DevWeight& w, const float* in, float* out, int64_t rows, const float* bias, bool acc,
                 const char* what) -> Status {
@@ -293,7 +302,8 @@ Status CudaContext::run_step(int64_t n, bool batch_decode, bool all_logits, bool
       g.n_tok = rows;
       g.w_scratch = I.w_scratch;
       g.x_scratch = I.x_scratch;
-      return cuda::gemm_bf16(g, I.blas);
+      OMNI_RETURN_IF_ERROR(cuda::gemm_bf16(g, I.blas));
+      return done(cudaSuccess, what);
     }
     for (int64_t t0 = 0; t0 < rows; t0 += cuda::kMatvecMaxTokens) {
       cuda::MatvecParams p;
@@ -306,7 +316,7 @@ Status CudaContext::run_step(int64_t n, bool batch_decode, bool all_logits, bool
       p.n_out = w.n_out;
       p.n_in = w.n_in;
       p.n_tok = std::min<int64_t>(cuda::kMatvecMaxTokens, rows - t0);
-      OMNI_RETURN_IF_ERROR(launched(cuda::launch_matvec(p, s), what));
+      OMNI_RETURN_IF_ERROR(done(cuda::launch_matvec(p, s), what));
     }
     return Status::Ok();
   };
@@ -321,7 +331,7 @@ Status CudaContext::run_step(int64_t n, bool batch_decode, bool all_logits, bool
     p.rows = rows;
     p.n = width;
     p.eps = hp.norm_eps;
-    return launched(cuda::launch_rms_norm(p, s), "rms_norm");
+    return done(cuda::launch_rms_norm(p, s), "rms_norm");
   };
 
   {
@@ -334,7 +344,7 @@ Status CudaContext::run_step(int64_t n, bool batch_decode, bool all_logits, bool
     e.n_embd = d;
     e.n_tok = n;
     e.scale = hp.embd_scale;
-    OMNI_RETURN_IF_ERROR(launched(cuda::launch_embed(e, s), "embed"));
+    OMNI_RETURN_IF_ERROR(done(cuda::launch_embed(e, s), "embed"));
   }
   const int64_t seq_stride = batch_decode ? n_ctx_ * kv_dim : 0;
   for (const DevLayer& L : I.layers) {
@@ -355,10 +365,10 @@ Status CudaContext::run_step(int64_t n, bool batch_decode, bool all_logits, bool
       r.style = hp.rope_style;
       r.x = I.q;
       r.n_head = hp.n_head;
-      OMNI_RETURN_IF_ERROR(launched(cuda::launch_rope(r, s), "rope q"));
+      OMNI_RETURN_IF_ERROR(done(cuda::launch_rope(r, s), "rope q"));
       r.x = I.k;
       r.n_head = hp.n_head_kv;
-      OMNI_RETURN_IF_ERROR(launched(cuda::launch_rope(r, s), "rope k"));
+      OMNI_RETURN_IF_ERROR(done(cuda::launch_rope(r, s), "rope k"));
     }
     for (int kv = 0; kv < 2; ++kv) {
       cuda::KvAppendParams a;
@@ -369,7 +379,7 @@ Status CudaContext::run_step(int64_t n, bool batch_decode, bool all_logits, bool
       a.row = kv_dim;
       a.seq_stride = seq_stride;
       a.n_ctx = n_ctx_;
-      OMNI_RETURN_IF_ERROR(launched(cuda::launch_kv_append(a, s), "kv_append"));
+      OMNI_RETURN_IF_ERROR(done(cuda::launch_kv_append(a, s), "kv_append"));
     }
     const int64_t window = L.swa ? hp.sliding_window : 0;
     if (batch_decode) {
@@ -388,7 +398,7 @@ Status CudaContext::run_step(int64_t n, bool batch_decode, bool all_logits, bool
       a.seq_stride = seq_stride;
       a.window = window;
       a.scale = hp.attn_scale;
-      OMNI_RETURN_IF_ERROR(launched(cuda::launch_attn_decode(a, s), "attn_decode"));
+      OMNI_RETURN_IF_ERROR(done(cuda::launch_attn_decode(a, s), "attn_decode"));
     } else {
       cuda::AttnPrefillParams a;
       a.q = I.q;
@@ -402,7 +412,7 @@ Status CudaContext::run_step(int64_t n, bool batch_decode, bool all_logits, bool
       a.head_dim = hd;
       a.window = window;
       a.scale = hp.attn_scale;
-      OMNI_RETURN_IF_ERROR(launched(cuda::launch_attn_prefill(a, s), "attn_prefill"));
+      OMNI_RETURN_IF_ERROR(done(cuda::launch_attn_prefill(a, s), "attn_prefill"));
     }
     // x += [post_norm](wo attn); xn = ffn_norm(x); x += [post_norm](down(act(gate xn) * up xn)).
     if (L.post_attn_norm) {
@@ -418,12 +428,12 @@ Status CudaContext::run_step(int64_t n, bool batch_decode, bool all_logits, bool
     {
       cuda::GluParams g{I.ffn_a, I.ffn_b, I.ffn_a, n * hp.n_ff,
                         hp.ffn_act == FfnActivation::kSilu ? cuda::GluAct::kSilu : cuda::GluAct::kGeluTanh};
-      OMNI_RETURN_IF_ERROR(launched(cuda::launch_glu(g, s), "glu"));
+      OMNI_RETURN_IF_ERROR(done(cuda::launch_glu(g, s), "glu"));
     }
     if (L.post_ffn_norm) {
       OMNI_RETURN_IF_ERROR(mm(L.down, I.ffn_a, I.tmp, n, nullptr, false, "ffn_down"));
       OMNI_RETURN_IF_ERROR(norm(I.tmp, nullptr, nullptr, L.post_ffn_norm, I.tmp, n, d));
-      OMNI_RETURN_IF_ERROR(launched(cuda::launch_add({I.x, I.tmp, I.x, n * d}, s), "residual add"));
+      OMNI_RETURN_IF_ERROR(done(cuda::launch_add({I.x, I.tmp, I.x, n * d}, s), "residual add"));
     } else {
       OMNI_RETURN_IF_ERROR(mm(L.down, I.ffn_a, I.x, n, nullptr, true, "ffn_down"));
     }
@@ -433,10 +443,10 @@ Status CudaContext::run_step(int64_t n, bool batch_decode, bool all_logits, bool
   OMNI_RETURN_IF_ERROR(mm(I.output, I.xn, I.logits, rows, nullptr, false, "output"));
   if (hp.final_logit_softcap > 0.0f) {
     OMNI_RETURN_IF_ERROR(
-        launched(cuda::launch_scale({I.logits, rows * n_vocab_, 1.0f, hp.final_logit_softcap}, s), "softcap"));
+        done(cuda::launch_scale({I.logits, rows * n_vocab_, 1.0f, hp.final_logit_softcap}, s), "softcap"));
   }
   if (batch_decode) {
-    OMNI_RETURN_IF_ERROR(launched(cuda::launch_argmax({I.logits, I.d_next, rows, n_vocab_}, s), "argmax"));
+    OMNI_RETURN_IF_ERROR(done(cuda::launch_argmax({I.logits, I.d_next, rows, n_vocab_}, s), "argmax"));
   }
   return Status::Ok();
 }
@@ -538,7 +548,7 @@ Status CudaContext::decode_batch(std::span<const int32_t> tokens, std::span<int3
                              "copy argmax");
   };
   bool ran = false;
-  if (options_.use_graphs && graph_error_.empty()) {
+  if (options_.use_graphs && graph_error_.empty() && !op_hook_) {
     cudaGraphExec_t& exec = I.graphs[n];
     if (!exec) {
       cudaGraph_t graph = nullptr;
@@ -601,6 +611,7 @@ StatusOr<int32_t> CudaContext::decode_greedy(int32_t) { return wrong_state("no C
 Status CudaContext::decode_batch(std::span<const int32_t>, std::span<int32_t>, bool) { return wrong_state("no CUDA"); }
 Status CudaContext::run_step(int64_t, bool, bool, bool) { return wrong_state("no CUDA"); }
 bool CudaContext::has_gemm() const { return false; }
+void* CudaContext::stream_handle() const { return nullptr; }
 
 }  // namespace omni
 

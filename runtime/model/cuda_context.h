@@ -76,6 +76,16 @@ class CudaContext {
   bool has_gemm() const;
   std::string device_name() const { return device_name_; }
 
+  // Profiling (bench/gpu): hook(user, label) runs on the calling thread right after each op of a
+  // step is enqueued ("attn_q", "rms_norm", "attn_decode", ...), e.g. to record a CUDA event on
+  // stream_handle(). While a hook is set, decode steps run without graphs. nullptr removes it.
+  using OpHook = void (*)(void* user, const char* label);
+  void set_op_hook(OpHook hook, void* user) {
+    op_hook_ = hook;
+    op_hook_user_ = user;
+  }
+  void* stream_handle() const;  // the cudaStream_t every step runs on
+
  private:
   struct Impl;
   CudaContext() = default;
@@ -90,6 +100,8 @@ class CudaContext {
   size_t weight_bytes_ = 0, kv_bytes_ = 0;
   float last_step_gpu_ms_ = 0.0f;
   std::string graph_error_, device_name_;
+  OpHook op_hook_ = nullptr;
+  void* op_hook_user_ = nullptr;
   std::unique_ptr<Impl> impl_;
 };
 
