@@ -83,14 +83,14 @@ class SpscRing {
 
  private:
   void copy_in(uint64_t pos, const float* in, size_t k) {
-    if (k == 0) return;
+    if (k == 0 || in == nullptr) return;
     const size_t start = static_cast<size_t>(pos) & mask_;
     const size_t first = std::min(k, capacity_ - start);
     std::memcpy(data_.get() + start, in, first * sizeof(float));
     if (k > first) std::memcpy(data_.get(), in + first, (k - first) * sizeof(float));
   }
   void copy_out(uint64_t pos, float* out, size_t k) const {
-    if (k == 0) return;
+    if (k == 0 || out == nullptr) return;
     const size_t start = static_cast<size_t>(pos) & mask_;
     const size_t first = std::min(k, capacity_ - start);
     std::memcpy(out, data_.get() + start, first * sizeof(float));

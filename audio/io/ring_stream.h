@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <string>
 #include <thread>
 
@@ -16,8 +17,9 @@
 
 namespace omni::audio::detail {
 
+// Samples; SpscRing rounds it up to a power of two.
 inline size_t ring_capacity(const StreamConfig& c) {
-  return static_cast<size_t>(c.ring_seconds * c.sample_rate) + 1;
+  return static_cast<size_t>(std::ceil(c.ring_seconds * c.sample_rate));
 }
 
 // Sleep between polls of the ring: short against the period, never busy.
