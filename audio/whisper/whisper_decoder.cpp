@@ -1,0 +1,139 @@
+#include "audio/whisper/whisper_decoder.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "kernels/cpu/ops_cpu.h"
+
+namespace omni::audio {
+namespace {
+
+enum Slot : size_t {
+  kX = whisper::Scratch::kFirstFreeSlot, kNorm, kQ, kK, kV, kAttn, kMlp, kAttnScratch, kLast,
+};
+
+}  // namespace
+
+void WhisperTextCache::copy_from(const WhisperTextCache& other) {
+  if (k.size() != other.k.size() || n_ctx != other.n_ctx || d != other.d) {
+    *this = other;
+    return;
+  }
+  const size_t row_floats = static_cast<size_t>(other.n_past * d);
+  for (int64_t l = 0; l < n_layer; ++l) {
+    const size_t at = static_cast<size_t>(l * n_ctx * d);
+    std::memcpy(k.data() + at, other.k.data() + at, row_floats * sizeof(float));
+    std::memcpy(v.data() + at, other.v.data() + at, row_floats * sizeof(float));
+  }
+  n_past = other.n_past;
+}
+
+Status WhisperDecoder::set_audio(const float* encoder_out, int64_t n_audio) {
+  const WhisperHParams& hp = w_.hp;
+  if (n_audio < 1 || n_audio > hp.n_audio_ctx)
+    return invalid_argument(fmt("whisper decoder: %lld audio positions (need 1..%lld)",
+                                static_cast<long long>(n_audio), static_cast<long long>(hp.n_audio_ctx)));
+  const int64_t d = hp.n_text_state, n_head = hp.n_text_head, head_dim = d / n_head;
+  n_audio_ = n_audio;
+  cross_k_.resize(w_.dec_blocks.size());
+  cross_vt_.resize(w_.dec_blocks.size());
+  float* k = scratch_.get(kK, static_cast<size_t>(n_audio * d));
+  float* v = scratch_.get(kV, static_cast<size_t>(n_audio * d));
+  for (size_t l = 0; l < w_.dec_blocks.size(); ++l) {
+    const WhisperBlock& b = w_.dec_blocks[l];
+    whisper::linear(pool_, b.cross_attn.key, encoder_out, n_audio, k, scratch_);
+    whisper::linear(pool_, b.cross_attn.value, encoder_out, n_audio, v, scratch_);
+    cross_k_[l].resize(static_cast<size_t>(n_audio * d));
+    cross_vt_[l].resize(static_cast<size_t>(n_audio * d));
+    whisper::split_heads(k, v, n_audio, n_head, head_dim, cross_k_[l].data(), cross_vt_[l].data());
+  }
+  return Status::Ok();
+}
+
+WhisperTextCache WhisperDecoder::new_cache() const {
+  WhisperTextCache c;
+  const size_t n = static_cast<size_t>(w_.hp.n_text_layer * w_.hp.n_text_ctx * w_.hp.n_text_state);
+  c.k.assign(n, 0.0f);
+  c.v.assign(n, 0.0f);
+  c.n_layer = w_.hp.n_text_layer;
+  c.n_ctx = w_.hp.n_text_ctx;
+  c.d = w_.hp.n_text_state;
+  return c;
+}
+
+Status WhisperDecoder::decode(WhisperTextCache& cache, const int32_t* tokens, int64_t n,
+                              float* logits, bool all_logits) {
+  const WhisperHParams& hp = w_.hp;
+  if (n_audio_ == 0) return wrong_state("whisper decoder: decode() before set_audio()");
+  if (n < 1) return invalid_argument(fmt("whisper decoder: %lld tokens", static_cast<long long>(n)));
+  if (cache.n_past + n > hp.n_text_ctx)
+    return out_of_range(fmt("whisper decoder: %lld + %lld tokens exceed the text context of %lld",
+                            static_cast<long long>(cache.n_past), static_cast<long long>(n),
+                            static_cast<long long>(hp.n_text_ctx)));
+  const size_t cache_size = static_cast<size_t>(hp.n_text_layer * hp.n_text_ctx * hp.n_text_state);
+  if (cache.k.size() != cache_size || cache.v.size() != cache_size || cache.n_ctx != hp.n_text_ctx)
+    return invalid_argument("whisper decoder: the cache was not made by this decoder's new_cache()");
+  for (int64_t i = 0; i < n; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= hp.n_vocab)
+      return invalid_argument(fmt("whisper decoder: token %d at %lld is outside [0, %lld)", tokens[i],
+                                  static_cast<long long>(i), static_cast<long long>(hp.n_vocab)));
+  }
+  const int64_t d = hp.n_text_state, n_head = hp.n_text_head, head_dim = d / n_head;
+  const int64_t pos0 = cache.n_past, d_mlp = 4 * d;
+  auto buf = [&](size_t slot, int64_t count) { return scratch_.get(slot, static_cast<size_t>(count)); };
+  float* x = buf(kX, n * d);
+  float* h = buf(kNorm, n * d);
+  float* q = buf(kQ, n * d);
+  float* attn = buf(kAttn, n * d);
+  float* mlp = buf(kMlp, n * d_mlp);
+
+  const WhisperMatrix& emb = w_.token_embedding;
+  const int64_t emb_row = dtype_row_bytes(emb.type, d);
+  for (int64_t t = 0; t < n; ++t) {
+    cpu::dequantize_row(emb.type, static_cast<const uint8_t*>(emb.data) + tokens[t] * emb_row, x + t * d, d);
+    cpu::add(x + t * d, w_.dec_pos.data() + (pos0 + t) * d, x + t * d, d);
+  }
+
+  AttentionParams ap;
+  ap.n_q = n;
+  ap.n_head = n_head;
+  ap.n_kv_head = n_head;
+  ap.head_dim = head_dim;
+  ap.pos0 = pos0;
+  ap.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  ap.kv_type = DType::kF32;
+  float* att_scratch = buf(kAttnScratch, cpu::attention_scratch_floats(ap, pool_.n_threads()));
+  for (size_t l = 0; l < w_.dec_blocks.size(); ++l) {
+    const WhisperBlock& b = w_.dec_blocks[l];
+    float* kc = cache.k.data() + static_cast<int64_t>(l) * hp.n_text_ctx * d;
+    float* vc = cache.v.data() + static_cast<int64_t>(l) * hp.n_text_ctx * d;
+    whisper::layer_norm(pool_, x, b.attn_ln, h, n, d);
+    whisper::linear(pool_, b.attn.query, h, n, q, scratch_);
+    whisper::linear(pool_, b.attn.key, h, n, kc + pos0 * d, scratch_);
+    whisper::linear(pool_, b.attn.value, h, n, vc + pos0 * d, scratch_);
+    cpu::attention(pool_, ap, q, kc, vc, attn, att_scratch);
+    whisper::linear(pool_, b.attn.out, attn, n, h, scratch_);
+    cpu::add(x, h, x, n * d);
+
+    whisper::layer_norm(pool_, x, b.cross_attn_ln, h, n, d);
+    whisper::linear(pool_, b.cross_attn.query, h, n, q, scratch_);
+    whisper::attention_full(pool_, q, n, cross_k_[l].data(), cross_vt_[l].data(), n_audio_, n_head,
+                            head_dim, attn, scratch_);
+    whisper::linear(pool_, b.cross_attn.out, attn, n, h, scratch_);
+    cpu::add(x, h, x, n * d);
+
+    whisper::layer_norm(pool_, x, b.mlp_ln, h, n, d);
+    whisper::linear(pool_, b.mlp0, h, n, mlp, scratch_);
+    whisper::gelu_erf(pool_, mlp, n * d_mlp);
+    whisper::linear(pool_, b.mlp2, mlp, n, h, scratch_);
+    cpu::add(x, h, x, n * d);
+  }
+  cache.n_past += n;
+  const int64_t first = all_logits ? 0 : n - 1, n_out = all_logits ? n : 1;
+  whisper::layer_norm(pool_, x + first * d, w_.dec_ln, h, n_out, d);
+  float* s = buf(kLast, cpu::matmul_scratch_floats(d, pool_.n_threads()));
+  cpu::matmul(pool_, emb.type, emb.data, hp.n_vocab, d, h, n_out, logits, s);
+  return Status::Ok();
+}
+
+}  // namespace omni::audio

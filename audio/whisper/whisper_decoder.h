@@ -1,0 +1,55 @@
+// Whisper's text decoder on the CPU: token embedding + learned positions, n_text_layer pre-LN
+// blocks (causal self-attention over a KV cache, cross-attention over the encoder output, GELU
+// MLP), final layer norm, logits through the tied token embedding.
+//
+//   WhisperDecoder dec(weights, pool);
+//   dec.set_audio(encoder_out.data(), 1500);       // cross-attention K/V, once per window
+//   WhisperTextCache cache = dec.new_cache();
+//   std::vector<float> logits(n_vocab);
+//   dec.decode(cache, prompt.data(), prompt.size(), logits.data());  // last token's logits
+//
+// A cache is one hypothesis: beam search copies caches (copy_prefix) and decodes each.
+// Thread-safety: one thread at a time per decoder (scratch); caches are plain values.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "audio/whisper/whisper_ops.h"
+#include "audio/whisper/whisper_weights.h"
+#include "kernels/core/status.h"
+#include "kernels/core/thread_pool.h"
+
+namespace omni::audio {
+
+struct WhisperTextCache {
+  std::vector<float> k, v;  // [n_layer, n_ctx, d] each
+  int64_t n_layer = 0, n_ctx = 0, d = 0;
+  int64_t n_past = 0;       // positions filled
+  // this = other, copying only the filled rows (beam search reorders hypotheses every step).
+  void copy_from(const WhisperTextCache& other);
+};
+
+class WhisperDecoder {
+ public:
+  WhisperDecoder(const WhisperWeights& w, ThreadPool& pool) : w_(w), pool_(pool) {}
+  // Projects the encoder output [n_audio, n_audio_state] to every layer's cross-attention keys
+  // and values. invalid_argument for n_audio outside [1, n_audio_ctx].
+  Status set_audio(const float* encoder_out, int64_t n_audio);
+  WhisperTextCache new_cache() const;
+  // Appends tokens at positions [cache.n_past, cache.n_past + n). logits: [n_vocab] for the last
+  // token, or [n, n_vocab] when all_logits. wrong_state before set_audio; out_of_range past
+  // n_text_ctx; invalid_argument for a token id outside [0, n_vocab). The cache is unchanged
+  // on error.
+  Status decode(WhisperTextCache& cache, const int32_t* tokens, int64_t n, float* logits,
+                bool all_logits = false);
+
+ private:
+  const WhisperWeights& w_;
+  ThreadPool& pool_;
+  whisper::Scratch scratch_;
+  int64_t n_audio_ = 0;
+  std::vector<std::vector<float>> cross_k_, cross_vt_;  // per layer: [H, n_audio, D], [H, D, n_audio]
+};
+
+}  // namespace omni::audio
