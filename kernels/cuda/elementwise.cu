@@ -33,6 +33,42 @@ __global__ void rms_norm_kernel(RmsNormParams p) {
   }
 }
 
+// As rms_norm_kernel with the row held in registers (PER values per thread): every load of the
+// row is issued before any store, so the loads overlap instead of waiting on possible aliasing
+// (x_sum_out and y may alias x). Same summation order as rms_norm_kernel.
+template <int PER>
+__global__ void rms_norm_regs(RmsNormParams p) {
+  const int64_t off = static_cast<int64_t>(blockIdx.x) * p.n;
+  const float* x = p.x + off;
+  const float* res = p.residual ? p.residual + off : nullptr;
+  float v[PER];
+#pragma unroll
+  for (int k = 0; k < PER; ++k) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(k) * blockDim.x;
+    v[k] = 0.0f;
+    if (i < p.n) v[k] = res ? x[i] + res[i] : x[i];
+  }
+  float ss = 0.0f;
+#pragma unroll
+  for (int k = 0; k < PER; ++k) ss = fmaf(v[k], v[k], ss);
+  if (res) {
+    float* xs = p.x_sum_out + off;
+#pragma unroll
+    for (int k = 0; k < PER; ++k) {
+      const int64_t i = threadIdx.x + static_cast<int64_t>(k) * blockDim.x;
+      if (i < p.n) xs[i] = v[k];
+    }
+  }
+  ss = block_sum(ss);
+  const float inv = 1.0f / sqrtf(ss / static_cast<float>(p.n) + p.eps);
+  float* y = p.y + off;
+#pragma unroll
+  for (int k = 0; k < PER; ++k) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(k) * blockDim.x;
+    if (i < p.n) y[i] = p.w ? v[k] * inv * p.w[i] : v[k] * inv;
+  }
+}
+
 __global__ void rope_kernel(RopeParams p) {
   const int64_t half = p.rot_dim / 2;
   const int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -132,7 +168,14 @@ Status check_params(const RmsNormParams& p) {
 cudaError_t launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
   if (!check_params(p).ok()) return cudaErrorInvalidValue;
   const int threads = p.n >= 4096 ? 1024 : p.n >= 1024 ? 256 : 128;
-  rms_norm_kernel<<<static_cast<unsigned>(p.rows), threads, 0, stream>>>(p);
+  const unsigned grid = static_cast<unsigned>(p.rows);
+  const int64_t per = (p.n + threads - 1) / threads;
+  if (per <= 1) rms_norm_regs<1><<<grid, threads, 0, stream>>>(p);
+  else if (per <= 2) rms_norm_regs<2><<<grid, threads, 0, stream>>>(p);
+  else if (per <= 4) rms_norm_regs<4><<<grid, threads, 0, stream>>>(p);
+  else if (per <= 8) rms_norm_regs<8><<<grid, threads, 0, stream>>>(p);
+  else if (per <= 16) rms_norm_regs<16><<<grid, threads, 0, stream>>>(p);
+  else rms_norm_kernel<<<grid, threads, 0, stream>>>(p);  // rows longer than 16384
   return cudaGetLastError();
 }
 

@@ -63,12 +63,13 @@ __device__ __forceinline__ void reduce_and_store(float (&acc)[R][NT], const Matv
 #pragma unroll
       for (int t = 0; t < NT; ++t) part[warp][r * NT + t] = acc[r][t];
   __syncthreads();
-  if (warp % S == 0 && lane < R * NT) {
-    const int r = lane / NT, t = lane % NT;
-    float v = part[warp][lane];
-    for (int i = 1; i < S; ++i) v += part[warp + i][lane];
-    if (t < a.n_tok && o0 + r < a.n_out) store_row(a, o0 + r, t, v);
-  }
+  if (warp % S == 0)
+    for (int e = lane; e < R * NT; e += 32) {
+      const int r = e / NT, t = e % NT;
+      float v = part[warp][e];
+      for (int i = 1; i < S; ++i) v += part[warp + i][e];
+      if (t < a.n_tok && o0 + r < a.n_out) store_row(a, o0 + r, t, v);
+    }
 }
 
 __device__ __forceinline__ float dot8(const float (&w)[8], float4 x0, float4 x1) {
@@ -244,7 +245,7 @@ __global__ void __launch_bounds__(kScalarWarps * 32) matvec_scalar(MatvecArgs a)
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
-// Rows per warp: 2 (x loads shared by two rows) unless there are too few rows to fill the GPU.
+// Rows per warp for one token (x loads shared by two rows); the slice count assumes it.
 constexpr int kRows = 2;
 
 // Slices per row: enough warps in flight for small matrices, each slice at least one step long.
@@ -265,14 +266,17 @@ cudaError_t launch_nt(const MatvecArgs& a, bool vector_path, cudaStream_t stream
     }
   }
   constexpr bool q4k = T == DType::kQ4_K;
+  // Several tokens: 4 rows per warp, so each x load (the traffic that grows with the tokens)
+  // feeds more weights. S does not depend on R: a row's sums are the same for any n_tok.
+  constexpr int R = NT >= 4 ? 4 : kRows;
   const int64_t n_units = q4k ? a.n_in >> 4 : a.n_in >> 3;
   const int S = slices_for(a.n_out, n_units);
-  const int64_t rows_per_block = int64_t(kWarps / S) * kRows;
+  const int64_t rows_per_block = int64_t(kWarps / S) * R;
   const dim3 grid(static_cast<unsigned>((a.n_out + rows_per_block - 1) / rows_per_block));
   if constexpr (q4k)
-    matvec_q4_k<NT, kRows><<<grid, kWarps * 32, 0, stream>>>(a, S);
+    matvec_q4_k<NT, R><<<grid, kWarps * 32, 0, stream>>>(a, S);
   else
-    matvec_tiled<T, NT, kRows><<<grid, kWarps * 32, 0, stream>>>(a, S);
+    matvec_tiled<T, NT, R><<<grid, kWarps * 32, 0, stream>>>(a, S);
   return cudaGetLastError();
 }
 
