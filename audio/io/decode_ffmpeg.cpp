@@ -399,7 +399,7 @@ StatusOr<size_t> StreamDecoder::read(float* out, size_t max_samples) {
   t_last_ffmpeg_error[0] = '\0';
   OMNI_RETURN_IF_ERROR(impl_->fill());
   size_t n = std::min(max_samples, impl_->pending.size() - impl_->pending_pos);
-  std::memcpy(out, impl_->pending.data() + impl_->pending_pos, n * sizeof(float));
+  if (n > 0) std::memcpy(out, impl_->pending.data() + impl_->pending_pos, n * sizeof(float));
   impl_->pending_pos += n;
   return n;
 }

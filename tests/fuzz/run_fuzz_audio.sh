@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs the audio decoding fuzzer for a bounded time on seeds made here with the ffmpeg command
+# (a quarter second of a real recording in WAV, FLAC, MP3, Ogg/Opus, Ogg/Vorbis, M4A/AAC, MKV);
+# exits non-zero on a crash.
+#   tests/fuzz/run_fuzz_audio.sh [path/to/fuzz_audio]     (SECONDS_BUDGET=60 by default)
+# The fuzz preset builds audio without FFmpeg; for a useful run configure one with it:
+#   cmake -S . -B build-fuzz-audio -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+#     -DOMNIRT_CUDA=OFF -DOMNIRT_BUILD_FUZZ=ON -DOMNIRT_BUILD_TESTS=OFF -DOMNIRT_BUILD_BENCH=OFF \
+#     -DOMNIRT_WITH_FFMPEG=ON -DOMNIRT_SANITIZE=fuzzer-no-link,address,undefined
+#   cmake --build build-fuzz-audio --target fuzz_audio
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+fuzzer="${1:-$root/build-fuzz-audio/bin/fuzz_audio}"
+budget="${SECONDS_BUDGET:-60}"
+[[ -x "$fuzzer" ]] || { echo "run_fuzz_audio.sh: no fuzzer at $fuzzer (build target fuzz_audio)" >&2; exit 2; }
+command -v ffmpeg >/dev/null || { echo "run_fuzz_audio.sh: the ffmpeg command is needed for seeds" >&2; exit 2; }
+clip=/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0880.wav
+[[ -f "$clip" ]] || { echo "run_fuzz_audio.sh: $clip missing (pocketsphinx-testdata)" >&2; exit 2; }
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/corpus" "$work/artifacts"
+i=0
+for args in "-c:a pcm_s16le -f wav" "-c:a pcm_f32le -ac 2 -f wav" "-c:a flac -f flac" \
+            "-c:a libmp3lame -f mp3" "-c:a libopus -f ogg" "-c:a libvorbis -f ogg" \
+            "-c:a aac -f adts" "-c:a aac -movflags frag_keyframe+empty_moov -f mp4" \
+            "-c:a libopus -f matroska"; do
+  # A leading byte: the fuzz target's rate selector.
+  { printf '\001'; ffmpeg -nostdin -v error -t 0.25 -i "$clip" $args -; } > "$work/corpus/seed$i"
+  i=$((i + 1))
+done
+
+set +e  # the fuzzer's own status, not the pipeline's, decides
+"$fuzzer" "$work/corpus" -max_total_time="$budget" -max_len=65536 -timeout=10 \
+  -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 \
+  -artifact_prefix="$work/artifacts/" 2>&1 | tail -n 40
+status=${PIPESTATUS[0]}
+set -e
+if compgen -G "$work/artifacts/*" > /dev/null; then
+  mkdir -p "$root/build-fuzz-audio/crashes"
+  cp "$work"/artifacts/* "$root/build-fuzz-audio/crashes/"
+  echo "run_fuzz_audio.sh: crash inputs copied to build-fuzz-audio/crashes/" >&2
+  exit 1
+fi
+exit "$status"
