@@ -15,7 +15,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <thread>
 #include <vector>
 
@@ -34,6 +36,7 @@ std::string fixture_dir() {
   static const std::string dir = [] {
     std::string d = test::temp_path("audio_io");
     ::mkdir(d.c_str(), 0755);
+    std::atexit([] { std::filesystem::remove_all(test::temp_path("audio_io")); });
     return d;
   }();
   return dir;
