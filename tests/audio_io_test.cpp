@@ -32,6 +32,8 @@ using audio::decode_file;
 const char* kClip =
     "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0870.wav";
 
+#ifdef OMNIRT_HAVE_FFMPEG
+
 std::string fixture_dir() {
   static const std::string dir = [] {
     std::string d = test::temp_path("audio_io");
@@ -110,7 +112,6 @@ void expect_matches_ffmpeg(const std::string& path, int rate, double bound,
   EXPECT_GT(energy / ref.size(), 1e-5) << "the reference is near silence: the test proves nothing";
 }
 
-#ifdef OMNIRT_HAVE_FFMPEG
 
 TEST(AudioDecode, WavAtOwnRateIsExact) {
   REQUIRE_MEDIA();

@@ -3,7 +3,7 @@
 #  1. the release build's ctest (build/): unit tests incl. golden and real-Gemma tests, the C99
 #     API test, the CLI tests;
 #  2. the asan preset (AddressSanitizer + UndefinedBehaviorSanitizer): build + ctest;
-#  3. the fuzz preset (clang + libFuzzer): the fuzz targets for 60 s;
+#  3. the fuzz preset (clang + libFuzzer): each fuzz target for 60 s (tests/fuzz/run_<target>.sh);
 #  4. the Python binding's test, when present.
 # Ends with one line "N passed, N failed" (ctest tests plus the fuzz and Python steps) and a
 # non-zero exit status if anything failed.
@@ -67,7 +67,7 @@ else
   failed=$((failed + 1)); failed_steps+=("asan build")
 fi
 
-if [[ -f tests/fuzz/run_fuzz.sh ]]; then
+if compgen -G "tests/fuzz/run_fuzz_*.sh" > /dev/null; then
   fuzz_targets=()
   for src in tests/fuzz/fuzz_*.cpp; do
     [[ -e "$src" ]] && fuzz_targets+=("$(basename "$src" .cpp)")
@@ -78,7 +78,8 @@ if [[ -f tests/fuzz/run_fuzz.sh ]]; then
   run_fuzzers() {
     local t status=0
     for t in "${fuzz_targets[@]}"; do
-      SECONDS_BUDGET=60 bash tests/fuzz/run_fuzz.sh "build-fuzz/bin/$t" || status=1
+      # Each target has its runner tests/fuzz/run_<target>.sh (seeds differ per input format).
+      SECONDS_BUDGET=60 bash "tests/fuzz/run_$t.sh" "build-fuzz/bin/$t" || status=1
     done
     return $status
   }
@@ -88,7 +89,7 @@ if [[ -f tests/fuzz/run_fuzz.sh ]]; then
     failed=$((failed + 1)); failed_steps+=("fuzz build")
   fi
 else
-  echo "== fuzz: skipped (tests/fuzz/run_fuzz.sh is absent)"
+  echo "== fuzz: skipped (no tests/fuzz/run_fuzz_*.sh)"
 fi
 
 if [[ -f bindings/python/test_omnirt.py ]]; then

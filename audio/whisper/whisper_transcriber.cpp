@@ -45,7 +45,7 @@ void append_token_bytes(const std::string& symbols, std::string* out) {
 }  // namespace
 
 WhisperTranscriber::WhisperTranscriber(const WhisperWeights& w, ThreadPool& pool)
-    : w_(w), pool_(pool), encoder_(w, pool), decoder_(w, pool) {}
+    : w_(w), encoder_(w, pool), decoder_(w, pool) {}
 
 std::vector<int32_t> WhisperTranscriber::prompt() const {
   std::vector<int32_t> p{w_.vocab.sot};

@@ -49,7 +49,6 @@ class WhisperTranscriber {
 
  private:
   const WhisperWeights& w_;
-  ThreadPool& pool_;
   WhisperEncoder encoder_;
   WhisperDecoder decoder_;
   std::vector<float> encoded_, logits_;

@@ -1,6 +1,6 @@
 // libFuzzer target for the GGUF reader: any byte string must either parse into a GgufFile whose
 // metadata and tensors can all be walked, or be rejected with a Status. Seed corpus:
-// tests/data/gguf/ (good files) and tests/data/gguf/bad/ (one defect each); see run_fuzz.sh.
+// tests/data/gguf/ (good files) and tests/data/gguf/bad/ (one defect each); see run_fuzz_gguf.sh.
 #include <cstddef>
 #include <cstdint>
 

@@ -3,15 +3,12 @@
 # (a quarter second of a real recording in WAV, FLAC, MP3, Ogg/Opus, Ogg/Vorbis, M4A/AAC, MKV);
 # exits non-zero on a crash.
 #   tests/fuzz/run_fuzz_audio.sh [path/to/fuzz_audio]     (SECONDS_BUDGET=60 by default)
-# The fuzz preset builds audio without FFmpeg; for a useful run configure one with it:
-#   cmake -S . -B build-fuzz-audio -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-#     -DOMNIRT_CUDA=OFF -DOMNIRT_BUILD_FUZZ=ON -DOMNIRT_BUILD_TESTS=OFF -DOMNIRT_BUILD_BENCH=OFF \
-#     -DOMNIRT_WITH_FFMPEG=ON -DOMNIRT_SANITIZE=fuzzer-no-link,address,undefined
-#   cmake --build build-fuzz-audio --target fuzz_audio
+# Build it with the fuzz preset (clang, FFmpeg on; FFmpeg's own libraries are not instrumented):
+#   cmake --preset fuzz && cmake --build build-fuzz --target fuzz_audio
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-fuzzer="${1:-$root/build-fuzz-audio/bin/fuzz_audio}"
+fuzzer="${1:-$root/build-fuzz/bin/fuzz_audio}"
 budget="${SECONDS_BUDGET:-60}"
 [[ -x "$fuzzer" ]] || { echo "run_fuzz_audio.sh: no fuzzer at $fuzzer (build target fuzz_audio)" >&2; exit 2; }
 command -v ffmpeg >/dev/null || { echo "run_fuzz_audio.sh: the ffmpeg command is needed for seeds" >&2; exit 2; }
