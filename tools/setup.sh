@@ -16,7 +16,7 @@ cd "$root"
 packages=(cmake ninja-build ccache g++ clang libclang-rt-14-dev pkg-config libpcre2-dev
           nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
           python3 python3-venv
-          libavformat-dev libavcodec-dev libswresample-dev libavutil-dev portaudio19-dev ffmpeg
+          libavformat-dev libavcodec-dev libswresample-dev libavutil-dev libswscale-dev portaudio19-dev ffmpeg
           pocketsphinx-testdata alsa-utils espeak-ng)
 missing=()
 for p in "${packages[@]}"; do
