@@ -134,6 +134,171 @@ def part_images(skimage_data, manifest):
     manifest["preprocess"] = cases
 
 
+def write_mmproj(path, vm, cfg, kind, n_blocks, projector=None):
+    """The vision tower (first n_blocks blocks) as llama.cpp's mmproj GGUF, all f32."""
+    import gguf
+
+    w = gguf.GGUFWriter(path, "clip")
+    w.add_bool("clip.has_vision_encoder", True)
+    w.add_bool("clip.has_text_encoder", False)
+    w.add_uint32("clip.vision.image_size", cfg.image_size)
+    w.add_uint32("clip.vision.patch_size", cfg.patch_size)
+    w.add_uint32("clip.vision.embedding_length", cfg.hidden_size)
+    w.add_uint32("clip.vision.feed_forward_length", cfg.intermediate_size)
+    w.add_uint32("clip.vision.block_count", n_blocks)
+    w.add_uint32("clip.vision.attention.head_count", cfg.num_attention_heads)
+    w.add_float32("clip.vision.attention.layer_norm_epsilon", cfg.layer_norm_eps)
+    w.add_bool("clip.use_gelu", cfg.hidden_act != "quick_gelu")
+    mean, std = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)) \
+        if kind == "clip" else ((0.5,) * 3, (0.5,) * 3)
+    w.add_array("clip.vision.image_mean", list(mean))
+    w.add_array("clip.vision.image_std", list(std))
+    if projector is not None:
+        w.add_bool("clip.has_llava_projector", True)
+        w.add_string("clip.projector_type", "mlp")
+        w.add_uint32("clip.vision.projection_dim", projector[2].weight.shape[0])
+
+    def t(name, x):
+        w.add_tensor(name, np.ascontiguousarray(x.detach().double().numpy().astype(np.float32)))
+
+    e = vm.embeddings
+    t("v.patch_embd.weight", e.patch_embedding.weight)  # [d, 3, p, p]
+    if e.patch_embedding.bias is not None:
+        t("v.patch_embd.bias", e.patch_embedding.bias)
+    if kind == "clip":
+        t("v.class_embd", e.class_embedding)
+        t("v.pre_ln.weight", vm.pre_layrnorm.weight)
+        t("v.pre_ln.bias", vm.pre_layrnorm.bias)
+    t("v.position_embd.weight", e.position_embedding.weight)
+    for i in range(n_blocks):
+        L = vm.encoder.layers[i]
+        b = f"v.blk.{i}"
+        for ours, mod in (("attn_q", L.self_attn.q_proj), ("attn_k", L.self_attn.k_proj),
+                          ("attn_v", L.self_attn.v_proj), ("attn_out", L.self_attn.out_proj),
+                          ("ffn_up", L.mlp.fc1), ("ffn_down", L.mlp.fc2),
+                          ("ln1", L.layer_norm1), ("ln2", L.layer_norm2)):
+            t(f"{b}.{ours}.weight", mod.weight)
+            t(f"{b}.{ours}.bias", mod.bias)
+    if kind == "siglip":
+        t("v.post_ln.weight", vm.post_layernorm.weight)
+        t("v.post_ln.bias", vm.post_layernorm.bias)
+    if projector is not None:
+        for j in (0, 2):
+            t(f"mm.{j}.weight", projector[j].weight)
+            t(f"mm.{j}.bias", projector[j].bias)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    print(f"{os.path.basename(path)}: {os.path.getsize(path)} bytes")
+
+
+def part_vit(manifest):
+    import torch
+    from transformers import CLIPVisionConfig, CLIPVisionModel, SiglipVisionConfig, SiglipVisionModel
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+    from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+
+    torch.manual_seed(0)
+    pixels = np.frombuffer(open(os.path.join(OUT, "astro.png.rgb"), "rb").read(),
+                           dtype=np.uint8).reshape(56, 80, 3)
+    cases = {}
+    # Patches dropped in every masked case: a 2 x 2 block of the 4 x 4 grid and one corner.
+    drop = [5, 6, 9, 10, 15]
+
+    def run_layers(vm, h, n):
+        """The first n encoder blocks by hand (so rows can be removed before them)."""
+        for layer in vm.encoder.layers[:n]:
+            out = layer(h, None)
+            h = out[0] if isinstance(out, tuple) else out
+        return h
+
+    def randomize(model):
+        # Non-trivial norms and biases (default init: ones and zeros) so that every term counts.
+        with torch.no_grad():
+            for name, prm in model.named_parameters():
+                if name.endswith("bias") or "norm" in name:
+                    prm.add_(torch.randn_like(prm) * 0.1)
+
+    # ---- CLIP (quick-GELU, class token, pre-LN) + a LLaVA projector; file stores the first
+    # n_layer - 1 blocks (llama.cpp's converter drops the last for LLaVA's feature layer -2).
+    ccfg = CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+                            num_attention_heads=4, image_size=32, patch_size=8,
+                            hidden_act="quick_gelu", layer_norm_eps=1e-5)
+    clip = CLIPVisionModel(ccfg).eval()
+    randomize(clip)
+    proj = torch.nn.Sequential(torch.nn.Linear(64, 96), torch.nn.GELU(), torch.nn.Linear(96, 80))
+    clip, proj = clip.double(), proj.double()
+    vm = getattr(clip, "vision_model", clip)  # transformers < 5 wraps the tower
+    L = ccfg.num_hidden_layers
+    write_mmproj(os.path.join(OUT, "clip_tiny.gguf"), vm, ccfg, "clip", L - 1, proj)
+    px = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})(
+        images=pixels, return_tensors="np")["pixel_values"]
+    save_f32("vit_clip_pixels_32.f32", px[0])
+    with torch.no_grad():
+        x = torch.from_numpy(px).double()
+        hs = run_layers(vm, vm.pre_layrnorm(vm.embeddings(x)), L - 1)[0]
+        full = run_layers(vm, vm.pre_layrnorm(vm.embeddings(x)), L)[0]
+        assert torch.allclose(full, clip(pixel_values=x).last_hidden_state[0], atol=1e-10)
+        cases["clip_full"] = {"pixels": "vit_clip_pixels_32.f32", "width": 32, "height": 32,
+                              "hidden": save_f32("vit_clip_full_hidden.f32", hs),
+                              "adapted": save_f32("vit_clip_full_adapted.f32", proj(hs[1:]))}
+        # Patch dropping: rows removed after the position embedding, positions kept.
+        emb = vm.embeddings(x)
+        keep = [0] + [1 + i for i in range(16) if i not in drop]
+        hs = run_layers(vm, vm.pre_layrnorm(emb[:, keep]), L - 1)[0]
+        cases["clip_dropped"] = {"pixels": "vit_clip_pixels_32.f32", "width": 32, "height": 32,
+                                 "drop": drop,
+                                 "hidden": save_f32("vit_clip_dropped_hidden.f32", hs),
+                                 "adapted": save_f32("vit_clip_dropped_adapted.f32", proj(hs[1:]))}
+        # Another resolution: 48 x 40 pixels, 6 x 5 patches, positions interpolated (bicubic).
+        px2 = CLIPImageProcessorPil(size={"shortest_edge": 40}, crop_size={"height": 40, "width": 48})(
+            images=pixels, return_tensors="np")["pixel_values"]
+        save_f32("vit_clip_pixels_48x40.f32", px2[0])
+        emb = vm.embeddings(torch.from_numpy(px2).double(), interpolate_pos_encoding=True)
+        hs = run_layers(vm, vm.pre_layrnorm(emb), L - 1)[0]
+        cases["clip_interpolated"] = {"pixels": "vit_clip_pixels_48x40.f32", "width": 48,
+                                      "height": 40,
+                                      "hidden": save_f32("vit_clip_interp_hidden.f32", hs)}
+
+    # ---- SigLIP (gelu tanh, no class token, patch bias, post-LN), all blocks.
+    scfg = SiglipVisionConfig(hidden_size=64, intermediate_size=112, num_hidden_layers=2,
+                              num_attention_heads=4, image_size=32, patch_size=8,
+                              hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6)
+    sig = SiglipVisionModel(scfg).eval()
+    randomize(sig)
+    sig = sig.double()
+    vm = getattr(sig, "vision_model", sig)
+    write_mmproj(os.path.join(OUT, "siglip_tiny.gguf"), vm, scfg, "siglip", 2)
+    px = SiglipImageProcessorPil(size={"height": 32, "width": 32})(
+        images=pixels, return_tensors="np")["pixel_values"]
+    save_f32("vit_siglip_pixels_32.f32", px[0])
+    with torch.no_grad():
+        x = torch.from_numpy(px).double()
+        out = sig(pixel_values=x).last_hidden_state[0]
+        cases["siglip_full"] = {"pixels": "vit_siglip_pixels_32.f32", "width": 32, "height": 32,
+                                "hidden": save_f32("vit_siglip_full_hidden.f32", out)}
+        emb = vm.embeddings(x)
+        keep = [i for i in range(16) if i not in drop]
+        assert torch.allclose(vm.post_layernorm(run_layers(vm, emb, 2))[0], out, atol=1e-10)
+        out = vm.post_layernorm(run_layers(vm, emb[:, keep], 2))[0]
+        cases["siglip_dropped"] = {"pixels": "vit_siglip_pixels_32.f32", "width": 32, "height": 32,
+                                   "drop": drop,
+                                   "hidden": save_f32("vit_siglip_dropped_hidden.f32", out)}
+        px2 = SiglipImageProcessorPil(size={"height": 24, "width": 56})(
+            images=pixels, return_tensors="np")["pixel_values"]
+        save_f32("vit_siglip_pixels_56x24.f32", px2[0])
+        out = sig(pixel_values=torch.from_numpy(px2).double(),
+                  interpolate_pos_encoding=True).last_hidden_state[0]
+        cases["siglip_interpolated"] = {"pixels": "vit_siglip_pixels_56x24.f32", "width": 56,
+                                        "height": 24,
+                                        "hidden": save_f32("vit_siglip_interp_hidden.f32", out)}
+    cases["clip_full"]["model"] = "clip_tiny.gguf"
+    for name, c in cases.items():
+        c["model"] = "clip_tiny.gguf" if name.startswith("clip") else "siglip_tiny.gguf"
+    manifest["vit"] = cases
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skimage-data", default="/usr/lib/python3/dist-packages/skimage/data")
@@ -148,10 +313,6 @@ def main():
         part_vit(manifest)
     with open(MANIFEST, "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
-
-
-def part_vit(manifest):
-    pass  # filled below
 
 
 if __name__ == "__main__":

@@ -1,0 +1,202 @@
+#include "runtime/model/vision_loader.h"
+
+#include <string_view>
+
+#include "kernels/ref/ops_ref.h"
+
+namespace omni {
+namespace {
+
+using vision::ViTBlock;
+using vision::ViTLayerNorm;
+using vision::ViTLinear;
+using vision::ViTMatrix;
+
+class Filler {
+ public:
+  explicit Filler(const gguf::GgufFile& f) : f_(f) {}
+
+  bool has(const std::string& name) const { return f_.find_tensor(name) != nullptr; }
+
+  // A tensor of these dims (PyTorch order, outermost first), any supported type.
+  StatusOr<const gguf::TensorInfo*> tensor(const std::string& name, std::vector<int64_t> dims) {
+    const gguf::TensorInfo* t = f_.find_tensor(name);
+    if (!t) return corrupt_file(fmt("vision: tensor '%s' is missing", name.c_str()));
+    bool same = t->n_dims == dims.size();
+    for (size_t i = 0; same && i < dims.size(); ++i) same = t->ne[dims.size() - 1 - i] == dims[i];
+    if (!same) {
+      std::string want = "[";
+      for (size_t i = dims.size(); i-- > 0;) want += std::to_string(dims[i]) + (i ? ", " : "]");
+      return corrupt_file(fmt("vision: tensor '%s' has shape %s, expected %s (ggml order)",
+                              name.c_str(), t->shape_string().c_str(), want.c_str()));
+    }
+    const DTypeTraits& tr = dtype_traits(t->type);
+    if (!tr.supported || t->ne[0] % tr.block_size != 0) {
+      return unsupported(fmt("vision: tensor '%s' has type %s, which omnirt cannot compute with",
+                             name.c_str(), tr.name));
+    }
+    return t;
+  }
+  StatusOr<std::vector<float>> floats(const std::string& name, std::vector<int64_t> dims) {
+    OMNI_ASSIGN_OR_RETURN(const gguf::TensorInfo* t, tensor(name, std::move(dims)));
+    std::vector<float> out(static_cast<size_t>(t->n_elements()));
+    const int64_t row = t->ne[0], row_bytes = dtype_row_bytes(t->type, row);
+    for (int64_t r = 0; r < t->n_elements() / row; ++r) {
+      ref::dequantize_row(t->type, t->data + r * row_bytes, out.data() + r * row, row);
+    }
+    return out;
+  }
+  StatusOr<ViTMatrix> matrix(const std::string& name, int64_t n_out, int64_t n_in) {
+    OMNI_ASSIGN_OR_RETURN(const gguf::TensorInfo* t, tensor(name, {n_out, n_in}));
+    return ViTMatrix{t->type, t->data, n_in, n_out};
+  }
+  // Weight [n_out, n_in] and, when the file has one, bias [n_out].
+  StatusOr<ViTLinear> linear(const std::string& name, int64_t n_out, int64_t n_in) {
+    ViTLinear l;
+    OMNI_ASSIGN_OR_RETURN(l.w, matrix(name + ".weight", n_out, n_in));
+    if (has(name + ".bias")) {
+      OMNI_ASSIGN_OR_RETURN(l.b, floats(name + ".bias", {n_out}));
+    }
+    return l;
+  }
+  StatusOr<ViTLayerNorm> norm(const std::string& name, int64_t d) {
+    ViTLayerNorm n;
+    OMNI_ASSIGN_OR_RETURN(n.w, floats(name + ".weight", {d}));
+    OMNI_ASSIGN_OR_RETURN(n.b, floats(name + ".bias", {d}));
+    return n;
+  }
+  // The name of the matrix with n_in = `n_in` among two candidates (shape decides).
+  std::string pick(const std::string& a, const std::string& b, int64_t n_in) const {
+    const gguf::TensorInfo* t = f_.find_tensor(a + ".weight");
+    if (t && t->ne[0] == n_in) return a;
+    const gguf::TensorInfo* u = f_.find_tensor(b + ".weight");
+    if (u && u->ne[0] == n_in) return b;
+    return a;  // the error message will name it
+  }
+
+ private:
+  const gguf::GgufFile& f_;
+};
+
+StatusOr<int64_t> hparam(const gguf::GgufFile& f, const char* key, int64_t max) {
+  OMNI_ASSIGN_OR_RETURN(uint32_t v, f.get_u32(key));
+  if (v == 0 || v > max) {
+    return corrupt_file(fmt("vision: %s = %u is out of range [1, %lld]", key, v,
+                            static_cast<long long>(max)));
+  }
+  return static_cast<int64_t>(v);
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<VisionModel>> load_vision(const std::string& path) {
+  OMNI_ASSIGN_OR_RETURN(std::unique_ptr<gguf::GgufFile> file, gguf::GgufFile::open(path));
+  return load_vision(std::move(file));
+}
+
+StatusOr<std::unique_ptr<VisionModel>> load_vision(std::unique_ptr<gguf::GgufFile> file) {
+  const gguf::GgufFile& f = *file;
+  OMNI_ASSIGN_OR_RETURN(std::string arch, f.get_string_or("general.architecture", "clip"));
+  if (arch != "clip") {
+    return unsupported(fmt("vision: general.architecture is '%s', not 'clip' (an mmproj file)",
+                           arch.c_str()));
+  }
+  OMNI_ASSIGN_OR_RETURN(bool has_vision, f.get_bool_or("clip.has_vision_encoder", true));
+  if (!has_vision) return unsupported("vision: clip.has_vision_encoder is false");
+
+  auto model = std::make_unique<VisionModel>();
+  vision::ViTWeights& w = model->weights;
+  vision::ViTHParams& hp = w.hp;
+  OMNI_ASSIGN_OR_RETURN(hp.image_size, hparam(f, "clip.vision.image_size", 8192));
+  OMNI_ASSIGN_OR_RETURN(hp.patch_size, hparam(f, "clip.vision.patch_size", 256));
+  OMNI_ASSIGN_OR_RETURN(hp.n_embd, hparam(f, "clip.vision.embedding_length", 16384));
+  OMNI_ASSIGN_OR_RETURN(hp.n_ff, hparam(f, "clip.vision.feed_forward_length", 131072));
+  OMNI_ASSIGN_OR_RETURN(hp.n_layer, hparam(f, "clip.vision.block_count", 512));
+  OMNI_ASSIGN_OR_RETURN(hp.n_head, hparam(f, "clip.vision.attention.head_count", 1024));
+  OMNI_ASSIGN_OR_RETURN(hp.eps, f.get_f32_or("clip.vision.attention.layer_norm_epsilon", 1e-5f));
+  if (!(hp.eps > 0.0f && hp.eps < 1.0f)) {
+    return corrupt_file(fmt("vision: clip.vision.attention.layer_norm_epsilon = %g (0 < eps < 1)",
+                            hp.eps));
+  }
+  if (hp.image_size % hp.patch_size != 0) {
+    return corrupt_file(fmt("vision: image_size %lld is not a multiple of patch_size %lld",
+                            static_cast<long long>(hp.image_size),
+                            static_cast<long long>(hp.patch_size)));
+  }
+  if (hp.n_embd % hp.n_head != 0) {
+    return corrupt_file(fmt("vision: embedding_length %lld is not a multiple of head_count %lld",
+                            static_cast<long long>(hp.n_embd), static_cast<long long>(hp.n_head)));
+  }
+  for (const char* key : {"clip.vision.image_mean", "clip.vision.image_std"}) {
+    if (!f.find(key)) continue;
+    OMNI_ASSIGN_OR_RETURN(std::vector<float> v, f.get_f32_array(key));
+    if (v.size() != 3) return corrupt_file(fmt("vision: %s has %zu values, expected 3", key, v.size()));
+    float* dst = std::string_view(key).ends_with("mean") ? hp.image_mean : hp.image_std;
+    for (int i = 0; i < 3; ++i) dst[i] = v[i];
+  }
+  OMNI_ASSIGN_OR_RETURN(bool use_gelu, f.get_bool_or("clip.use_gelu", false));
+  hp.act = use_gelu ? vision::ViTActivation::kGeluTanh : vision::ViTActivation::kQuickGelu;
+  OMNI_ASSIGN_OR_RETURN(bool llava, f.get_bool_or("clip.has_llava_projector", false));
+  OMNI_ASSIGN_OR_RETURN(std::string proj, f.get_string_or("clip.projector_type", llava ? "mlp" : ""));
+  if (proj == "mlp") {
+    hp.projector = vision::ProjectorType::kMlp;
+  } else if (!proj.empty()) {
+    return unsupported(fmt("vision: clip.projector_type '%s' (omnirt has 'mlp')", proj.c_str()));
+  }
+
+  const int64_t d = hp.n_embd, p = hp.patch_size, g = hp.grid();
+  Filler fl(f);
+  const gguf::TensorInfo* pe = f.find_tensor("v.patch_embd.weight");
+  if (!pe) return corrupt_file("vision: tensor 'v.patch_embd.weight' is missing");
+  {
+    // Conv weight [n_embd, 3, p, p] (ggml [p, p, 3, n_embd]); rows of 3*p*p are contiguous.
+    OMNI_ASSIGN_OR_RETURN(const gguf::TensorInfo* t, fl.tensor("v.patch_embd.weight", {d, 3, p, p}));
+    if ((3 * p * p) % dtype_traits(t->type).block_size != 0) {
+      return unsupported(fmt("vision: v.patch_embd.weight type %s does not fit rows of %lld",
+                             dtype_traits(t->type).name, static_cast<long long>(3 * p * p)));
+    }
+    w.patch = ViTMatrix{t->type, t->data, 3 * p * p, d};
+  }
+  if (fl.has("v.patch_embd.bias")) {
+    OMNI_ASSIGN_OR_RETURN(w.patch_bias, fl.floats("v.patch_embd.bias", {d}));
+  }
+  const bool cls = fl.has("v.class_embd");
+  if (cls) {
+    OMNI_ASSIGN_OR_RETURN(w.class_embd, fl.floats("v.class_embd", {d}));
+  }
+  OMNI_ASSIGN_OR_RETURN(w.pos_embd, fl.floats("v.position_embd.weight", {g * g + (cls ? 1 : 0), d}));
+  if (fl.has("v.pre_ln.weight")) {
+    OMNI_ASSIGN_OR_RETURN(w.pre_ln, fl.norm("v.pre_ln", d));
+  }
+  w.blocks.resize(static_cast<size_t>(hp.n_layer));
+  for (int64_t i = 0; i < hp.n_layer; ++i) {
+    const std::string b = "v.blk." + std::to_string(i);
+    ViTBlock& blk = w.blocks[static_cast<size_t>(i)];
+    OMNI_ASSIGN_OR_RETURN(blk.ln1, fl.norm(b + ".ln1", d));
+    OMNI_ASSIGN_OR_RETURN(blk.q, fl.linear(b + ".attn_q", d, d));
+    OMNI_ASSIGN_OR_RETURN(blk.k, fl.linear(b + ".attn_k", d, d));
+    OMNI_ASSIGN_OR_RETURN(blk.v, fl.linear(b + ".attn_v", d, d));
+    OMNI_ASSIGN_OR_RETURN(blk.out, fl.linear(b + ".attn_out", d, d));
+    OMNI_ASSIGN_OR_RETURN(blk.ln2, fl.norm(b + ".ln2", d));
+    const std::string fc1 = fl.pick(b + ".ffn_up", b + ".ffn_down", d);
+    const std::string fc2 = fc1 == b + ".ffn_up" ? b + ".ffn_down" : b + ".ffn_up";
+    OMNI_ASSIGN_OR_RETURN(blk.fc1, fl.linear(fc1, hp.n_ff, d));
+    OMNI_ASSIGN_OR_RETURN(blk.fc2, fl.linear(fc2, d, hp.n_ff));
+  }
+  if (fl.has("v.post_ln.weight")) {
+    OMNI_ASSIGN_OR_RETURN(w.post_ln, fl.norm("v.post_ln", d));
+  }
+  if (hp.projector == vision::ProjectorType::kMlp) {
+    const gguf::TensorInfo* m0 = f.find_tensor("mm.0.weight");
+    const gguf::TensorInfo* m2 = f.find_tensor("mm.2.weight");
+    if (!m0 || !m2) return corrupt_file("vision: the mlp projector needs mm.0.weight and mm.2.weight");
+    const int64_t hidden = m0->ne[1], out = m2->ne[1];
+    OMNI_ASSIGN_OR_RETURN(w.mm0, fl.linear("mm.0", hidden, d));
+    OMNI_ASSIGN_OR_RETURN(w.mm2, fl.linear("mm.2", out, hidden));
+    hp.n_proj_out = out;
+  }
+  model->file = std::move(file);
+  return model;
+}
+
+}  // namespace omni

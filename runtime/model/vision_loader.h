@@ -1,0 +1,55 @@
+// Loads a llama.cpp-style vision projector file ("mmproj" GGUF: general.architecture = "clip",
+// clip.vision.* keys, v.* / mm.* tensors) into the weight views vision/'s ViT encoder takes.
+// Every key and tensor shape is checked; a file that does not match says which key or tensor,
+// and what it expected. Matrices stay in the file's type (mapped, no copy); the patch embedding
+// is used as a [n_embd, 3*p*p] matrix; norms, biases, class and position tables become f32.
+//
+// Keys read: clip.has_vision_encoder (must not be false), clip.vision.{image_size, patch_size,
+// embedding_length, feed_forward_length, block_count, attention.head_count,
+// attention.layer_norm_epsilon, image_mean, image_std}, clip.use_gelu (gelu tanh; else
+// quick-GELU), clip.projector_type ("mlp") or clip.has_llava_projector, clip.vision.projection_dim.
+// Tensors: v.patch_embd.weight [+ .bias], v.class_embd, v.position_embd.weight,
+// v.pre_ln.*, v.blk.N.{ln1, attn_q, attn_k, attn_v, attn_out, ln2, ffn_up, ffn_down}.{weight,bias},
+// v.post_ln.*, mm.0.*, mm.2.*. ffn_up / ffn_down are told apart by shape (llama.cpp's legacy
+// converter wrote CLIP's fc1 as ffn_down).
+// Thread-safety: a VisionModel is immutable after loading; share it between threads freely.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/core/dtype.h"
+#include "kernels/core/status.h"
+#include "runtime/model/gguf.h"
+#include "vision/vit/vit_weights.h"
+
+namespace omni {
+
+struct VisionModel {
+  std::unique_ptr<gguf::GgufFile> file;  // owns the mapping ViTMatrix views point into
+  vision::ViTWeights weights;
+};
+
+// kNotFound / kIoError / kCorruptFile from the GGUF reader; kUnsupported for a file without a
+// vision encoder, an unknown projector or an unsupported tensor type; kCorruptFile for missing
+// keys/tensors, bad shapes or out-of-range hyperparameters (named in the message).
+StatusOr<std::unique_ptr<VisionModel>> load_vision(const std::string& path);
+StatusOr<std::unique_ptr<VisionModel>> load_vision(std::unique_ptr<gguf::GgufFile> file);
+
+// Synthetic vision encoders (random weights at a real shape, mmproj layout, omnirt.synthetic =
+// true): "vit-tiny" (tests), "siglip-so400m-384", "clip-vit-l-336" (benchmarks).
+std::vector<std::string> synthetic_vision_presets();
+// kInvalidArgument for an unknown preset.
+StatusOr<vision::ViTHParams> synthetic_vision_hparams(const std::string& preset);
+struct SyntheticVisionSpec {
+  std::string preset;
+  DType type = DType::kF16;  // 2-D matrices; norms, biases, tables are F32
+  uint64_t seed = 0;
+};
+// Writes the file (temporary name renamed at the end). kInvalidArgument: unknown preset;
+// kUnsupported: a type omnirt cannot compute with; kIoError: not writable.
+Status create_synthetic_vision(const SyntheticVisionSpec& spec, const std::string& out_path);
+
+}  // namespace omni

@@ -1,0 +1,78 @@
+// A ViT encoder's parameters (CLIP / SigLIP style) and its adapter, as views and small f32
+// vectors: what vit_encoder.h reads. Filled by runtime/model/vision_loader (from an mmproj GGUF)
+// or by a test; the networks never see a file format.
+// Lifetime: ViTMatrix::data points into memory the filler keeps alive (the mapped file).
+// Thread-safety: immutable once filled; any number of encoders may share it.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/core/dtype.h"
+
+namespace omni::vision {
+
+enum class ViTActivation : int {
+  kGeluErf = 0,    // x/2 (1 + erf(x / sqrt 2)): torch.nn.GELU(), LLaVA's projector
+  kGeluTanh = 1,   // gelu_pytorch_tanh: SigLIP
+  kQuickGelu = 2,  // x sigmoid(1.702 x): OpenAI CLIP
+};
+
+enum class ProjectorType : int {
+  kNone = 0,  // encoder output as is
+  kMlp = 1,   // LLaVA: Linear -> GELU (erf) -> Linear
+};
+
+struct ViTHParams {
+  int64_t image_size = 224;  // the size the position table was trained for (square)
+  int64_t patch_size = 14;
+  int64_t n_embd = 1024;
+  int64_t n_head = 16;
+  int64_t n_layer = 24;      // blocks present (and run)
+  int64_t n_ff = 4096;
+  float eps = 1e-5f;         // LayerNorm epsilon
+  ViTActivation act = ViTActivation::kQuickGelu;
+  ProjectorType projector = ProjectorType::kNone;
+  int64_t n_proj_out = 0;    // projector output width (the backbone's n_embd)
+  float image_mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+  float image_std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+  int64_t grid() const { return patch_size > 0 ? image_size / patch_size : 0; }
+};
+
+// W [n_out, n_in] row-major in `type` (ggml convention: y = W x).
+struct ViTMatrix {
+  DType type = DType::kF32;
+  const void* data = nullptr;
+  int64_t n_in = 0, n_out = 0;
+};
+
+struct ViTLinear {
+  ViTMatrix w;
+  std::vector<float> b;  // [n_out]; empty = no bias
+};
+
+struct ViTLayerNorm {
+  std::vector<float> w, b;  // [d] each; y = (x - mean) / sqrt(var + eps) * w + b
+};
+
+struct ViTBlock {
+  ViTLayerNorm ln1, ln2;
+  ViTLinear q, k, v, out;
+  ViTLinear fc1, fc2;  // d -> n_ff (act) -> d
+};
+
+struct ViTWeights {
+  ViTHParams hp;
+  // Patch embedding (a conv, kernel = stride = patch_size) as a matrix over flattened patches:
+  // [n_embd, 3 * p * p], each row ordered (channel, y, x) as torch's conv weight.
+  ViTMatrix patch;
+  std::vector<float> patch_bias;   // [n_embd]; empty for CLIP
+  std::vector<float> class_embd;   // [n_embd]; empty = no class token (SigLIP)
+  std::vector<float> pos_embd;     // [n_pos, n_embd], n_pos = grid^2 (+1 with a class token)
+  ViTLayerNorm pre_ln;             // empty = none (SigLIP)
+  std::vector<ViTBlock> blocks;
+  ViTLayerNorm post_ln;            // empty = none (LLaVA's feature layer is before it)
+  ViTLinear mm0, mm2;              // kMlp projector
+};
+
+}  // namespace omni::vision
