@@ -14,8 +14,8 @@ namespace omni::cpu {
 // cannot be elided). Time it from outside: GB/s = n_bytes / seconds.
 uint64_t stream_read(ThreadPool& pool, const void* buf, size_t n_bytes);
 
-// Runs iters rounds of kFmaChains independent vector FMAs (f32) on every pool thread, from
-// registers only. Returns the floating-point operations done (2 per lane per FMA).
+// Runs iters rounds of 12 independent vector FMAs (f32; 8 scalar chains without AVX) on every
+// pool thread, from registers only. Returns the floating-point operations done (2 per lane per FMA).
 double fma_burst(ThreadPool& pool, int64_t iters);
 
 }  // namespace omni::cpu

@@ -126,8 +126,20 @@ void Context::forward_chunk(const int32_t* tokens, int64_t n, bool all_logits, f
   auto matmul = [&](const Weight& w, const float* in, float* out) {
     cpu::matmul(pool, w.type, w.data, w.n_out, w.n_in, in, n, out, ms);
   };
+  // Row-wise work (norms, RoPE, activations, KV conversion) runs on the pool for prefill
+  // chunks; a decode step's single row is cheaper inline than a fork/join. The per-element
+  // arithmetic is the same either way, so results do not depend on the thread count.
+  auto rows_for = [&](int64_t rows, auto&& body) {  // body(row_begin, row_end)
+    if (n < 2 || rows < 4) {
+      body(int64_t{0}, rows);
+    } else {
+      pool.parallel_for(rows, 1, [&](int64_t b, int64_t e, int) { body(b, e); });
+    }
+  };
   auto norm_rows = [&](const float* in, const std::vector<float>& w, float* out, int64_t rows, int64_t width) {
-    for (int64_t t = 0; t < rows; ++t) cpu::rms_norm(in + t * width, w.data(), out + t * width, width, hp.norm_eps);
+    rows_for(rows, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) cpu::rms_norm(in + t * width, w.data(), out + t * width, width, hp.norm_eps);
+    });
   };
   auto add_bias = [&](float* y, const std::vector<float>& b, int64_t width) {
     if (b.empty()) return;
@@ -160,10 +172,12 @@ void Context::forward_chunk(const int32_t* tokens, int64_t n, bool all_logits, f
     if (!L.k_norm.empty()) norm_rows(k_.data(), L.k_norm, k_.data(), n * hp.n_head_kv, hd);
     const float base = swa ? hp.rope_freq_base_swa : hp.rope_freq_base;
     const float fscale = swa ? 1.0f : hp.rope_freq_scale;
-    for (int64_t t = 0; t < n; ++t) {
-      cpu::rope(q_.data() + t * q_dim, hp.n_head, hd, hp.rope_dim, pos0 + t, base, fscale, hp.rope_style);
-      cpu::rope(k_.data() + t * kv_dim, hp.n_head_kv, hd, hp.rope_dim, pos0 + t, base, fscale, hp.rope_style);
-    }
+    rows_for(n, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        cpu::rope(q_.data() + t * q_dim, hp.n_head, hd, hp.rope_dim, pos0 + t, base, fscale, hp.rope_style);
+        cpu::rope(k_.data() + t * kv_dim, hp.n_head_kv, hd, hp.rope_dim, pos0 + t, base, fscale, hp.rope_style);
+      }
+    });
     // Append this chunk's K and V at positions [pos0, pos0 + n).
     uint8_t* kc = k_cache_[static_cast<size_t>(il)].data();
     uint8_t* vc = v_cache_[static_cast<size_t>(il)].data();
@@ -173,10 +187,12 @@ void Context::forward_chunk(const int32_t* tokens, int64_t n, bool all_logits, f
     } else {
       auto* k16 = reinterpret_cast<uint16_t*>(kc) + pos0 * kv_dim;
       auto* v16 = reinterpret_cast<uint16_t*>(vc) + pos0 * kv_dim;
-      for (int64_t i = 0; i < n * kv_dim; ++i) {
-        k16[i] = f32_to_f16(k_[i]);
-        v16[i] = f32_to_f16(v_[i]);
-      }
+      rows_for(n, [&](int64_t b, int64_t e) {
+        for (int64_t i = b * kv_dim; i < e * kv_dim; ++i) {
+          k16[i] = f32_to_f16(k_[i]);
+          v16[i] = f32_to_f16(v_[i]);
+        }
+      });
     }
     AttentionParams ap;
     ap.n_q = n;
@@ -196,11 +212,18 @@ void Context::forward_chunk(const int32_t* tokens, int64_t n, bool all_logits, f
     norm_rows(x_.data(), L.ffn_norm, xn_.data(), n, d);
     matmul(L.ffn_gate, xn_.data(), ffn_a_.data());
     matmul(L.ffn_up, xn_.data(), ffn_b_.data());
-    if (hp.ffn_act == FfnActivation::kSilu)
-      cpu::silu(ffn_a_.data(), n * n_ff);
-    else
-      cpu::gelu_tanh(ffn_a_.data(), n * n_ff);
-    cpu::mul(ffn_a_.data(), ffn_b_.data(), ffn_a_.data(), n * n_ff);
+    // Per row, so the vector/scalar split of each row (at a multiple of 16) is the same for
+    // every thread count and chunking.
+    rows_for(n, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        float* a = ffn_a_.data() + t * n_ff;
+        if (hp.ffn_act == FfnActivation::kSilu)
+          cpu::silu(a, n_ff);
+        else
+          cpu::gelu_tanh(a, n_ff);
+        cpu::mul(a, ffn_b_.data() + t * n_ff, a, n_ff);
+      }
+    });
     matmul(L.ffn_down, ffn_a_.data(), tmp_.data());
     if (!L.post_ffn_norm.empty()) norm_rows(tmp_.data(), L.post_ffn_norm, tmp_.data(), n, d);
     cpu::add(x_.data(), tmp_.data(), x_.data(), n * d);
