@@ -195,7 +195,9 @@ TEST_F(WhisperModelTest, DecoderLogitsMatchCTranslate2) {
   EXPECT_LE(worst, 1e-3) << "max |diff| " << worst << " over logits in [" << lo << ", " << hi << "]";
   // Greedy on our own logits picks CTranslate2's tokens.
   audio::WhisperTranscriber tr(model_->weights, pool);
-  auto tokens = tr.decode_window(mel.data(), 3000);
+  audio::WhisperDecodeOptions greedy;
+  greedy.beam_size = 1;
+  auto tokens = tr.decode_window(mel.data(), 3000, greedy);
   ASSERT_TRUE(tokens.ok()) << tokens.status().to_string();
   EXPECT_EQ(*tokens, gen);
   EXPECT_EQ(tr.detokenize(gen), " He was not an old-sposed young man.");
@@ -215,7 +217,9 @@ TEST_F(WhisperModelTest, LibriVoxWerWithinOnePointOfFasterWhisper) {
   for (const auto& clip : ref["clips"]) {
     const std::vector<float> audio = read_wav_pcm16(dir + "/" + clip["wav"].get<std::string>());
     ASSERT_FALSE(audio.empty()) << clip["wav"];
-    auto text = tr.transcribe(audio.data(), audio.size());
+    audio::WhisperDecodeOptions greedy;  // the fixture's settings: beam 1
+    greedy.beam_size = 1;
+    auto text = tr.transcribe(audio.data(), audio.size(), greedy);
     ASSERT_TRUE(text.ok()) << text.status().to_string();
     const auto r = words_of(clip["reference"].get<std::string>());
     const size_t e = word_errors(r, words_of(*text));

@@ -7,6 +7,11 @@ CI has); the outputs are small and committed. Parts:
            filters from whisper's mel_filters.npz
   model    CTranslate2 (the original model.bin) encoder output and decoder logits
   wer      faster-whisper transcripts of the LibriVox clips (greedy, beam 1, no timestamps)
+  beam     CTranslate2 beam-search tokens (beam 5, without and with timestamps) on each window
+           of the LibriVox and alsa-utils clips, and faster-whisper's segment split of them
+  wer5     faster-whisper transcripts (beam 5, without and with timestamps) of the LibriVox
+           clips and the alsa-utils spoken channel names
+  prompt   openai-whisper's multilingual token layout (special ids, language tokens, sot sequences)
 
 Layouts: raw little-endian f32, time-major ([n_frames, n_mels], [n_frames, d_model],
 [n_tokens, n_vocab]); JSON for everything else.
@@ -179,6 +184,165 @@ def part_wer(model_dir):
     print(f"faster-whisper WER {100 * errors / words:.2f}% over {words} words")
 
 
+ALSA = "/usr/share/sounds/alsa"
+ALSA_CLIPS = ["Front_Center", "Front_Left", "Front_Right", "Rear_Center", "Rear_Left", "Rear_Right",
+              "Side_Left", "Side_Right"]  # Noise.wav is no speech
+
+
+def beam_clips():
+    """(name, path, reference text) for every clip the beam/wer5 parts use."""
+    refs = {}
+    with open(os.path.join(LIBRIVOX, "transcription")) as f:
+        for line in f:
+            text, _, utt = line.strip().rpartition(" (")
+            refs[utt.rstrip(")")] = text.replace("<s>", "").replace("</s>", "").strip()
+    out = []
+    for c in CLIPS:
+        name = f"sense_and_sensibility_01_austen_64kb-{c}"
+        out.append((name, os.path.join(LIBRIVOX, name + ".wav"), refs[name]))
+    for c in ALSA_CLIPS:
+        out.append((c, os.path.join(ALSA, c + ".wav"), c.replace("_", " ").lower()))
+    return out
+
+
+def load_16k(path):
+    """Mono f32 at 16 kHz as the ffmpeg command gives it (libswresample, f32le): what omnirt's
+    FFmpeg decoder returns, bit for bit."""
+    import subprocess
+
+    raw = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-ac", "1", "-ar", "16000",
+                          "-f", "f32le", "-"], check=True, capture_output=True).stdout
+    return np.frombuffer(raw, dtype="<f4").copy()
+
+
+def window_mel(audio, seek=0):
+    """faster-whisper's window: whisper's log-mel of the clip, frames [seek, seek + 3000) of the
+    speech, zero-padded (normalized log-mel) to 3000 frames."""
+    import whisper
+
+    mel = whisper.log_mel_spectrogram(audio, padding=whisper.audio.N_SAMPLES).numpy()
+    content = len(audio) // 160
+    seg = max(0, min(3000, content - seek))
+    out = np.zeros((mel.shape[0], 3000), dtype=np.float32)
+    out[:, :seg] = mel[:, seek:seek + seg]
+    return out, seg, content
+
+
+def part_beam(model_dir):
+    """CTranslate2 beam search (beam 5, patience 1, length penalty 1) on our-style windows."""
+    import ctranslate2
+    import faster_whisper
+    from faster_whisper.tokenizer import Tokenizer
+
+    model_dir = find_model_dir(model_dir)
+    model = ctranslate2.models.Whisper(model_dir, device="cpu", compute_type="float32", intra_threads=2)
+    fw = faster_whisper.WhisperModel(model_dir, device="cpu", compute_type="float32", cpu_threads=2)
+    tok = Tokenizer(fw.hf_tokenizer, False, task="transcribe", language="en")
+    clips = []
+    for name, path, _ in beam_clips():
+        audio = load_16k(path)
+        entry = {"name": name, "path": path}
+        for ts in (False, True):
+            prompt = [50257] if ts else [50257, 50362]
+            windows = []
+            seek = 0
+            content = len(audio) // 160
+            while True:
+                mel, seg, _ = window_mel(audio, seek)
+                res = model.generate(ctranslate2.StorageView.from_array(mel[None]), [prompt], beam_size=5,
+                                     patience=1, length_penalty=1, max_length=448, suppress_blank=True,
+                                     suppress_tokens=[-1], max_initial_timestamp_index=50,
+                                     return_scores=True)[0]
+                tokens = [int(t) for t in res.sequences_ids[0]]
+                w = {"seek": seek, "frames": seg, "tokens": tokens}
+                if not ts:
+                    windows.append(w)
+                    seek += seg
+                else:
+                    segs, new_seek, _ = fw._split_segments_by_timestamps(tok, tokens, seek * 0.01, seg,
+                                                                       seg * 0.01, seek)
+                    w["segments"] = [{"start": s["start"], "end": s["end"], "tokens": [int(t) for t in s["tokens"]]}
+                                     for s in segs]
+                    w["next_seek"] = new_seek
+                    windows.append(w)
+                    seek = max(new_seek, seek + 1)
+                if seek >= content:
+                    break
+            entry["timestamps" if ts else "no_timestamps"] = windows
+        clips.append(entry)
+        print(name, [w["tokens"] for w in entry["no_timestamps"]], [w["tokens"] for w in entry["timestamps"]])
+    out = {"source": "ctranslate2 %s, compute_type float32, Whisper.generate beam_size 5, patience 1, "
+                     "length_penalty 1, suppress_blank, suppress_tokens [-1], max_initial_timestamp_index 50; "
+                     "segments by faster-whisper %s _split_segments_by_timestamps"
+                     % (ctranslate2.__version__, faster_whisper.__version__),
+           "clips": clips}
+    with open(os.path.join(OUT, "beam_reference.json"), "w") as f:
+        json.dump(out, f)
+
+
+def part_wer5(model_dir):
+    """faster-whisper, beam 5, temperature 0 only, no VAD, no no-speech skipping."""
+    import faster_whisper
+
+    model_dir = find_model_dir(model_dir)
+    model = faster_whisper.WhisperModel(model_dir, device="cpu", compute_type="float32", cpu_threads=2)
+    clips = []
+    for name, path, ref in beam_clips():
+        audio = load_16k(path)
+        entry = {"name": name, "path": path, "reference": ref}
+        for ts in (False, True):
+            segments, _ = model.transcribe(audio, language="en", beam_size=5, patience=1, length_penalty=1,
+                                           temperature=0.0, without_timestamps=not ts,
+                                           condition_on_previous_text=False, vad_filter=False,
+                                           no_speech_threshold=None)
+            segs = [{"start": s.start, "end": s.end, "text": s.text} for s in segments]
+            if ts:
+                entry["segments"] = segs
+            else:
+                entry["faster_whisper"] = "".join(s["text"] for s in segs).strip()
+                entry["errors"] = word_errors(normalize_words(ref), normalize_words(entry["faster_whisper"]))
+                entry["words"] = len(normalize_words(ref))
+        clips.append(entry)
+        print(f"{name}: {entry['faster_whisper']!r} ({entry['errors']}/{entry['words']})")
+    for group in ("librivox", "alsa"):
+        sel = [c for c in clips if (group == "alsa") == c["path"].startswith(ALSA)]
+        e, w = sum(c["errors"] for c in sel), sum(c["words"] for c in sel)
+        print(f"{group}: faster-whisper WER {100 * e / w:.2f}% over {w} words")
+    out = {"source": "faster-whisper %s, compute_type float32, beam_size 5, patience 1, length_penalty 1, "
+                     "temperature 0, condition_on_previous_text False, no VAD, no_speech_threshold None"
+                     % faster_whisper.__version__,
+           "clips": clips}
+    with open(os.path.join(OUT, "wer_beam5.json"), "w") as f:
+        json.dump(out, f, indent=1)
+
+
+def part_prompt():
+    """openai-whisper's multilingual token layout: 99 languages (v1/v2) and 100 (large-v3)."""
+    import whisper.tokenizer as wt
+
+    out = {}
+    for n_lang, n_vocab in ((99, 51865), (100, 51866)):
+        cases = []
+        for lang in ("en", "de", "ja", "haw"):
+            for task in ("transcribe", "translate"):
+                if lang not in list(wt.LANGUAGES)[:n_lang]:
+                    continue
+                t = wt.get_tokenizer(multilingual=True, num_languages=n_lang, language=lang, task=task)
+                cases.append({"language": lang, "task": task, "sot_sequence": list(t.sot_sequence),
+                              "no_timestamps": t.no_timestamps})
+        t = wt.get_tokenizer(multilingual=True, num_languages=n_lang)
+        out[str(n_vocab)] = {
+            "special": {"eot": t.eot, "sot": t.sot, "translate": t.translate, "transcribe": t.transcribe,
+                        "sot_lm": t.sot_lm, "sot_prev": t.sot_prev, "no_speech": t.no_speech,
+                        "no_timestamps": t.no_timestamps, "timestamp_begin": t.timestamp_begin},
+            "languages": {c: i for c, i in zip(t.all_language_codes, t.all_language_tokens)},
+            "cases": cases,
+        }
+    with open(os.path.join(OUT, "multilingual_prompt.json"), "w") as f:
+        json.dump(out, f)
+    print("multilingual_prompt.json:", {k: len(v["languages"]) for k, v in out.items()})
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model-dir", help="the CTranslate2 Whisper directory (model.bin, config.json)")
@@ -192,6 +356,12 @@ def main():
         part_model(args.model_dir)
     if "wer" in parts:
         part_wer(args.model_dir)
+    if "beam" in parts:
+        part_beam(args.model_dir)
+    if "wer5" in parts:
+        part_wer5(args.model_dir)
+    if "prompt" in parts:
+        part_prompt()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 #include "audio/whisper/whisper_decoder.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -61,8 +62,7 @@ WhisperTextCache WhisperDecoder::new_cache() const {
   return c;
 }
 
-Status WhisperDecoder::decode(WhisperTextCache& cache, const int32_t* tokens, int64_t n,
-                              float* logits, bool all_logits) {
+Status WhisperDecoder::check_step(const WhisperTextCache& cache, const int32_t* tokens, int64_t n) const {
   const WhisperHParams& hp = w_.hp;
   if (n_audio_ == 0) return wrong_state("whisper decoder: decode() before set_audio()");
   if (n < 1) return invalid_argument(fmt("whisper decoder: %lld tokens", static_cast<long long>(n)));
@@ -78,6 +78,13 @@ Status WhisperDecoder::decode(WhisperTextCache& cache, const int32_t* tokens, in
       return invalid_argument(fmt("whisper decoder: token %d at %lld is outside [0, %lld)", tokens[i],
                                   static_cast<long long>(i), static_cast<long long>(hp.n_vocab)));
   }
+  return Status::Ok();
+}
+
+Status WhisperDecoder::decode(WhisperTextCache& cache, const int32_t* tokens, int64_t n,
+                              float* logits, bool all_logits) {
+  const WhisperHParams& hp = w_.hp;
+  OMNI_RETURN_IF_ERROR(check_step(cache, tokens, n));
   const int64_t d = hp.n_text_state, n_head = hp.n_text_head, head_dim = d / n_head;
   const int64_t pos0 = cache.n_past, d_mlp = 4 * d;
   auto buf = [&](size_t slot, int64_t count) { return scratch_.get(slot, static_cast<size_t>(count)); };
@@ -133,6 +140,74 @@ Status WhisperDecoder::decode(WhisperTextCache& cache, const int32_t* tokens, in
   whisper::layer_norm(pool_, x + first * d, w_.dec_ln, h, n_out, d);
   float* s = buf(kLast, cpu::matmul_scratch_floats(d, pool_.n_threads()));
   cpu::matmul(pool_, emb.type, emb.data, hp.n_vocab, d, h, n_out, logits, s);
+  return Status::Ok();
+}
+
+Status WhisperDecoder::decode_beams(WhisperTextCache* const* caches, const int32_t* tokens, int64_t n_beams,
+                                    float* logits) {
+  const WhisperHParams& hp = w_.hp;
+  if (n_beams < 1) return invalid_argument(fmt("whisper decoder: %lld beams", static_cast<long long>(n_beams)));
+  for (int64_t b = 0; b < n_beams; ++b) OMNI_RETURN_IF_ERROR(check_step(*caches[b], tokens + b, 1));
+  const int64_t d = hp.n_text_state, n_head = hp.n_text_head, head_dim = d / n_head, d_mlp = 4 * d;
+  const int64_t n = n_beams;
+  auto buf = [&](size_t slot, int64_t count) { return scratch_.get(slot, static_cast<size_t>(count)); };
+  float* x = buf(kX, n * d);
+  float* h = buf(kNorm, n * d);
+  float* q = buf(kQ, n * d);
+  float* k = buf(kK, n * d);
+  float* v = buf(kV, n * d);
+  float* attn = buf(kAttn, n * d);
+  float* mlp = buf(kMlp, n * d_mlp);
+  const WhisperMatrix& emb = w_.token_embedding;
+  const int64_t emb_row = dtype_row_bytes(emb.type, d);
+  for (int64_t t = 0; t < n; ++t) {
+    cpu::dequantize_row(emb.type, static_cast<const uint8_t*>(emb.data) + tokens[t] * emb_row, x + t * d, d);
+    cpu::add(x + t * d, w_.dec_pos.data() + caches[t]->n_past * d, x + t * d, d);
+  }
+  AttentionParams ap;
+  ap.n_q = 1;
+  ap.n_head = n_head;
+  ap.n_kv_head = n_head;
+  ap.head_dim = head_dim;
+  ap.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  ap.kv_type = DType::kF32;
+  for (int64_t t = 0; t < n; ++t) ap.pos0 = std::max(ap.pos0, caches[t]->n_past);  // scratch for the longest
+  float* att_scratch = buf(kAttnScratch, cpu::attention_scratch_floats(ap, pool_.n_threads()));
+  for (size_t l = 0; l < w_.dec_blocks.size(); ++l) {
+    const WhisperBlock& b = w_.dec_blocks[l];
+    whisper::layer_norm(pool_, x, b.attn_ln, h, n, d);
+    whisper::linear(pool_, b.attn.query, h, n, q, scratch_);
+    whisper::linear(pool_, b.attn.key, h, n, k, scratch_);
+    whisper::linear(pool_, b.attn.value, h, n, v, scratch_);
+    for (int64_t t = 0; t < n; ++t) {
+      WhisperTextCache& c = *caches[t];
+      float* kc = c.k.data() + static_cast<int64_t>(l) * hp.n_text_ctx * d;
+      float* vc = c.v.data() + static_cast<int64_t>(l) * hp.n_text_ctx * d;
+      std::memcpy(kc + c.n_past * d, k + t * d, static_cast<size_t>(d) * sizeof(float));
+      std::memcpy(vc + c.n_past * d, v + t * d, static_cast<size_t>(d) * sizeof(float));
+      ap.pos0 = c.n_past;
+      cpu::attention(pool_, ap, q + t * d, kc, vc, attn + t * d, att_scratch);
+    }
+    whisper::linear(pool_, b.attn.out, attn, n, h, scratch_);
+    cpu::add(x, h, x, n * d);
+
+    whisper::layer_norm(pool_, x, b.cross_attn_ln, h, n, d);
+    whisper::linear(pool_, b.cross_attn.query, h, n, q, scratch_);
+    whisper::attention_full(pool_, q, n, cross_k_[l].data(), cross_vt_[l].data(), n_audio_, n_head,
+                            head_dim, attn, scratch_);
+    whisper::linear(pool_, b.cross_attn.out, attn, n, h, scratch_);
+    cpu::add(x, h, x, n * d);
+
+    whisper::layer_norm(pool_, x, b.mlp_ln, h, n, d);
+    whisper::linear(pool_, b.mlp0, h, n, mlp, scratch_);
+    whisper::gelu_erf(pool_, mlp, n * d_mlp);
+    whisper::linear(pool_, b.mlp2, mlp, n, h, scratch_);
+    cpu::add(x, h, x, n * d);
+  }
+  for (int64_t t = 0; t < n; ++t) caches[t]->n_past += 1;
+  whisper::layer_norm(pool_, x, w_.dec_ln, h, n, d);
+  float* s = buf(kLast, cpu::matmul_scratch_floats(d, pool_.n_threads()));
+  cpu::matmul(pool_, emb.type, emb.data, hp.n_vocab, d, h, n, logits, s);
   return Status::Ok();
 }
 

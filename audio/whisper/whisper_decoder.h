@@ -43,8 +43,16 @@ class WhisperDecoder {
   // on error.
   Status decode(WhisperTextCache& cache, const int32_t* tokens, int64_t n, float* logits,
                 bool all_logits = false);
+  // One token for each of n_beams hypotheses (beam search): tokens[b] is appended to caches[b]
+  // and logits [n_beams, n_vocab] are that token's. The matrices run once over all beams (the
+  // weights are read once per step), the self-attention per cache, the cross-attention over the
+  // shared audio K/V. Same errors as decode(); no cache changes on error.
+  Status decode_beams(WhisperTextCache* const* caches, const int32_t* tokens, int64_t n_beams,
+                      float* logits);
 
  private:
+  Status check_step(const WhisperTextCache& cache, const int32_t* tokens, int64_t n) const;
+
   const WhisperWeights& w_;
   ThreadPool& pool_;
   whisper::Scratch scratch_;

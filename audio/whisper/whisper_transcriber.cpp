@@ -48,36 +48,31 @@ WhisperTranscriber::WhisperTranscriber(const WhisperWeights& w, ThreadPool& pool
     : w_(w), encoder_(w, pool), decoder_(w, pool) {}
 
 std::vector<int32_t> WhisperTranscriber::prompt() const {
-  std::vector<int32_t> p{w_.vocab.sot};
-  if (w_.vocab.multilingual) {
-    p.push_back(w_.vocab.sot + 1);  // <|en|>, the first language token
-    p.push_back(w_.vocab.transcribe);
-  }
-  p.push_back(w_.vocab.no_timestamps);
-  return p;
+  auto p = whisper_prompt(w_.vocab, {});
+  return p.ok() ? *p : std::vector<int32_t>{};
+}
+
+StatusOr<std::vector<int32_t>> WhisperTranscriber::prompt(const WhisperDecodeOptions& opt) const {
+  WhisperPromptOptions po;
+  po.language = opt.language;
+  po.translate = opt.translate;
+  po.timestamps = opt.timestamps;
+  return whisper_prompt(w_.vocab, po);
 }
 
 StatusOr<std::vector<int32_t>> WhisperTranscriber::decode_window(const float* mel, int64_t n_frames,
                                                                  const WhisperDecodeOptions& opt) {
+  OMNI_ASSIGN_OR_RETURN(std::vector<int32_t> p, prompt(opt));
   OMNI_RETURN_IF_ERROR(encoder_.encode(mel, n_frames, &encoded_));
   OMNI_RETURN_IF_ERROR(decoder_.set_audio(encoded_.data(), n_frames / 2));
-  WhisperTextCache cache = decoder_.new_cache();
-  const std::vector<int32_t> p = prompt();
-  logits_.resize(static_cast<size_t>(w_.hp.n_vocab));
-  OMNI_RETURN_IF_ERROR(decoder_.decode(cache, p.data(), static_cast<int64_t>(p.size()), logits_.data()));
-  std::vector<int32_t> out;
-  const float kMasked = -std::numeric_limits<float>::infinity();
-  while (true) {
-    for (int32_t id : w_.vocab.suppress_tokens) logits_[id] = kMasked;
-    if (out.empty() && opt.suppress_blank)
-      for (int32_t id : w_.vocab.suppress_tokens_begin) logits_[id] = kMasked;
-    const int32_t next = static_cast<int32_t>(std::max_element(logits_.begin(), logits_.end()) - logits_.begin());
-    if (next == w_.vocab.eot) break;
-    out.push_back(next);
-    if (static_cast<int>(out.size()) >= opt.max_new_tokens || cache.n_past >= w_.hp.n_text_ctx) break;
-    OMNI_RETURN_IF_ERROR(decoder_.decode(cache, &next, 1, logits_.data()));
-  }
-  return out;
+  WhisperSearchOptions so;
+  so.beam_size = opt.beam_size;
+  so.patience = opt.patience;
+  so.length_penalty = opt.length_penalty;
+  so.suppress_blank = opt.suppress_blank;
+  so.timestamps = opt.timestamps;
+  so.max_new_tokens = opt.max_new_tokens;
+  return whisper_search(decoder_, w_, p, so);
 }
 
 std::string WhisperTranscriber::detokenize(const std::vector<int32_t>& tokens) const {
@@ -89,22 +84,117 @@ std::string WhisperTranscriber::detokenize(const std::vector<int32_t>& tokens) c
   return text;
 }
 
+StatusOr<std::vector<WhisperSegment>> WhisperTranscriber::transcribe_segments(
+    const float* audio, size_t n, const WhisperDecodeOptions& opt,
+    const std::function<void(const WhisperSegment&)>& on_segment) {
+  std::vector<WhisperSegment> out;
+  if (n == 0) return out;
+  if (!(opt.chunk_seconds >= 0) || opt.chunk_seconds > 30)
+    return invalid_argument(fmt("whisper: chunk of %g s (need 0 = off, or up to 30 s)", opt.chunk_seconds));
+  const int64_t n_mels = w_.hp.n_mels;
+  if (opt.chunk_seconds > 0) {
+    // Fixed chunks, each its own clip (its own log-mel normalization, as a live stream has).
+    const auto chunk = static_cast<size_t>(opt.chunk_seconds * kWhisperSampleRate);
+    if (chunk < 2 * kWhisperHop) return invalid_argument(fmt("whisper: chunk of %g s is too short", opt.chunk_seconds));
+    WhisperDecodeOptions one = opt;
+    one.chunk_seconds = 0;
+    for (size_t at = 0; at < n; at += chunk) {
+      const size_t len = std::min(chunk, n - at);
+      std::vector<WhisperSegment> segs;
+      if (opt.encode_chunk_only) {
+        OMNI_ASSIGN_OR_RETURN(std::vector<float> mel,
+                              whisper_log_mel(audio + at, len, static_cast<int>(n_mels), 0));
+        int64_t frames = std::max<int64_t>(2, static_cast<int64_t>(len / kWhisperHop) & ~int64_t{1});
+        mel.resize(static_cast<size_t>(frames * n_mels), 0.0f);
+        OMNI_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, decode_window(mel.data(), frames, one));
+        int64_t advance = 0;
+        segs = whisper_split_segments(w_.vocab, tokens, 0.0, frames, &advance);
+      } else {
+        OMNI_ASSIGN_OR_RETURN(segs, transcribe_segments(audio + at, len, one, {}));
+      }
+      for (WhisperSegment& s : segs) {
+        s.start += static_cast<double>(at) / kWhisperSampleRate;
+        s.end += static_cast<double>(at) / kWhisperSampleRate;
+        s.text = detokenize(s.tokens);
+        if (on_segment) on_segment(s);
+        out.push_back(std::move(s));
+      }
+    }
+    return out;
+  }
+  OMNI_ASSIGN_OR_RETURN(std::vector<float> mel,
+                        whisper_log_mel(audio, n, static_cast<int>(n_mels), kWindowSamples));
+  const int64_t content_frames = static_cast<int64_t>(n / kWhisperHop);
+  window_.resize(static_cast<size_t>(kWindowFrames * n_mels));
+  int64_t seek = 0;
+  do {
+    // The next frames of speech, zero-padded to a whole window (faster-whisper's pad_or_trim).
+    const int64_t segment = std::max<int64_t>(std::min(kWindowFrames, content_frames - seek), 0);
+    std::fill(window_.begin(), window_.end(), 0.0f);
+    std::copy(mel.begin() + seek * n_mels, mel.begin() + (seek + segment) * n_mels, window_.begin());
+    OMNI_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, decode_window(window_.data(), kWindowFrames, opt));
+    int64_t advance = 0;
+    std::vector<WhisperSegment> segs =
+        whisper_split_segments(w_.vocab, tokens, static_cast<double>(seek) * kWhisperHop / kWhisperSampleRate,
+                               segment, &advance);
+    if (!opt.timestamps) advance = segment;
+    for (WhisperSegment& s : segs) {
+      s.text = detokenize(s.tokens);
+      if (on_segment) on_segment(s);
+      out.push_back(std::move(s));
+    }
+    seek += std::max<int64_t>(advance, 1);  // a window that ends at its first timestamp still moves on
+  } while (seek < content_frames);
+  return out;
+}
+
+StatusOr<std::vector<WhisperSegment>> WhisperTranscriber::transcribe_capture(
+    CaptureStream& capture, double window_seconds, const WhisperDecodeOptions& opt,
+    const std::function<void(const WhisperSegment&)>& on_segment, const std::atomic<bool>* stop) {
+  if (capture.sample_rate() != kWhisperSampleRate)
+    return invalid_argument(fmt("whisper: capture at %d Hz (need %d)", capture.sample_rate(), kWhisperSampleRate));
+  if (!(window_seconds >= 0.1 && window_seconds <= 30))
+    return invalid_argument(fmt("whisper: window of %g s (need 0.1..30)", window_seconds));
+  const auto window = static_cast<size_t>(window_seconds * kWhisperSampleRate);
+  std::vector<WhisperSegment> out;
+  std::vector<float> pending, buf(1600);
+  size_t done = 0;  // samples transcribed so far
+  auto flush = [&](size_t n) -> Status {
+    OMNI_ASSIGN_OR_RETURN(std::vector<WhisperSegment> segs, transcribe_segments(pending.data(), n, opt, {}));
+    for (WhisperSegment& s : segs) {
+      s.start += static_cast<double>(done) / kWhisperSampleRate;
+      s.end += static_cast<double>(done) / kWhisperSampleRate;
+      if (on_segment) on_segment(s);
+      out.push_back(std::move(s));
+    }
+    pending.erase(pending.begin(), pending.begin() + static_cast<int64_t>(n));
+    done += n;
+    return Status::Ok();
+  };
+  Status device = Status::Ok();
+  while (!(stop && stop->load(std::memory_order_relaxed))) {
+    auto n = capture.read(buf.data(), buf.size(), 200);
+    if (!n.ok()) {
+      device = n.status();
+      break;
+    }
+    if (*n == 0 && capture.at_end()) break;
+    pending.insert(pending.end(), buf.begin(), buf.begin() + static_cast<int64_t>(*n));
+    while (pending.size() >= window) OMNI_RETURN_IF_ERROR(flush(window));
+  }
+  if (!pending.empty()) OMNI_RETURN_IF_ERROR(flush(pending.size()));
+  if (!device.ok()) return device;
+  return out;
+}
+
 StatusOr<std::string> WhisperTranscriber::transcribe(const float* audio, size_t n, const WhisperDecodeOptions& opt,
                                                      const std::function<void(const std::string&)>& on_window) {
-  if (n == 0) return std::string();
-  OMNI_ASSIGN_OR_RETURN(std::vector<float> mel,
-                        whisper_log_mel(audio, n, static_cast<int>(w_.hp.n_mels), kWindowSamples));
-  const int64_t n_mels = w_.hp.n_mels;
-  const int64_t content_frames = static_cast<int64_t>(n / kWhisperHop);
   std::string text;
-  for (int64_t seek = 0; seek < std::max<int64_t>(content_frames, 1); seek += kWindowFrames) {
-    // mel holds content + 3000 padding frames, so every window is whole.
-    OMNI_ASSIGN_OR_RETURN(std::vector<int32_t> tokens,
-                          decode_window(mel.data() + seek * n_mels, kWindowFrames, opt));
-    const std::string piece = detokenize(tokens);
-    if (on_window) on_window(piece);
-    text += piece;
-  }
+  OMNI_ASSIGN_OR_RETURN(std::vector<WhisperSegment> segs,
+                        transcribe_segments(audio, n, opt, [&](const WhisperSegment& s) {
+                          if (on_window) on_window(s.text);
+                        }));
+  for (const WhisperSegment& s : segs) text += s.text;
   return text;
 }
 

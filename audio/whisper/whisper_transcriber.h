@@ -1,8 +1,12 @@
-// Speech to text with a Whisper model: log-mel of the whole clip (30 s of zeros appended, as
-// openai-whisper's transcribe() does), then for each 30-second window the encoder and a greedy
-// decoder (timestamps off: prompt <|startoftranscript|> [language, <|transcribe|>]
-// <|notimestamps|>), suppressing the model's suppress_tokens at every step and " "/eot at the
-// first, as CTranslate2 / faster-whisper do with beam_size 1, temperature 0.
+// Speech to text with a Whisper model, window by window as faster-whisper (and openai-whisper's
+// transcribe()) do at temperature 0: log-mel of the whole clip; each window is the next
+// min(3000, frames left) frames, zero-padded (in the normalized log-mel) to 3000; encoder;
+// prompt (whisper_prompt: sot [language task] [<|notimestamps|>]); greedy or beam search with
+// the model's suppressed tokens (whisper_search). Without timestamps a window advances 30 s;
+// with them, to the end of its last complete segment.
+// chunk_seconds > 0 instead cuts the audio into fixed chunks decoded independently (each one
+// zero-padded to a 30 s window, or with encode_chunk_only the encoder sees only its frames):
+// live capture works like this; docs/WHISPER.md measures what it costs.
 //
 //   WhisperTranscriber tr(model_weights, pool);
 //   auto text = tr.transcribe(samples.data(), samples.size(), {}, [](const std::string& t) {
@@ -12,13 +16,16 @@
 // Thread-safety: one thread at a time per transcriber; weights may be shared.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "audio/io/device.h"
 #include "audio/whisper/whisper_decoder.h"
 #include "audio/whisper/whisper_encoder.h"
+#include "audio/whisper/whisper_search.h"
 #include "audio/whisper/whisper_weights.h"
 #include "kernels/core/status.h"
 
@@ -27,6 +34,14 @@ namespace omni::audio {
 struct WhisperDecodeOptions {
   int max_new_tokens = 224;   // per 30 s window (openai-whisper's sample_len: n_text_ctx / 2)
   bool suppress_blank = true;
+  int beam_size = 5;          // faster-whisper's default; 1 = greedy
+  float patience = 1.0f;
+  float length_penalty = 1.0f;
+  bool timestamps = false;    // timestamp tokens and segment times
+  std::string language;       // multilingual models ("" = English)
+  bool translate = false;     // multilingual models: translate to English
+  double chunk_seconds = 0;   // > 0: fixed chunks of this length, decoded independently
+  bool encode_chunk_only = false;  // with chunk_seconds: encode the chunk's frames, no padding
 };
 
 class WhisperTranscriber {
@@ -37,12 +52,26 @@ class WhisperTranscriber {
   // invalid_argument for non-finite samples; an empty clip gives "".
   StatusOr<std::string> transcribe(const float* audio, size_t n, const WhisperDecodeOptions& opt = {},
                                    const std::function<void(const std::string&)>& on_window = {});
-  // One window: mel [n_frames, n_mels] (normalized, n_frames even) -> text tokens (no prompt,
-  // no eot).
+  // The same, as segments with times (one per window without timestamps); on_segment gets each
+  // as soon as it is decoded. WhisperSegment::text is filled.
+  StatusOr<std::vector<WhisperSegment>> transcribe_segments(
+      const float* audio, size_t n, const WhisperDecodeOptions& opt = {},
+      const std::function<void(const WhisperSegment&)>& on_segment = {});
+  // Live audio: reads `capture` (16 kHz; a microphone or a stand-in) until it ends or fails,
+  // transcribing each window_seconds (<= 30) of audio as soon as it is complete and the rest at
+  // the end; segment times count from the stream's start. A failing device: what was captured
+  // is transcribed, then its status returned. `stop` (optional) ends the capture when set.
+  StatusOr<std::vector<WhisperSegment>> transcribe_capture(
+      CaptureStream& capture, double window_seconds, const WhisperDecodeOptions& opt = {},
+      const std::function<void(const WhisperSegment&)>& on_segment = {},
+      const std::atomic<bool>* stop = nullptr);
+  // One window: mel [n_frames, n_mels] (normalized, n_frames even) -> tokens (no prompt, no eot;
+  // timestamp tokens when opt.timestamps).
   StatusOr<std::vector<int32_t>> decode_window(const float* mel, int64_t n_frames,
                                                const WhisperDecodeOptions& opt = {});
   // The prompt for timestamp-free English transcription.
   std::vector<int32_t> prompt() const;
+  StatusOr<std::vector<int32_t>> prompt(const WhisperDecodeOptions& opt) const;
   // Token ids -> UTF-8 text (GPT-2 byte-level symbols mapped back to bytes); special and
   // timestamp tokens (>= eot) are skipped.
   std::string detokenize(const std::vector<int32_t>& tokens) const;
@@ -51,7 +80,7 @@ class WhisperTranscriber {
   const WhisperWeights& w_;
   WhisperEncoder encoder_;
   WhisperDecoder decoder_;
-  std::vector<float> encoded_, logits_;
+  std::vector<float> encoded_, window_;
 };
 
 }  // namespace omni::audio
