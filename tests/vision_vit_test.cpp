@@ -91,6 +91,30 @@ TEST(VisionViT, MatchesTransformers) {
   }
 }
 
+// A remainder smaller than a patch (right, bottom) is ignored, as by the stride-p conv.
+TEST(VisionViT, RemainderPixelsAreIgnored) {
+  auto cases = vit_cases();
+  const auto& c = cases["siglip_full"];
+  auto model = load_vision(data(c["model"]));
+  ASSERT_TRUE(model.ok());
+  PixelTensor px = pixels(c), wide;
+  wide.width = px.width + 5;
+  wide.height = px.height + 7;
+  wide.chw.assign(size_t(3) * wide.width * wide.height, 9.0f);
+  for (int ch = 0; ch < 3; ++ch)
+    for (int y = 0; y < px.height; ++y)
+      for (int x = 0; x < px.width; ++x)
+        wide.chw[(size_t(ch) * wide.height + y) * wide.width + x] =
+            px.chw[(size_t(ch) * px.height + y) * px.width + x];
+  ViTEncoder enc((*model)->weights);
+  ThreadPool pool(1);
+  ViTOutput out;
+  ASSERT_TRUE(enc.encode(pool, wide, nullptr, &out).ok());
+  std::vector<float> ref = test::read_f32(data("vit_siglip_full_hidden.f32"));
+  ASSERT_EQ(out.hidden.size(), ref.size());
+  EXPECT_LT(test::rel_l2(out.hidden.data(), ref.data(), ref.size()), 1e-4);
+}
+
 // Dropping patches is not painting them black: kept tokens see different context.
 TEST(VisionViT, DroppingDiffersFromBlackPainting) {
   auto cases = vit_cases();
@@ -139,13 +163,13 @@ TEST(VisionViT, BadInputsAndFiles) {
   ViTEncoder enc((*model)->weights);
   ThreadPool pool(1);
   PixelTensor px;
-  px.width = 30;  // not a multiple of 8
+  px.width = 7;  // less than one patch
   px.height = 32;
-  px.chw.assign(3 * 30 * 32, 0.f);
+  px.chw.assign(3 * 7 * 32, 0.f);
   ViTOutput out;
   Status st = enc.encode(pool, px, nullptr, &out);
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(st.message().find("30 x 32"), std::string::npos) << st.to_string();
+  EXPECT_NE(st.message().find("7 x 32"), std::string::npos) << st.to_string();
   px.width = 32;
   px.chw.assign(3 * 32 * 32, 0.f);
   PatchMask none = PatchMask::keep_all(4, 4);

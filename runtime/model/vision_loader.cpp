@@ -118,8 +118,8 @@ StatusOr<std::unique_ptr<VisionModel>> load_vision(std::unique_ptr<gguf::GgufFil
     return corrupt_file(fmt("vision: clip.vision.attention.layer_norm_epsilon = %g (0 < eps < 1)",
                             hp.eps));
   }
-  if (hp.image_size % hp.patch_size != 0) {
-    return corrupt_file(fmt("vision: image_size %lld is not a multiple of patch_size %lld",
+  if (hp.image_size < hp.patch_size) {
+    return corrupt_file(fmt("vision: image_size %lld is smaller than patch_size %lld",
                             static_cast<long long>(hp.image_size),
                             static_cast<long long>(hp.patch_size)));
   }

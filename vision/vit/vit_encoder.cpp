@@ -149,10 +149,9 @@ Status ViTEncoder::encode(ThreadPool& pool, const PixelTensor& px, const PatchMa
                           ViTOutput* out) {
   const ViTHParams& hp = w_.hp;
   const int64_t p = hp.patch_size, d = hp.n_embd;
-  if (px.width <= 0 || px.height <= 0 || px.width % p != 0 || px.height % p != 0 ||
-      px.chw.size() != size_t(3) * px.width * px.height) {
+  if (px.width < p || px.height < p || px.chw.size() != size_t(3) * px.width * px.height) {
     return invalid_argument(fmt("vit: pixels %d x %d (%zu floats): need 3 x H x W with H and W "
-                                "positive multiples of the patch size %lld", px.width, px.height,
+                                "at least the patch size %lld", px.width, px.height,
                                 px.chw.size(), static_cast<long long>(p)));
   }
   const int64_t gw = px.width / p, gh = px.height / p;

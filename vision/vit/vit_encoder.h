@@ -47,7 +47,9 @@ class ViTEncoder {
   // The weights must outlive the encoder. Their shapes are trusted (the loader checks them).
   explicit ViTEncoder(const ViTWeights& w);
 
-  // pixels: H and W multiples of patch_size (any size: positions are interpolated).
+  // pixels: H, W >= patch_size; the grid is (W / p) x (H / p), a remainder of fewer than p
+  // pixels right and bottom is ignored (as the stride-p conv does). Positions are interpolated
+  // when the grid differs from the trained one.
   // mask: nullptr = every patch; else its grid must be (W/p, H/p) and keep at least one patch.
   // kInvalidArgument names the bad size or mask.
   Status encode(ThreadPool& pool, const PixelTensor& pixels, const PatchMask* mask,

@@ -24,7 +24,8 @@ enum class ProjectorType : int {
 };
 
 struct ViTHParams {
-  int64_t image_size = 224;  // the size the position table was trained for (square)
+  int64_t image_size = 224;  // the size the position table was trained for (square; may
+                             // leave a remainder: SigLIP 384 / 14 = 27 patches)
   int64_t patch_size = 14;
   int64_t n_embd = 1024;
   int64_t n_head = 16;
