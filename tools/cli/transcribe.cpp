@@ -1,16 +1,20 @@
-// `omnirt transcribe FILE`: speech to text with a Whisper GGUF (tools/convert_whisper_ct2.py),
-// printing each 30-second window's text as soon as it is decoded. Files are decoded by FFmpeg
-// (any format, resampled to 16 kHz); a build without FFmpeg reads 16 kHz PCM16 WAV itself.
+// `omnirt transcribe FILE|--mic`: speech to text with a Whisper GGUF (tools/convert_whisper_ct2.py),
+// printing each window's text (or timestamped segment) as soon as it is decoded. Files are decoded
+// by FFmpeg (any format, resampled to 16 kHz); a build without FFmpeg reads 16 kHz PCM16 WAV
+// itself. --mic captures through PortAudio (--device NAME|INDEX) or, with --device file:PATH, a
+// file-backed stand-in microphone that plays PATH in real time (--speed to change that).
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "audio/features/log_mel.h"
 #include "audio/io/decode.h"
+#include "audio/io/device.h"
 #include "audio/whisper/whisper_transcriber.h"
 #include "kernels/core/thread_pool.h"
 #include "runtime/model/whisper_loader.h"
@@ -24,6 +28,12 @@ struct TranscribeOptions {
   std::string model = "models/whisper-tiny.en.gguf";
   int threads = 2;
   bool timing = false;
+  bool json = false;
+  bool mic = false;
+  std::string device;
+  double window = 5.0;   // --mic: seconds per transcribed window
+  double speed = 1.0;    // --device file:PATH pacing
+  audio::WhisperDecodeOptions decode;
 };
 
 // 16 kHz PCM16 WAV (any channel count, averaged) for builds without FFmpeg.
@@ -67,31 +77,92 @@ StatusOr<std::vector<float>> read_wav_16k(const std::string& path) {
   return corrupt_file(fmt("'%s' has no data chunk", path.c_str()));
 }
 
+std::string json_escape(const std::string& t) {
+  std::string out;
+  for (char c : t) {
+    if (c == '"' || c == '\\') out += '\\', out += c;
+    else if (static_cast<unsigned char>(c) < 0x20) out += fmt("\\u%04x", c);
+    else out += c;
+  }
+  return out;
+}
+
+// Prints a segment as it arrives: plain text, or "[start --> end] text" lines with timestamps.
+struct Printer {
+  bool timestamps = false, quiet = false, first = true;
+  void operator()(const audio::WhisperSegment& s) {
+    if (quiet) return;
+    // Whisper's text starts with a space (its words carry the space before them).
+    const size_t lead = std::min(s.text.find_first_not_of(' '), s.text.size());
+    if (timestamps) std::printf("[%7.2f --> %7.2f] %s\n", s.start, s.end, s.text.c_str() + lead);
+    else std::fputs(s.text.c_str() + (first ? lead : 0), stdout);
+    first = false;
+    std::fflush(stdout);
+  }
+};
+
+int run_mic(const TranscribeOptions& o, audio::WhisperTranscriber& tr) {
+  audio::StreamConfig cfg;
+  cfg.sample_rate = audio::kWhisperSampleRate;
+  cfg.ring_seconds = std::max(2.0, 2 * o.window);
+  StatusOr<std::unique_ptr<audio::CaptureStream>> cap = unsupported("no capture");
+  if (o.device.rfind("file:", 0) == 0) {
+    audio::FileDeviceOptions fo;
+    fo.speed = o.speed;
+    cap = audio::open_file_capture(o.device.substr(5), cfg, fo);
+  } else {
+    cfg.device = o.device;
+    cap = audio::open_capture(cfg);
+  }
+  if (!cap.ok()) return fail(cap.status().to_string());
+  if (Status st = (*cap)->start(); !st.ok()) return fail(st.to_string());
+  std::fprintf(stderr, "omnirt: listening on %s (%.1f s windows)\n", (*cap)->device_name().c_str(), o.window);
+  Printer print{o.decode.timestamps, false, true};
+  auto segs = tr.transcribe_capture(**cap, o.window, o.decode, [&](const audio::WhisperSegment& s) {
+    print.first = true;  // one line per window
+    print(s);
+    if (!o.decode.timestamps) std::printf("\n");
+    std::fflush(stdout);
+  });
+  const audio::DeviceCounters c = (*cap)->counters();
+  if (o.timing)
+    std::fprintf(stderr, "omnirt: %.2f s captured, %llu samples dropped (transcription slower than speech)\n",
+                 static_cast<double>(c.frames) / audio::kWhisperSampleRate,
+                 static_cast<unsigned long long>(c.overrun_samples));
+  if (!segs.ok()) return fail(segs.status().to_string());
+  return 0;
+}
+
 int run_transcribe(const TranscribeOptions& o) {
   const double t0 = now_seconds();
   auto model = load_whisper(o.model);
   if (!model.ok()) return fail(model.status().to_string());
+  ThreadPool pool(o.threads);
+  audio::WhisperTranscriber tr((*model)->weights, pool);
+  if (o.mic) return run_mic(o, tr);
+  if (o.file.empty()) return fail("transcribe: give an audio FILE or --mic");
   auto samples = audio::decode_file(o.file, audio::kWhisperSampleRate);
   if (!samples.ok() && samples.status().code() == StatusCode::kUnsupported) samples = read_wav_16k(o.file);
   if (!samples.ok()) return fail(samples.status().to_string());
   const double t1 = now_seconds();
-  ThreadPool pool(o.threads);
-  audio::WhisperTranscriber tr((*model)->weights, pool);
-  bool first = true;
-  auto text = tr.transcribe(samples->data(), samples->size(), {}, [&first](const std::string& piece) {
-    // Whisper's text starts with a space (its words carry the space before them).
-    const size_t skip = first ? std::min(piece.find_first_not_of(' '), piece.size()) : 0;
-    first = false;
-    std::fputs(piece.c_str() + skip, stdout);
-    std::fflush(stdout);
-  });
-  if (!text.ok()) return fail(text.status().to_string());
-  std::printf("\n");
-  if (o.timing) {
-    const double audio_s = static_cast<double>(samples->size()) / audio::kWhisperSampleRate, t2 = now_seconds();
+  Printer print{o.decode.timestamps, o.json, true};
+  auto segs = tr.transcribe_segments(samples->data(), samples->size(), o.decode, std::ref(print));
+  if (!segs.ok()) return fail(segs.status().to_string());
+  const double t2 = now_seconds();
+  const double audio_s = static_cast<double>(samples->size()) / audio::kWhisperSampleRate;
+  if (o.json) {
+    std::string text;
+    for (const auto& s : *segs) text += s.text;
+    std::printf("{\"file\": \"%s\", \"audio_s\": %.3f, \"load_s\": %.3f, \"transcribe_s\": %.4f, "
+                "\"x_real_time\": %.2f, \"threads\": %d, \"beam_size\": %d, \"text\": \"%s\"}\n",
+                json_escape(o.file).c_str(), audio_s, t1 - t0, t2 - t1, audio_s / (t2 - t1), o.threads,
+                o.decode.beam_size, json_escape(text).c_str());
+    return 0;
+  }
+  if (!o.decode.timestamps) std::printf("\n");
+  if (o.timing)
     std::fprintf(stderr, "omnirt: %.2f s of audio transcribed in %.2f s (%.1fx real time; load %.2f s)\n",
                  audio_s, t2 - t1, audio_s / (t2 - t1), t1 - t0);
-  }
   return 0;
 }
 
@@ -100,7 +171,22 @@ int run_transcribe(const TranscribeOptions& o) {
 void add_transcribe_command(CLI::App& root, std::vector<Command>& out) {
   auto o = std::make_shared<TranscribeOptions>();
   CLI::App* c = root.add_subcommand("transcribe", "Print the speech in an audio file as text (Whisper)");
-  c->add_option("file", o->file, "Audio file (any FFmpeg format; 16 kHz PCM WAV without FFmpeg)")->required();
+  c->add_option("file", o->file, "Audio file (any FFmpeg format; 16 kHz PCM WAV without FFmpeg)");
+  c->add_flag("--mic", o->mic, "Transcribe live audio from a microphone, window by window");
+  c->add_option("--device", o->device, "--mic: a PortAudio device (index or name part), or file:PATH for a "
+                                        "stand-in microphone playing PATH");
+  c->add_option("--window", o->window, "--mic: seconds of audio per transcribed window")
+      ->check(CLI::Range(0.1, 30.0))->capture_default_str();
+  c->add_option("--speed", o->speed, "--device file:PATH: playback speed (1 = real time, 0 = as fast as possible)")
+      ->check(CLI::Range(0.0, 1000.0))->capture_default_str();
+  c->add_option("--beam", o->decode.beam_size, "Beam size (1 = greedy)")->check(CLI::Range(1, 16))->capture_default_str();
+  c->add_option("--patience", o->decode.patience, "Beam search patience")->capture_default_str();
+  c->add_flag("--timestamps", o->decode.timestamps, "Print segments with their start and end times");
+  c->add_option("--language", o->decode.language, "Multilingual models: language code (default en)");
+  c->add_flag("--translate", o->decode.translate, "Multilingual models: translate to English");
+  c->add_option("--chunk", o->decode.chunk_seconds, "Decode fixed chunks of this many seconds independently (0 = off)")
+      ->check(CLI::Range(0.0, 30.0));
+  c->add_flag("--json", o->json, "Print one JSON line (text, timings) instead of the text");
   c->add_option("--model,-m", o->model, "Whisper GGUF (tools/convert_whisper_ct2.py)")->capture_default_str();
   c->add_option("--threads,-t", o->threads, "CPU threads")->check(CLI::Range(1, 256))->capture_default_str();
   c->add_flag("--timing", o->timing, "Print the real-time factor on stderr");
