@@ -220,16 +220,21 @@ TEST(CudaModel, BatchedDecodeEqualsEachSequenceAlone) {
     batch_logits[j].assign(batch->logits(), batch->logits() + n_seq * n_vocab);
     for (int s = 0; s < n_seq; ++s) EXPECT_EQ(next[s], argmax(batch->logits() + s * n_vocab, n_vocab));
   }
+  // 1e-4: batched matvecs run on tensor cores with split bf16 operands (~1e-6 per matvec against
+  // the one-token CUDA-core kernel), compounded over the layers; the GPU-vs-CPU bound is 1e-2.
   auto single = make_gpu(*model, 32);
   ASSERT_TRUE(single);
+  double worst = 0;
   for (int s = 0; s < n_seq; ++s) {
     ASSERT_TRUE(single->rewind(0).ok());
     for (int j = 0; j < steps; ++j) {
       ASSERT_TRUE(single->eval(std::span<const int32_t>(&streams[s][j], 1), false).ok());
-      EXPECT_LE(row_error(batch_logits[j].data() + s * n_vocab, single->last_logits(), n_vocab), 1e-5)
-          << "sequence " << s << " step " << j;
+      const double e = row_error(batch_logits[j].data() + s * n_vocab, single->last_logits(), n_vocab);
+      worst = std::max(worst, e);
+      EXPECT_LE(e, 1e-4) << "sequence " << s << " step " << j;
     }
   }
+  std::printf("[ info ] batched vs alone: worst logits row error %.3g\n", worst);
 }
 
 TEST(CudaModel, GraphsOnAndOffAgreeAndErrorsLeaveStateUnchanged) {

@@ -10,7 +10,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/core/dtype.h"
@@ -235,7 +237,9 @@ TEST(CudaMatvec, BiasAndAccumulate) {
   }
 }
 
-// Batched decode: 16 tokens in one launch equal each token alone.
+// Batched decode: 16 tokens in one launch equal each token alone within 1e-5 (2..16 tokens run on
+// tensor cores with split bf16 operands, one token on CUDA cores: another rounding, ~1e-6), and a
+// token's row does not depend on how many tokens share the launch (bit-equal).
 TEST(CudaMatvec, BatchedEqualsSingleToken) {
   OMNI_CUDA_SKIP_WITHOUT_DEVICE();
   for (DType t : {DType::kBF16, DType::kQ8_0, DType::kQ4_K}) {
@@ -261,7 +265,67 @@ TEST(CudaMatvec, BatchedEqualsSingleToken) {
       p.n_tok = 1;
       OMNI_CUDA_OK(cuda::launch_matvec(p, nullptr));
     }
-    EXPECT_TRUE(close_rel(dy.download(), dy1.download(), 1e-6, std::string("batched vs single ") + dtype_name(t)));
+    const std::vector<float> y16 = dy.download();
+    EXPECT_TRUE(close_rel(y16, dy1.download(), 1e-5, std::string("batched vs single ") + dtype_name(t)));
+    for (int64_t n_tok_small : {2, 9}) {
+      dy.poison();
+      p.x = dx.get();
+      p.y = dy.get();
+      p.n_tok = n_tok_small;
+      OMNI_CUDA_OK(cuda::launch_matvec(p, nullptr));
+      const std::vector<float> ys = dy.download();
+      int64_t differ = 0;
+      for (int64_t i = 0; i < n_tok_small * n_out; ++i) differ += std::memcmp(&ys[i], &y16[i], sizeof(float)) != 0;
+      EXPECT_EQ(differ, 0) << dtype_name(t) << ": rows of a " << n_tok_small << "-token launch differ from the 16-token launch";
+    }
+  }
+}
+
+// q/k/v and gate/up fusion: one launch over up to 3 matrices equals each matrix's own launch bit
+// for bit (same slicing per matrix), for one token (CUDA cores) and 16 (tensor cores), with biases;
+// plain rows off the vector path (n_in % 8 != 0) fall back to one launch each.
+TEST(CudaMatvec, FusedLaunchEqualsSeparateLaunches) {
+  OMNI_CUDA_SKIP_WITHOUT_DEVICE();
+  uint32_t seed = 300;
+  for (DType t : {DType::kBF16, DType::kQ8_0, DType::kQ4_K, DType::kF32}) {
+    const int64_t n_in = t == DType::kF32 ? 100 : 512;
+    const int64_t n_outs[3] = {300, 64, 37};
+    for (int64_t n_tok : {1, 16}) {
+      const std::vector<float> x = random_floats(static_cast<size_t>(n_tok * n_in), seed++);
+      DeviceArray<float> dx(x);
+      std::deque<DeviceArray<uint8_t>> dw;  // deque: DeviceArray does not move
+      std::deque<DeviceArray<float>> db, dy, dy1;
+      cuda::MatvecParams p[3];
+      for (int i = 0; i < 3; ++i) {
+        dw.emplace_back(make_weights(t, n_outs[i], n_in, seed++, nullptr));
+        db.emplace_back(random_floats(static_cast<size_t>(n_outs[i]), seed++));
+        dy.emplace_back(static_cast<size_t>(n_tok * n_outs[i]));
+        dy1.emplace_back(static_cast<size_t>(n_tok * n_outs[i]));
+        dy[i].poison();
+        dy1[i].poison();
+      }
+      for (int i = 0; i < 3; ++i) {
+        p[i].w_type = t;
+        p[i].w = dw[i].get();
+        p[i].x = dx.get();
+        p[i].y = dy1[i].get();
+        p[i].bias = i == 1 ? nullptr : db[i].get();
+        p[i].n_out = n_outs[i];
+        p[i].n_in = n_in;
+        p[i].n_tok = n_tok;
+        OMNI_CUDA_OK(cuda::launch_matvec(p[i], nullptr));
+        p[i].y = dy[i].get();
+      }
+      OMNI_CUDA_OK(cuda::launch_matvecs(p, 3, nullptr));
+      for (int i = 0; i < 3; ++i) {
+        const std::vector<float> a = dy[i].download(), b = dy1[i].download();
+        int64_t differ = 0;
+        for (size_t e = 0; e < a.size(); ++e) differ += std::memcmp(&a[e], &b[e], sizeof(float)) != 0;
+        EXPECT_EQ(differ, 0) << dtype_name(t) << " n_tok " << n_tok << " matrix " << i;
+      }
+      p[1].n_in = n_in - (t == DType::kF32 ? 4 : 32);  // widths must agree
+      EXPECT_EQ(cuda::launch_matvecs(p, 3, nullptr), cudaErrorInvalidValue);
+    }
   }
 }
 
@@ -520,6 +584,74 @@ TEST(CudaKvAppend, WritesF16RowsAtPositions) {
     for (uint16_t h : got) untouched += h == 0xFFFF;
     EXPECT_EQ(untouched, got.size() - static_cast<size_t>(n_tok * row)) << "kv_append wrote outside its rows";
   }
+}
+
+// The fused decode-step op: q and k rotated as ref::rope, the rotated k and v in the caches as
+// f16 at their positions (out-of-range positions skipped), nothing else written.
+TEST(CudaRopeKvAppend, RotatesQKAndAppendsF16Rows) {
+  OMNI_CUDA_SKIP_WITHOUT_DEVICE();
+  const int64_t n_tok = 3, n_head = 4, n_kv_head = 2, n_ctx = 40;
+  uint32_t seed = 900;
+  for (RopeStyle style : {RopeStyle::kNormal, RopeStyle::kNeox})
+    for (auto [head_dim, rot_dim] : {std::pair<int64_t, int64_t>{64, 64}, {80, 32}, {128, 0}})
+      for (bool batched : {false, true}) {
+        const int64_t row = n_kv_head * head_dim, seq_stride = batched ? n_ctx * row : 0;
+        const std::vector<int32_t> pos = batched ? std::vector<int32_t>{5, 41, 39} : std::vector<int32_t>{10, 11, 12};
+        const std::vector<float> q = random_floats(static_cast<size_t>(n_tok * n_head * head_dim), seed++);
+        const std::vector<float> k = random_floats(static_cast<size_t>(n_tok * row), seed++);
+        const std::vector<float> v = random_floats(static_cast<size_t>(n_tok * row), seed++);
+        std::vector<float> want_q = q, want_k = k;
+        for (int64_t t = 0; t < n_tok; ++t) {
+          ref::rope(want_q.data() + t * n_head * head_dim, n_head, head_dim, rot_dim, pos[t], 1e6f, 0.5f, style);
+          ref::rope(want_k.data() + t * row, n_kv_head, head_dim, rot_dim, pos[t], 1e6f, 0.5f, style);
+        }
+        const int64_t n_seq = batched ? n_tok : 1;
+        DeviceArray<float> dq(q), dk(k), dv(v);
+        DeviceArray<int32_t> dp(pos);
+        DeviceArray<uint16_t> kc(static_cast<size_t>(n_seq * n_ctx * row)), vc(static_cast<size_t>(n_seq * n_ctx * row));
+        kc.poison();
+        vc.poison();
+        cuda::RopeKvAppendParams p;
+        p.q = dq.get();
+        p.k = dk.get();
+        p.v = dv.get();
+        p.k_cache = kc.get();
+        p.v_cache = vc.get();
+        p.pos = dp.get();
+        p.n_tok = n_tok;
+        p.n_head = n_head;
+        p.n_kv_head = n_kv_head;
+        p.head_dim = head_dim;
+        p.rot_dim = rot_dim;
+        p.freq_base = 1e6f;
+        p.freq_scale = 0.5f;
+        p.style = style;
+        p.seq_stride = seq_stride;
+        p.n_ctx = n_ctx;
+        ASSERT_TRUE(cuda::check_params(p).ok()) << cuda::check_params(p).to_string();
+        OMNI_CUDA_OK(cuda::launch_rope_kv_append(p, nullptr));
+        const std::string what = fmt("style %d head_dim %lld rot_dim %lld batched %d", int(style), (long long)head_dim,
+                                     (long long)rot_dim, int(batched));
+        const std::vector<float> got_k = dk.download();
+        EXPECT_TRUE(close_rel(dq.download(), want_q, 1e-6, "q " + what));
+        EXPECT_TRUE(close_rel(got_k, want_k, 1e-6, "k " + what));
+        const std::vector<uint16_t> gk = kc.download(), gv = vc.download();
+        size_t written = 0;
+        for (int64_t t = 0; t < n_tok; ++t) {
+          if (pos[t] >= n_ctx) continue;
+          written += static_cast<size_t>(row);
+          for (int64_t i = 0; i < row; ++i) {
+            const size_t at = static_cast<size_t>(t * seq_stride + pos[t] * row + i);
+            ASSERT_EQ(gk[at], f32_to_f16(got_k[t * row + i])) << what << " k token " << t << " elem " << i;
+            ASSERT_EQ(gv[at], f32_to_f16(v[t * row + i])) << what << " v token " << t << " elem " << i;
+          }
+        }
+        size_t untouched_k = 0, untouched_v = 0;
+        for (uint16_t h : gk) untouched_k += h == 0xFFFF;
+        for (uint16_t h : gv) untouched_v += h == 0xFFFF;
+        EXPECT_EQ(untouched_k, gk.size() - written) << what << ": k cache written outside its rows";
+        EXPECT_EQ(untouched_v, gv.size() - written) << what << ": v cache written outside its rows";
+      }
 }
 
 // ---- attention ---------------------------------------------------------------------------

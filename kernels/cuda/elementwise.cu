@@ -69,23 +69,72 @@ __global__ void rms_norm_regs(RmsNormParams p) {
   }
 }
 
+// Rotates pair j (< rot_dim / 2) of one head v[0, head_dim) by position pos; returns the pair's
+// indices. Shared by rope_kernel and rope_kv_append_kernel so both give the same bits.
+__device__ __forceinline__ void rope_pair(float* v, int64_t j, int64_t rot_dim, int32_t pos, float freq_base,
+                                          float freq_scale, RopeStyle style, int64_t* i0, int64_t* i1) {
+  const int64_t half = rot_dim / 2;
+  // Double precision like the reference: positions reach 1e5 and float theta would be off by 1e-2 rad.
+  const double theta = static_cast<double>(pos) * static_cast<double>(freq_scale) *
+                       pow(static_cast<double>(freq_base), -2.0 * static_cast<double>(j) / static_cast<double>(rot_dim));
+  double s, c;
+  sincos(theta, &s, &c);
+  *i0 = style == RopeStyle::kNeox ? j : 2 * j;
+  *i1 = style == RopeStyle::kNeox ? j + half : 2 * j + 1;
+  const double a = v[*i0], b = v[*i1];
+  v[*i0] = static_cast<float>(a * c - b * s);
+  v[*i1] = static_cast<float>(a * s + b * c);
+}
+
 __global__ void rope_kernel(RopeParams p) {
   const int64_t half = p.rot_dim / 2;
   const int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (g >= p.n_tok * p.n_head * half) return;
   const int64_t j = g % half, th = g / half;  // th = t * n_head + h
   const int64_t t = th / p.n_head;
-  float* v = p.x + th * p.head_dim;
-  // Double precision like the reference: positions reach 1e5 and float theta would be off by 1e-2 rad.
-  const double theta = static_cast<double>(p.pos[t]) * static_cast<double>(p.freq_scale) *
-                       pow(static_cast<double>(p.freq_base), -2.0 * static_cast<double>(j) / static_cast<double>(p.rot_dim));
-  double s, c;
-  sincos(theta, &s, &c);
-  const int64_t i0 = p.style == RopeStyle::kNeox ? j : 2 * j;
-  const int64_t i1 = p.style == RopeStyle::kNeox ? j + half : 2 * j + 1;
-  const double a = v[i0], b = v[i1];
-  v[i0] = static_cast<float>(a * c - b * s);
-  v[i1] = static_cast<float>(a * s + b * c);
+  int64_t i0, i1;
+  rope_pair(p.x + th * p.head_dim, j, p.rot_dim, p.pos[t], p.freq_base, p.freq_scale, p.style, &i0, &i1);
+}
+
+// Threads: [q pairs | k items | v elements]. A k item is a rotation pair (j < half) or one
+// unrotated dim (rot_dim + j - half); it writes its rotated values to k and, as f16, to the cache.
+__global__ void rope_kv_append_kernel(RopeKvAppendParams p) {
+  const int64_t half = p.rot_dim / 2, k_items = half + (p.head_dim - p.rot_dim);
+  const int64_t nq = p.n_tok * p.n_head * half, nk = p.n_tok * p.n_kv_head * k_items;
+  const int64_t row = p.n_kv_head * p.head_dim;
+  int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (g < nq) {
+    const int64_t j = g % half, th = g / half;
+    int64_t i0, i1;
+    rope_pair(p.q + th * p.head_dim, j, p.rot_dim, p.pos[th / p.n_head], p.freq_base, p.freq_scale, p.style, &i0, &i1);
+    return;
+  }
+  g -= nq;
+  if (g < nk) {
+    const int64_t j = g % k_items, th = g / k_items, t = th / p.n_kv_head;
+    const int32_t pos = p.pos[t];
+    float* v = p.k + th * p.head_dim;
+    const bool store = pos >= 0 && pos < p.n_ctx;
+    uint16_t* dst = p.k_cache + t * p.seq_stride + static_cast<int64_t>(store ? pos : 0) * row + (th % p.n_kv_head) * p.head_dim;
+    if (j < half) {
+      int64_t i0, i1;
+      rope_pair(v, j, p.rot_dim, pos, p.freq_base, p.freq_scale, p.style, &i0, &i1);
+      if (store) {
+        dst[i0] = __half_as_ushort(__float2half_rn(v[i0]));
+        dst[i1] = __half_as_ushort(__float2half_rn(v[i1]));
+      }
+    } else if (store) {
+      const int64_t i = p.rot_dim + (j - half);
+      dst[i] = __half_as_ushort(__float2half_rn(v[i]));
+    }
+    return;
+  }
+  g -= nk;
+  if (g >= p.n_tok * row) return;
+  const int64_t t = g / row, i = g - t * row;
+  const int32_t pos = p.pos[t];
+  if (pos < 0 || pos >= p.n_ctx) return;
+  p.v_cache[t * p.seq_stride + static_cast<int64_t>(pos) * row + i] = __half_as_ushort(__float2half_rn(p.v[g]));
 }
 
 __global__ void glu_kernel(GluParams p) {
@@ -279,6 +328,33 @@ Status check_params(const KvAppendParams& p) {
 cudaError_t launch_kv_append(const KvAppendParams& p, cudaStream_t stream) {
   if (!check_params(p).ok()) return cudaErrorInvalidValue;
   kv_append_kernel<<<blocks_for(p.n_tok * p.row, 256), 256, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
+Status check_params(const RopeKvAppendParams& p) {
+  if (!p.q || !p.k || !p.v || !p.k_cache || !p.v_cache || !p.pos)
+    return invalid_argument("rope_kv_append: q, k, v, k_cache, v_cache and pos must be set");
+  if (p.n_tok <= 0 || p.n_head <= 0 || p.n_kv_head <= 0 || p.head_dim <= 0 || p.n_ctx <= 0 || p.seq_stride < 0)
+    return invalid_argument(fmt("rope_kv_append: bad shape n_tok = %lld, n_head = %lld, n_kv_head = %lld, "
+                                "head_dim = %lld, n_ctx = %lld",
+                                (long long)p.n_tok, (long long)p.n_head, (long long)p.n_kv_head, (long long)p.head_dim,
+                                (long long)p.n_ctx));
+  if (p.rot_dim < 0 || p.rot_dim > p.head_dim || p.rot_dim % 2 != 0)
+    return invalid_argument(fmt("rope_kv_append: rot_dim = %lld must be even and in [0, head_dim = %lld]",
+                                (long long)p.rot_dim, (long long)p.head_dim));
+  if (p.style != RopeStyle::kNormal && p.style != RopeStyle::kNeox)
+    return invalid_argument("rope_kv_append: unknown style");
+  if (p.seq_stride != 0 && p.seq_stride < p.n_ctx * p.n_kv_head * p.head_dim)
+    return invalid_argument("rope_kv_append: seq_stride is smaller than one sequence's cache");
+  return Status::Ok();
+}
+
+cudaError_t launch_rope_kv_append(const RopeKvAppendParams& p, cudaStream_t stream) {
+  if (!check_params(p).ok()) return cudaErrorInvalidValue;
+  const int64_t half = p.rot_dim / 2;
+  const int64_t n = p.n_tok * p.n_head * half + p.n_tok * p.n_kv_head * (half + p.head_dim - p.rot_dim) +
+                    p.n_tok * p.n_kv_head * p.head_dim;
+  rope_kv_append_kernel<<<blocks_for(n, 256), 256, 0, stream>>>(p);
   return cudaGetLastError();
 }
 

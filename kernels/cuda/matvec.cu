@@ -13,6 +13,8 @@
 #include "kernels/cuda/ops_cuda.h"
 #include "kernels/cuda/quant_cuda.cuh"
 
+#include <atomic>
+
 namespace omni::cuda {
 namespace {
 
@@ -29,6 +31,27 @@ struct MatvecArgs {
   int n_tok;
   bool accumulate;
 };
+
+// Up to kMaxSegs matrices sharing x, type and n_in in one launch (q/k/v, gate/up): blocks
+// [begin[i], begin[i+1]) compute segment i with its own slice count S[i], exactly as a launch of
+// that matrix alone would (same S, same per-row code), so fusing changes no bits.
+constexpr int kMaxSegs = 3;
+struct MatvecSegs {
+  MatvecArgs seg[kMaxSegs];
+  int S[kMaxSegs];
+  unsigned begin[kMaxSegs];
+  int n;
+};
+
+// This block's segment: its args, slice count and block index inside the segment.
+__device__ __forceinline__ unsigned pick_segment(const MatvecSegs& m, MatvecArgs* a, int* S) {
+  int i = 0;
+  if (m.n > 1 && blockIdx.x >= m.begin[1]) i = 1;
+  if (m.n > 2 && blockIdx.x >= m.begin[2]) i = 2;
+  *a = i == 0 ? m.seg[0] : i == 1 ? m.seg[1] : m.seg[2];
+  *S = i == 0 ? m.S[0] : i == 1 ? m.S[1] : m.S[2];
+  return blockIdx.x - (i == 0 ? m.begin[0] : i == 1 ? m.begin[1] : m.begin[2]);
+}
 
 __device__ __forceinline__ void store_row(const MatvecArgs& a, int64_t o, int t, float v) {
   float* dst = a.y + static_cast<int64_t>(t) * a.n_out + o;
@@ -86,10 +109,13 @@ __device__ __forceinline__ float dot8(const float (&w)[8], float4 x0, float4 x1)
 
 // Any weight type through Quant<T>::load8; requires n_in % 8 == 0 and 16-byte aligned rows/x.
 template <DType T, int NT, int R>
-__global__ void __launch_bounds__(kWarps * 32) matvec_tiled(MatvecArgs a, int S) {
+__global__ void __launch_bounds__(kWarps * 32) matvec_tiled(MatvecSegs segs) {
+  MatvecArgs a;
+  int S;
+  const unsigned bid = pick_segment(segs, &a, &S);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int group = warp / S, slice = warp % S;
-  const int64_t o0 = (static_cast<int64_t>(blockIdx.x) * (kWarps / S) + group) * R;
+  const int64_t o0 = (static_cast<int64_t>(bid) * (kWarps / S) + group) * R;
   const int64_t n8 = a.n_in >> 3;
   float acc[R][NT];
 #pragma unroll
@@ -134,10 +160,13 @@ __device__ __forceinline__ uint32_t byte_of(uint4 h, int i) {  // byte i (0..15)
 // whole super-blocks: 256 contiguous bytes of nibbles, and each x load instruction reads whole
 // 32-byte runs (lanes of one sub-block are adjacent).
 template <int NT, int R>
-__global__ void __launch_bounds__(kWarps * 32) matvec_q4_k(MatvecArgs a, int S) {
+__global__ void __launch_bounds__(kWarps * 32) matvec_q4_k(MatvecSegs segs) {
+  MatvecArgs a;
+  int S;
+  const unsigned bid = pick_segment(segs, &a, &S);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int group = warp / S, slice = warp % S;
-  const int64_t o0 = (static_cast<int64_t>(blockIdx.x) * (kWarps / S) + group) * R;
+  const int64_t o0 = (static_cast<int64_t>(bid) * (kWarps / S) + group) * R;
   const int64_t n_units = a.n_in >> 4;
   float acc[R][NT];
 #pragma unroll
@@ -217,6 +246,159 @@ __global__ void __launch_bounds__(kWarps * 32) matvec_q4_k(MatvecArgs a, int S) 
   reduce_and_store<R, NT>(acc, a, o0, S);
 }
 
+// ---- 2..16 tokens: tensor cores ---------------------------------------------------------
+// Batched decode reads each weight once for all tokens, so the work per weight grows with the
+// tokens; on CUDA cores (above) that is 16 FMAs and 16 x loads per weight and the kernel was
+// L1/issue bound at 60-460 GB/s. Here a warp owns 16*MT rows and multiplies them with 8 or 16
+// tokens by mma.sync m16n8k16 (bf16 operands, f32 accumulation), weights decoded in registers.
+// f32 accuracy from split operands: x = xh + xl (both bf16, |x - xh - xl| <= 2^-18 |x|), and for
+// weights that are not bf16 w = wh + wl likewise; products wh*xh + wh*xl + wl*xh (wl*xl, ~2^-18,
+// dropped). bf16 weights are exact in one operand: two mma per tile.
+// The k order inside an mma is free as long as A and B agree: lane (g, t) loads octet 4c + t of
+// rows g and g+8 (chunk c = 32 weights) and octet 4c + t of tokens g and g+8, and mma m (0, 1)
+// takes the octet's pairs (4m, 4m+1) as logical columns (2t, 2t+1) and (4m+2, 4m+3) as
+// (2t+8, 2t+9). So every load is 16 contiguous bytes of a row (bf16) or one Quant<T>::load8.
+// Results differ from the one-token kernel by rounding (~1e-6 relative); they do not depend on
+// n_tok (each output is its own chain of mma over the same weights), and S/MT depend on the shape.
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {  // lo -> bits 0..15
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// Splits 8 floats into bf16 pairs hi[4] (+ lo[4], the rounding residuals).
+__device__ __forceinline__ void split8(const float (&v)[8], uint32_t (&hi)[4], uint32_t (&lo)[4]) {
+#pragma unroll
+  for (int p = 0; p < 4; ++p) {
+    hi[p] = pack_bf16(v[2 * p], v[2 * p + 1]);
+    const float r0 = v[2 * p] - __uint_as_float(hi[p] << 16);
+    const float r1 = v[2 * p + 1] - __uint_as_float(hi[p] & 0xFFFF0000u);
+    lo[p] = pack_bf16(r0, r1);
+  }
+}
+
+__device__ __forceinline__ void mma_bf16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                         uint32_t b0, uint32_t b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#else
+  __trap();  // launch_matvec never selects this kernel below sm_80
+#endif
+}
+
+template <DType T, int NT, int MT>
+__global__ void __launch_bounds__(kWarps * 32) matvec_mma(MatvecSegs segs) {
+  MatvecArgs a;
+  int S;
+  const unsigned bid = pick_segment(segs, &a, &S);
+  constexpr bool kExactW = T == DType::kBF16;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int g = lane >> 2, t = lane & 3;
+  const int group = warp / S, slice = warp % S;
+  const int64_t o0 = (static_cast<int64_t>(bid) * (kWarps / S) + group) * (16 * MT);
+  const int64_t n8 = a.n_in >> 3, n_chunks = (n8 + 3) >> 2;
+  float acc[MT][NT][4];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[mt][nt][i] = 0.0f;
+  if (o0 < a.n_out) {
+    const uint8_t* row[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) row[mt][h] = a.w + min(o0 + 16 * mt + 8 * h + g, a.n_out - 1) * a.row_bytes;
+#pragma unroll 2
+    for (int64_t c = slice; c < n_chunks; c += S) {
+      const int64_t k8 = 4 * c + t;
+      const bool valid = k8 < n8;
+      uint32_t xh[NT][4], xl[NT][4];
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        const int tok = g + 8 * nt;
+        float v[8];
+        if (valid && tok < a.n_tok) {
+          const float4* xp = reinterpret_cast<const float4*>(a.x + static_cast<int64_t>(tok) * a.n_in) + 2 * k8;
+          const float4 x0 = __ldg(xp), x1 = __ldg(xp + 1);
+          v[0] = x0.x, v[1] = x0.y, v[2] = x0.z, v[3] = x0.w, v[4] = x1.x, v[5] = x1.y, v[6] = x1.z, v[7] = x1.w;
+        } else {
+#pragma unroll
+          for (int i = 0; i < 8; ++i) v[i] = 0.0f;
+        }
+        split8(v, xh[nt], xl[nt]);
+      }
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        uint32_t wh[2][4], wl[2][4];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          if constexpr (kExactW) {
+            const uint4 u = valid ? __ldg(reinterpret_cast<const uint4*>(row[mt][h]) + k8) : make_uint4(0, 0, 0, 0);
+            wh[h][0] = u.x, wh[h][1] = u.y, wh[h][2] = u.z, wh[h][3] = u.w;
+          } else {
+            float wf[8];
+            if (valid) {
+              Quant<T>::load8(row[mt][h], k8, wf);
+            } else {
+#pragma unroll
+              for (int i = 0; i < 8; ++i) wf[i] = 0.0f;
+            }
+            split8(wf, wh[h], wl[h]);
+          }
+        }
+#pragma unroll
+        for (int m = 0; m < 2; ++m)
+#pragma unroll
+          for (int nt = 0; nt < NT; ++nt) {
+            float(&c4)[4] = acc[mt][nt];
+            mma_bf16(c4, wh[0][2 * m], wh[1][2 * m], wh[0][2 * m + 1], wh[1][2 * m + 1], xl[nt][2 * m], xl[nt][2 * m + 1]);
+            if constexpr (!kExactW)
+              mma_bf16(c4, wl[0][2 * m], wl[1][2 * m], wl[0][2 * m + 1], wl[1][2 * m + 1], xh[nt][2 * m],
+                       xh[nt][2 * m + 1]);
+            mma_bf16(c4, wh[0][2 * m], wh[1][2 * m], wh[0][2 * m + 1], wh[1][2 * m + 1], xh[nt][2 * m], xh[nt][2 * m + 1]);
+          }
+      }
+    }
+  }
+  // Lane (g, t) holds rows g (c0, c1) and g+8 (c2, c3) of each m-tile for tokens 2t, 2t+1 of
+  // each n-tile. Slices are added in slice order through shared memory.
+  __shared__ float part[kWarps][MT * NT * 4][32];
+  if (S > 1) {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) part[warp][(mt * NT + nt) * 4 + i][lane] = acc[mt][nt][i];
+    __syncthreads();
+    if (slice != 0) return;
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+          for (int s = 1; s < S; ++s) acc[mt][nt][i] += part[warp + s][(mt * NT + nt) * 4 + i][lane];
+  }
+  if (o0 >= a.n_out) return;
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int64_t o = o0 + 16 * mt + g + 8 * (i >> 1);
+        const int tok = 8 * nt + 2 * t + (i & 1);
+        if (o < a.n_out && tok < a.n_tok) store_row(a, o, tok, acc[mt][nt][i]);
+      }
+}
+
 // Plain types, any length and alignment: one warp per row.
 template <DType T, int NT>
 __global__ void __launch_bounds__(kScalarWarps * 32) matvec_scalar(MatvecArgs a) {
@@ -256,12 +438,62 @@ int slices_for(int64_t n_out, int64_t n_units) {
   return S;
 }
 
+// Rows per warp of the tensor-core kernel (16 * kMmaTiles) and the warps it aims to put in flight
+// (register-limited to ~16-24 resident warps per SM).
+constexpr int kMmaTiles = 2;
+constexpr int kMmaTargetWarps = 2048;
+
+int mma_slices_for(int64_t n_out, int64_t n_chunks) {
+  const int64_t warps_rows = (n_out + 16 * kMmaTiles - 1) / (16 * kMmaTiles);
+  int S = 1;
+  while (S < kWarps && warps_rows * S < kMmaTargetWarps && n_chunks >= 2 * S) S *= 2;
+  return S;
+}
+
+// Compute capability major of the current device (mma.sync bf16 needs 8.x+); cached per device.
+int device_major() {
+  static std::atomic<int> cache[64];
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0) return 0;
+  if (dev >= 64) {
+    int major = 0;
+    return cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess ? major : 0;
+  }
+  int v = cache[dev].load(std::memory_order_relaxed);
+  if (v == 0) {
+    int major = 0;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return 0;
+    cache[dev].store(v = major, std::memory_order_relaxed);
+  }
+  return v;
+}
+
+// Fills the segment table: S and block range of each matrix for rows_per_warp rows per warp.
+// mma: the tensor-core kernel's slicing (chunks of 32 weights); otherwise the CUDA-core one's.
+MatvecSegs make_segs(const MatvecArgs* a, int n, int rows_per_warp, bool mma, bool q4k, unsigned* grid) {
+  MatvecSegs m{};
+  m.n = n;
+  unsigned blocks = 0;
+  for (int i = 0; i < n; ++i) {
+    m.seg[i] = a[i];
+    m.S[i] = mma ? mma_slices_for(a[i].n_out, ((a[i].n_in >> 3) + 3) >> 2)
+                 : slices_for(a[i].n_out, q4k ? a[i].n_in >> 4 : a[i].n_in >> 3);
+    const int64_t rows_per_block = int64_t(kWarps / m.S[i]) * rows_per_warp;
+    m.begin[i] = blocks;
+    blocks += static_cast<unsigned>((a[i].n_out + rows_per_block - 1) / rows_per_block);
+  }
+  *grid = blocks;
+  return m;
+}
+
 template <DType T, int NT>
-cudaError_t launch_nt(const MatvecArgs& a, bool vector_path, cudaStream_t stream) {
+cudaError_t launch_nt(const MatvecArgs* a, int n, bool vector_path, cudaStream_t stream) {
   if constexpr (is_plain_type(T)) {
-    if (!vector_path) {
-      const dim3 grid(static_cast<unsigned>((a.n_out + kScalarWarps - 1) / kScalarWarps));
-      matvec_scalar<T, NT><<<grid, kScalarWarps * 32, 0, stream>>>(a);
+    if (!vector_path) {  // one matrix at a time (launch_matvecs passes one)
+      for (int i = 0; i < n; ++i) {
+        const dim3 grid(static_cast<unsigned>((a[i].n_out + kScalarWarps - 1) / kScalarWarps));
+        matvec_scalar<T, NT><<<grid, kScalarWarps * 32, 0, stream>>>(a[i]);
+      }
       return cudaGetLastError();
     }
   }
@@ -269,24 +501,35 @@ cudaError_t launch_nt(const MatvecArgs& a, bool vector_path, cudaStream_t stream
   // Several tokens: 4 rows per warp, so each x load (the traffic that grows with the tokens)
   // feeds more weights. S does not depend on R: a row's sums are the same for any n_tok.
   constexpr int R = NT >= 4 ? 4 : kRows;
-  const int64_t n_units = q4k ? a.n_in >> 4 : a.n_in >> 3;
-  const int S = slices_for(a.n_out, n_units);
-  const int64_t rows_per_block = int64_t(kWarps / S) * R;
-  const dim3 grid(static_cast<unsigned>((a.n_out + rows_per_block - 1) / rows_per_block));
+  unsigned grid = 0;
+  const MatvecSegs m = make_segs(a, n, R, false, q4k, &grid);
   if constexpr (q4k)
-    matvec_q4_k<NT, R><<<grid, kWarps * 32, 0, stream>>>(a, S);
+    matvec_q4_k<NT, R><<<grid, kWarps * 32, 0, stream>>>(m);
   else
-    matvec_tiled<T, NT, R><<<grid, kWarps * 32, 0, stream>>>(a, S);
+    matvec_tiled<T, NT, R><<<grid, kWarps * 32, 0, stream>>>(m);
+  return cudaGetLastError();
+}
+
+template <DType T, int NT>
+cudaError_t launch_mma(const MatvecArgs* a, int n, cudaStream_t stream) {
+  unsigned grid = 0;
+  const MatvecSegs m = make_segs(a, n, 16 * kMmaTiles, true, false, &grid);
+  matvec_mma<T, NT, kMmaTiles><<<grid, kWarps * 32, 0, stream>>>(m);
   return cudaGetLastError();
 }
 
 template <DType T>
-cudaError_t launch_type(const MatvecArgs& a, bool vector_path, cudaStream_t stream) {
-  if (a.n_tok <= 1) return launch_nt<T, 1>(a, vector_path, stream);
-  if (a.n_tok <= 2) return launch_nt<T, 2>(a, vector_path, stream);
-  if (a.n_tok <= 4) return launch_nt<T, 4>(a, vector_path, stream);
-  if (a.n_tok <= 8) return launch_nt<T, 8>(a, vector_path, stream);
-  return launch_nt<T, 16>(a, vector_path, stream);
+cudaError_t launch_type(const MatvecArgs* a, int n, bool vector_path, cudaStream_t stream) {
+  const int n_tok = a[0].n_tok;
+  // 2..16 tokens on tensor cores wherever the rows are read by load8 (quantized types always,
+  // plain types on the vector path).
+  if (n_tok >= 2 && (vector_path || !is_plain_type(T)) && device_major() >= 8)
+    return n_tok <= 8 ? launch_mma<T, 1>(a, n, stream) : launch_mma<T, 2>(a, n, stream);
+  if (n_tok <= 1) return launch_nt<T, 1>(a, n, vector_path, stream);
+  if (n_tok <= 2) return launch_nt<T, 2>(a, n, vector_path, stream);
+  if (n_tok <= 4) return launch_nt<T, 4>(a, n, vector_path, stream);
+  if (n_tok <= 8) return launch_nt<T, 8>(a, n, vector_path, stream);
+  return launch_nt<T, 16>(a, n, vector_path, stream);
 }
 
 }  // namespace
@@ -322,14 +565,30 @@ Status check_params(const MatvecParams& p) {
   return Status::Ok();
 }
 
-cudaError_t launch_matvec(const MatvecParams& p, cudaStream_t stream) {
-  if (!check_params(p).ok()) return cudaErrorInvalidValue;
-  MatvecArgs a{static_cast<const uint8_t*>(p.w), p.x, p.y, p.bias, p.n_out, p.n_in,
-               dtype_row_bytes(p.w_type, p.n_in), static_cast<int>(p.n_tok), p.accumulate};
-  // Vector path: every row and x row 16-byte aligned and a whole number of octets.
-  const bool vector_path = p.n_in % 8 == 0 && aligned16(p.w) && aligned16(p.x) && a.row_bytes % 16 == 0;
+cudaError_t launch_matvec(const MatvecParams& p, cudaStream_t stream) { return launch_matvecs(&p, 1, stream); }
+
+cudaError_t launch_matvecs(const MatvecParams* p, int count, cudaStream_t stream) {
+  if (count < 1 || count > kMaxSegs) return cudaErrorInvalidValue;
+  MatvecArgs a[kMaxSegs];
+  bool vector_path = true;
+  for (int i = 0; i < count; ++i) {
+    if (!check_params(p[i]).ok()) return cudaErrorInvalidValue;
+    if (p[i].w_type != p[0].w_type || p[i].x != p[0].x || p[i].n_in != p[0].n_in || p[i].n_tok != p[0].n_tok)
+      return cudaErrorInvalidValue;
+    a[i] = MatvecArgs{static_cast<const uint8_t*>(p[i].w), p[i].x, p[i].y, p[i].bias, p[i].n_out, p[i].n_in,
+                      dtype_row_bytes(p[i].w_type, p[i].n_in), static_cast<int>(p[i].n_tok), p[i].accumulate};
+    // Vector path: every row and x row 16-byte aligned and a whole number of octets.
+    vector_path = vector_path && p[i].n_in % 8 == 0 && aligned16(p[i].w) && aligned16(p[i].x) && a[i].row_bytes % 16 == 0;
+  }
   cudaError_t err = cudaErrorInvalidValue;
-  const bool known = dispatch_weight_type(p.w_type, [&]<DType T>() { err = launch_type<T>(a, vector_path, stream); });
+  const bool known = dispatch_weight_type(p[0].w_type, [&]<DType T>() {
+    if (is_plain_type(T) && !vector_path && count > 1) {  // the scalar kernel takes one matrix
+      for (int i = 0; i < count; ++i)
+        if ((err = launch_type<T>(a + i, 1, false, stream)) != cudaSuccess) return;
+      return;
+    }
+    err = launch_type<T>(a, count, vector_path, stream);
+  });
   return known ? err : cudaErrorInvalidValue;
 }
 

@@ -41,6 +41,9 @@ struct MatvecParams {
 };
 Status check_params(const MatvecParams& p);
 cudaError_t launch_matvec(const MatvecParams& p, cudaStream_t stream);
+// 1..3 matvecs that share x, w_type, n_in and n_tok (q/k/v; gate/up) in one launch, each with
+// its own w, y, bias, accumulate and n_out; every y equals its own launch_matvec bit for bit.
+cudaError_t launch_matvecs(const MatvecParams* p, int count, cudaStream_t stream);
 
 // ---- dequantize + GEMM (prefill) ---------------------------------------------------------
 // dst[r, i] = bf16(decode(src)[r, i]), or f16 (saturated at +-65504) with to_f16.
@@ -153,6 +156,25 @@ struct KvAppendParams {
 };
 Status check_params(const KvAppendParams& p);
 cudaError_t launch_kv_append(const KvAppendParams& p, cudaStream_t stream);
+
+// Decode/prefill step fusion of rope(q), rope(k), kv_append(k), kv_append(v): one launch.
+// q and k rotated in place exactly as launch_rope (rot_dim 0: none); the rotated k and v are
+// appended to the f16 caches as launch_kv_append (same positions, seq_stride, n_ctx guard).
+struct RopeKvAppendParams {
+  float* q = nullptr;              // in/out: [n_tok, n_head, head_dim]
+  float* k = nullptr;              // in/out: [n_tok, n_kv_head, head_dim]
+  const float* v = nullptr;        // in:     [n_tok, n_kv_head, head_dim]
+  uint16_t* k_cache = nullptr;     // out: f16 [n_seq][n_ctx, n_kv_head * head_dim]
+  uint16_t* v_cache = nullptr;     // out: same layout
+  const int32_t* pos = nullptr;    // in:  [n_tok] (device)
+  int64_t n_tok = 0, n_head = 0, n_kv_head = 0, head_dim = 0, rot_dim = 0;
+  float freq_base = 10000.0f, freq_scale = 1.0f;
+  RopeStyle style = RopeStyle::kNormal;
+  int64_t seq_stride = 0;          // as KvAppendParams
+  int64_t n_ctx = 0;
+};
+Status check_params(const RopeKvAppendParams& p);
+cudaError_t launch_rope_kv_append(const RopeKvAppendParams& p, cudaStream_t stream);
 
 // ---- attention ---------------------------------------------------------------------------
 // Decode: one query token per sequence against its f16 cache, keys [max(0, pos-window+1), pos].

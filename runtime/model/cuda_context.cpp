@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <initializer_list>
 #include <unordered_map>
 
 #include "kernels/cuda/cuda_backend.h"
@@ -320,6 +321,39 @@ Status CudaContext::run_step(int64_t n, bool batch_decode, bool all_logits, bool
     }
     return Status::Ok();
   };
+  // Several matrices over the same input in one launch per 16 tokens (q/k/v, gate/up) when they
+  // share type and width; otherwise (or for cuBLAS prefill) one mm each. Same bits either way.
+  struct MmOut {
+    const DevWeight* w;
+    float* out;
+    const float* bias;
+    const char* what;
+  };
+  auto mm_fused = [&](std::initializer_list<MmOut> outs, const float* in, int64_t rows, const char* what) -> Status {
+    bool fuse = !(gemm && rows > cuda::kMatvecMaxTokens);
+    for (const MmOut& o : outs) fuse = fuse && o.w->type == outs.begin()->w->type && o.w->n_in == outs.begin()->w->n_in;
+    if (!fuse) {
+      for (const MmOut& o : outs) OMNI_RETURN_IF_ERROR(mm(*o.w, in, o.out, rows, o.bias, false, o.what));
+      return Status::Ok();
+    }
+    for (int64_t t0 = 0; t0 < rows; t0 += cuda::kMatvecMaxTokens) {
+      cuda::MatvecParams p[3];
+      int k = 0;
+      for (const MmOut& o : outs) {
+        p[k].w_type = o.w->type;
+        p[k].w = o.w->data;
+        p[k].x = in + t0 * o.w->n_in;
+        p[k].y = o.out + t0 * o.w->n_out;
+        p[k].bias = o.bias;
+        p[k].n_out = o.w->n_out;
+        p[k].n_in = o.w->n_in;
+        p[k].n_tok = std::min<int64_t>(cuda::kMatvecMaxTokens, rows - t0);
+        ++k;
+      }
+      OMNI_RETURN_IF_ERROR(done(cuda::launch_matvecs(p, k, s), what));
+    }
+    return Status::Ok();
+  };
   auto norm = [&](const float* x, const float* residual, float* x_sum, const float* w, float* y, int64_t rows,
                   int64_t width) {
     cuda::RmsNormParams p;
@@ -349,37 +383,29 @@ Status CudaContext::run_step(int64_t n, bool batch_decode, bool all_logits, bool
   const int64_t seq_stride = batch_decode ? n_ctx_ * kv_dim : 0;
   for (const DevLayer& L : I.layers) {
     OMNI_RETURN_IF_ERROR(norm(I.x, nullptr, nullptr, L.attn_norm, I.xn, n, d));
-    OMNI_RETURN_IF_ERROR(mm(L.wq, I.xn, I.q, n, L.bq, false, "attn_q"));
-    OMNI_RETURN_IF_ERROR(mm(L.wk, I.xn, I.k, n, L.bk, false, "attn_k"));
-    OMNI_RETURN_IF_ERROR(mm(L.wv, I.xn, I.v, n, L.bv, false, "attn_v"));
+    OMNI_RETURN_IF_ERROR(mm_fused({{&L.wq, I.q, L.bq, "attn_q"}, {&L.wk, I.k, L.bk, "attn_k"}, {&L.wv, I.v, L.bv, "attn_v"}},
+                                  I.xn, n, "attn_qkv"));
     if (L.q_norm) OMNI_RETURN_IF_ERROR(norm(I.q, nullptr, nullptr, L.q_norm, I.q, n * hp.n_head, hd));
     if (L.k_norm) OMNI_RETURN_IF_ERROR(norm(I.k, nullptr, nullptr, L.k_norm, I.k, n * hp.n_head_kv, hd));
-    if (hp.rope_dim > 0) {
-      cuda::RopeParams r;
+    {  // rope(q), rope(k), append k and v to the caches: one launch
+      cuda::RopeKvAppendParams r;
+      r.q = I.q;
+      r.k = I.k;
+      r.v = I.v;
+      r.k_cache = L.k_cache;
+      r.v_cache = L.v_cache;
       r.pos = I.d_pos;
       r.n_tok = n;
+      r.n_head = hp.n_head;
+      r.n_kv_head = hp.n_head_kv;
       r.head_dim = hd;
-      r.rot_dim = hp.rope_dim;
+      r.rot_dim = hp.rope_dim > 0 ? hp.rope_dim : 0;
       r.freq_base = L.swa ? hp.rope_freq_base_swa : hp.rope_freq_base;
       r.freq_scale = L.swa ? 1.0f : hp.rope_freq_scale;
       r.style = hp.rope_style;
-      r.x = I.q;
-      r.n_head = hp.n_head;
-      OMNI_RETURN_IF_ERROR(done(cuda::launch_rope(r, s), "rope q"));
-      r.x = I.k;
-      r.n_head = hp.n_head_kv;
-      OMNI_RETURN_IF_ERROR(done(cuda::launch_rope(r, s), "rope k"));
-    }
-    for (int kv = 0; kv < 2; ++kv) {
-      cuda::KvAppendParams a;
-      a.src = kv ? I.v : I.k;
-      a.dst = kv ? L.v_cache : L.k_cache;
-      a.pos = I.d_pos;
-      a.n_tok = n;
-      a.row = kv_dim;
-      a.seq_stride = seq_stride;
-      a.n_ctx = n_ctx_;
-      OMNI_RETURN_IF_ERROR(done(cuda::launch_kv_append(a, s), "kv_append"));
+      r.seq_stride = seq_stride;
+      r.n_ctx = n_ctx_;
+      OMNI_RETURN_IF_ERROR(done(cuda::launch_rope_kv_append(r, s), "rope_kv_append"));
     }
     const int64_t window = L.swa ? hp.sliding_window : 0;
     if (batch_decode) {
@@ -423,8 +449,8 @@ Status CudaContext::run_step(int64_t n, bool batch_decode, bool all_logits, bool
       OMNI_RETURN_IF_ERROR(mm(L.wo, I.attn, I.x, n, nullptr, true, "attn_output"));
       OMNI_RETURN_IF_ERROR(norm(I.x, nullptr, nullptr, L.ffn_norm, I.xn, n, d));
     }
-    OMNI_RETURN_IF_ERROR(mm(L.gate, I.xn, I.ffn_a, n, nullptr, false, "ffn_gate"));
-    OMNI_RETURN_IF_ERROR(mm(L.up, I.xn, I.ffn_b, n, nullptr, false, "ffn_up"));
+    OMNI_RETURN_IF_ERROR(
+        mm_fused({{&L.gate, I.ffn_a, nullptr, "ffn_gate"}, {&L.up, I.ffn_b, nullptr, "ffn_up"}}, I.xn, n, "ffn_gate_up"));
     {
       cuda::GluParams g{I.ffn_a, I.ffn_b, I.ffn_a, n * hp.n_ff,
                         hp.ffn_act == FfnActivation::kSilu ? cuda::GluAct::kSilu : cuda::GluAct::kGeluTanh};
