@@ -41,12 +41,16 @@ __global__ void rms_norm_regs(RmsNormParams p) {
   const int64_t off = static_cast<int64_t>(blockIdx.x) * p.n;
   const float* x = p.x + off;
   const float* res = p.residual ? p.residual + off : nullptr;
-  float v[PER];
+  float v[PER], wv[PER];  // the norm weights are loaded with the row, not after the reduction
 #pragma unroll
   for (int k = 0; k < PER; ++k) {
     const int64_t i = threadIdx.x + static_cast<int64_t>(k) * blockDim.x;
     v[k] = 0.0f;
-    if (i < p.n) v[k] = res ? x[i] + res[i] : x[i];
+    wv[k] = 1.0f;
+    if (i < p.n) {
+      v[k] = res ? x[i] + res[i] : x[i];
+      if (p.w) wv[k] = __ldg(p.w + i);
+    }
   }
   float ss = 0.0f;
 #pragma unroll
@@ -65,7 +69,7 @@ __global__ void rms_norm_regs(RmsNormParams p) {
 #pragma unroll
   for (int k = 0; k < PER; ++k) {
     const int64_t i = threadIdx.x + static_cast<int64_t>(k) * blockDim.x;
-    if (i < p.n) y[i] = p.w ? v[k] * inv * p.w[i] : v[k] * inv;
+    if (i < p.n) y[i] = p.w ? v[k] * inv * wv[k] : v[k] * inv;
   }
 }
 
