@@ -193,7 +193,7 @@ Status WhisperDecoder::decode_beams(WhisperTextCache* const* caches, const int32
 
     whisper::layer_norm(pool_, x, b.cross_attn_ln, h, n, d);
     whisper::linear(pool_, b.cross_attn.query, h, n, q, scratch_);
-    whisper::attention_full(pool_, q, n, cross_k_[l].data(), cross_vt_[l].data(), n_audio_, n_head,
+    whisper::attention_few(pool_, q, n, cross_k_[l].data(), cross_vt_[l].data(), n_audio_, n_head,
                             head_dim, attn, scratch_);
     whisper::linear(pool_, b.cross_attn.out, attn, n, h, scratch_);
     cpu::add(x, h, x, n * d);

@@ -47,6 +47,7 @@ class WhisperDecoder {
   // and logits [n_beams, n_vocab] are that token's. The matrices run once over all beams (the
   // weights are read once per step), the self-attention per cache, the cross-attention over the
   // shared audio K/V. Same errors as decode(); no cache changes on error.
+  ThreadPool& pool() const { return pool_; }
   Status decode_beams(WhisperTextCache* const* caches, const int32_t* tokens, int64_t n_beams,
                       float* logits);
 

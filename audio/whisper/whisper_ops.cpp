@@ -108,4 +108,29 @@ void attention_full(ThreadPool& pool, const float* q, int64_t n_q, const float* 
   }
 }
 
+void attention_few(ThreadPool& pool, const float* q, int64_t n_q, const float* k_heads,
+                   const float* vt_heads, int64_t n_k, int64_t n_head, int64_t head_dim,
+                   float* out, Scratch& scratch) {
+  const int64_t d = n_head * head_dim;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  float* qh = scratch.get(kHeadQ, static_cast<size_t>(n_head * n_q * head_dim));
+  float* scores = scratch.get(kScores, static_cast<size_t>(n_head * n_q * n_k));
+  float* oh = scratch.get(kHeadOut, static_cast<size_t>(n_head * n_q * head_dim));
+  pool.parallel_for(n_head, 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t h = b; h < e; ++h) {
+      float* qv = qh + h * n_q * head_dim;
+      for (int64_t t = 0; t < n_q; ++t)
+        for (int64_t i = 0; i < head_dim; ++i) qv[t * head_dim + i] = q[t * d + h * head_dim + i] * scale;
+      float* p = scores + h * n_q * n_k;
+      // p [n_q, n_k] = q_h k_h^T, then o_h [n_q, D] = P v_h, on this thread (f32 rows need no scratch).
+      cpu::matmul_rows(DType::kF32, k_heads + h * n_k * head_dim, 0, n_k, head_dim, qv, n_q, n_k, p, nullptr);
+      for (int64_t t = 0; t < n_q; ++t) cpu::softmax(p + t * n_k, n_k);
+      float* o = oh + h * n_q * head_dim;
+      cpu::matmul_rows(DType::kF32, vt_heads + h * head_dim * n_k, 0, head_dim, n_k, p, n_q, head_dim, o, nullptr);
+      for (int64_t t = 0; t < n_q; ++t)
+        std::memcpy(out + t * d + h * head_dim, o + t * head_dim, static_cast<size_t>(head_dim) * sizeof(float));
+    }
+  });
+}
+
 }  // namespace omni::audio::whisper

@@ -49,4 +49,10 @@ void attention_full(ThreadPool& pool, const float* q, int64_t n_q, const float* 
                     const float* vt_heads, int64_t n_k, int64_t n_head, int64_t head_dim,
                     float* out, Scratch& scratch);
 
+// The same for a few queries (decoder steps: n_q = beams): one pool dispatch over heads, dot
+// products against k_heads and a weighted sum of vt_heads rows, no per-head matmul calls.
+void attention_few(ThreadPool& pool, const float* q, int64_t n_q, const float* k_heads,
+                   const float* vt_heads, int64_t n_k, int64_t n_head, int64_t head_dim,
+                   float* out, Scratch& scratch);
+
 }  // namespace omni::audio::whisper

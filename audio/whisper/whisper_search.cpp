@@ -15,9 +15,21 @@ constexpr double kTimePrecision = 0.02;  // seconds per timestamp token (2 mel f
 void log_softmax(float* x, int64_t n) {
   const float mx = *std::max_element(x, x + n);
   double sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(x[i] - mx));
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(x[i] - mx);
   const float lse = mx + static_cast<float>(std::log(sum));
   for (int64_t i = 0; i < n; ++i) x[i] -= lse;
+}
+
+// The k largest of x[0, n) as (value, index), best first; ties keep the lower index first.
+void top_k(const float* x, int64_t n, size_t k, std::vector<std::pair<float, int32_t>>* out) {
+  out->clear();
+  for (int64_t i = 0; i < n; ++i) {
+    if (out->size() == k && !(x[i] > out->back().first)) continue;
+    auto at = std::upper_bound(out->begin(), out->end(), x[i],
+                               [](float v, const std::pair<float, int32_t>& e) { return v > e.first; });
+    out->insert(at, {x[i], static_cast<int32_t>(i)});
+    if (out->size() > k) out->pop_back();
+  }
 }
 
 struct Hypothesis {
@@ -145,23 +157,24 @@ StatusOr<std::vector<int32_t>> whisper_search(WhisperDecoder& decoder, const Whi
   std::vector<std::pair<std::vector<int32_t>, float>> finished;
   std::vector<float> all_logits;
   std::vector<std::pair<float, int64_t>> cand;  // (score, hypothesis * n_vocab + token)
+  std::vector<std::vector<std::pair<float, int32_t>>> top;
   for (int64_t step = 0; step < max_steps; ++step) {
     const bool last_step = step + 1 == max_steps;
     const size_t n_alive = alive.size();
     float* lg = step == 0 ? logits.data() : all_logits.data();
     // Candidates: per hypothesis its top 2 beam tokens suffice for the global top 2 beam.
+    top.assign(n_alive, {});
+    decoder.pool().parallel_for(static_cast<int64_t>(n_alive), 1, [&](int64_t b, int64_t e, int) {
+      for (int64_t h = b; h < e; ++h) {
+        float* l = lg + h * n_vocab;
+        whisper_process_logits(w.vocab, n_vocab, opt, alive[static_cast<size_t>(h)].tokens, l);
+        log_softmax(l, n_vocab);
+        top_k(l, n_vocab, n_cand, &top[static_cast<size_t>(h)]);
+      }
+    });
     cand.clear();
-    std::vector<int32_t> order(static_cast<size_t>(n_vocab));
-    for (size_t h = 0; h < n_alive; ++h) {
-      float* l = lg + h * n_vocab;
-      whisper_process_logits(w.vocab, n_vocab, opt, alive[h].tokens, l);
-      log_softmax(l, n_vocab);
-      std::iota(order.begin(), order.end(), 0);
-      std::partial_sort(order.begin(), order.begin() + static_cast<int64_t>(n_cand), order.end(),
-                        [l](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
-      for (size_t j = 0; j < n_cand; ++j)
-        cand.emplace_back(alive[h].score + l[order[j]], static_cast<int64_t>(h) * n_vocab + order[j]);
-    }
+    for (size_t h = 0; h < n_alive; ++h)
+      for (const auto& [lp, id] : top[h]) cand.emplace_back(alive[h].score + lp, static_cast<int64_t>(h) * n_vocab + id);
     std::stable_sort(cand.begin(), cand.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
     cand.resize(n_cand);
     std::vector<size_t> chosen(static_cast<size_t>(beam));

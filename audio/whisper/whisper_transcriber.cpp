@@ -1,6 +1,7 @@
 #include "audio/whisper/whisper_transcriber.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 
@@ -11,6 +12,10 @@ namespace {
 
 constexpr int64_t kWindowFrames = 3000;                       // 30 s of 10 ms frames
 constexpr size_t kWindowSamples = 30 * kWhisperSampleRate;  // 480000
+
+double seconds_now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 // GPT-2's bytes_to_unicode, inverted: code point -> byte, -1 if the point is no byte's symbol.
 int byte_of_symbol(uint32_t cp) {
@@ -63,7 +68,16 @@ StatusOr<std::vector<int32_t>> WhisperTranscriber::prompt(const WhisperDecodeOpt
 StatusOr<std::vector<int32_t>> WhisperTranscriber::decode_window(const float* mel, int64_t n_frames,
                                                                  const WhisperDecodeOptions& opt) {
   OMNI_ASSIGN_OR_RETURN(std::vector<int32_t> p, prompt(opt));
+  const double t0 = seconds_now();
   OMNI_RETURN_IF_ERROR(encoder_.encode(mel, n_frames, &encoded_));
+  const double t1 = seconds_now();
+  stats_.encode_s += t1 - t0;
+  ++stats_.windows;
+  struct AddDecodeTime {
+    WhisperStats& s;
+    double t;
+    ~AddDecodeTime() { s.decode_s += seconds_now() - t; }
+  } add_decode_time{stats_, t1};
   OMNI_RETURN_IF_ERROR(decoder_.set_audio(encoded_.data(), n_frames / 2));
   WhisperSearchOptions so;
   so.beam_size = opt.beam_size;
@@ -102,8 +116,11 @@ StatusOr<std::vector<WhisperSegment>> WhisperTranscriber::transcribe_segments(
       const size_t len = std::min(chunk, n - at);
       std::vector<WhisperSegment> segs;
       if (opt.encode_chunk_only) {
+        const double t_mel = seconds_now();
         OMNI_ASSIGN_OR_RETURN(std::vector<float> mel,
                               whisper_log_mel(audio + at, len, static_cast<int>(n_mels), 0));
+        stats_.mel_s += seconds_now() - t_mel;
+        stats_.mel_samples += static_cast<int64_t>(len);
         int64_t frames = std::max<int64_t>(2, static_cast<int64_t>(len / kWhisperHop) & ~int64_t{1});
         mel.resize(static_cast<size_t>(frames * n_mels), 0.0f);
         OMNI_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, decode_window(mel.data(), frames, one));
@@ -122,8 +139,11 @@ StatusOr<std::vector<WhisperSegment>> WhisperTranscriber::transcribe_segments(
     }
     return out;
   }
+  const double t_mel = seconds_now();
   OMNI_ASSIGN_OR_RETURN(std::vector<float> mel,
                         whisper_log_mel(audio, n, static_cast<int>(n_mels), kWindowSamples));
+  stats_.mel_s += seconds_now() - t_mel;
+  stats_.mel_samples += static_cast<int64_t>(n + kWindowSamples);
   const int64_t content_frames = static_cast<int64_t>(n / kWhisperHop);
   window_.resize(static_cast<size_t>(kWindowFrames * n_mels));
   int64_t seek = 0;

@@ -44,6 +44,12 @@ struct WhisperDecodeOptions {
   bool encode_chunk_only = false;  // with chunk_seconds: encode the chunk's frames, no padding
 };
 
+// Where the time went since construction (wall seconds, summed over calls).
+struct WhisperStats {
+  double mel_s = 0, encode_s = 0, decode_s = 0;
+  int64_t windows = 0, mel_samples = 0;
+};
+
 class WhisperTranscriber {
  public:
   WhisperTranscriber(const WhisperWeights& w, ThreadPool& pool);
@@ -75,12 +81,14 @@ class WhisperTranscriber {
   // Token ids -> UTF-8 text (GPT-2 byte-level symbols mapped back to bytes); special and
   // timestamp tokens (>= eot) are skipped.
   std::string detokenize(const std::vector<int32_t>& tokens) const;
+  const WhisperStats& stats() const { return stats_; }
 
  private:
   const WhisperWeights& w_;
   WhisperEncoder encoder_;
   WhisperDecoder decoder_;
   std::vector<float> encoded_, window_;
+  WhisperStats stats_;
 };
 
 }  // namespace omni::audio

@@ -151,12 +151,16 @@ int run_transcribe(const TranscribeOptions& o) {
   const double t2 = now_seconds();
   const double audio_s = static_cast<double>(samples->size()) / audio::kWhisperSampleRate;
   if (o.json) {
+    const audio::WhisperStats& st = tr.stats();
     std::string text;
     for (const auto& s : *segs) text += s.text;
     std::printf("{\"file\": \"%s\", \"audio_s\": %.3f, \"load_s\": %.3f, \"transcribe_s\": %.4f, "
-                "\"x_real_time\": %.2f, \"threads\": %d, \"beam_size\": %d, \"text\": \"%s\"}\n",
-                json_escape(o.file).c_str(), audio_s, t1 - t0, t2 - t1, audio_s / (t2 - t1), o.threads,
-                o.decode.beam_size, json_escape(text).c_str());
+                "\"x_real_time\": %.2f, \"mel_s\": %.4f, \"mel_x_real_time\": %.1f, \"encode_s\": %.4f, "
+                "\"windows\": %lld, \"decode_s\": %.4f, \"threads\": %d, \"beam_size\": %d, \"text\": \"%s\"}\n",
+                json_escape(o.file).c_str(), audio_s, t1 - t0, t2 - t1, audio_s / (t2 - t1), st.mel_s,
+                static_cast<double>(st.mel_samples) / audio::kWhisperSampleRate / st.mel_s, st.encode_s,
+                static_cast<long long>(st.windows), st.decode_s, o.threads, o.decode.beam_size,
+                json_escape(text).c_str());
     return 0;
   }
   if (!o.decode.timestamps) std::printf("\n");
@@ -186,6 +190,8 @@ void add_transcribe_command(CLI::App& root, std::vector<Command>& out) {
   c->add_flag("--translate", o->decode.translate, "Multilingual models: translate to English");
   c->add_option("--chunk", o->decode.chunk_seconds, "Decode fixed chunks of this many seconds independently (0 = off)")
       ->check(CLI::Range(0.0, 30.0));
+  c->add_flag("--chunk-no-pad", o->decode.encode_chunk_only,
+              "With --chunk: encode only the chunk's frames instead of a zero-padded 30 s window");
   c->add_flag("--json", o->json, "Print one JSON line (text, timings) instead of the text");
   c->add_option("--model,-m", o->model, "Whisper GGUF (tools/convert_whisper_ct2.py)")->capture_default_str();
   c->add_option("--threads,-t", o->threads, "CPU threads")->check(CLI::Range(1, 256))->capture_default_str();
