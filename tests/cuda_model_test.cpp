@@ -220,8 +220,10 @@ TEST(CudaModel, BatchedDecodeEqualsEachSequenceAlone) {
     batch_logits[j].assign(batch->logits(), batch->logits() + n_seq * n_vocab);
     for (int s = 0; s < n_seq; ++s) EXPECT_EQ(next[s], argmax(batch->logits() + s * n_vocab, n_vocab));
   }
-  // 1e-4: batched matvecs run on tensor cores with split bf16 operands (~1e-6 per matvec against
-  // the one-token CUDA-core kernel), compounded over the layers; the GPU-vs-CPU bound is 1e-2.
+  // 1e-3: batched matvecs run on tensor cores with split bf16 operands (~1e-6 per matvec against
+  // the one-token CUDA-core kernel), and the f16 KV cache turns such differences into whole f16
+  // ulps (4.9e-4 relative) wherever a K/V value sits near a rounding boundary: measured on an H200
+  // 1.0e-4..2.0e-4 from the third step on. The GPU-vs-CPU bound is 1e-2.
   auto single = make_gpu(*model, 32);
   ASSERT_TRUE(single);
   double worst = 0;
@@ -231,7 +233,7 @@ TEST(CudaModel, BatchedDecodeEqualsEachSequenceAlone) {
       ASSERT_TRUE(single->eval(std::span<const int32_t>(&streams[s][j], 1), false).ok());
       const double e = row_error(batch_logits[j].data() + s * n_vocab, single->last_logits(), n_vocab);
       worst = std::max(worst, e);
-      EXPECT_LE(e, 1e-4) << "sequence " << s << " step " << j;
+      EXPECT_LE(e, 1e-3) << "sequence " << s << " step " << j;
     }
   }
   std::printf("[ info ] batched vs alone: worst logits row error %.3g\n", worst);

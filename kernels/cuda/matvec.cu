@@ -280,7 +280,7 @@ __device__ __forceinline__ void split8(const float (&v)[8], uint32_t (&hi)[4], u
 __device__ __forceinline__ void mma_bf16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                          uint32_t b0, uint32_t b1) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile(
+  asm(  // not volatile: a pure function of its operands, so loads may be scheduled around it
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%0,%1,%2,%3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
@@ -290,17 +290,87 @@ __device__ __forceinline__ void mma_bf16(float (&c)[4], uint32_t a0, uint32_t a1
 #endif
 }
 
+// One chunk's operands as loaded: bf16 rows raw, other types decoded to f32 (split later), x f32.
 template <DType T, int NT, int MT>
-__global__ void __launch_bounds__(kWarps * 32) matvec_mma(MatvecSegs segs) {
+struct MmaChunk {
+  static constexpr bool kExactW = T == DType::kBF16;
+  uint4 wr[MT][2];
+  float wf[kExactW ? 1 : MT][2][8];
+  float xv[NT][8];
+
+  __device__ __forceinline__ void load(const MatvecArgs& a, const uint8_t* const (&row)[MT][2], int64_t c, int g, int t) {
+    const int64_t k8 = 4 * c + t;
+    const bool valid = k8 < (a.n_in >> 3);
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const int tok = g + 8 * nt;
+      if (valid && tok < a.n_tok) {
+        const float4* xp = reinterpret_cast<const float4*>(a.x + static_cast<int64_t>(tok) * a.n_in) + 2 * k8;
+        const float4 x0 = __ldg(xp), x1 = __ldg(xp + 1);
+        xv[nt][0] = x0.x, xv[nt][1] = x0.y, xv[nt][2] = x0.z, xv[nt][3] = x0.w;
+        xv[nt][4] = x1.x, xv[nt][5] = x1.y, xv[nt][6] = x1.z, xv[nt][7] = x1.w;
+      } else {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) xv[nt][i] = 0.0f;
+      }
+    }
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        if constexpr (kExactW) {
+          wr[mt][h] = valid ? __ldg(reinterpret_cast<const uint4*>(row[mt][h]) + k8) : make_uint4(0, 0, 0, 0);
+        } else if (valid) {
+          Quant<T>::load8(row[mt][h], k8, wf[mt][h]);
+        } else {
+#pragma unroll
+          for (int i = 0; i < 8; ++i) wf[mt][h][i] = 0.0f;
+        }
+      }
+  }
+
+  __device__ __forceinline__ void compute(float (&acc)[MT][NT][4]) const {
+    uint32_t xh[NT][4], xl[NT][4];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) split8(xv[nt], xh[nt], xl[nt]);
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+      uint32_t wh[2][4], wl[2][4];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        if constexpr (kExactW) {
+          wh[h][0] = wr[mt][h].x, wh[h][1] = wr[mt][h].y, wh[h][2] = wr[mt][h].z, wh[h][3] = wr[mt][h].w;
+        } else {
+          split8(wf[mt][h], wh[h], wl[h]);
+        }
+      }
+#pragma unroll
+      for (int m = 0; m < 2; ++m)
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) {
+          float(&c4)[4] = acc[mt][nt];
+          mma_bf16(c4, wh[0][2 * m], wh[1][2 * m], wh[0][2 * m + 1], wh[1][2 * m + 1], xl[nt][2 * m], xl[nt][2 * m + 1]);
+          if constexpr (!kExactW)
+            mma_bf16(c4, wl[0][2 * m], wl[1][2 * m], wl[0][2 * m + 1], wl[1][2 * m + 1], xh[nt][2 * m],
+                     xh[nt][2 * m + 1]);
+          mma_bf16(c4, wh[0][2 * m], wh[1][2 * m], wh[0][2 * m + 1], wh[1][2 * m + 1], xh[nt][2 * m], xh[nt][2 * m + 1]);
+        }
+    }
+  }
+};
+
+// The chunk loop is software-pipelined: chunk c + S is loaded before chunk c is multiplied, so
+// each warp has two chunks of weights in flight (HBM latency is what limits a warp here).
+template <DType T, int NT, int MT>
+__global__ void __launch_bounds__(kWarps * 32, 2) matvec_mma(MatvecSegs segs) {  // <= 128 registers: 16 warps per SM
   MatvecArgs a;
   int S;
   const unsigned bid = pick_segment(segs, &a, &S);
-  constexpr bool kExactW = T == DType::kBF16;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
   const int group = warp / S, slice = warp % S;
   const int64_t o0 = (static_cast<int64_t>(bid) * (kWarps / S) + group) * (16 * MT);
-  const int64_t n8 = a.n_in >> 3, n_chunks = (n8 + 3) >> 2;
+  const int64_t n_chunks = ((a.n_in >> 3) + 3) >> 2;
   float acc[MT][NT][4];
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
@@ -308,62 +378,19 @@ __global__ void __launch_bounds__(kWarps * 32) matvec_mma(MatvecSegs segs) {
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
       for (int i = 0; i < 4; ++i) acc[mt][nt][i] = 0.0f;
-  if (o0 < a.n_out) {
+  if (o0 < a.n_out && slice < n_chunks) {
     const uint8_t* row[MT][2];
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
       for (int h = 0; h < 2; ++h) row[mt][h] = a.w + min(o0 + 16 * mt + 8 * h + g, a.n_out - 1) * a.row_bytes;
+    MmaChunk<T, NT, MT> cur, nxt;
+    cur.load(a, row, slice, g, t);
 #pragma unroll 2
     for (int64_t c = slice; c < n_chunks; c += S) {
-      const int64_t k8 = 4 * c + t;
-      const bool valid = k8 < n8;
-      uint32_t xh[NT][4], xl[NT][4];
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
-        const int tok = g + 8 * nt;
-        float v[8];
-        if (valid && tok < a.n_tok) {
-          const float4* xp = reinterpret_cast<const float4*>(a.x + static_cast<int64_t>(tok) * a.n_in) + 2 * k8;
-          const float4 x0 = __ldg(xp), x1 = __ldg(xp + 1);
-          v[0] = x0.x, v[1] = x0.y, v[2] = x0.z, v[3] = x0.w, v[4] = x1.x, v[5] = x1.y, v[6] = x1.z, v[7] = x1.w;
-        } else {
-#pragma unroll
-          for (int i = 0; i < 8; ++i) v[i] = 0.0f;
-        }
-        split8(v, xh[nt], xl[nt]);
-      }
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt) {
-        uint32_t wh[2][4], wl[2][4];
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          if constexpr (kExactW) {
-            const uint4 u = valid ? __ldg(reinterpret_cast<const uint4*>(row[mt][h]) + k8) : make_uint4(0, 0, 0, 0);
-            wh[h][0] = u.x, wh[h][1] = u.y, wh[h][2] = u.z, wh[h][3] = u.w;
-          } else {
-            float wf[8];
-            if (valid) {
-              Quant<T>::load8(row[mt][h], k8, wf);
-            } else {
-#pragma unroll
-              for (int i = 0; i < 8; ++i) wf[i] = 0.0f;
-            }
-            split8(wf, wh[h], wl[h]);
-          }
-        }
-#pragma unroll
-        for (int m = 0; m < 2; ++m)
-#pragma unroll
-          for (int nt = 0; nt < NT; ++nt) {
-            float(&c4)[4] = acc[mt][nt];
-            mma_bf16(c4, wh[0][2 * m], wh[1][2 * m], wh[0][2 * m + 1], wh[1][2 * m + 1], xl[nt][2 * m], xl[nt][2 * m + 1]);
-            if constexpr (!kExactW)
-              mma_bf16(c4, wl[0][2 * m], wl[1][2 * m], wl[0][2 * m + 1], wl[1][2 * m + 1], xh[nt][2 * m],
-                       xh[nt][2 * m + 1]);
-            mma_bf16(c4, wh[0][2 * m], wh[1][2 * m], wh[0][2 * m + 1], wh[1][2 * m + 1], xh[nt][2 * m], xh[nt][2 * m + 1]);
-          }
-      }
+      if (c + S < n_chunks) nxt.load(a, row, c + S, g, t);
+      cur.compute(acc);
+      cur = nxt;
     }
   }
   // Lane (g, t) holds rows g (c0, c1) and g+8 (c2, c3) of each m-tile for tokens 2t, 2t+1 of
@@ -510,11 +537,26 @@ cudaError_t launch_nt(const MatvecArgs* a, int n, bool vector_path, cudaStream_t
   return cudaGetLastError();
 }
 
+// bf16: two m-tiles (32 rows) per warp share each x fragment; where that leaves fewer than
+// kMmaTargetWarps warps (ffn_down, attention: n_out of a few thousand, long rows) one m-tile per
+// warp doubles the warps in flight. Other types: one m-tile. S comes from the 32-row count either way, and an output's
+// mma chain does not depend on its tile-mates, so the choice changes no bits.
 template <DType T, int NT>
 cudaError_t launch_mma(const MatvecArgs* a, int n, cudaStream_t stream) {
+  int64_t warps = 0;
+  for (int i = 0; i < n; ++i)
+    warps += (a[i].n_out + 16 * kMmaTiles - 1) / (16 * kMmaTiles) * mma_slices_for(a[i].n_out, ((a[i].n_in >> 3) + 3) >> 2);
   unsigned grid = 0;
-  const MatvecSegs m = make_segs(a, n, 16 * kMmaTiles, true, false, &grid);
-  matvec_mma<T, NT, kMmaTiles><<<grid, kWarps * 32, 0, stream>>>(m);
+  if constexpr (T == DType::kBF16) {
+    if (warps >= kMmaTargetWarps) {
+      const MatvecSegs m = make_segs(a, n, 16 * kMmaTiles, true, false, &grid);
+      matvec_mma<T, NT, kMmaTiles><<<grid, kWarps * 32, 0, stream>>>(m);
+      return cudaGetLastError();
+    }
+  }
+  // Decoded (non-bf16) weights take twice the registers: two m-tiles would spill at 128.
+  const MatvecSegs m = make_segs(a, n, 16, true, false, &grid);
+  matvec_mma<T, NT, 1><<<grid, kWarps * 32, 0, stream>>>(m);
   return cudaGetLastError();
 }
 
