@@ -59,6 +59,9 @@ struct Row {
   int prompt_tokens = 0;
   Summary prefill_tps, decode_tps;
   double weight_bytes_per_tok = 0, kv_bytes_per_tok = 0;
+  // CPU time / (wall time x threads) over the decode loops: the pool's threads spin between
+  // jobs, so anything well below 1 means other processes took CPUs and the timing is unfair.
+  double decode_cpu_share = 0;
 };
 
 struct Probe {
@@ -74,6 +77,13 @@ struct Run {
 
 int32_t argmax(const float* x, int64_t n) {
   return static_cast<int32_t>(std::max_element(x, x + n) - x);
+}
+
+// CPU seconds (user + system) this process has used so far.
+double cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
 int64_t peak_rss_bytes() {
@@ -229,23 +239,27 @@ int run_bench(const BenchOptions& o) {
     run.threads = ctx.n_threads();
     for (int32_t n_prompt : lengths) {
       std::vector<double> prefill, decode;
+      double decode_wall = 0, decode_cpu = 0;
       for (int rep = 0; rep < o.reps; ++rep) {
         if (Status st = ctx.rewind(0); !st.ok()) return fail(st.to_string());
         const double t0 = now_seconds();
         if (Status st = ctx.eval(std::span<const int32_t>(prompt.data(), n_prompt), false); !st.ok()) {
           return fail("prefill: " + st.to_string());
         }
-        const double t1 = now_seconds();
+        const double t1 = now_seconds(), c1 = cpu_seconds();
         prefill.push_back(n_prompt / (t1 - t0));
         for (int i = 0; i < o.gen_tokens; ++i) {
           const int32_t next[1] = {argmax(ctx.last_logits(), n_vocab)};
           if (Status st = ctx.eval(next, false); !st.ok()) return fail("decode: " + st.to_string());
         }
         const double t2 = now_seconds();
+        decode_wall += t2 - t1;
+        decode_cpu += cpu_seconds() - c1;
         if (o.gen_tokens > 0) decode.push_back(o.gen_tokens / (t2 - t1));
       }
       run.rows.push_back({n_prompt, summarize(prefill), summarize(decode), wbytes,
-                          kv_bytes_per_token(m, n_prompt, o.gen_tokens, kv_elem)});
+                          kv_bytes_per_token(m, n_prompt, o.gen_tokens, kv_elem),
+                          decode_wall > 0 ? decode_cpu / (decode_wall * run.threads) : 0});
     }
     runs.push_back(std::move(run));
   }
@@ -295,7 +309,8 @@ int run_bench(const BenchOptions& o) {
           << ", \"decode_tok_s\": " << js_summary(row.decode_tps)
           << ", \"decode_weight_bytes_per_token\": " << row.weight_bytes_per_tok
           << ", \"decode_kv_bytes_per_token\": " << row.kv_bytes_per_tok
-          << ", \"decode_bytes_per_token\": " << row.weight_bytes_per_tok + row.kv_bytes_per_tok;
+          << ", \"decode_bytes_per_token\": " << row.weight_bytes_per_tok + row.kv_bytes_per_tok
+          << ", \"decode_cpu_share\": " << row.decode_cpu_share;
         if (r.probed) a << ", \"roofline_fraction\": " << js_summary(roofline(r, row));
         a << "}";
       }
@@ -330,16 +345,16 @@ int run_bench(const BenchOptions& o) {
                   r.probe.fma_gflops.median, r.probe.fma_gflops.min, r.probe.fma_gflops.max,
                   r.probe.matmul_f32_gflops.median);
     }
-    std::printf("\n%8s  %26s  %26s  %9s  %20s\n", "prompt", "prefill tok/s", 
+    std::printf("\n%8s  %26s  %26s  %9s  %20s  %9s\n", "prompt", "prefill tok/s",
                 ("decode tok/s (" + std::to_string(o.gen_tokens) + " tok)").c_str(), "MB/token",
-                "roofline");
+                "roofline", "cpu share");
     for (const Row& row : r.rows) {
       const Summary rf = roofline(r, row);
-      std::printf("%8d  %10.1f [%6.1f-%6.1f]  %10.1f [%6.1f-%6.1f]  %9.2f  %5.1f%% [%4.1f-%4.1f]\n",
+      std::printf("%8d  %10.1f [%6.1f-%6.1f]  %10.1f [%6.1f-%6.1f]  %9.2f  %5.1f%% [%4.1f-%4.1f]  %9.2f\n",
                   row.prompt_tokens, row.prefill_tps.median, row.prefill_tps.min, row.prefill_tps.max,
                   row.decode_tps.median, row.decode_tps.min, row.decode_tps.max,
                   (row.weight_bytes_per_tok + row.kv_bytes_per_tok) * 1e-6, 100 * rf.median,
-                  100 * rf.min, 100 * rf.max);
+                  100 * rf.min, 100 * rf.max, row.decode_cpu_share);
     }
   }
   return 0;
