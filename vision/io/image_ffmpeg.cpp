@@ -209,7 +209,7 @@ struct Decoder {
     }
     const int w = frame->width, h = frame->height;
     sws = sws_getContext(w, h, fmt_in, w, h, AV_PIX_FMT_RGB24,
-                         SWS_BILINEAR | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT | SWS_FULL_CHR_H_INP,
+                         SWS_BILINEAR | SWS_FULL_CHR_H_INT | SWS_FULL_CHR_H_INP,
                          nullptr, nullptr, nullptr);
     if (!sws) {
       return unsupported(fmt("'%s': cannot convert %s (%d x %d) to RGB", name.c_str(),

@@ -69,20 +69,49 @@ inline uint8_t clip8(int32_t v) {
   return static_cast<uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
-// Resamples along x: in [h][in_w][3] -> out [h][out_w][3].
+// Resamples along x: in [h][in_w][3] -> out [h][out_w][3]. Each output pixel's taps are
+// expanded to per-byte weights (k3[3 t + c] = k[t], zero-padded to a multiple of 24), so the
+// sum runs over contiguous interleaved bytes in 24-lane blocks that vectorise; lane l holds
+// channel l % 3. Reading up to 23 bytes past a pixel's last tap (weight 0) stays inside the
+// image except on its last row, which takes the scalar loop.
+constexpr int kLanes = 24;
+
+__attribute__((target_clones("avx2", "default")))
 void pass_horizontal(const uint8_t* in, int in_w, int h, const Coeffs& c, int out_w, uint8_t* out) {
+  const int k3_len = (3 * c.ksize + kLanes - 1) / kLanes * kLanes;
+  std::vector<int32_t> k3(size_t(out_w) * k3_len, 0);
+  for (int xx = 0; xx < out_w; ++xx) {
+    const int32_t* k = &c.k[size_t(xx) * c.ksize];
+    int32_t* d = &k3[size_t(xx) * k3_len];
+    for (int t = 0; t < c.bounds[size_t(xx) * 2 + 1]; ++t) d[3 * t] = d[3 * t + 1] = d[3 * t + 2] = k[t];
+  }
+  const size_t row_len = size_t(in_w) * 3;
   for (int y = 0; y < h; ++y) {
-    const uint8_t* row = in + size_t(y) * in_w * 3;
+    const uint8_t* row = in + size_t(y) * row_len;
     uint8_t* orow = out + size_t(y) * out_w * 3;
     for (int xx = 0; xx < out_w; ++xx) {
       const int xmin = c.bounds[size_t(xx) * 2], n = c.bounds[size_t(xx) * 2 + 1];
-      const int32_t* k = &c.k[size_t(xx) * c.ksize];
-      int32_t s0 = 1 << (kPrecisionBits - 1), s1 = s0, s2 = s0;
       const uint8_t* p = row + size_t(xmin) * 3;
-      for (int x = 0; x < n; ++x) {
-        s0 += p[3 * x] * k[x];
-        s1 += p[3 * x + 1] * k[x];
-        s2 += p[3 * x + 2] * k[x];
+      int32_t s0 = 1 << (kPrecisionBits - 1), s1 = s0, s2 = s0;
+      const size_t span = size_t(3 * n + kLanes - 1) / kLanes * kLanes;
+      if (y + 1 < h || size_t(xmin) * 3 + span <= row_len) {
+        const int32_t* kk = &k3[size_t(xx) * k3_len];
+        int32_t acc[kLanes] = {};
+        for (size_t j = 0; j < span; j += kLanes) {
+          for (int l = 0; l < kLanes; ++l) acc[l] += p[j + l] * kk[j + l];
+        }
+        for (int l = 0; l < kLanes; l += 3) {
+          s0 += acc[l];
+          s1 += acc[l + 1];
+          s2 += acc[l + 2];
+        }
+      } else {
+        const int32_t* k = &c.k[size_t(xx) * c.ksize];
+        for (int x = 0; x < n; ++x) {
+          s0 += p[3 * x] * k[x];
+          s1 += p[3 * x + 1] * k[x];
+          s2 += p[3 * x + 2] * k[x];
+        }
       }
       orow[3 * xx] = clip8(s0);
       orow[3 * xx + 1] = clip8(s1);
@@ -93,6 +122,7 @@ void pass_horizontal(const uint8_t* in, int in_w, int h, const Coeffs& c, int ou
 
 // Resamples along y: in [in_h][w][3] -> out [out_h][w][3]; row-wise accumulation so the inner
 // loop runs over contiguous bytes.
+__attribute__((target_clones("avx2", "default")))
 void pass_vertical(const uint8_t* in, int w, const Coeffs& c, int out_h, uint8_t* out) {
   const size_t row_len = size_t(w) * 3;
   std::vector<int32_t> acc(row_len);
