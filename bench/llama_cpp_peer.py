@@ -21,12 +21,18 @@ omnirt / llama.cpp is printed.
 import argparse
 import ctypes
 import json
+import resource
 import statistics
 import subprocess
 import sys
 import time
 
 import numpy as np
+
+
+def cpu_seconds():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def summary(xs):
@@ -85,6 +91,7 @@ def run_llama(model, threads, n_prompt, n_gen, reps):
     L.llama_synchronize(ctx)
 
     prefill, decode = [], []
+    dec_wall = dec_cpu = 0.0
     for _ in range(reps):
         clear()
         fill(prompt, 0)
@@ -95,7 +102,7 @@ def run_llama(model, threads, n_prompt, n_gen, reps):
         t1 = time.perf_counter()
         prefill.append(n_prompt / (t1 - t0))
         pos = n_prompt
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), cpu_seconds()
         for _ in range(n_gen):
             fill([argmax_last()], pos)
             if L.llama_decode(ctx, batch) != 0:
@@ -103,11 +110,16 @@ def run_llama(model, threads, n_prompt, n_gen, reps):
             pos += 1
         L.llama_synchronize(ctx)
         t2 = time.perf_counter()
+        dec_wall += t2 - t1
+        dec_cpu += cpu_seconds() - c1
         decode.append(n_gen / (t2 - t1))
     L.llama_batch_free(batch)
     L.llama_free(ctx)
     L.llama_model_free(m)
+    # CPU time / (wall x threads) while decoding: well below 1 means other processes took CPUs
+    # (llama.cpp's threads spin between graph nodes, as omnirt's do).
     return {"prefill_tok_s": summary(prefill), "decode_tok_s": summary(decode),
+            "decode_cpu_share": dec_cpu / (dec_wall * threads),
             "version": getattr(L, "__version__", "?")}
 
 
@@ -135,7 +147,8 @@ def main():
     res = {"model": a.model, "threads": a.threads, "prompt_tokens": a.prompt_tokens,
            "gen_tokens": a.gen_tokens, "reps": a.reps, "llama_cpp": llama,
            "omnirt": {"prefill_tok_s": row["prefill_tok_s"], "decode_tok_s": row["decode_tok_s"],
-                      "roofline_fraction": row.get("roofline_fraction"), "command": cmd},
+                      "roofline_fraction": row.get("roofline_fraction"),
+                      "decode_cpu_share": row.get("decode_cpu_share"), "command": cmd},
            "ratio": {k: row[k]["median"] / llama[k]["median"] for k in ("prefill_tok_s", "decode_tok_s")}}
     if a.json:
         print(json.dumps(res, indent=1))
@@ -147,6 +160,8 @@ def main():
         l, o = llama[k], row[k]
         print(f"{name + ' t/s':10s} {l['median']:10.1f} [{l['min']:6.1f}-{l['max']:6.1f}] "
               f"{o['median']:16.1f} [{o['min']:6.1f}-{o['max']:6.1f}] {res['ratio'][k]:12.2f}x")
+    print(f"decode CPU share (1.0 = undisturbed): llama.cpp {llama['decode_cpu_share']:.2f}, "
+          f"omnirt {row.get('decode_cpu_share', 0):.2f}")
 
 
 if __name__ == "__main__":
