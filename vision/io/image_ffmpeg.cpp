@@ -55,6 +55,18 @@ struct MemorySource {
   }
 };
 
+// The demuxer for the formats we recognise by their magic: no probing (which also warns on a
+// JPEG whose headers outrun the probe buffer); nullptr lets libavformat probe.
+const AVInputFormat* demuxer_for(const uint8_t* d, size_t n) {
+  const char* name = nullptr;
+  if (n >= 8 && std::memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) name = "png_pipe";
+  else if (n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF) name = "jpeg_pipe";
+  else if (n >= 6 && (std::memcmp(d, "GIF87a", 6) == 0 || std::memcmp(d, "GIF89a", 6) == 0)) name = "gif";
+  else if (n >= 2 && d[0] == 'B' && d[1] == 'M') name = "bmp_pipe";
+  else if (n >= 12 && std::memcmp(d, "RIFF", 4) == 0 && std::memcmp(d + 8, "WEBP", 4) == 0) name = "webp_pipe";
+  return name ? av_find_input_format(name) : nullptr;
+}
+
 constexpr int kIoBufferBytes = 16 * 1024;
 // Messages logged through our contexts are shifted below AV_LOG_DEBUG: a corrupt image is
 // reported through our Status, not on stderr.
@@ -95,7 +107,7 @@ struct Decoder {
     if (!format) return Status(StatusCode::kOutOfMemory, "avformat_alloc_context failed");
     format->pb = io;
     format->flags |= AVFMT_FLAG_CUSTOM_IO;
-    int err = avformat_open_input(&format, nullptr, nullptr, nullptr);
+    int err = avformat_open_input(&format, nullptr, demuxer_for(src.data, src.size), nullptr);
     if (err < 0) {  // frees `format`
       if (err == AVERROR_EOF) {
         return corrupt_file(fmt("'%s': ends before its header does (empty or truncated)",
