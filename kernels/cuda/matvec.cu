@@ -1,19 +1,23 @@
-// Matrix-vector for 1..16 tokens (decode and batched decode). A block is 8 warps; a warp owns R
-// consecutive output rows (register tile: each x value loaded once feeds R rows) over one of S
-// slices of the row (split-K inside the block, combined through shared memory), so that small
-// matrices (K/V projections: 512 rows) still put thousands of warps in flight. Each lane decodes
-// 8 consecutive weights per step (Quant<T>::load8) and multiplies them with every token's x, so
-// the weights are read once for all tokens. Q4_K has its own inner loop: a lane takes a 16-byte
-// chunk of nibbles (32 weights of two sub-blocks) and the super-block header in one 16-byte load,
-// converts nibbles exactly with the 2^23 float trick (no int->float conversions) and applies the
-// sub-block scale and min once per 16 products: d1*sum(q x) - m1*sum(x) (reference: per weight
-// d1*q - m1, a rounding difference of a few ulps). S and R depend on the shape only, never on
-// n_tok, so batched and single-token results are the same bits. Rows of plain types whose length
-// is not a multiple of 8 (or that are not 16-byte aligned) take a scalar path.
+// Matrix-vector for 1..16 tokens (decode and batched decode).
+// One token (CUDA cores): a block is 8 warps; a warp owns R consecutive output rows (register
+// tile: each x value loaded once feeds R rows) over one of S slices of the row (split-K inside
+// the block, combined through shared memory), so that small matrices (K/V projections: 512 rows)
+// still put thousands of warps in flight. Each lane decodes 8 consecutive weights per step
+// (Quant<T>::load8). Q4_K has its own inner loop: a lane takes 8 bytes of nibbles (two
+// sub-blocks) and the super-block header in one 16-byte load, converts nibbles exactly with the
+// 2^23 float trick (no int->float conversions) and applies the sub-block scale and min once per
+// 16 products: d1*sum(q x) - m1*sum(x) (reference: per weight d1*q - m1, a rounding difference of
+// a few ulps). Rows of plain types whose length is not a multiple of 8 (or that are not 16-byte
+// aligned) take a scalar path.
+// 2..16 tokens (sm_80+): tensor cores, see matvec_mma below; results within ~1e-6 of the
+// one-token kernel and independent of n_tok (bit for bit).
+// launch_matvecs runs up to 3 matrices over the same x in one launch (q/k/v, gate/up); each
+// matrix keeps its own slicing, so fused and separate launches give the same bits.
 #include "kernels/cuda/ops_cuda.h"
 #include "kernels/cuda/quant_cuda.cuh"
 
 #include <atomic>
+#include <cstdlib>
 
 namespace omni::cuda {
 namespace {
@@ -290,12 +294,70 @@ __device__ __forceinline__ void mma_bf16(float (&c)[4], uint32_t a0, uint32_t a1
 #endif
 }
 
-// One chunk's operands as loaded: bf16 rows raw, other types decoded to f32 (split later), x f32.
+// Exact small integers as bf16 bit pairs, without the (eighth-rate) conversion units: v in
+// [0, 255] becomes the f32 2^23 + v by an OR, minus `bias` (exact), and v - bias has at most 8
+// significant bits, so its bf16 is the f32's upper half (PRMT packs two of them).
+__device__ __forceinline__ float small_to_f32(uint32_t v, float bias) { return __int_as_float(0x4B000000u | v) - bias; }
+__device__ __forceinline__ uint32_t pack_upper(float lo, float hi) {
+  return __byte_perm(__float_as_uint(lo), __float_as_uint(hi), 0x7632);
+}
+
+// Types whose chunk (32 weights of a row: one Q8_0 block, one Q4_K sub-block) is scale * q
+// (- min) with small integer q: the mma runs on q exactly and the scale is applied to the chunk's
+// partial sum: sum(w x) = d * sum(q x) (- m * sum(x)). Q8_0: d*q is exact in f32 (11 x 8 bits),
+// so this is the reference's sum in another order; Q4_K: as the CUDA-core Q4_K loop.
+template <DType T>
+struct MmaInt {
+  static constexpr bool kOn = false;
+};
+template <>
+struct MmaInt<DType::kQ8_0> {
+  static constexpr bool kOn = true, kHasMin = false;
+  __device__ __forceinline__ static void load(const uint8_t* row, int64_t k8, uint32_t (&q)[4], float* d, float* m) {
+    const uint8_t* blk = row + (k8 >> 2) * 34;
+    *d = half_bits_to_f32(ld_u16(blk));
+    *m = 0.0f;
+    const uint8_t* qs = blk + 2 + 8 * (k8 & 3);  // 2-byte aligned
+#pragma unroll
+    for (int p = 0; p < 4; ++p) {
+      const uint32_t v = ld_u16(qs + 2 * p) ^ 0x8080u;  // int8 + 128, two bytes
+      q[p] = pack_upper(small_to_f32(v & 0xFF, 8388736.0f), small_to_f32(v >> 8, 8388736.0f));
+    }
+  }
+};
+template <>
+struct MmaInt<DType::kQ4_K> {
+  static constexpr bool kOn = true, kHasMin = true;
+  __device__ __forceinline__ static void load(const uint8_t* row, int64_t k8, uint32_t (&q)[4], float* d1, float* m1) {
+    const uint8_t* blk = row + (k8 >> 5) * 144;
+    const int kk = static_cast<int>(k8 & 31), s = kk >> 2, l0 = 8 * (kk & 3);
+    const float d = half_bits_to_f32(ld_u16(blk)), dmin = half_bits_to_f32(ld_u16(blk + 2));
+    int sc, mn;
+    k_scale_min(blk + 4, s, &sc, &mn);
+    *d1 = __fmul_rn(d, static_cast<float>(sc));
+    *m1 = __fmul_rn(dmin, static_cast<float>(mn));
+    const uint2 b = __ldg(reinterpret_cast<const uint2*>(blk + 16 + 32 * (s >> 1) + l0));
+    const int shift = (s & 1) ? 4 : 0;
+    const uint32_t w[2] = {(b.x >> shift) & 0x0F0F0F0Fu, (b.y >> shift) & 0x0F0F0F0Fu};
+#pragma unroll
+    for (int p = 0; p < 4; ++p) {
+      const uint32_t v = w[p >> 1] >> (16 * (p & 1));
+      q[p] = pack_upper(small_to_f32(v & 0xFF, 8388608.0f), small_to_f32((v >> 8) & 0xFF, 8388608.0f));
+    }
+  }
+};
+
+// One chunk's operands as loaded: bf16 rows raw; Q8_0/Q4_K as integer bf16 pairs and the rows'
+// chunk scales; other types decoded to f32 (split later); x f32.
 template <DType T, int NT, int MT>
 struct MmaChunk {
   static constexpr bool kExactW = T == DType::kBF16;
-  uint4 wr[MT][2];
-  float wf[kExactW ? 1 : MT][2][8];
+  static constexpr bool kInt = MmaInt<T>::kOn;
+  static constexpr bool kFloat = !kExactW && !kInt;
+  uint4 wr[kExactW ? MT : 1][2];
+  uint32_t wq[kInt ? MT : 1][2][4];
+  float wd[kInt ? MT : 1][2], wm[kInt ? MT : 1][2];
+  float wf[kFloat ? MT : 1][2][8];
   float xv[NT][8];
 
   __device__ __forceinline__ void load(const MatvecArgs& a, const uint8_t* const (&row)[MT][2], int64_t c, int g, int t) {
@@ -320,6 +382,14 @@ struct MmaChunk {
       for (int h = 0; h < 2; ++h) {
         if constexpr (kExactW) {
           wr[mt][h] = valid ? __ldg(reinterpret_cast<const uint4*>(row[mt][h]) + k8) : make_uint4(0, 0, 0, 0);
+        } else if constexpr (kInt) {
+          if (valid) {
+            MmaInt<T>::load(row[mt][h], k8, wq[mt][h], &wd[mt][h], &wm[mt][h]);
+          } else {
+#pragma unroll
+            for (int p = 0; p < 4; ++p) wq[mt][h][p] = 0;
+            wd[mt][h] = wm[mt][h] = 0.0f;
+          }
         } else if (valid) {
           Quant<T>::load8(row[mt][h], k8, wf[mt][h]);
         } else {
@@ -333,6 +403,50 @@ struct MmaChunk {
     uint32_t xh[NT][4], xl[NT][4];
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) split8(xv[nt], xh[nt], xl[nt]);
+    if constexpr (kInt) {
+      // sum(x) of the chunk per token (Q4_K mins): mma with A = 1.0 in every element.
+      float sx[NT][4];
+      if constexpr (MmaInt<T>::kHasMin) {
+        constexpr uint32_t one2 = 0x3F803F80u;
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+          for (int i = 0; i < 4; ++i) sx[nt][i] = 0.0f;
+#pragma unroll
+          for (int m = 0; m < 2; ++m) {
+            mma_bf16(sx[nt], one2, one2, one2, one2, xl[nt][2 * m], xl[nt][2 * m + 1]);
+            mma_bf16(sx[nt], one2, one2, one2, one2, xh[nt][2 * m], xh[nt][2 * m + 1]);
+          }
+        }
+      }
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) {
+          float sq[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+          for (int m = 0; m < 2; ++m) {
+            const uint32_t(&q0)[4] = wq[mt][0];
+            const uint32_t(&q1)[4] = wq[mt][1];
+            mma_bf16(sq, q0[2 * m], q1[2 * m], q0[2 * m + 1], q1[2 * m + 1], xl[nt][2 * m], xl[nt][2 * m + 1]);
+            mma_bf16(sq, q0[2 * m], q1[2 * m], q0[2 * m + 1], q1[2 * m + 1], xh[nt][2 * m], xh[nt][2 * m + 1]);
+          }
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            const int h = i >> 1;  // c0, c1: row g (h = 0); c2, c3: row g + 8 (h = 1)
+            if constexpr (MmaInt<T>::kHasMin)
+              acc[mt][nt][i] += wd[mt][h] * sq[i] - wm[mt][h] * sx[nt][i];
+            else
+              acc[mt][nt][i] += wd[mt][h] * sq[i];
+          }
+        }
+    } else {
+      compute_split(acc, xh, xl);
+    }
+  }
+
+  __device__ __forceinline__ void compute_split(float (&acc)[MT][NT][4], const uint32_t (&xh)[NT][4],
+                                                const uint32_t (&xl)[NT][4]) const {
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) {
       uint32_t wh[2][4], wl[2][4];
@@ -537,7 +651,7 @@ cudaError_t launch_nt(const MatvecArgs* a, int n, bool vector_path, cudaStream_t
   return cudaGetLastError();
 }
 
-// bf16: two m-tiles (32 rows) per warp share each x fragment; where that leaves fewer than
+// bf16, Q8_0: two m-tiles (32 rows) per warp share each x fragment; where that leaves fewer than
 // kMmaTargetWarps warps (ffn_down, attention: n_out of a few thousand, long rows) one m-tile per
 // warp doubles the warps in flight. Other types: one m-tile. S comes from the 32-row count either way, and an output's
 // mma chain does not depend on its tile-mates, so the choice changes no bits.
@@ -547,17 +661,28 @@ cudaError_t launch_mma(const MatvecArgs* a, int n, cudaStream_t stream) {
   for (int i = 0; i < n; ++i)
     warps += (a[i].n_out + 16 * kMmaTiles - 1) / (16 * kMmaTiles) * mma_slices_for(a[i].n_out, ((a[i].n_in >> 3) + 3) >> 2);
   unsigned grid = 0;
-  if constexpr (T == DType::kBF16) {
+  if constexpr (T == DType::kBF16 || T == DType::kQ8_0) {  // Q4_K at two m-tiles spills (ptxas, sm_90)
     if (warps >= kMmaTargetWarps) {
       const MatvecSegs m = make_segs(a, n, 16 * kMmaTiles, true, false, &grid);
       matvec_mma<T, NT, kMmaTiles><<<grid, kWarps * 32, 0, stream>>>(m);
       return cudaGetLastError();
     }
   }
-  // Decoded (non-bf16) weights take twice the registers: two m-tiles would spill at 128.
+  // Weights decoded to f32 take twice the registers: two m-tiles would spill at 128.
   const MatvecSegs m = make_segs(a, n, 16, true, false, &grid);
   matvec_mma<T, NT, 1><<<grid, kWarps * 32, 0, stream>>>(m);
   return cudaGetLastError();
+}
+
+// Fewest tokens that take the tensor-core kernel: 2, or OMNIRT_CUDA_MMA_MIN_TOKENS (1..17) for
+// measurements (1: single-token decode of quantized weights on tensor cores too; 17: never).
+int mma_min_tokens() {
+  static const int v = [] {
+    const char* e = std::getenv("OMNIRT_CUDA_MMA_MIN_TOKENS");
+    const int n = e ? std::atoi(e) : 2;
+    return n >= 1 && n <= kMatvecMaxTokens + 1 ? n : 2;
+  }();
+  return v;
 }
 
 template <DType T>
@@ -565,7 +690,7 @@ cudaError_t launch_type(const MatvecArgs* a, int n, bool vector_path, cudaStream
   const int n_tok = a[0].n_tok;
   // 2..16 tokens on tensor cores wherever the rows are read by load8 (quantized types always,
   // plain types on the vector path).
-  if (n_tok >= 2 && (vector_path || !is_plain_type(T)) && device_major() >= 8)
+  if (n_tok >= mma_min_tokens() && (vector_path || !is_plain_type(T)) && device_major() >= 8)
     return n_tok <= 8 ? launch_mma<T, 1>(a, n, stream) : launch_mma<T, 2>(a, n, stream);
   if (n_tok <= 1) return launch_nt<T, 1>(a, n, vector_path, stream);
   if (n_tok <= 2) return launch_nt<T, 2>(a, n, vector_path, stream);
