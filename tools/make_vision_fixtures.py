@@ -133,6 +133,30 @@ def part_images(skimage_data, manifest):
     manifest["images"] = files
     manifest["preprocess"] = cases
 
+    # Pillow's resize at larger factors on a noise image both sides compute (no input stored).
+    resizes = []
+    for (w, h), (ow, oh), filt in (((203, 157), (17, 13), "bicubic"), ((203, 157), (64, 200), "bilinear"),
+                                   ((300, 41), (97, 120), "bicubic"), ((31, 480), (5, 7), "bicubic")):
+        img = Image.fromarray(noise_image(w, h))
+        f = Image.BICUBIC if filt == "bicubic" else Image.BILINEAR
+        out = np.asarray(img.resize((ow, oh), f))
+        # Pillow 13 sometimes runs the vertical pass first (its rule is internal); we always
+        # run the horizontal one first, as Pillow's Resample.c long did: exact where Pillow did.
+        h_first = (out == np.asarray(img.resize((ow, h), f).resize((ow, oh), f))).all()
+        name = f"resize_{w}x{h}_{ow}x{oh}_{filt}.rgb"
+        save_bytes(name, out.tobytes())
+        resizes.append({"file": name, "width": w, "height": h, "out_width": ow, "out_height": oh,
+                        "filter": filt, "horizontal_first": bool(h_first)})
+    manifest["resize"] = resizes
+
+
+def noise_image(w, h):
+    """Pixels tests/vision_image_test.cpp computes the same way (32-bit hash of x, y, c)."""
+    y, x, c = np.meshgrid(np.arange(h, dtype=np.uint64), np.arange(w, dtype=np.uint64),
+                          np.arange(3, dtype=np.uint64), indexing="ij")
+    v = ((x * 73856093) ^ (y * 19349663) ^ (c * 83492791)) & 0xFFFFFFFF
+    return ((v >> 7) & 255).astype(np.uint8)
+
 
 def write_mmproj(path, vm, cfg, kind, n_blocks, projector=None):
     """The vision tower (first n_blocks blocks) as llama.cpp's mmproj GGUF, all f32."""
