@@ -8,6 +8,7 @@
 #include "runtime/model/gguf.h"
 #include "runtime/model/inspect.h"
 #include "runtime/model/synthetic.h"
+#include "runtime/model/vision_loader.h"
 #include "tools/cli/cli.h"
 
 namespace omni::cli {
@@ -27,12 +28,21 @@ struct InspectOptions {
 std::string preset_list() {
   std::string s;
   for (const auto& p : synthetic_presets()) s += (s.empty() ? "" : ", ") + p;
+  for (const auto& p : synthetic_vision_presets()) s += ", " + p;
   return s;
 }
 
 int run_create(const CreateOptions& o) {
   DType type;
   if (!dtype_from_name(o.type.c_str(), &type)) return fail("--type '" + o.type + "' is not a type name (f32, f16, q8_0, q4_K, ...)");
+  for (const auto& vp : synthetic_vision_presets()) {  // vision encoders (mmproj-style files)
+    if (o.preset != vp) continue;
+    if (Status st = create_synthetic_vision({o.preset, type, o.seed}, o.out); !st.ok())
+      return fail("model create: " + st.to_string());
+    std::fprintf(stderr, "wrote %s (vision preset %s, %s weights, seed %llu; random weights)\n",
+                 o.out.c_str(), o.preset.c_str(), dtype_name(type), static_cast<unsigned long long>(o.seed));
+    return 0;
+  }
   SyntheticSpec spec;
   spec.arch = o.arch;
   spec.preset = o.preset;
@@ -65,7 +75,7 @@ void add_model_commands(CLI::App& root, std::vector<Command>& out) {
   auto co = std::make_shared<CreateOptions>();
   CLI::App* create = model->add_subcommand("create", "Write a GGUF file with random weights");
   create->add_option("--arch", co->arch, "llama, qwen2 or gemma3 (default: the preset's)");
-  create->add_option("--preset", co->preset, "tiny, gemma3-270m, qwen2.5-0.5b, llama3.2-1b, qwen2.5-7b")
+  create->add_option("--preset", co->preset, "tiny, gemma3-270m, qwen2.5-0.5b, llama3.2-1b, qwen2.5-7b, vit-tiny, siglip-so400m-384, clip-vit-l-336")
       ->required();
   create->add_option("--type", co->type, "Weight type: f32, f16, bf16, q8_0, q4_0, q4_K, q5_K, q6_K")
       ->capture_default_str();
