@@ -15,41 +15,13 @@
 
 #include "audio/features/fft.h"
 #include "audio/features/log_mel.h"
+#include "tests/audio_test_util.h"
 #include "tests/test_util.h"
 
 namespace omni {
 namespace {
 
-// PCM16 mono WAV -> f32 (s16 / 32768, as whisper.load_audio). Empty on anything else.
-std::vector<float> read_wav_pcm16(const std::string& path) {
-  const std::vector<uint8_t> b = test::read_file(path);
-  if (b.size() < 12 || std::memcmp(b.data(), "RIFF", 4) != 0 || std::memcmp(b.data() + 8, "WAVE", 4) != 0)
-    return {};
-  size_t o = 12;
-  uint16_t fmt_tag = 0, channels = 0, bits = 0;
-  while (o + 8 <= b.size()) {
-    uint32_t len;
-    std::memcpy(&len, b.data() + o + 4, 4);
-    const uint8_t* body = b.data() + o + 8;
-    if (o + 8 + len > b.size()) return {};
-    if (std::memcmp(b.data() + o, "fmt ", 4) == 0 && len >= 16) {
-      std::memcpy(&fmt_tag, body, 2);
-      std::memcpy(&channels, body + 2, 2);
-      std::memcpy(&bits, body + 14, 2);
-    } else if (std::memcmp(b.data() + o, "data", 4) == 0) {
-      if (fmt_tag != 1 || channels != 1 || bits != 16) return {};
-      std::vector<float> out(len / 2);
-      for (size_t i = 0; i < out.size(); ++i) {
-        int16_t s;
-        std::memcpy(&s, body + 2 * i, 2);
-        out[i] = static_cast<float>(s) / 32768.0f;
-      }
-      return out;
-    }
-    o += 8 + len + (len & 1);
-  }
-  return {};
-}
+using test::read_wav_pcm16;
 
 std::string data_path(const std::string& name) { return test::source_path("tests/data/whisper/" + name); }
 

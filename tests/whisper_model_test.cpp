@@ -26,76 +26,22 @@
 #include "audio/whisper/whisper_encoder.h"
 #include "audio/whisper/whisper_transcriber.h"
 #include "runtime/model/whisper_loader.h"
+#include "tests/audio_test_util.h"
 #include "tests/test_util.h"
 
 namespace omni {
 namespace {
 
+using test::read_wav_pcm16;
+using test::word_errors;
+using test::words_of;
+
 const char* kModelPath = "models/whisper-tiny.en.gguf";
 
 std::string data_path(const std::string& name) { return test::source_path("tests/data/whisper/" + name); }
 
-// PCM16 mono WAV -> f32 (s16 / 32768). Empty on anything else.
-std::vector<float> read_wav_pcm16(const std::string& path) {
-  const std::vector<uint8_t> b = test::read_file(path);
-  if (b.size() < 12 || std::memcmp(b.data(), "RIFF", 4) != 0 || std::memcmp(b.data() + 8, "WAVE", 4) != 0)
-    return {};
-  size_t o = 12;
-  uint16_t fmt_tag = 0, channels = 0, bits = 0;
-  while (o + 8 <= b.size()) {
-    uint32_t len;
-    std::memcpy(&len, b.data() + o + 4, 4);
-    const uint8_t* body = b.data() + o + 8;
-    if (o + 8 + len > b.size()) return {};
-    if (std::memcmp(b.data() + o, "fmt ", 4) == 0 && len >= 16) {
-      std::memcpy(&fmt_tag, body, 2);
-      std::memcpy(&channels, body + 2, 2);
-      std::memcpy(&bits, body + 14, 2);
-    } else if (std::memcmp(b.data() + o, "data", 4) == 0) {
-      if (fmt_tag != 1 || channels != 1 || bits != 16) return {};
-      std::vector<float> out(len / 2);
-      for (size_t i = 0; i < out.size(); ++i) {
-        int16_t s;
-        std::memcpy(&s, body + 2 * i, 2);
-        out[i] = static_cast<float>(s) / 32768.0f;
-      }
-      return out;
-    }
-    o += 8 + len + (len & 1);
-  }
-  return {};
-}
 
-std::vector<std::string> words_of(const std::string& text) {  // as normalize_words in the script
-  std::vector<std::string> out;
-  std::string w;
-  for (char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 128 && (std::isalnum(u) || c == '\'')) {
-      w.push_back(static_cast<char>(std::tolower(u)));
-    } else if (!w.empty()) {
-      out.push_back(w);
-      w.clear();
-    }
-  }
-  if (!w.empty()) out.push_back(w);
-  return out;
-}
 
-size_t word_errors(const std::vector<std::string>& ref, const std::vector<std::string>& hyp) {
-  std::vector<size_t> d(hyp.size() + 1);
-  for (size_t j = 0; j <= hyp.size(); ++j) d[j] = j;
-  for (size_t i = 1; i <= ref.size(); ++i) {
-    size_t prev = d[0];
-    d[0] = i;
-    for (size_t j = 1; j <= hyp.size(); ++j) {
-      const size_t cur = std::min({d[j] + 1, d[j - 1] + 1, prev + (ref[i - 1] != hyp[j - 1] ? 1 : 0)});
-      prev = d[j];
-      d[j] = cur;
-    }
-  }
-  return d[hyp.size()];
-}
 
 class WhisperModelTest : public ::testing::Test {
  protected:

@@ -24,10 +24,15 @@
 #include "audio/whisper/whisper_search.h"
 #include "audio/whisper/whisper_transcriber.h"
 #include "runtime/model/whisper_loader.h"
+#include "tests/audio_test_util.h"
 #include "tests/test_util.h"
 
 namespace omni {
 namespace {
+
+using test::read_wav_pcm16;
+using test::word_errors;
+using test::words_of;
 
 using nlohmann::json;
 
@@ -185,36 +190,7 @@ TEST_F(WhisperSearchTest, BeamTokensMatchCTranslate2) {
   std::printf("  %d windows, tokens equal to CTranslate2's\n", windows);
 }
 
-std::vector<std::string> words_of(const std::string& text) {  // as normalize_words in the script
-  std::vector<std::string> out;
-  std::string w;
-  for (char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 128 && (std::isalnum(u) || c == '\'')) {
-      w.push_back(static_cast<char>(std::tolower(u)));
-    } else if (!w.empty()) {
-      out.push_back(w);
-      w.clear();
-    }
-  }
-  if (!w.empty()) out.push_back(w);
-  return out;
-}
 
-size_t word_errors(const std::vector<std::string>& ref, const std::vector<std::string>& hyp) {
-  std::vector<size_t> d(hyp.size() + 1);
-  for (size_t j = 0; j <= hyp.size(); ++j) d[j] = j;
-  for (size_t i = 1; i <= ref.size(); ++i) {
-    size_t prev = d[0];
-    d[0] = i;
-    for (size_t j = 1; j <= hyp.size(); ++j) {
-      const size_t cur = std::min({d[j] + 1, d[j - 1] + 1, prev + (ref[i - 1] != hyp[j - 1] ? 1 : 0)});
-      prev = d[j];
-      d[j] = cur;
-    }
-  }
-  return d[hyp.size()];
-}
 
 TEST_F(WhisperSearchTest, Beam5WerWithinOnePointOfFasterWhisper) {
   const json ref = load_json("wer_beam5.json");
