@@ -84,16 +84,26 @@ Status Context::rewind(int64_t n) {
   return Status::Ok();
 }
 
-Status Context::eval(std::span<const int32_t> tokens, bool all_logits) {
+Status check_token_ids(std::span<const int32_t> tokens, int64_t n_vocab) {
+  for (size_t i = 0; i < tokens.size(); ++i)
+    if (tokens[i] < 0 || tokens[i] >= n_vocab)
+      return out_of_range(fmt("token id %d at index %zu is outside the vocabulary [0, %lld)", tokens[i], i,
+                              (long long)n_vocab));
+  return Status::Ok();
+}
+
+Status check_eval_input(std::span<const int32_t> tokens, int64_t n_past, int64_t n_ctx, int64_t n_vocab) {
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n == 0) return invalid_argument("eval needs at least one token");
-  if (n_past_ + n > n_ctx_)
+  if (n_past + n > n_ctx)
     return out_of_range(fmt("%lld tokens do not fit: the context holds %lld of %lld", (long long)n,
-                            (long long)n_past_, (long long)n_ctx_));
-  for (int64_t i = 0; i < n; ++i)
-    if (tokens[i] < 0 || tokens[i] >= n_vocab_)
-      return out_of_range(fmt("token id %d at index %lld is outside the vocabulary [0, %lld)", tokens[i],
-                              (long long)i, (long long)n_vocab_));
+                            (long long)n_past, (long long)n_ctx));
+  return check_token_ids(tokens, n_vocab);
+}
+
+Status Context::eval(std::span<const int32_t> tokens, bool all_logits) {
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  OMNI_RETURN_IF_ERROR(check_eval_input(tokens, n_past_, n_ctx_, n_vocab_));
   const int64_t rows = all_logits ? n : 1;
   if (static_cast<int64_t>(logits_.size()) < rows * n_vocab_) {
     try {

@@ -22,6 +22,11 @@ struct ContextParams {
   DType kv_type = DType::kF16;  // kF16 or kF32
 };
 
+// The checks every backend's eval() makes before touching its state: at least one token, room
+// for all of them after n_past, and every id inside [0, n_vocab). Messages name the bad value.
+Status check_token_ids(std::span<const int32_t> tokens, int64_t n_vocab);
+Status check_eval_input(std::span<const int32_t> tokens, int64_t n_past, int64_t n_ctx, int64_t n_vocab);
+
 class Context {
  public:
   // kInvalidArgument for bad params (n_ctx <= 0 after defaults, kv_type not f16/f32, ...).

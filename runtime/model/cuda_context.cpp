@@ -479,15 +479,8 @@ Status CudaContext::run_step(int64_t n, bool batch_decode, bool all_logits, bool
 
 Status CudaContext::eval(std::span<const int32_t> tokens, bool all_logits) {
   const int64_t n = static_cast<int64_t>(tokens.size());
-  if (n == 0) return invalid_argument("eval needs at least one token");
   const int64_t past = seq_past_[0];
-  if (past + n > n_ctx_)
-    return out_of_range(fmt("%lld tokens do not fit: the context holds %lld of %lld", (long long)n, (long long)past,
-                            (long long)n_ctx_));
-  for (int64_t i = 0; i < n; ++i)
-    if (tokens[i] < 0 || tokens[i] >= n_vocab_)
-      return out_of_range(fmt("token id %d at index %lld is outside the vocabulary [0, %lld)", tokens[i], (long long)i,
-                              (long long)n_vocab_));
+  OMNI_RETURN_IF_ERROR(check_eval_input(tokens, past, n_ctx_, n_vocab_));
   const int64_t rows = all_logits ? n : 1;
   if (static_cast<int64_t>(logits_.size()) < rows * n_vocab_) {
     try {
@@ -542,10 +535,8 @@ Status CudaContext::decode_batch(std::span<const int32_t> tokens, std::span<int3
   if (n < 1 || n > options_.n_seq)
     return invalid_argument(fmt("decode_batch: %lld tokens for %d sequences", (long long)n, options_.n_seq));
   if (static_cast<int64_t>(next.size()) < n) return invalid_argument("decode_batch: `next` is shorter than `tokens`");
+  OMNI_RETURN_IF_ERROR(check_token_ids(tokens, n_vocab_));
   for (int64_t i = 0; i < n; ++i) {
-    if (tokens[i] < 0 || tokens[i] >= n_vocab_)
-      return out_of_range(fmt("token id %d at index %lld is outside the vocabulary [0, %lld)", tokens[i], (long long)i,
-                              (long long)n_vocab_));
     if (seq_past_[size_t(i)] >= n_ctx_)
       return out_of_range(fmt("sequence %lld is full (%lld of %lld)", (long long)i, (long long)seq_past_[size_t(i)],
                               (long long)n_ctx_));
