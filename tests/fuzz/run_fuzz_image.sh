@@ -43,6 +43,10 @@ if command -v ffmpeg >/dev/null; then
 else
   echo "run_fuzz_image.sh: no ffmpeg command; seeding with the committed images only" >&2
 fi
+# Inputs that once crashed (already with their selector byte) run first, as-is.
+for f in "$root"/tests/data/vision/fuzz_regressions/*; do
+  [[ -f "$f" ]] && cp "$f" "$work/corpus/regression_$(basename "$f")"
+done
 echo "run_fuzz_image.sh: $i seeds, ${budget}s" >&2
 
 set +e  # the fuzzer's own status, not the pipeline's, decides

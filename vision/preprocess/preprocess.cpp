@@ -72,8 +72,9 @@ inline uint8_t clip8(int32_t v) {
 // Resamples along x: in [h][in_w][3] -> out [h][out_w][3]. Each output pixel's taps are
 // expanded to per-byte weights (k3[3 t + c] = k[t], zero-padded to a multiple of 24), so the
 // sum runs over contiguous interleaved bytes in 24-lane blocks that vectorise; lane l holds
-// channel l % 3. Reading up to 23 bytes past a pixel's last tap (weight 0) stays inside the
-// image except on its last row, which takes the scalar loop.
+// channel l % 3. Reading up to 23 bytes past a pixel's last tap (weight 0) is allowed only
+// while it stays inside the image (narrow images can run past the next row, found by
+// fuzz_image); otherwise the scalar loop runs.
 constexpr int kLanes = 24;
 
 __attribute__((target_clones("avx2", "default")))
@@ -94,7 +95,7 @@ void pass_horizontal(const uint8_t* in, int in_w, int h, const Coeffs& c, int ou
       const uint8_t* p = row + size_t(xmin) * 3;
       int32_t s0 = 1 << (kPrecisionBits - 1), s1 = s0, s2 = s0;
       const size_t span = size_t(3 * n + kLanes - 1) / kLanes * kLanes;
-      if (y + 1 < h || size_t(xmin) * 3 + span <= row_len) {
+      if (size_t(y) * row_len + size_t(xmin) * 3 + span <= size_t(h) * row_len) {
         const int32_t* kk = &k3[size_t(xx) * k3_len];
         int32_t acc[kLanes] = {};
         for (size_t j = 0; j < span; j += kLanes) {
