@@ -160,6 +160,35 @@ TEST(CudaModel, SyntheticTinyMatchesCpuContext) {
   }
 }
 
+// Embedding-row input on the device equals the CPU Context's for the same rows.
+TEST(CudaModel, EmbeddingInputMatchesCpuContext) {
+  OMNI_CUDA_SKIP_WITHOUT_DEVICE();
+  for (const char* arch : {"llama", "gemma3"}) {
+    auto model = load_model(tiny_model(arch, DType::kF16));
+    ASSERT_TRUE(model);
+    const int64_t n_vocab = model->hparams().n_vocab, d = model->hparams().n_embd;
+    auto cpu = make_cpu(*model, 128);
+    auto gpu = make_gpu(*model, 128);
+    ASSERT_TRUE(cpu && gpu);
+    std::vector<float> rows(size_t(9 * d));
+    uint32_t state = 7;
+    for (float& v : rows) {
+      state = state * 1664525u + 1013904223u;
+      v = float(int32_t(state >> 8) % 2001 - 1000) * 1e-3f;
+    }
+    ASSERT_TRUE(cpu->eval_embeddings(rows.data(), 9, true).ok());
+    ASSERT_TRUE(gpu->eval_embeddings(rows.data(), 9, true).ok());
+    double worst = 0;
+    for (int64_t r = 0; r < 9; ++r)
+      worst = std::max(worst, row_error(gpu->logits() + r * n_vocab, cpu->logits() + r * n_vocab, n_vocab));
+    EXPECT_LE(worst, kBound) << arch;
+    const std::vector<int32_t> next = random_tokens(3, n_vocab, 5);
+    ASSERT_TRUE(cpu->eval(next, false).ok());
+    ASSERT_TRUE(gpu->eval(next, false).ok());
+    EXPECT_LE(row_error(gpu->last_logits(), cpu->last_logits(), n_vocab), kBound) << arch << " tokens after rows";
+  }
+}
+
 // Greedy decoding on the device agrees with argmax of the CPU's logits for 32 steps. Random
 // weights can produce near-ties; a disagreement is accepted only where the CPU's two
 // candidates are within 1e-3 of the logit range, and the run stops there (it has diverged).

@@ -1,9 +1,12 @@
 // Golden tests: logits of tiny random models against transformers (PyTorch) on the same weights.
 // Fixtures come from tools/make_golden.py (see docs/GOLDEN.md); nothing here is produced by omnirt.
+#include <cmath>
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
+#include "kernels/ref/ops_ref.h"
 #include "runtime/model/context.h"
 #include "runtime/model/model.h"
 #include "runtime/model/sampler.h"
@@ -132,6 +135,40 @@ TEST_P(GoldenModel, GreedyContinuationMatchesReference) {
     ASSERT_TRUE(ctx->eval(std::span<const int32_t>(&t, 1), false).ok());
   }
   EXPECT_EQ(got, expected) << g_.name;
+}
+
+// Embedding rows fed through eval_embeddings (the multimodal input path) are the tokens'
+// own embedding rows, dequantized by the scalar reference and scaled as the architecture
+// scales token embeddings: the logits must equal the reference's for the token input.
+TEST_P(GoldenModel, EmbeddingInputEqualsTokenInput) {
+  auto ctx = make_context(DType::kF32, /*n_batch=*/4, 2);
+  ASSERT_TRUE(ctx);
+  const HParams& hp = model_->hparams();
+  const Weight& emb = model_->token_embd();
+  const size_t half = tokens_.size() / 2 + 1;
+  std::vector<float> rows(half * size_t(hp.n_embd));
+  for (size_t t = 0; t < half; ++t) {
+    const auto* src = static_cast<const uint8_t*>(emb.data) + size_t(tokens_[t]) * dtype_row_bytes(emb.type, hp.n_embd);
+    ref::dequantize_row(emb.type, src, rows.data() + t * hp.n_embd, hp.n_embd);
+    for (int64_t i = 0; i < hp.n_embd; ++i) rows[t * hp.n_embd + i] *= hp.embd_scale;
+  }
+  ASSERT_TRUE(ctx->eval_embeddings(rows.data(), int64_t(half), true).ok());
+  EXPECT_LE(max_row_error(ctx->logits(), 0, half), kF32KvBound) << g_.name << " embedding rows";
+  const std::vector<int32_t> rest(tokens_.begin() + half, tokens_.end());
+  if (!rest.empty()) {
+    ASSERT_TRUE(ctx->eval(rest, true).ok());
+    EXPECT_LE(max_row_error(ctx->logits(), half, rest.size()), kF32KvBound) << g_.name << " tokens after rows";
+  }
+  // Bad rows are refused with the state unchanged.
+  const int64_t past = ctx->n_past();
+  rows[3] = std::nanf("");
+  Status st = ctx->eval_embeddings(rows.data(), 1, false);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.to_string();
+  EXPECT_NE(st.message().find("not finite"), std::string::npos) << st.to_string();
+  EXPECT_EQ(ctx->eval_embeddings(nullptr, 1, false).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ctx->eval_embeddings(rows.data(), 0, false).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ctx->eval_embeddings(rows.data(), ctx->n_ctx(), false).code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(ctx->n_past(), past);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenModel, ::testing::ValuesIn(golden_names()),

@@ -101,9 +101,31 @@ Status check_eval_input(std::span<const int32_t> tokens, int64_t n_past, int64_t
   return check_token_ids(tokens, n_vocab);
 }
 
+Status check_embedding_input(const float* embd, int64_t n, int64_t n_embd, int64_t n_past, int64_t n_ctx) {
+  if (n <= 0) return invalid_argument(fmt("eval needs at least one embedding row (got %lld)", (long long)n));
+  if (embd == nullptr) return invalid_argument("embedding rows are null");
+  if (n_past + n > n_ctx)
+    return out_of_range(fmt("%lld embedding rows do not fit: the context holds %lld of %lld", (long long)n,
+                            (long long)n_past, (long long)n_ctx));
+  for (int64_t i = 0; i < n * n_embd; ++i) {
+    if (!std::isfinite(embd[i]))
+      return invalid_argument(fmt("embedding row %lld, column %lld is not finite", (long long)(i / n_embd),
+                                  (long long)(i % n_embd)));
+  }
+  return Status::Ok();
+}
+
 Status Context::eval(std::span<const int32_t> tokens, bool all_logits) {
-  const int64_t n = static_cast<int64_t>(tokens.size());
   OMNI_RETURN_IF_ERROR(check_eval_input(tokens, n_past_, n_ctx_, n_vocab_));
+  return eval_rows(tokens.data(), nullptr, static_cast<int64_t>(tokens.size()), all_logits);
+}
+
+Status Context::eval_embeddings(const float* embd, int64_t n, bool all_logits) {
+  OMNI_RETURN_IF_ERROR(check_embedding_input(embd, n, model_->hparams().n_embd, n_past_, n_ctx_));
+  return eval_rows(nullptr, embd, n, all_logits);
+}
+
+Status Context::eval_rows(const int32_t* tokens, const float* embd, int64_t n, bool all_logits) {
   const int64_t rows = all_logits ? n : 1;
   if (static_cast<int64_t>(logits_.size()) < rows * n_vocab_) {
     try {
@@ -112,11 +134,12 @@ Status Context::eval(std::span<const int32_t> tokens, bool all_logits) {
       return Status(StatusCode::kOutOfMemory, fmt("cannot allocate logits for %lld tokens", (long long)rows));
     }
   }
+  const int64_t d = model_->hparams().n_embd;
   for (int64_t begin = 0; begin < n; begin += params_.n_batch) {
     const int64_t len = std::min(params_.n_batch, n - begin);
     const bool last_chunk = begin + len == n;
     float* out = all_logits ? logits_.data() + begin * n_vocab_ : (last_chunk ? logits_.data() : nullptr);
-    forward_chunk(tokens.data() + begin, len, all_logits, out);
+    forward_chunk(tokens ? tokens + begin : nullptr, embd ? embd + begin * d : nullptr, len, all_logits, out);
   }
   n_logit_rows_ = rows;
   return Status::Ok();
@@ -125,7 +148,7 @@ Status Context::eval(std::span<const int32_t> tokens, bool all_logits) {
 // One forward pass over n tokens at positions [n_past_, n_past_ + n). Writes K/V for those
 // positions, advances n_past_, and, when logits_out is set, writes logits for every token
 // (all_logits) or for the last one.
-void Context::forward_chunk(const int32_t* tokens, int64_t n, bool all_logits, float* logits_out) {
+void Context::forward_chunk(const int32_t* tokens, const float* embd, int64_t n, bool all_logits, float* logits_out) {
   const Model& m = *model_;
   const HParams& hp = m.hparams();
   ThreadPool& pool = *pool_;
@@ -156,13 +179,17 @@ void Context::forward_chunk(const int32_t* tokens, int64_t n, bool all_logits, f
     for (int64_t t = 0; t < n; ++t) cpu::add(y + t * width, b.data(), y + t * width, width);
   };
 
-  // Token embeddings: [n, d].
-  const Weight& emb = m.token_embd();
-  const int64_t emb_row_bytes = dtype_row_bytes(emb.type, d);
-  for (int64_t t = 0; t < n; ++t) {
-    const auto* row = static_cast<const uint8_t*>(emb.data) + tokens[t] * emb_row_bytes;
-    cpu::dequantize_row(emb.type, row, x_.data() + t * d, d);
-    if (hp.embd_scale != 1.0f) cpu::scale(x_.data() + t * d, hp.embd_scale, d);
+  // Input rows: [n, d], token embeddings (scaled) or the caller's rows as given.
+  if (embd) {
+    std::copy(embd, embd + n * d, x_.data());
+  } else {
+    const Weight& emb = m.token_embd();
+    const int64_t emb_row_bytes = dtype_row_bytes(emb.type, d);
+    for (int64_t t = 0; t < n; ++t) {
+      const auto* row = static_cast<const uint8_t*>(emb.data) + tokens[t] * emb_row_bytes;
+      cpu::dequantize_row(emb.type, row, x_.data() + t * d, d);
+      if (hp.embd_scale != 1.0f) cpu::scale(x_.data() + t * d, hp.embd_scale, d);
+    }
   }
 
   const size_t kv_elem = params_.kv_type == DType::kF16 ? 2 : 4;

@@ -26,6 +26,8 @@ struct ContextParams {
 // for all of them after n_past, and every id inside [0, n_vocab). Messages name the bad value.
 Status check_token_ids(std::span<const int32_t> tokens, int64_t n_vocab);
 Status check_eval_input(std::span<const int32_t> tokens, int64_t n_past, int64_t n_ctx, int64_t n_vocab);
+// The same for embedding rows: n >= 1, embd non-null, every value finite, room after n_past.
+Status check_embedding_input(const float* embd, int64_t n, int64_t n_embd, int64_t n_past, int64_t n_ctx);
 
 class Context {
  public:
@@ -37,6 +39,12 @@ class Context {
   // all_logits, else for the last only. On error (empty input, id out of range, context full)
   // nothing changes: n_past, the cache and the previous logits stay as they were.
   Status eval(std::span<const int32_t> tokens, bool all_logits);
+  // As eval(), but the inputs are rows of the backbone's embedding space (an image's or an
+  // utterance's adapter output): embd is [n, n_embd] row-major f32, used as given (no
+  // embedding scale; multimodal adapters are trained against the unscaled input, as in
+  // llama.cpp). Attention stays causal over them. kInvalidArgument for n <= 0 or a null or
+  // non-finite row, kOutOfRange when they do not fit; nothing changes on error.
+  Status eval_embeddings(const float* embd, int64_t n, bool all_logits);
   // [n_logit_rows, n_vocab] row-major: the rows computed by the last eval.
   const float* logits() const { return logits_.data(); }
   int64_t n_logit_rows() const { return n_logit_rows_; }
@@ -53,7 +61,9 @@ class Context {
 
  private:
   Context() = default;
-  void forward_chunk(const int32_t* tokens, int64_t n, bool all_logits, float* logits_out);
+  // Exactly one of tokens / embd is set: ids, or [n, n_embd] input rows.
+  void forward_chunk(const int32_t* tokens, const float* embd, int64_t n, bool all_logits, float* logits_out);
+  Status eval_rows(const int32_t* tokens, const float* embd, int64_t n, bool all_logits);
 
   const Model* model_ = nullptr;
   ContextParams params_;

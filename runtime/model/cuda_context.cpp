@@ -368,7 +368,7 @@ Status CudaContext::run_step(int64_t n, bool batch_decode, bool all_logits, bool
     return done(cuda::launch_rms_norm(p, s), "rms_norm");
   };
 
-  {
+  if (!embd_input_) {
     cuda::EmbedParams e;
     e.w_type = I.tok_embd.type;
     e.w = I.tok_embd.data;
@@ -478,9 +478,18 @@ Status CudaContext::run_step(int64_t n, bool batch_decode, bool all_logits, bool
 }
 
 Status CudaContext::eval(std::span<const int32_t> tokens, bool all_logits) {
-  const int64_t n = static_cast<int64_t>(tokens.size());
+  OMNI_RETURN_IF_ERROR(check_eval_input(tokens, seq_past_[0], n_ctx_, n_vocab_));
+  return eval_rows(tokens.data(), nullptr, static_cast<int64_t>(tokens.size()), all_logits);
+}
+
+Status CudaContext::eval_embeddings(const float* embd, int64_t n, bool all_logits) {
+  OMNI_RETURN_IF_ERROR(check_embedding_input(embd, n, model_->hparams().n_embd, seq_past_[0], n_ctx_));
+  return eval_rows(nullptr, embd, n, all_logits);
+}
+
+Status CudaContext::eval_rows(const int32_t* tokens, const float* embd, int64_t n, bool all_logits) {
   const int64_t past = seq_past_[0];
-  OMNI_RETURN_IF_ERROR(check_eval_input(tokens, past, n_ctx_, n_vocab_));
+  const int64_t d = model_->hparams().n_embd;
   const int64_t rows = all_logits ? n : 1;
   if (static_cast<int64_t>(logits_.size()) < rows * n_vocab_) {
     try {
@@ -491,24 +500,33 @@ Status CudaContext::eval(std::span<const int32_t> tokens, bool all_logits) {
   }
   Impl& I = *impl_;
   cudaStream_t s = I.stream.get();
-  if (n == 1) {  // a decode step: the (graph-captured) batch path with one sequence
+  if (n == 1 && tokens) {  // a decode step: the (graph-captured) batch path with one sequence
     int32_t next = 0;
-    OMNI_RETURN_IF_ERROR(decode_batch(tokens, std::span<int32_t>(&next, 1), /*copy_logits=*/true));
+    OMNI_RETURN_IF_ERROR(decode_batch(std::span<const int32_t>(tokens, 1), std::span<int32_t>(&next, 1),
+                                      /*copy_logits=*/true));
     return Status::Ok();
   }
   for (int64_t i = 0; i < n; ++i) {
-    I.h_tokens[i] = tokens[i];
+    if (tokens) I.h_tokens[i] = tokens[i];
     I.h_pos[i] = static_cast<int32_t>(past + i);
   }
   const int64_t nb = params_.n_batch;
   for (int64_t begin = 0; begin < n; begin += nb) {
     const int64_t len = std::min(nb, n - begin);
     const bool last = begin + len == n;
-    OMNI_RETURN_IF_ERROR(cuda::cuda_status(
-        cudaMemcpyAsync(I.d_tokens, I.h_tokens + begin, size_t(len) * 4, cudaMemcpyHostToDevice, s), "copy tokens"));
+    if (tokens) {
+      OMNI_RETURN_IF_ERROR(cuda::cuda_status(
+          cudaMemcpyAsync(I.d_tokens, I.h_tokens + begin, size_t(len) * 4, cudaMemcpyHostToDevice, s), "copy tokens"));
+    } else {  // pageable host rows: this copy returns once they are staged
+      OMNI_RETURN_IF_ERROR(cuda::cuda_status(
+          cudaMemcpyAsync(I.x, embd + begin * d, size_t(len * d) * 4, cudaMemcpyHostToDevice, s), "copy embeddings"));
+    }
     OMNI_RETURN_IF_ERROR(cuda::cuda_status(
         cudaMemcpyAsync(I.d_pos, I.h_pos + begin, size_t(len) * 4, cudaMemcpyHostToDevice, s), "copy positions"));
-    OMNI_RETURN_IF_ERROR(run_step(len, /*batch_decode=*/false, all_logits, false));
+    embd_input_ = embd != nullptr;
+    Status st = run_step(len, /*batch_decode=*/false, all_logits, false);
+    embd_input_ = false;
+    OMNI_RETURN_IF_ERROR(st);
     if (all_logits || last) {
       float* dst = all_logits ? logits_.data() + begin * n_vocab_ : logits_.data();
       const int64_t out_rows = all_logits ? len : 1;
@@ -622,6 +640,8 @@ StatusOr<std::unique_ptr<CudaContext>> CudaContext::create(const Model&, const C
 }
 CudaContext::~CudaContext() = default;
 Status CudaContext::eval(std::span<const int32_t>, bool) { return wrong_state("no CUDA"); }
+Status CudaContext::eval_embeddings(const float*, int64_t, bool) { return wrong_state("no CUDA"); }
+Status CudaContext::eval_rows(const int32_t*, const float*, int64_t, bool) { return wrong_state("no CUDA"); }
 Status CudaContext::rewind(int64_t) { return wrong_state("no CUDA"); }
 Status CudaContext::rewind_seq(int, int64_t) { return wrong_state("no CUDA"); }
 StatusOr<int32_t> CudaContext::decode_greedy(int32_t) { return wrong_state("no CUDA"); }

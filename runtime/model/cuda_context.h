@@ -46,6 +46,8 @@ class CudaContext {
 
   // As Context::eval on sequence 0; the logits are copied to the host.
   Status eval(std::span<const int32_t> tokens, bool all_logits);
+  // As Context::eval_embeddings: [n, n_embd] host rows, copied to the device and used as given.
+  Status eval_embeddings(const float* embd, int64_t n, bool all_logits);
   const float* logits() const { return logits_.data(); }
   int64_t n_logit_rows() const { return n_logit_rows_; }
   const float* last_logits() const { return logits_.data() + (n_logit_rows_ - 1) * n_vocab_; }
@@ -90,6 +92,9 @@ class CudaContext {
   struct Impl;
   CudaContext() = default;
   Status run_step(int64_t n, bool batch_decode, bool all_logits, bool copy_logits);
+  // Prefill of ids or of embedding rows (exactly one set), after the input checks.
+  Status eval_rows(const int32_t* tokens, const float* embd, int64_t n, bool all_logits);
+  bool embd_input_ = false;  // run_step: the input rows are already in the device's x
 
   const Model* model_ = nullptr;
   ContextParams params_;
