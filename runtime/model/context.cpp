@@ -271,6 +271,7 @@ void Context::forward_chunk(const int32_t* tokens, const float* embd, int64_t n,
   // Output head on every row (all_logits) or on the last row only.
   const int64_t first = all_logits ? 0 : n - 1, rows = n - first;
   norm_rows(x_.data() + first * d, m.output_norm(), xn_.data(), rows, d);
+  last_hidden_ = xn_.data() + (rows - 1) * d;
   const Weight& out = m.output();
   cpu::matmul(pool, out.type, out.data, out.n_out, out.n_in, xn_.data(), rows, logits_out, ms);
   if (hp.final_logit_softcap > 0.0f) {

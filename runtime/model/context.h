@@ -49,6 +49,11 @@ class Context {
   const float* logits() const { return logits_.data(); }
   int64_t n_logit_rows() const { return n_logit_rows_; }
   const float* last_logits() const { return logits_.data() + (n_logit_rows_ - 1) * n_vocab_; }
+  // The last evaluated position's hidden state after the final norm: [n_embd], the input of the
+  // output head (audio-out heads read it). Valid until the next eval; null before the first.
+  const float* last_hidden() const { return last_hidden_; }
+  // The context's worker pool, for per-step work on the same threads (audio-out heads).
+  ThreadPool& thread_pool() const { return *pool_; }
 
   int64_t n_past() const { return n_past_; }
   int64_t n_ctx() const { return n_ctx_; }
@@ -74,6 +79,7 @@ class Context {
   // Scratch (f32), sized for n_batch tokens.
   std::vector<float> x_, xn_, q_, k_, v_, attn_, ffn_a_, ffn_b_, tmp_, matmul_scratch_, attn_scratch_;
   std::vector<float> logits_;  // [max rows, n_vocab]
+  const float* last_hidden_ = nullptr;  // into xn_
 };
 
 }  // namespace omni
