@@ -1,0 +1,166 @@
+#include "audio/codec/snac.h"
+
+#include <algorithm>
+
+#include "audio/codec/snac_ops.h"
+#include "kernels/cpu/ops_cpu.h"
+
+namespace omni::audio {
+namespace {
+
+constexpr int kConvK = 7;  // every non-transposed conv of the decoder has kernel 7
+
+// floor(a / b) for b > 0 and any sign of a.
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+}  // namespace
+
+SnacSnake SnacSnake::from_alpha(std::vector<float> alpha) {
+  SnacSnake s;
+  s.inv_alpha.resize(alpha.size());
+  for (size_t i = 0; i < alpha.size(); ++i) s.inv_alpha[i] = 1.0f / (alpha[i] + 1e-9f);
+  s.alpha = std::move(alpha);
+  return s;
+}
+
+SnacDecoder::SnacDecoder(const SnacWeights& w, ThreadPool& pool) : w_(w), pool_(pool) {
+  int64_t max_in = w.hp.latent_dim;
+  for (const SnacBlock& b : w.blocks) max_in = std::max(max_in, b.in_dim);
+  scratch_.resize(size_t(cpu::matmul_scratch_floats(max_in, pool.n_threads())));
+}
+
+float* SnacDecoder::buf(int i, int64_t n) {
+  if (bufs_[i].size() < size_t(n)) bufs_[i].resize(size_t(n));
+  return bufs_[i].data();
+}
+
+void SnacDecoder::matmul(const SnacMatrix& m, const float* x, int64_t T, float* y) {
+  cpu::matmul(pool_, m.type, m.data, m.n_out, m.n_in, x, T, y, scratch_.data());
+}
+
+StatusOr<int64_t> SnacDecoder::check_codes(const SnacCodes& codes) const {
+  const SnacHParams& hp = w_.hp;
+  if (codes.size() != hp.vq_strides.size())
+    return invalid_argument(fmt("snac: %zu code levels given, the codec has %zu", codes.size(),
+                                hp.vq_strides.size()));
+  const int64_t n_groups = int64_t(codes[0].size()) / hp.codes_per_group(0);
+  for (size_t l = 0; l < codes.size(); ++l) {
+    const int64_t want = n_groups * hp.codes_per_group(l);
+    if (int64_t(codes[l].size()) != want)
+      return invalid_argument(fmt("snac: level %zu has %zu codes, expected %lld (%lld frame groups x %lld)",
+                                  l, codes[l].size(), (long long)want, (long long)n_groups,
+                                  (long long)hp.codes_per_group(l)));
+    for (size_t i = 0; i < codes[l].size(); ++i)
+      if (codes[l][i] < 0 || codes[l][i] >= hp.codebook_size)
+        return invalid_argument(fmt("snac: level %zu code %zu is %d, outside [0, %lld)", l, i,
+                                    codes[l][i], (long long)hp.codebook_size));
+  }
+  return n_groups;
+}
+
+void SnacDecoder::latents(const SnacCodes& codes, std::vector<float>* z) const {
+  const SnacHParams& hp = w_.hp;
+  const int64_t D = hp.latent_dim, cd = hp.codebook_dim;
+  const int64_t T = int64_t(codes[0].size()) * hp.vq_strides[0];
+  const size_t base = z->size();
+  z->resize(base + size_t(T * D));
+  float* out = z->data() + base;
+  std::vector<float> proj(static_cast<size_t>(D));
+  for (size_t l = 0; l < codes.size(); ++l) {
+    const SnacQuantizer& q = w_.quantizers[l];
+    const int s = hp.vq_strides[l];
+    for (size_t i = 0; i < codes[l].size(); ++i) {
+      const float* e = q.codebook.data() + int64_t(codes[l][i]) * cd;
+      for (int64_t o = 0; o < D; ++o) {
+        float acc = 0.0f;
+        for (int64_t c = 0; c < cd; ++c) acc += q.out_w[size_t(o * cd + c)] * e[c];
+        proj[size_t(o)] = acc + q.out_b[size_t(o)];
+      }
+      for (int r = 0; r < s; ++r) {
+        float* zr = out + (int64_t(i) * s + r) * D;
+        for (int64_t o = 0; o < D; ++o) zr[o] = (l == 0 ? 0.0f : zr[o]) + proj[size_t(o)];
+      }
+    }
+  }
+}
+
+void SnacDecoder::decode_latents(const float* z, int64_t T, int64_t t0, float* pcm) {
+  using namespace snac;
+  const SnacHParams& hp = w_.hp;
+  const int64_t D = hp.latent_dim;
+  float* a = buf(1, T * D);
+  depthwise_conv1d(pool_, z, a, T, D, w_.in_dw_w.data(), kConvK, 1, w_.in_dw_b.data());
+  float* x = buf(0, T * hp.decoder_dim);
+  matmul(w_.in_pw, a, T, x);
+  add_bias(pool_, x, T, hp.decoder_dim, w_.in_pw_b.data());
+
+  int64_t rate = 1;  // output steps per latent step so far
+  for (size_t bi = 0; bi < w_.blocks.size(); ++bi) {
+    const SnacBlock& b = w_.blocks[bi];
+    const int s = b.stride, k = 2 * s, p = (s + 1) / 2;
+    const int64_t Ci = b.in_dim, C = b.out_dim, Tn = T * rate * s;
+    float* sx = buf(1, T * rate * Ci);
+    snake(pool_, x, sx, T * rate, Ci, b.snake.alpha.data(), b.snake.inv_alpha.data());
+    float* zz = buf(2, T * rate * k * C);
+    matmul(b.up, sx, T * rate, zz);
+    x = buf(0, Tn * C);
+    overlap_add(pool_, zz, T * rate, C, k, s, p, b.up_b.data(), x);
+    rate *= s;
+    if (noise_on() && b.noise.data) {
+      float* h = buf(1, Tn * C);
+      matmul(b.noise, x, Tn, h);
+      noise_.resize(size_t(Tn));
+      for (int64_t t = 0; t < Tn; ++t) noise_[size_t(t)] = snac::noise_value(seed_, int(bi), t0 * rate + t);
+      add_scaled_rows(pool_, x, h, noise_.data(), Tn, C);
+    }
+    for (const SnacResidualUnit& r : b.res) {
+      float* y1 = buf(1, Tn * C);
+      float* y2 = buf(2, Tn * C);
+      snake(pool_, x, y1, Tn, C, r.snake1.alpha.data(), r.snake1.inv_alpha.data());
+      depthwise_conv1d(pool_, y1, y2, Tn, C, r.dw_w.data(), kConvK, r.dilation, r.dw_b.data());
+      snake(pool_, y2, y2, Tn, C, r.snake2.alpha.data(), r.snake2.inv_alpha.data());
+      matmul(r.pw, y2, Tn, y1);
+      add_residual(pool_, x, y1, r.pw_b.data(), Tn, C);
+    }
+  }
+  const int64_t Tn = T * rate, C = w_.blocks.empty() ? hp.decoder_dim : w_.blocks.back().out_dim;
+  float* sx = buf(1, Tn * C);
+  snake(pool_, x, sx, Tn, C, w_.out_snake.alpha.data(), w_.out_snake.inv_alpha.data());
+  float* taps = buf(2, Tn * kConvK);
+  matmul(SnacMatrix{DType::kF32, w_.out_w.data(), C, kConvK}, sx, Tn, taps);
+  taps_to_mono_tanh(pool_, taps, Tn, kConvK, w_.out_b, pcm);
+}
+
+Status SnacDecoder::decode(const SnacCodes& codes, std::vector<float>* pcm) {
+  OMNI_ASSIGN_OR_RETURN(int64_t n_groups, check_codes(codes));
+  pcm->assign(size_t(n_groups * w_.hp.samples_per_group()), 0.0f);
+  if (n_groups == 0) return Status::Ok();
+  std::vector<float> z;
+  latents(codes, &z);
+  decode_latents(z.data(), n_groups * w_.hp.vq_strides[0], 0, pcm->data());
+  return Status::Ok();
+}
+
+void SnacDecoder::dependency(int64_t n_begin, int64_t n_end, int64_t* lo, int64_t* hi) const {
+  // Walk from the output back to the latent: a same-padded conv of kernel k and dilation d
+  // widens the interval by 3d each side; a transposed conv (stride s, kernel 2s, padding p)
+  // maps output o to inputs [ceil((o + p - 2s + 1) / s), floor((o + p) / s)].
+  int64_t l = n_begin, h = n_end - 1;
+  const int half = (kConvK - 1) / 2;
+  l -= half;  // output conv
+  h += half;
+  for (size_t bi = w_.blocks.size(); bi-- > 0;) {
+    const SnacBlock& b = w_.blocks[bi];
+    for (const SnacResidualUnit& r : b.res) {
+      l -= int64_t(half) * r.dilation;
+      h += int64_t(half) * r.dilation;
+    }
+    const int64_t s = b.stride, p = (s + 1) / 2;
+    l = -floor_div(-(l + p - 2 * s + 1), s);  // ceil
+    h = floor_div(h + p, s);
+  }
+  *lo = l - half;  // input depthwise conv
+  *hi = h + half;
+}
+
+}  // namespace omni::audio

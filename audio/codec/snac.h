@@ -1,0 +1,156 @@
+// SNAC (Multi-Scale Neural Audio Codec, hubertsiuzdak/snac) decoder: codes -> PCM.
+// The 24 kHz model has three codebook levels at 12, 23 and 47 Hz (vq_strides 4, 2, 1 over a
+// 46.875 Hz latent: hop 512); a level-0 frame ("frame group") carries 1 + 2 + 4 = 7 codes and
+// becomes 4 latent steps = 2048 samples. Network (docs/CODEC.md):
+//   z = sum_l repeat(out_proj_l(codebook_l[code]), stride_l)                     [T, latent]
+//   x = conv1x1(depthwise_conv7(z))                                             [T, dim]
+//   4 x { snake; conv_transpose(stride s, kernel 2s); x += noise * conv1x1(x);
+//         3 x residual { x += conv1x1(snake(depthwise_conv7_dilated(snake(x)))) } }  (dil 1,3,9)
+//   pcm = tanh(conv7(snake(x)))                                                  [T * hop]
+// Weight norm is folded into the weights by the converter. Noise blocks draw from a counter
+// keyed by absolute position (snac_ops.h), so windows and streaming reproduce a whole decode.
+// Thread-safety: SnacWeights is immutable and shareable; a SnacDecoder / SnacStreamDecoder is
+// used by one thread at a time (it owns scratch buffers and drives the pool).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/core/dtype.h"
+#include "kernels/core/status.h"
+#include "kernels/core/thread_pool.h"
+
+namespace omni::audio {
+
+struct SnacHParams {
+  int64_t sampling_rate = 24000;
+  int64_t hop_length = 512;  // = product of decoder_rates
+  int64_t latent_dim = 768;
+  int64_t decoder_dim = 1024;
+  std::vector<int> decoder_rates = {8, 8, 4, 2};
+  int64_t codebook_size = 4096;
+  int64_t codebook_dim = 8;
+  std::vector<int> vq_strides = {4, 2, 1};
+  bool depthwise = true;
+  bool noise = true;
+  int64_t attn_window_size = 0;  // 0 = no local attention (the 24 kHz model)
+  // Codes per frame group at level l (vq_strides[0] / vq_strides[l]).
+  int64_t codes_per_group(size_t l) const { return vq_strides[0] / vq_strides[l]; }
+  int64_t samples_per_group() const { return vq_strides[0] * hop_length; }
+};
+
+// W [n_out, n_in] row-major in `type` (y = W x), mapped from the file.
+struct SnacMatrix {
+  DType type = DType::kF32;
+  const void* data = nullptr;
+  int64_t n_in = 0, n_out = 0;
+};
+
+struct SnacSnake {
+  std::vector<float> alpha, inv_alpha;  // [C]; inv_alpha = 1 / (alpha + 1e-9) in f32, as PyTorch
+  static SnacSnake from_alpha(std::vector<float> alpha);
+};
+
+struct SnacQuantizer {
+  std::vector<float> codebook;  // [codebook_size, codebook_dim]
+  std::vector<float> out_w;     // [latent_dim, codebook_dim]
+  std::vector<float> out_b;     // [latent_dim]
+};
+
+struct SnacResidualUnit {
+  int dilation = 1;
+  SnacSnake snake1, snake2;
+  std::vector<float> dw_w, dw_b;  // kernel 7 depthwise: [7, C] tap-major, [C]
+  SnacMatrix pw;                  // [C, C]
+  std::vector<float> pw_b;        // [C]
+};
+
+struct SnacBlock {
+  int64_t in_dim = 0, out_dim = 0;
+  int stride = 1;                   // kernel 2 * stride, padding ceil(stride / 2)
+  SnacSnake snake;                  // [in_dim]
+  SnacMatrix up;                    // [2 * stride * out_dim, in_dim]: row j * out_dim + o = W[:, o, j]
+  std::vector<float> up_b;          // [out_dim]
+  SnacMatrix noise;                 // [out_dim, out_dim]; data == nullptr when hp.noise is false
+  SnacResidualUnit res[3];
+};
+
+struct SnacWeights {
+  SnacHParams hp;
+  std::vector<SnacQuantizer> quantizers;  // one per vq_strides entry
+  std::vector<float> in_dw_w, in_dw_b;    // kernel 7 depthwise over latent_dim: [7, latent], [latent]
+  SnacMatrix in_pw;                       // [decoder_dim, latent_dim]
+  std::vector<float> in_pw_b;
+  std::vector<SnacBlock> blocks;          // one per decoder_rates entry
+  SnacSnake out_snake;                    // [C_last]
+  std::vector<float> out_w;               // [7, C_last] tap-major (conv C_last -> 1, kernel 7)
+  float out_b = 0.0f;
+};
+
+// Codes of one request, one vector per level. Level l holds n_groups * codes_per_group(l) codes.
+using SnacCodes = std::vector<std::vector<int32_t>>;
+
+class SnacDecoder {
+ public:
+  // `w` and `pool` must outlive the decoder.
+  SnacDecoder(const SnacWeights& w, ThreadPool& pool);
+
+  const SnacHParams& hparams() const { return w_.hp; }
+  // Noise blocks on (default, as the model was trained) or off; the seed picks the noise.
+  void set_noise(bool on, uint64_t seed = 0) { noise_on_ = on; seed_ = seed; }
+  bool noise_on() const { return noise_on_ && w_.hp.noise; }
+
+  // kInvalidArgument naming the level and value: wrong number of levels, a count that is not
+  // n_groups * codes_per_group(l) for one n_groups, a code outside [0, codebook_size).
+  StatusOr<int64_t> check_codes(const SnacCodes& codes) const;  // -> n_groups
+  // Whole-sequence decode: pcm gets n_groups * samples_per_group() samples in [-1, 1].
+  Status decode(const SnacCodes& codes, std::vector<float>* pcm);
+
+  // Building blocks (streaming): latent steps of checked codes, appended to z ([T, latent]).
+  void latents(const SnacCodes& codes, std::vector<float>* z) const;
+  // Decodes latent steps [t0, t0 + T) as if they were the whole sequence (zero padding at both
+  // ends); noise positions are absolute (t0 counts). pcm: T * hop_length samples.
+  void decode_latents(const float* z, int64_t T, int64_t t0, float* pcm);
+  // Latent steps [*lo, *hi] that output samples [n_begin, n_end) depend on (unclipped).
+  void dependency(int64_t n_begin, int64_t n_end, int64_t* lo, int64_t* hi) const;
+
+ private:
+  float* buf(int i, int64_t n);
+  void matmul(const SnacMatrix& m, const float* x, int64_t T, float* y);
+
+  const SnacWeights& w_;
+  ThreadPool& pool_;
+  bool noise_on_ = true;
+  uint64_t seed_ = 0;
+  std::vector<float> bufs_[5];
+  std::vector<float> scratch_, noise_;
+};
+
+// Streaming decode: push frame groups as they arrive; each push returns the samples that no
+// later code can change (the decoder is non-causal: a sample depends on latent steps on both
+// sides, see dependency()); flush() returns the rest at the end of the utterance.
+// Every emitted sample equals the whole-sequence decode of all codes pushed (same noise).
+class SnacStreamDecoder {
+ public:
+  explicit SnacStreamDecoder(SnacDecoder& dec) : dec_(dec) {}
+  // Codes for k >= 0 frame groups (same rules as SnacDecoder::check_codes); appends to *pcm.
+  Status push(const SnacCodes& codes, std::vector<float>* pcm);
+  // Emits every remaining sample (the right edge is now the true end); then reset() to reuse.
+  Status flush(std::vector<float>* pcm);
+  void reset();
+  int64_t samples_emitted() const { return emitted_; }
+  // Samples decodable from the codes pushed so far but held back until more codes come.
+  int64_t samples_pending() const;
+
+ private:
+  Status emit(int64_t end, std::vector<float>* pcm);
+  int64_t stable_end() const;  // first sample that may still change
+
+  SnacDecoder& dec_;
+  std::vector<float> z_;     // latent steps [z_first_, n_latent_), [.., latent_dim]
+  int64_t z_first_ = 0, n_latent_ = 0, emitted_ = 0;
+  bool ended_ = false;
+  std::vector<float> window_;
+};
+
+}  // namespace omni::audio

@@ -1,0 +1,166 @@
+#include "audio/codec/snac_ops.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace omni::audio::snac {
+namespace {
+
+// Time steps per parallel chunk: enough work per thread hand-off, small enough to balance.
+int64_t grain_for(int64_t C) { return std::max<int64_t>(1, 4096 / std::max<int64_t>(C, 1)); }
+
+// sin(z)^2 for |z| < 1e4: sin^2 has period pi, so reduce by n = round(z / pi) (pi split in two
+// parts, Cody-Waite) to r in [-pi/2, pi/2] and use the odd Taylor series to r^15 (truncation
+// below 1e-11). Branch-free so the loop vectorises; callers redo larger |z| with std::sin.
+#define OMNI_SNAC_CLONES __attribute__((target_clones("avx2", "default")))
+
+inline float sin2_reduced(float z) {
+  constexpr float kInvPi = 0.318309886183790671538f;
+  constexpr float kPiHi = 3.14159274101257324219f;   // float(pi)
+  constexpr float kPiLo = -8.74227800037248297e-08f;  // pi - float(pi)
+  constexpr float kRound = 12582912.0f;                // 1.5 * 2^23: rounds to an integer
+  const float n = (z * kInvPi + kRound) - kRound;
+  const float r = (z - n * kPiHi) - n * kPiLo;
+  const float r2 = r * r;
+  float s = -1.0f / 1307674368000.0f;  // -1/15!
+  s = s * r2 + 1.0f / 6227020800.0f;
+  s = s * r2 - 1.0f / 39916800.0f;
+  s = s * r2 + 1.0f / 362880.0f;
+  s = s * r2 - 1.0f / 5040.0f;
+  s = s * r2 + 1.0f / 120.0f;
+  s = s * r2 - 1.0f / 6.0f;
+  s = s * r2 + 1.0f;
+  const float sn = s * r;
+  return sn * sn;
+}
+
+OMNI_SNAC_CLONES
+bool snake_row(const float* x, float* y, int64_t C, const float* alpha, const float* inv_alpha) {
+  int big = 0;  // an integer OR reduction vectorises (a float max would not without fast-math)
+  for (int64_t c = 0; c < C; ++c) {
+    const float z = alpha[c] * x[c];
+    big |= !(std::fabs(z) < 1e4f);  // also catches NaN
+    y[c] = x[c] + inv_alpha[c] * sin2_reduced(z);
+  }
+  return big != 0;
+}
+
+OMNI_SNAC_CLONES
+void dw_row(const float* x, float* yr, int64_t t, int64_t T, int64_t C, const float* w, int k,
+            int dilation, const float* bias) {
+  const int64_t pad = int64_t(k - 1) * dilation / 2;
+  for (int64_t c = 0; c < C; ++c) yr[c] = bias ? bias[c] : 0.0f;
+  for (int j = 0; j < k; ++j) {
+    const int64_t ts = t - pad + int64_t(j) * dilation;
+    if (ts < 0 || ts >= T) continue;
+    const float* xr = x + ts * C;
+    const float* wj = w + int64_t(j) * C;
+    for (int64_t c = 0; c < C; ++c) yr[c] += wj[c] * xr[c];
+  }
+}
+
+OMNI_SNAC_CLONES
+void add_row(float* y, const float* a, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a[i];
+}
+
+OMNI_SNAC_CLONES
+void add2_row(float* y, const float* a, const float* b, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a[i] + b[i];
+}
+
+OMNI_SNAC_CLONES
+void axpy_row(float* y, float a, const float* h, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * h[i];
+}
+
+}  // namespace
+
+void snake(ThreadPool& pool, const float* x, float* y, int64_t T, int64_t C, const float* alpha,
+           const float* inv_alpha) {
+  pool.parallel_for(T, grain_for(C), [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; ++t) {
+      const float* xr = x + t * C;
+      float* yr = y + t * C;
+      if (!snake_row(xr, yr, C, alpha, inv_alpha)) continue;
+      for (int64_t c = 0; c < C; ++c) {  // rare: huge activations, exact reduction
+        const float s = std::sin(alpha[c] * xr[c]);
+        yr[c] = xr[c] + inv_alpha[c] * (s * s);
+      }
+    }
+  });
+}
+
+void depthwise_conv1d(ThreadPool& pool, const float* x, float* y, int64_t T, int64_t C,
+                      const float* w, int k, int dilation, const float* bias) {
+  pool.parallel_for(T, grain_for(C), [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; ++t) dw_row(x, y + t * C, t, T, C, w, k, dilation, bias);
+  });
+}
+
+void add_bias(ThreadPool& pool, float* y, int64_t T, int64_t C, const float* bias) {
+  if (!bias) return;
+  pool.parallel_for(T, grain_for(C), [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; ++t) add_row(y + t * C, bias, C);
+  });
+}
+
+void add_residual(ThreadPool& pool, float* x, const float* y, const float* bias, int64_t T, int64_t C) {
+  pool.parallel_for(T, grain_for(C), [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; ++t) add2_row(x + t * C, y + t * C, bias, C);
+  });
+}
+
+void overlap_add(ThreadPool& pool, const float* z, int64_t T_in, int64_t C_out, int k, int s,
+                 int p, const float* bias, float* y) {
+  const int64_t T_out = T_in * s, zc = int64_t(k) * C_out;
+  pool.parallel_for(T_out, grain_for(C_out), [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; ++t) {
+      float* yr = y + t * C_out;
+      for (int64_t o = 0; o < C_out; ++o) yr[o] = bias ? bias[o] : 0.0f;
+      // Inputs i with j = t + p - i*s in [0, k).
+      const int64_t num_hi = t + p, num_lo = t + p - (k - 1);
+      int64_t i_lo = num_lo <= 0 ? -((-num_lo) / s) : (num_lo + s - 1) / s;
+      int64_t i_hi = num_hi / s;  // num_hi >= 0
+      i_lo = std::max<int64_t>(i_lo, 0);
+      i_hi = std::min<int64_t>(i_hi, T_in - 1);
+      for (int64_t i = i_lo; i <= i_hi; ++i) {
+        const int64_t j = t + p - i * s;
+        add_row(yr, z + i * zc + j * C_out, C_out);
+      }
+    }
+  });
+}
+
+void add_scaled_rows(ThreadPool& pool, float* x, const float* h, const float* noise, int64_t T,
+                     int64_t C) {
+  pool.parallel_for(T, grain_for(C), [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; ++t) axpy_row(x + t * C, noise[t], h + t * C, C);
+  });
+}
+
+void taps_to_mono_tanh(ThreadPool& pool, const float* z, int64_t T, int k, float bias, float* y) {
+  const int64_t pad = (k - 1) / 2;
+  pool.parallel_for(T, 1024, [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; ++t) {
+      float acc = bias;
+      for (int j = 0; j < k; ++j) {
+        const int64_t ts = t - pad + j;
+        if (ts >= 0 && ts < T) acc += z[ts * k + j];
+      }
+      y[t] = std::tanh(acc);
+    }
+  });
+}
+
+float noise_value(uint64_t seed, int block, int64_t t) {
+  uint64_t r = seed * 0x9E3779B97F4A7C15ull + uint64_t(block + 1) * 0xD1B54A32D192ED03ull + uint64_t(t);
+  r = (r ^ (r >> 30)) * 0xBF58476D1CE4E5B9ull;
+  r = (r ^ (r >> 27)) * 0x94D049BB133111EBull;
+  r ^= r >> 31;
+  const double u1 = (double(r >> 32) + 0.5) / 4294967296.0;
+  const double u2 = double(r & 0xffffffffull) / 4294967296.0;
+  return float(std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2));
+}
+
+}  // namespace omni::audio::snac
