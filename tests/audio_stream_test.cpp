@@ -1,0 +1,318 @@
+// Streaming audio into a session (audio/adapter/audio_stream.h):
+//  * rows appended chunk by chunk (PCM pushed in random pieces) equal the rows of the same mel
+//    chunks encoded one call each (both adapter families);
+//  * a session: after streaming an utterance into a Context of a tiny synthetic backbone, n_past
+//    grew by the expected rows and the last logits equal a one-shot eval_embeddings of them;
+//  * the work left at the end of the turn stays one partial chunk whatever the length.
+// Measurements for docs/AUDIO.md (gated: OMNIRT_AUDIO_BENCH=1): end-of-turn time vs utterance
+// length on a Whisper-small-shaped encoder, and the WER of whisper-tiny.en when the encoder
+// sees chunks alone (positions from 0) and the decoder their concatenated output.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <random>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "audio/adapter/audio_stream.h"
+#include "audio/whisper/whisper_decoder.h"
+#include "audio/whisper/whisper_encoder.h"
+#include "audio/whisper/whisper_search.h"
+#include "audio/whisper/whisper_transcriber.h"
+#include "runtime/model/audio_loader.h"
+#include "runtime/model/context.h"
+#include "runtime/model/model.h"
+#include "runtime/model/synthetic.h"
+#include "runtime/model/whisper_loader.h"
+#include "tests/audio_test_util.h"
+#include "tests/test_util.h"
+
+namespace omni {
+namespace {
+
+std::vector<float> librivox_0880() {
+  return test::read_wav_pcm16(test::source_path("tests/data/whisper/librivox_0880.wav"));
+}
+
+std::unique_ptr<AudioEncoderModel> synthetic_encoder(const std::string& preset, int64_t n_out, const std::string& name) {
+  gguf::GgufWriter w;
+  w.add_string("general.architecture", "clip");
+  EXPECT_TRUE(add_synthetic_audio_encoder(w, preset, n_out, DType::kF16, 11).ok());
+  const std::string path = test::temp_path(name);
+  EXPECT_TRUE(w.write(path).ok());
+  auto m = load_audio_encoder(path);
+  std::remove(path.c_str());  // the mapping stays valid
+  EXPECT_TRUE(m.ok()) << m.status().to_string();
+  return m.ok() ? std::move(*m) : nullptr;
+}
+
+// The reference: the clip's raw log-mel in one go, cut into chunks of `chunk` frames, each
+// normalized with the maximum up to its end, padded to even, encoded by its own call.
+std::vector<float> chunks_one_call_each(const audio::AudioEncoderWeights& w, ThreadPool& pool,
+                                        const std::vector<float>& pcm, int64_t chunk) {
+  auto mel = audio::LogMel::create(80);
+  std::vector<float> raw, rows, out;
+  EXPECT_TRUE((*mel)->push(pcm.data(), pcm.size(), &raw).ok());
+  EXPECT_TRUE((*mel)->finish(&raw).ok());
+  audio::AudioEncoder enc(w, pool);
+  const int64_t n = int64_t(raw.size()) / 80;
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t f0 = 0; f0 < n; f0 += chunk) {
+    const int64_t len = std::min(chunk, n - f0);
+    std::vector<float> c(raw.begin() + f0 * 80, raw.begin() + (f0 + len) * 80);
+    for (float v : c) mx = std::max(mx, v);
+    audio::whisper_normalize(c.data(), c.size(), mx);
+    c.resize(size_t((len + len % 2) * 80), 0.0f);
+    if (enc.rows_for_mel_frames(len + len % 2) == 0) continue;
+    EXPECT_TRUE(enc.encode(c.data(), len + len % 2, &rows).ok());
+    out.insert(out.end(), rows.begin(), rows.end());
+  }
+  return out;
+}
+
+void stream_matches_one_call_each(const audio::AudioEncoderWeights& w, int64_t chunk) {
+  const std::vector<float> pcm = librivox_0880();
+  ASSERT_FALSE(pcm.empty());
+  ThreadPool pool(2);
+  std::vector<float> got;
+  std::vector<int64_t> sizes;
+  auto s = audio::AudioStream::create(w, pool, [&](const float* rows, int64_t n) {
+    got.insert(got.end(), rows, rows + n * w.adapter.n_embd_out);
+    sizes.push_back(n);
+    return Status::Ok();
+  }, {chunk});
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  std::mt19937 gen(5);
+  std::uniform_int_distribution<size_t> piece(1, 4000);
+  for (size_t i = 0; i < pcm.size();) {
+    const size_t n = std::min(piece(gen), pcm.size() - i);
+    ASSERT_TRUE((*s)->push(pcm.data() + i, n).ok());
+    i += n;
+  }
+  const size_t before_finish = got.size();
+  ASSERT_TRUE((*s)->finish().ok());
+  const std::vector<float> ref = chunks_one_call_each(w, pool, pcm, chunk);
+  ASSERT_EQ(got.size(), ref.size());
+  EXPECT_EQ(got, ref);  // the same ops on the same numbers
+  // Every chunk but the last went out while "speaking".
+  const int64_t n_frames = int64_t(pcm.size()) / 160;
+  EXPECT_EQ(int64_t(sizes.size()), (n_frames + chunk - 1) / chunk);
+  EXPECT_GE(before_finish, got.size() - size_t((*s)->rows_per_chunk() * w.adapter.n_embd_out));
+  EXPECT_LE((*s)->stats().finish_frames, chunk);
+}
+
+TEST(AudioStreamTest, UltravoxStreamedRowsEqualChunksEncodedOneCallEach) {
+  auto m = synthetic_encoder("whisper-tiny-enc", 64, "stream_uv.gguf");
+  ASSERT_TRUE(m);
+  stream_matches_one_call_each(m->weights, 96);
+  stream_matches_one_call_each(m->weights, 160);
+}
+
+TEST(AudioStreamTest, Qwen2AudioStreamedRowsEqualChunksEncodedOneCallEach) {
+  auto m = load_audio_encoder(test::source_path("tests/data/audio_adapter/qwen2a.gguf"));
+  ASSERT_TRUE(m.ok());
+  stream_matches_one_call_each((*m)->weights, 64);
+  stream_matches_one_call_each((*m)->weights, 20);
+}
+
+TEST(AudioStreamTest, RejectsBadChunksAndInput) {
+  auto m = synthetic_encoder("whisper-tiny-enc", 64, "stream_bad.gguf");
+  ASSERT_TRUE(m);
+  ThreadPool pool(1);
+  auto sink = [](const float*, int64_t) { return Status::Ok(); };
+  EXPECT_EQ(audio::AudioStream::create(m->weights, pool, sink, {100}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(audio::AudioStream::create(m->weights, pool, sink, {272}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(audio::AudioStream::create(m->weights, pool, nullptr).status().code(), StatusCode::kInvalidArgument);
+  auto s = audio::AudioStream::create(m->weights, pool, sink);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ((*s)->chunk_frames(), 96);  // 1 s rounded to Ultravox's 16-frame groups
+  std::vector<float> pcm(1000, 0.1f);
+  pcm[10] = INFINITY;
+  EXPECT_EQ((*s)->push(pcm.data(), pcm.size()).code(), StatusCode::kInvalidArgument);
+  pcm[10] = 0.1f;  // the rejected push consumed nothing: the stream goes on
+  EXPECT_EQ((*s)->push(pcm.data(), 100).code(), StatusCode::kOk);
+  EXPECT_EQ((*s)->finish().code(), StatusCode::kInvalidArgument);  // 100 samples: no frame
+  EXPECT_EQ((*s)->push(pcm.data(), 5).code(), StatusCode::kWrongState);
+  (*s)->reset();
+  EXPECT_TRUE((*s)->push(pcm.data(), 10).ok());
+  // A failing sink stops the stream with its status.
+  auto failing = audio::AudioStream::create(m->weights, pool, [](const float*, int64_t) {
+    return out_of_range("context full");
+  }, {32});
+  ASSERT_TRUE(failing.ok());
+  std::vector<float> second(16000, 0.01f);
+  Status st = (*failing)->push(second.data(), second.size());
+  EXPECT_EQ(st.code(), StatusCode::kOutOfRange);
+  EXPECT_EQ((*failing)->push(second.data(), 10).code(), StatusCode::kWrongState);
+}
+
+TEST(AudioStreamTest, SessionGetsTheRowsWhileSpeakingAndMatchesOneShot) {
+  const std::string model_path = test::temp_path("stream_backbone.gguf");
+  SyntheticSpec spec{"llama", "tiny", DType::kF16, 3};
+  ASSERT_TRUE(create_synthetic_model(spec, model_path).ok());
+  auto model = Model::load(model_path);
+  std::remove(model_path.c_str());
+  ASSERT_TRUE(model.ok()) << model.status().to_string();
+  const int64_t n_embd = 256;  // the tiny preset's width
+  auto enc = synthetic_encoder("whisper-tiny-enc", n_embd, "stream_session.gguf");
+  ASSERT_TRUE(enc);
+  ContextParams cp;
+  cp.n_ctx = 512;
+  cp.n_threads = 2;
+  cp.kv_type = DType::kF32;
+  auto ctx = Context::create(**model, cp);
+  ASSERT_TRUE(ctx.ok());
+  const int32_t prompt[] = {1, 17, 42};
+  ASSERT_TRUE((*ctx)->eval(prompt, false).ok());
+  ThreadPool pool(2);
+  std::vector<float> all_rows;
+  auto s = audio::AudioStream::create(enc->weights, pool, [&](const float* rows, int64_t n) {
+    all_rows.insert(all_rows.end(), rows, rows + n * n_embd);
+    return (*ctx)->eval_embeddings(rows, n, false);
+  }, {96});
+  ASSERT_TRUE(s.ok());
+  const std::vector<float> pcm = librivox_0880();
+  for (size_t i = 0; i < pcm.size(); i += 1600) ASSERT_TRUE((*s)->push(pcm.data() + i, std::min<size_t>(1600, pcm.size() - i)).ok());
+  const int64_t n_before_finish = (*ctx)->n_past();
+  ASSERT_TRUE((*s)->finish().ok());
+  // 0880 is 2.99 s: 299 frames = 3 chunks of 96 (6 rows each) + 11 frames (-> 12, 6 encoder
+  // frames, one padded Ultravox row).
+  const int64_t n_frames = int64_t(pcm.size()) / 160;
+  const int64_t expected = (n_frames / 96) * 6 + (n_frames % 96 ? ((n_frames % 96 + 1) / 2 + 7) / 8 : 0);
+  EXPECT_EQ((*ctx)->n_past(), 3 + expected);
+  EXPECT_EQ(int64_t(all_rows.size()) / n_embd, expected);
+  EXPECT_GE(n_before_finish, 3 + expected - 6);  // at most one chunk's rows were left for the end
+  std::vector<float> streamed((*ctx)->last_logits(), (*ctx)->last_logits() + (*model)->hparams().n_vocab);
+
+  auto one = Context::create(**model, cp);
+  ASSERT_TRUE(one.ok());
+  ASSERT_TRUE((*one)->eval(prompt, false).ok());
+  ASSERT_TRUE((*one)->eval_embeddings(all_rows.data(), expected, false).ok());
+  EXPECT_EQ((*one)->n_past(), (*ctx)->n_past());
+  double worst = 0, max_ref = 0;
+  for (size_t i = 0; i < streamed.size(); ++i) {
+    worst = std::max(worst, double(std::fabs(streamed[i] - (*one)->last_logits()[i])));
+    max_ref = std::max(max_ref, double(std::fabs((*one)->last_logits()[i])));
+  }
+  std::printf("  %lld rows streamed in %lld chunks; last logits vs one shot: max |diff| %.3g (max %.3g)\n",
+              static_cast<long long>(expected), static_cast<long long>((*s)->stats().chunks), worst, max_ref);
+  EXPECT_LE(worst, 1e-4 * std::max(1.0, max_ref));
+}
+
+bool bench_enabled() {
+  const char* e = std::getenv("OMNIRT_AUDIO_BENCH");
+  return e && std::string(e) == "1";
+}
+
+// End-of-turn work vs utterance length: the clip repeated to 3..24 s, pushed in 100 ms pieces.
+TEST(AudioStreamTest, EndOfTurnWorkDoesNotGrowWithTheUtterance) {
+  const bool bench = bench_enabled();
+  auto enc = synthetic_encoder(bench ? "whisper-small-enc" : "whisper-tiny-enc", bench ? 896 : 64, "stream_eot.gguf");
+  ASSERT_TRUE(enc);
+  const std::vector<float> clip = librivox_0880();
+  ThreadPool pool(2);
+  const std::vector<int64_t> chunks = bench ? std::vector<int64_t>{96, 160, 208} : std::vector<int64_t>{96, 160};
+  const std::vector<int> lengths = bench ? std::vector<int>{1, 2, 4, 8} : std::vector<int>{1, 4};
+  for (int64_t chunk : chunks) {
+    for (int reps : lengths) {
+      std::vector<float> pcm;
+      for (int r = 0; r < reps; ++r) pcm.insert(pcm.end(), clip.begin(), clip.end());
+      auto s = audio::AudioStream::create(enc->weights, pool, [](const float*, int64_t) { return Status::Ok(); },
+                                          {chunk});
+      ASSERT_TRUE(s.ok());
+      double worst_push = 0;
+      for (size_t i = 0; i < pcm.size(); i += 1600) {
+        const auto t0 = std::chrono::steady_clock::now();
+        ASSERT_TRUE((*s)->push(pcm.data() + i, std::min<size_t>(1600, pcm.size() - i)).ok());
+        worst_push = std::max(worst_push, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      }
+      ASSERT_TRUE((*s)->finish().ok());
+      const audio::AudioStreamStats& st = (*s)->stats();
+      EXPECT_LE(st.finish_frames, chunk);  // one partial chunk (+ the mel tail) at most
+      if (bench)
+        std::printf("  chunk %lld frames, utterance %5.1f s: %3lld chunks, encode %.3f s in all, worst push %.1f ms, "
+                    "end of turn %.1f ms (%lld frames)\n",
+                    static_cast<long long>(chunk), double(pcm.size()) / 16000, static_cast<long long>(st.chunks),
+                    st.encode_s, worst_push * 1e3, st.finish_s * 1e3, static_cast<long long>(st.finish_frames));
+    }
+  }
+}
+
+// WER of whisper-tiny.en when the encoder sees fixed chunks alone (positions from 0) and the
+// decoder attends over their concatenated output (what an omni model's LM sees), vs whole.
+TEST(AudioStreamTest, ChunkedEncoderWer) {
+  if (!bench_enabled()) GTEST_SKIP() << "measurement: OMNIRT_AUDIO_BENCH=1";
+  const std::string model_path = test::source_path("models/whisper-tiny.en.gguf");
+  if (!test::file_exists(model_path)) GTEST_SKIP() << model_path << " is missing (tools/setup.sh)";
+  const nlohmann::json ref = nlohmann::json::parse(test::read_file(test::source_path("tests/data/whisper/librivox_transcripts.json")));
+  const std::string dir = ref["librivox_dir"].get<std::string>();
+  if (!test::file_exists(dir + "/" + ref["clips"][0]["wav"].get<std::string>())) GTEST_SKIP() << dir << " is missing";
+  auto wm = load_whisper(model_path);
+  ASSERT_TRUE(wm.ok());
+  const audio::WhisperWeights& w = (*wm)->weights;
+  ThreadPool pool(2);
+  audio::WhisperEncoder enc(w, pool);
+  audio::WhisperDecoder dec(w, pool);
+  audio::WhisperTranscriber tr(w, pool);
+  auto prompt = audio::whisper_prompt(w.vocab, {});
+  ASSERT_TRUE(prompt.ok());
+  audio::WhisperSearchOptions so;
+  so.beam_size = 1;
+  // 0: the whole clip padded to Whisper's 30 s window (reference); -1: the whole clip alone.
+  const int64_t sizes[] = {0, -1, 500, 200, 160, 100, 50};
+  for (int64_t chunk : sizes) {
+    size_t errors = 0, words = 0;
+    double enc_s = 0;
+    std::string sample;
+    for (const auto& clip : ref["clips"]) {
+      const std::vector<float> pcm = test::read_wav_pcm16(dir + "/" + clip["wav"].get<std::string>());
+      ASSERT_FALSE(pcm.empty());
+      std::vector<float> cat, out;
+      const auto t0 = std::chrono::steady_clock::now();
+      if (chunk == 0) {
+        auto mel = audio::whisper_log_mel(pcm.data(), pcm.size(), 80, 0);  // as the transcriber:
+        ASSERT_TRUE(mel.ok());
+        mel->resize(3000 * 80, 0.0f);  // zeros in the normalized log-mel (pad_or_trim)
+        ASSERT_TRUE(enc.encode(mel->data(), 3000, &cat).ok());
+      } else {
+        auto lm = audio::LogMel::create(80);
+        std::vector<float> raw;
+        ASSERT_TRUE((*lm)->push(pcm.data(), pcm.size(), &raw).ok());
+        ASSERT_TRUE((*lm)->finish(&raw).ok());
+        const int64_t n = int64_t(raw.size()) / 80, c = chunk < 0 ? n + n % 2 : chunk;
+        float mx = -std::numeric_limits<float>::infinity();
+        for (int64_t f0 = 0; f0 < n; f0 += c) {
+          const int64_t len = std::min(c, n - f0), even = len + len % 2;
+          std::vector<float> m(raw.begin() + f0 * 80, raw.begin() + (f0 + len) * 80);
+          for (float v : m) mx = std::max(mx, v);
+          audio::whisper_normalize(m.data(), m.size(), mx);
+          m.resize(size_t(even * 80), 0.0f);
+          ASSERT_TRUE(enc.encode(m.data(), even, &out).ok());
+          cat.insert(cat.end(), out.begin(), out.end());
+        }
+      }
+      enc_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      ASSERT_TRUE(dec.set_audio(cat.data(), int64_t(cat.size()) / w.hp.n_audio_state).ok());
+      auto tokens = audio::whisper_search(dec, w, *prompt, so);
+      ASSERT_TRUE(tokens.ok());
+      const std::string text = tr.detokenize(*tokens);
+      const auto r = test::words_of(clip["reference"].get<std::string>());
+      errors += test::word_errors(r, test::words_of(text));
+      words += r.size();
+      if (sample.empty()) sample = text;
+    }
+    std::printf("  %-22s WER %6.2f %% (%zu/%zu)  encode %.2f s  first clip: \"%s\"\n",
+                chunk == 0 ? "whole, padded to 30 s" : chunk < 0 ? "whole, alone" :
+                (std::to_string(chunk * 10) + " ms chunks").c_str(),
+                100.0 * double(errors) / double(words), errors, words, enc_s, sample.c_str());
+  }
+}
+
+}  // namespace
+}  // namespace omni
