@@ -1,0 +1,159 @@
+// Audio-out heads: how a backbone speaks. Two families (docs/AUDIO_OUT.md has the file format):
+//
+//  - parallel (Mini-Omni, Moshi without its depth transformer): every step emits one text token
+//    and K codec tokens, one per codebook, from extra heads [n_embd -> codebook_vocab] applied to
+//    the final-norm hidden state; codebook i is delayed by delays[i] steps (Mini-Omni: i + 1), so
+//    at step s it emits its token of frame s - delays[i]. The next step's input row combines the
+//    text token's embedding with the K codec tokens' rows of extra embedding tables: their mean
+//    (Mini-Omni: (x_text + x_0 + ... + x_6) / 8) or their sum (Moshi).
+//  - in-vocab (Orpheus): codec tokens are ordinary vocabulary entries, K per frame, token id =
+//    token_offset + code + codebook_size * position_in_frame, between speech start/end markers.
+//
+// AudioOutDecoder drives a Context: prefill a prompt, then step() until done(), collecting a
+// text stream and a stream of codec frames in the codec's level-major layout (SNAC 24 kHz: level
+// 0 one code, level 1 two, level 2 four; the 7 tokens of a frame feed levels 0,1,2,2,1,2,2 as in
+// both Orpheus and Mini-Omni).
+// Thread-safety: AudioOutHeads is immutable after loading (share it); an AudioOutDecoder is used
+// by one thread at a time with its Context.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "kernels/core/status.h"
+#include "runtime/model/context.h"
+#include "runtime/model/gguf.h"
+#include "runtime/model/model.h"
+#include "runtime/model/sampler.h"
+
+namespace omni {
+
+enum class AudioOutKind { kParallel, kInVocab };
+enum class InputCombine { kMean, kSum };
+const char* audio_out_kind_name(AudioOutKind k);
+
+inline constexpr int kMaxFrameCodes = 32;  // tokens per codec frame (SNAC 7, Mimi 8)
+
+// The omni.audio_out.* keys, checked against each other and the backbone's vocabulary.
+struct AudioOutSpec {
+  AudioOutKind kind = AudioOutKind::kParallel;
+  std::string codec;               // "snac_24khz" (the codec the codes are for), "mimi"
+  int32_t n_codebooks = 0;         // K: tokens per frame
+  int32_t codebook_size = 0;       // codes per codebook (SNAC 4096)
+  std::vector<int32_t> levels;     // [K] codec level each token of a frame feeds (0-based)
+  // parallel
+  int32_t codebook_vocab = 0;      // rows of each head and embedding table: codes + specials
+  std::vector<int32_t> delays;     // [K] steps
+  InputCombine combine = InputCombine::kMean;
+  int32_t end_code = -1;           // codebook-local end of speech (-1: none), e.g. 4096
+  int32_t pad_code = -1;           // input of a codebook inside its delay / the prompt
+  int32_t input_code = -1, answer_code = -1;  // prompt markers (Mini-Omni _input_a, _answer_a)
+  int32_t text_end_id = -1, text_pad_id = -1, text_input_id = -1, text_answer_id = -1;
+  // in-vocab
+  int32_t token_offset = 0;        // id of code 0 at frame position 0
+  int32_t speech_start_id = -1, speech_end_id = -1;
+  std::vector<int32_t> prompt_prefix, prompt_suffix;  // ids around the prompt's text tokens
+
+  int max_delay() const;
+  // Codes per level, in level order ({1, 2, 4} for SNAC 24 kHz).
+  std::vector<int> codes_per_level() const;
+};
+
+// Reads and checks the spec. kNotFound when the file has no audio-out heads (no
+// omni.audio_out.type); kCorruptFile naming the key for a malformed or inconsistent one;
+// kUnsupported for an unknown type or combine mode.
+StatusOr<AudioOutSpec> read_audio_out_spec(const gguf::GgufFile& file, int64_t n_vocab);
+
+// The spec plus, for parallel heads, the bound tensors audio_out.embd.{i}.weight and
+// audio_out.head.{i}.weight, each [n_embd, codebook_vocab] (ggml order), mapped, not copied.
+struct AudioOutHeads {
+  AudioOutSpec spec;
+  std::vector<Weight> embd, head;  // [K] each (parallel only)
+};
+// kNotFound: no audio-out heads in this model; kCorruptFile / kUnsupported for a missing tensor,
+// a bad shape or an uncomputable type (named).
+StatusOr<AudioOutHeads> load_audio_out(const Model& model);
+
+// One codec frame in level-major order: for SNAC [l0, l1a, l1b, l2a, l2b, l2c, l2d].
+struct CodecFrame {
+  int64_t index = 0;  // frame number from 0
+  int32_t n_codes = 0;
+  int32_t codes[kMaxFrameCodes] = {};
+};
+
+struct AudioOutParams {
+  SamplerParams text_sampling;   // the text stream (and, in-vocab, tokens before speech)
+  SamplerParams audio_sampling;  // every codebook; codebook i samples with seed + 1 + i
+  int64_t max_steps = 2048;      // decode steps after the prompt
+};
+
+// What one step produced: at most one text token and at most one frame.
+struct AudioOutStep {
+  int32_t text_token = -1;  // -1: none this step
+  bool has_frame = false;
+  CodecFrame frame;
+};
+
+class AudioOutDecoder {
+ public:
+  // heads and ctx must outlive the decoder; ctx's model must be the one the heads came from.
+  // kInvalidArgument for bad params or a context whose width differs from the heads'.
+  static StatusOr<std::unique_ptr<AudioOutDecoder>> create(const AudioOutHeads& heads, Context& ctx,
+                                                           const AudioOutParams& params);
+
+  // The model family's prompt around text tokens (no BOS: the caller's tokenizer adds it):
+  // parallel: text [text_input, tokens..., text_end, text_answer] with every codebook at pad
+  // and answer_code on the last row (Mini-Omni T1A2); in-vocab: prefix + tokens + suffix.
+  // Evaluates it after the context's current position. kOutOfRange when it does not fit.
+  Status prefill_text(std::span<const int32_t> text_tokens);
+  // Parallel only: n rows given as text ids [n] and codebook-local audio ids [n, K].
+  Status prefill_parallel(std::span<const int32_t> text_ids, std::span<const int32_t> audio_ids);
+  // In-vocab only (or a parallel model's plain token prompt): ids as they are.
+  Status prefill_tokens(std::span<const int32_t> ids);
+
+  // Samples the next step from the last evaluation, feeds it back, and reports what came out.
+  // kWrongState before a prefill or after done(); errors of Context::eval.
+  StatusOr<AudioOutStep> step();
+  // True after the end of speech (all frames before it emitted), or after max_steps.
+  bool done() const { return done_; }
+  bool speech_ended() const { return speech_ended_; }
+  bool text_ended() const { return text_ended_; }
+  int64_t n_steps() const { return n_steps_; }
+  int64_t n_frames() const { return next_frame_; }
+
+ private:
+  AudioOutDecoder(const AudioOutHeads& heads, Context& ctx, const AudioOutParams& params);
+  Status init_samplers();
+  Status eval_parallel_rows(const int32_t* text_ids, const int32_t* audio_ids, int64_t n);
+  StatusOr<AudioOutStep> step_parallel();
+  StatusOr<AudioOutStep> step_in_vocab();
+  void to_frame(const int32_t* tokens_by_position, int64_t index, CodecFrame* out) const;
+
+  const AudioOutHeads& heads_;
+  const AudioOutSpec& spec_;
+  Context& ctx_;
+  AudioOutParams params_;
+  bool prefilled_ = false, done_ = false, speech_ended_ = false, text_ended_ = false;
+  bool in_speech_ = false;  // in-vocab: after the speech start marker
+  int64_t n_steps_ = 0, next_frame_ = 0;
+  int64_t end_frame_ = INT64_MAX;  // parallel: the first frame some codebook ended
+  std::vector<int> slot_of_position_;  // frame position -> level-major slot
+  std::unique_ptr<Sampler> text_sampler_;
+  std::vector<Sampler> audio_samplers_;  // [K]
+  std::vector<int32_t> text_history_;
+  std::vector<std::vector<int32_t>> audio_history_;  // [K], codebook-local
+  // Parallel: pending codes by frame, a ring of max_delay + 1 frames x K.
+  std::vector<int32_t> pending_;
+  std::vector<int32_t> next_audio_;  // [K] next step's codebook-local inputs
+  int32_t next_text_ = -1;
+  // In-vocab: the codes of the frame being filled.
+  int32_t frame_tokens_[kMaxFrameCodes] = {};
+  int frame_pos_ = 0;
+  // Scratch: one input row, head logits [codebook_vocab], candidate logits [codebook_size + 1].
+  std::vector<float> row_, dequant_, head_logits_, cand_;
+};
+
+}  // namespace omni
