@@ -39,6 +39,8 @@ StatusOr<std::unique_ptr<SnacModel>> load_snac(const std::string& path);
 // unknown preset or type.
 Status add_synthetic_snac(gguf::GgufWriter& w, const std::string& preset, DType type, uint64_t seed);
 std::vector<std::string> synthetic_snac_presets();
+// A standalone codec file (general.architecture = "snac", general.name = the preset) at `path`.
+Status create_synthetic_snac(const std::string& preset, DType type, uint64_t seed, const std::string& path);
 // The hyperparameters a preset stands for.
 StatusOr<audio::SnacHParams> synthetic_snac_hparams(const std::string& preset);
 

@@ -156,4 +156,13 @@ Status add_synthetic_snac(gguf::GgufWriter& w, const std::string& preset, DType 
   return b.status();
 }
 
+Status create_synthetic_snac(const std::string& preset, DType type, uint64_t seed, const std::string& path) {
+  gguf::GgufWriter w;
+  w.add_string("general.architecture", "snac");
+  w.add_string("general.name", preset);
+  w.add_bool("omnirt.synthetic", true);  // random weights: decodes to noise
+  OMNI_RETURN_IF_ERROR(add_synthetic_snac(w, preset, type, seed));
+  return w.write(path);
+}
+
 }  // namespace omni
