@@ -9,6 +9,7 @@
 #include "runtime/model/inspect.h"
 #include "runtime/model/snac_loader.h"
 #include "runtime/model/synthetic.h"
+#include "runtime/model/synthetic_omni.h"
 #include "runtime/model/vision_loader.h"
 #include "tools/cli/cli.h"
 
@@ -31,6 +32,7 @@ std::string preset_list() {
   for (const auto& p : synthetic_presets()) s += (s.empty() ? "" : ", ") + p;
   for (const auto& p : synthetic_vision_presets()) s += ", " + p;
   for (const auto& p : synthetic_snac_presets()) s += ", " + p;
+  for (const auto& p : synthetic_omni_presets()) s += ", " + p;
   return s;
 }
 
@@ -49,6 +51,15 @@ int run_create(const CreateOptions& o) {
     if (o.preset != sp) continue;
     if (Status st = create_synthetic_snac(o.preset, type, o.seed, o.out); !st.ok()) return fail("model create: " + st.to_string());
     std::fprintf(stderr, "wrote %s (codec preset %s, %s matrices, seed %llu; random weights: decodes to noise)\n",
+                 o.out.c_str(), o.preset.c_str(), dtype_name(type), static_cast<unsigned long long>(o.seed));
+    return 0;
+  }
+  for (const auto& op : synthetic_omni_presets()) {  // omni files: backbone + audio-out heads + components
+    if (o.preset != op) continue;
+    if (!o.arch.empty()) return fail("--arch does not apply to omni preset '" + o.preset + "' (its backbone is fixed)");
+    if (Status st = create_synthetic_omni({o.preset, type, o.seed, o.threads}, o.out); !st.ok())
+      return fail("model create: " + st.to_string());
+    std::fprintf(stderr, "wrote %s (omni preset %s, %s weights, seed %llu; random weights: text and voice are noise)\n",
                  o.out.c_str(), o.preset.c_str(), dtype_name(type), static_cast<unsigned long long>(o.seed));
     return 0;
   }
@@ -85,7 +96,7 @@ void add_model_commands(CLI::App& root, std::vector<Command>& out) {
   CLI::App* create = model->add_subcommand("create", "Write a GGUF file with random weights");
   create->add_option("--arch", co->arch, "llama, qwen2 or gemma3 (default: the preset's)");
   create->add_option("--preset", co->preset, "tiny, gemma3-270m, qwen2.5-0.5b, llama3.2-1b, qwen2.5-7b, vit-tiny, siglip-so400m-384, "
-                  "clip-vit-l-336, snac-tiny, snac-24khz")
+                  "clip-vit-l-336, snac-tiny, snac-24khz, omni-tiny, orpheus-tiny, mini-omni-0.5b, orpheus-3b")
       ->required();
   create->add_option("--type", co->type, "Weight type: f32, f16, bf16, q8_0, q4_0, q4_K, q5_K, q6_K")
       ->capture_default_str();
