@@ -94,22 +94,29 @@ StatusOr<vision::ViTHParams> synthetic_vision_hparams(const std::string& preset)
   return p->hp;
 }
 
-Status create_synthetic_vision(const SyntheticVisionSpec& spec, const std::string& out_path) {
-  const VisionPreset* p = find_preset(spec.preset);
-  if (!p) return synthetic_vision_hparams(spec.preset).status();
-  if (spec.type != DType::kF32 && spec.type != DType::kF16 && spec.type != DType::kBF16 &&
-      spec.type != DType::kQ8_0 && spec.type != DType::kQ4_0) {
+Status add_synthetic_vision(gguf::GgufWriter& w, const std::string& preset, int64_t n_embd_out,
+                            DType type, uint64_t seed) {
+  const VisionPreset* p = find_preset(preset);
+  if (!p) return synthetic_vision_hparams(preset).status();
+  if (type != DType::kF32 && type != DType::kF16 && type != DType::kBF16 &&
+      type != DType::kQ8_0 && type != DType::kQ4_0) {
     return unsupported(fmt("cannot create vision weights of type '%s' (use f32, f16, bf16, q8_0, "
-                           "q4_0)", dtype_traits(spec.type).name));
+                           "q4_0)", dtype_traits(type).name));
   }
-  const vision::ViTHParams& hp = p->hp;
+  if (n_embd_out < 0 || n_embd_out > (int64_t(1) << 20)) {
+    return invalid_argument(fmt("vision projection width %lld is outside [0, 2^20]",
+                                static_cast<long long>(n_embd_out)));
+  }
+  vision::ViTHParams hp = p->hp;
+  int64_t proj_hidden = p->proj_hidden;
+  if (n_embd_out > 0) {
+    hp.projector = vision::ProjectorType::kMlp;
+    hp.n_proj_out = n_embd_out;
+    if (proj_hidden == 0) proj_hidden = n_embd_out;
+  }
   const int64_t d = hp.n_embd, ps = hp.patch_size, g = hp.grid();
-  Random rng(spec.seed);
-  gguf::GgufWriter w;
+  Random rng(seed);
   Status st;
-  w.add_string("general.architecture", "clip");
-  w.add_string("general.name", std::string("synthetic ") + p->name);
-  w.add_bool("omnirt.synthetic", true);
   w.add_bool("clip.has_vision_encoder", true);
   w.add_bool("clip.has_text_encoder", false);
   w.add_u32("clip.vision.image_size", static_cast<uint32_t>(hp.image_size));
@@ -122,7 +129,7 @@ Status create_synthetic_vision(const SyntheticVisionSpec& spec, const std::strin
   w.add_bool("clip.use_gelu", hp.act != vision::ViTActivation::kQuickGelu);
   w.add_f32_array("clip.vision.image_mean", {hp.image_mean[0], hp.image_mean[1], hp.image_mean[2]});
   w.add_f32_array("clip.vision.image_std", {hp.image_std[0], hp.image_std[1], hp.image_std[2]});
-  if (p->proj_hidden > 0) {
+  if (proj_hidden > 0) {
     w.add_bool("clip.has_llava_projector", true);
     w.add_string("clip.projector_type", "mlp");
     w.add_u32("clip.vision.projection_dim", static_cast<uint32_t>(hp.n_proj_out));
@@ -134,10 +141,11 @@ Status create_synthetic_vision(const SyntheticVisionSpec& spec, const std::strin
     f32(name, {n}, rng.normal(size_t(n), stddev));
   };
   auto ones = [&](const std::string& name, int64_t n) { f32(name, {n}, std::vector<float>(n, 1.f)); };
-  // ne in ggml order: {n_in, n_out} (or the conv's {p, p, 3, d}).
+  // ne in ggml order: {n_in, n_out} (or the conv's {p, p, 3, d}). The type must fit rows of
+  // ne[0] (the conv's p: 8 or 14 is no quantized block, so it falls back to f16).
   auto matrix = [&](const std::string& name, std::vector<int64_t> ne, int64_t n_in, int64_t n_out) {
     if (!st.ok()) return;
-    const DType t = synthetic_weight_type(spec.type, n_in);
+    const DType t = synthetic_weight_type(type, ne[0]);
     const int64_t row_bytes = dtype_row_bytes(t, n_in);
     std::vector<uint8_t> bytes(size_t(row_bytes * n_out));
     const float sd = 1.0f / std::sqrt(static_cast<float>(n_in));
@@ -176,13 +184,21 @@ Status create_synthetic_vision(const SyntheticVisionSpec& spec, const std::strin
     ones("v.post_ln.weight", d);
     vec("v.post_ln.bias", d, 0.02f);
   }
-  if (p->proj_hidden > 0) {
-    matrix("mm.0.weight", {d, p->proj_hidden}, d, p->proj_hidden);
-    vec("mm.0.bias", p->proj_hidden, 0.02f);
-    matrix("mm.2.weight", {p->proj_hidden, hp.n_proj_out}, p->proj_hidden, hp.n_proj_out);
+  if (proj_hidden > 0) {
+    matrix("mm.0.weight", {d, proj_hidden}, d, proj_hidden);
+    vec("mm.0.bias", proj_hidden, 0.02f);
+    matrix("mm.2.weight", {proj_hidden, hp.n_proj_out}, proj_hidden, hp.n_proj_out);
     vec("mm.2.bias", hp.n_proj_out, 0.02f);
   }
-  OMNI_RETURN_IF_ERROR(st);
+  return st;
+}
+
+Status create_synthetic_vision(const SyntheticVisionSpec& spec, const std::string& out_path) {
+  gguf::GgufWriter w;
+  w.add_string("general.architecture", "clip");
+  w.add_string("general.name", "synthetic " + spec.preset);
+  w.add_bool("omnirt.synthetic", true);
+  OMNI_RETURN_IF_ERROR(add_synthetic_vision(w, spec.preset, 0, spec.type, spec.seed));
   const std::string tmp = out_path + ".tmp";
   OMNI_RETURN_IF_ERROR(w.write(tmp));
   if (std::rename(tmp.c_str(), out_path.c_str()) != 0) {

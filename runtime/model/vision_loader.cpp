@@ -87,6 +87,8 @@ StatusOr<int64_t> hparam(const gguf::GgufFile& f, const char* key, int64_t max) 
   return static_cast<int64_t>(v);
 }
 
+StatusOr<std::unique_ptr<VisionModel>> load_weights(const gguf::GgufFile& f);
+
 }  // namespace
 
 StatusOr<std::unique_ptr<VisionModel>> load_vision(const std::string& path) {
@@ -95,12 +97,32 @@ StatusOr<std::unique_ptr<VisionModel>> load_vision(const std::string& path) {
 }
 
 StatusOr<std::unique_ptr<VisionModel>> load_vision(std::unique_ptr<gguf::GgufFile> file) {
-  const gguf::GgufFile& f = *file;
-  OMNI_ASSIGN_OR_RETURN(std::string arch, f.get_string_or("general.architecture", "clip"));
+  if (!file) return invalid_argument("vision: no file");
+  OMNI_ASSIGN_OR_RETURN(std::string arch, file->get_string_or("general.architecture", "clip"));
   if (arch != "clip") {
     return unsupported(fmt("vision: general.architecture is '%s', not 'clip' (an mmproj file)",
                            arch.c_str()));
   }
+  OMNI_ASSIGN_OR_RETURN(std::unique_ptr<VisionModel> model, load_weights(*file));
+  model->file = std::move(file);
+  return model;
+}
+
+bool has_vision_component(const gguf::GgufFile& f) {
+  return f.find("clip.vision.image_size") != nullptr && f.find_tensor("v.patch_embd.weight") != nullptr;
+}
+
+StatusOr<std::unique_ptr<VisionModel>> load_vision(const gguf::GgufFile& f) {
+  if (!has_vision_component(f)) {
+    return unsupported(fmt("vision: '%s' has no vision component (clip.vision.image_size and "
+                           "v.patch_embd.weight)", f.path().c_str()));
+  }
+  return load_weights(f);
+}
+
+namespace {
+
+StatusOr<std::unique_ptr<VisionModel>> load_weights(const gguf::GgufFile& f) {
   OMNI_ASSIGN_OR_RETURN(bool has_vision, f.get_bool_or("clip.has_vision_encoder", true));
   if (!has_vision) return unsupported("vision: clip.has_vision_encoder is false");
 
@@ -195,8 +217,9 @@ StatusOr<std::unique_ptr<VisionModel>> load_vision(std::unique_ptr<gguf::GgufFil
     OMNI_ASSIGN_OR_RETURN(w.mm2, fl.linear("mm.2", out, hidden));
     hp.n_proj_out = out;
   }
-  model->file = std::move(file);
   return model;
 }
+
+}  // namespace
 
 }  // namespace omni

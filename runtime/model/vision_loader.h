@@ -28,7 +28,9 @@
 namespace omni {
 
 struct VisionModel {
-  std::unique_ptr<gguf::GgufFile> file;  // owns the mapping ViTMatrix views point into
+  // Owns the mapping ViTMatrix views point into; null when loaded from a file someone else
+  // owns (the vision component of an omni model file: the Model's file must outlive this).
+  std::unique_ptr<gguf::GgufFile> file;
   vision::ViTWeights weights;
 };
 
@@ -37,6 +39,13 @@ struct VisionModel {
 // keys/tensors, bad shapes or out-of-range hyperparameters (named in the message).
 StatusOr<std::unique_ptr<VisionModel>> load_vision(const std::string& path);
 StatusOr<std::unique_ptr<VisionModel>> load_vision(std::unique_ptr<gguf::GgufFile> file);
+// Non-owning: the vision component inside another file (an omni model file holds the
+// clip.vision.* keys and v.* / mm.* tensors next to the backbone's; general.architecture is the
+// backbone's). `file` must outlive the result. kUnsupported when it has no vision component.
+StatusOr<std::unique_ptr<VisionModel>> load_vision(const gguf::GgufFile& file);
+// True when the file holds a vision component: clip.vision.* hyperparameters and
+// v.patch_embd.weight (an mmproj file, or an omni model file).
+bool has_vision_component(const gguf::GgufFile& file);
 
 // Synthetic vision encoders (random weights at a real shape, mmproj layout, omnirt.synthetic =
 // true): "vit-tiny" (tests), "siglip-so400m-384", "clip-vit-l-336" (benchmarks).
@@ -51,5 +60,12 @@ struct SyntheticVisionSpec {
 // Writes the file (temporary name renamed at the end). kInvalidArgument: unknown preset;
 // kUnsupported: a type omnirt cannot compute with; kIoError: not writable.
 Status create_synthetic_vision(const SyntheticVisionSpec& spec, const std::string& out_path);
+// The vision component alone (clip.* keys, v.* / mm.* tensors; no general.* keys) into `w`,
+// for omni model files and for mmproj files with another projection width. n_embd_out > 0:
+// the LLaVA MLP projector maps to n_embd_out (a preset without a projector, e.g.
+// siglip-so400m-384, gains one with hidden width n_embd_out); 0: the preset's own projector.
+// Errors as for create_synthetic_vision; kInvalidArgument for n_embd_out < 0.
+Status add_synthetic_vision(gguf::GgufWriter& w, const std::string& preset, int64_t n_embd_out,
+                            DType type, uint64_t seed);
 
 }  // namespace omni
