@@ -114,6 +114,9 @@ typedef struct omni_session omni_session;
 typedef struct omni_model_params {
   size_t struct_size;    /* sizeof(omni_model_params) */
   int32_t validate_only; /* nonzero: parse and bind the weights, skip the tokenizer */
+  /* A llama.cpp-style vision projector ("mmproj" GGUF) to load with the model; NULL: none (a
+   * model file that holds its own vision component, an omni model file, needs none). */
+  const char* mmproj_path;
 } omni_model_params;
 
 OMNI_API omni_model_params omni_model_default_params(void);
@@ -140,6 +143,39 @@ OMNI_API omni_token omni_model_token_eos(const omni_model* model);
 OMNI_API int omni_model_token_is_eog(const omni_model* model, omni_token token); /* end of generation */
 /* 1 for files written by `omnirt model create` (random weights: the output is noise). */
 OMNI_API int omni_model_is_synthetic(const omni_model* model);
+
+/* ---- vision (images in) -------------------------------------------------------------------
+ * A model sees images through a vision encoder (ViT + adapter into its embedding space): the
+ * model file's own (an omni model file: clip.vision.* keys and v.* tensors inside it) or an
+ * mmproj file given at load (omni_model_params.mmproj_path) or by omni_model_load_mmproj().
+ * Encoded images are cached per model by a hash of their bytes (and the preprocessing and
+ * encoder), so the same image is encoded once per model; sessions share the cache. */
+
+/* The marker that places an image in prompt text (as llama.cpp's mtmd default marker). */
+#define OMNI_IMAGE_MARKER "<__image__>"
+
+/* Attaches a vision projector file to a loaded model. Call it before sharing the model with
+ * other threads; sessions created before it see it too. OMNI_ERR_WRONG_STATE when the model
+ * already has a vision encoder; OMNI_ERR_INVALID_ARGUMENT when the projector's output width is
+ * not the model's n_embd (a projector for another model); file errors as omni_model_load. */
+OMNI_API omni_status omni_model_load_mmproj(omni_model* model, const char* path);
+/* 1 when the model has a vision encoder (its own or an mmproj), else 0. */
+OMNI_API int omni_model_has_vision(const omni_model* model);
+
+typedef struct omni_vision_stats {
+  size_t struct_size;     /* sizeof(omni_vision_stats): the library fills that many bytes */
+  uint64_t encodes;       /* images run through the encoder */
+  uint64_t cache_hits;    /* images answered from the cache (no encoder work) */
+  uint64_t cache_misses;
+  uint64_t cache_entries;
+  uint64_t cache_bytes;   /* embedding bytes held (bounded; least recently used go first) */
+  double encode_ms;       /* total encoder time (ViT + adapter), milliseconds */
+  int32_t image_size;     /* the encoder's input size in pixels (square) */
+  int32_t n_image_embd;   /* the adapter's output width (== the model's n_embd) */
+} omni_vision_stats;
+
+/* Counters of the model's vision encoder. OMNI_ERR_UNSUPPORTED without one. */
+OMNI_API omni_status omni_model_vision_stats(const omni_model* model, omni_vision_stats* out);
 
 /* Any GGUF metadata value as text (strings as they are, numbers in decimal, arrays abbreviated).
  * *len receives the byte length without the terminating NUL; the buffer needs len + 1 bytes.
@@ -229,6 +265,39 @@ OMNI_API omni_status omni_session_append_tokens(omni_session* session, const omn
 OMNI_API omni_status omni_session_append_chat(omni_session* session, const char* role,
                                               const char* content);
 
+/* Images: encoded file bytes (PNG, JPEG, WebP, BMP, GIF), decoded, preprocessed as the encoder's
+ * family does (CLIP or SigLIP), encoded (or taken from the cache), and evaluated as rows of
+ * the model's embedding space at the next positions; wrapped in the model family's image
+ * start/end tokens where it has them (Gemma 3: <start_of_image> ... <end_of_image>).
+ * flags: OMNI_TOKENIZE_ADD_BOS (BOS first when the session is empty; also for _prompt:
+ * OMNI_TOKENIZE_PARSE_SPECIAL). Errors, with nothing changed in the session:
+ * OMNI_ERR_UNSUPPORTED: the model has no vision encoder (load an mmproj) or the format has no
+ * decoder; OMNI_ERR_CORRUPT_FILE: bytes that are no image or a truncated one;
+ * OMNI_ERR_OUT_OF_RANGE: an image beyond 64 Mpx or 65535 px a side (decompression bombs), or
+ * positions that do not fit in the context; OMNI_ERR_INVALID_ARGUMENT: marker count != image
+ * count, an image in a system or assistant message; OMNI_ERR_WRONG_STATE: a chat system message
+ * waits for its user message. Byte buffers are read during the call only. */
+typedef struct omni_image {
+  const uint8_t* data; /* the file's bytes */
+  size_t size;
+} omni_image;
+
+OMNI_API omni_status omni_session_append_image(omni_session* session, const uint8_t* data,
+                                               size_t size, uint32_t flags);
+/* The same, from a file (OMNI_ERR_NOT_FOUND when there is none). */
+OMNI_API omni_status omni_session_append_image_file(omni_session* session, const char* path,
+                                                    uint32_t flags);
+/* Text with OMNI_IMAGE_MARKER where images[i] go, in order; text without a marker gets its
+ * images first. One evaluation, all or nothing. n_images 0: as omni_session_append_text. */
+OMNI_API omni_status omni_session_append_prompt(omni_session* session, const char* text,
+                                                const omni_image* images, size_t n_images,
+                                                uint32_t flags);
+/* A user chat message (as omni_session_append_chat) with images at its markers, or opening the
+ * message when it has none. */
+OMNI_API omni_status omni_session_append_chat_images(omni_session* session, const char* role,
+                                                     const char* content,
+                                                     const omni_image* images, size_t n_images);
+
 /* Receives each generated token and its text: `piece` holds only complete UTF-8 characters
  * (possibly none, len 0, while a character spans tokens) and is not NUL-terminated; it is valid
  * during the call only. A final call with token OMNI_TOKEN_NONE may deliver leftover bytes.
@@ -261,7 +330,8 @@ OMNI_API omni_stop_reason omni_session_stop_reason(const omni_session* session);
  * the next call on the session. OMNI_ERR_WRONG_STATE before any evaluation. */
 OMNI_API omni_status omni_session_logits(omni_session* session, const float** logits,
                                          int32_t* n_vocab);
-/* Tokens in the conversation (evaluated, in the KV cache) and the capacity. 0 on NULL. */
+/* Positions in the conversation (tokens and image rows, evaluated, in the KV cache) and the
+ * capacity. 0 on NULL. */
 OMNI_API int32_t omni_session_n_tokens(const omni_session* session);
 OMNI_API int32_t omni_session_n_ctx(const omni_session* session);
 

@@ -538,6 +538,74 @@ static void test_old_struct_size(omni_engine* engine, const omni_model* model) {
   omni_session_destroy(s);
 }
 
+/* ---- images ------------------------------------------------------------------------------ */
+
+/* The vision entry points on a model without a vision encoder, and projectors that do not fit:
+ * every call fails with its status and leaves the session as it was. (Images through a fitting
+ * projector: tests/multimodal_test.cpp, which writes one of this model's width.) */
+static void test_images(omni_engine* engine, omni_model* model) {
+  omni_session* s = NULL;
+  omni_session_params sp = omni_session_default_params();
+  omni_model_params mp = omni_model_default_params();
+  omni_model* m2 = (omni_model*)&m2;
+  omni_vision_stats vs;
+  omni_image img;
+  const unsigned char png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  const float* logits = NULL;
+  float first = 0.0f;
+  int32_t n_vocab = 0, n_before = 0;
+  char path[1024];
+
+  CHECK(strcmp(OMNI_IMAGE_MARKER, "<__image__>") == 0);
+  CHECK(mp.mmproj_path == NULL);
+  CHECK(omni_model_has_vision(model) == 0);
+  CHECK(omni_model_has_vision(NULL) == 0);
+  vs.struct_size = sizeof vs;
+  CHECK_STATUS(omni_model_vision_stats(model, &vs), OMNI_ERR_UNSUPPORTED);
+  CHECK_STATUS(omni_model_vision_stats(model, NULL), OMNI_ERR_INVALID_ARGUMENT);
+
+  sp.n_ctx = 64;
+  CHECK_STATUS(omni_session_create(engine, model, &sp, &s), OMNI_OK);
+  if (s == NULL) return;
+  CHECK_STATUS(omni_session_append_text(s, "hi", OMNI_TOKENIZE_ADD_BOS), OMNI_OK);
+  n_before = omni_session_n_tokens(s);
+  CHECK_STATUS(omni_session_logits(s, &logits, &n_vocab), OMNI_OK);
+  first = logits ? logits[0] : 0.0f;
+
+  img.data = png_magic;
+  img.size = sizeof png_magic;
+  CHECK_STATUS(omni_session_append_image(s, png_magic, sizeof png_magic, 0), OMNI_ERR_UNSUPPORTED);
+  CHECK(contains(omni_last_error(), "no vision encoder"));
+  CHECK_STATUS(omni_session_append_prompt(s, "a " OMNI_IMAGE_MARKER, &img, 1, 0),
+               OMNI_ERR_UNSUPPORTED);
+  CHECK_STATUS(omni_session_append_chat_images(s, "user", "look", &img, 1), OMNI_ERR_UNSUPPORTED);
+  CHECK_STATUS(omni_session_append_chat_images(s, "system", "look", &img, 1),
+               OMNI_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(omni_session_append_image(NULL, png_magic, 1, 0), OMNI_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(omni_session_append_image(s, NULL, 5, 0), OMNI_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(omni_session_append_image(s, png_magic, sizeof png_magic, 0x80u),
+               OMNI_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(omni_session_append_image_file(s, NULL, 0), OMNI_ERR_INVALID_ARGUMENT);
+  /* No image: the prompt call is a text call. */
+  CHECK_STATUS(omni_session_append_prompt(s, "", NULL, 0, 0), OMNI_OK);
+  CHECK(omni_session_n_tokens(s) == n_before);
+  CHECK_STATUS(omni_session_logits(s, &logits, &n_vocab), OMNI_OK);
+  CHECK(logits != NULL && logits[0] == first);
+
+  /* Projectors: missing file; one of another width (the committed clip_tiny fixture: 80). */
+  CHECK_STATUS(omni_model_load_mmproj(model, "/nonexistent/omnirt/mmproj.gguf"), OMNI_ERR_NOT_FOUND);
+  CHECK(contains(omni_last_error(), "/nonexistent/omnirt/mmproj.gguf"));
+  sprintf(path, "%s/tests/data/vision/clip_tiny.gguf", OMNIRT_SOURCE_DIR);
+  CHECK_STATUS(omni_model_load_mmproj(model, path), OMNI_ERR_INVALID_ARGUMENT);
+  CHECK(contains(omni_last_error(), "width 80"));
+  CHECK(omni_model_has_vision(model) == 0);
+  mp.mmproj_path = path;
+  CHECK_STATUS(omni_model_load(g_model_path, &mp, &m2), OMNI_ERR_INVALID_ARGUMENT);
+  CHECK(m2 == NULL);
+  CHECK_STATUS(omni_model_load_mmproj(NULL, path), OMNI_ERR_INVALID_ARGUMENT);
+  omni_session_destroy(s);
+}
+
 int main(int argc, char** argv) {
   omni_model* model = NULL;
   omni_engine* engine = NULL;
@@ -566,6 +634,7 @@ int main(int argc, char** argv) {
     test_chat(engine, model);
     test_destroy_order(engine);
     test_old_struct_size(engine, model);
+    test_images(engine, model);
   }
   omni_engine_destroy(engine);
   omni_model_destroy(model);

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <optional>
 #include <stdexcept>
@@ -15,13 +16,28 @@
 #include "kernels/core/status.h"
 #include "runtime/model/context.h"
 #include "runtime/model/model.h"
+#include "runtime/model/multimodal.h"
 #include "runtime/model/sampler.h"
 #include "runtime/model/tokenizer.h"
+
+namespace omni::capi {
+// A model's vision component: set at load (the model file's own, or an mmproj file) or later by
+// omni_model_load_mmproj. Model and sessions share the slot, so sessions see a later attach.
+struct VisionSlot {
+  mutable std::mutex mu;
+  std::shared_ptr<ImageEncoder> encoder;
+  std::shared_ptr<ImageEncoder> get() const {
+    std::lock_guard<std::mutex> lock(mu);
+    return encoder;
+  }
+};
+}  // namespace omni::capi
 
 struct omni_model {
   std::shared_ptr<const omni::Model> model;  // sessions hold copies: destroy order is free
   std::string arch, name, chat_template;      // cached so the C strings live as the handle
   bool has_tokenizer = true;                  // false when loaded with validate_only
+  std::shared_ptr<omni::capi::VisionSlot> vision = std::make_shared<omni::capi::VisionSlot>();
 };
 
 struct omni_engine {
@@ -34,8 +50,10 @@ struct omni_session {
   std::unique_ptr<omni::Context> ctx;
   omni::SamplerParams sampler_params;
   std::optional<omni::Sampler> sampler;
-  std::vector<int32_t> history;  // == the tokens in the KV cache, in order
-  bool has_logits = false;       // ctx->last_logits() belongs to history.back()
+  std::shared_ptr<omni::capi::VisionSlot> vision;  // the model's
+  std::vector<int32_t> history;  // the tokens in the KV cache, in order (image rows are not
+                                 // tokens: ctx->n_past() counts every position)
+  bool has_logits = false;       // ctx->last_logits() belongs to the last position
   std::atomic<bool> stop_requested{false};
   omni_stop_reason stop_reason = OMNI_STOP_NONE;
   std::vector<omni::ChatMessage> pending_system;  // rendered with the next chat message
@@ -49,6 +67,19 @@ omni_status set_error(omni_status code, const char* message) noexcept;
 omni_status set_error(omni_status code, const std::string& message) noexcept;
 // OMNI_OK for an ok Status; otherwise records its message.
 omni_status from_status(const Status& status) noexcept;
+// The same, the message prefixed with "<fn>: ".
+omni_status from_status(const Status& status, const char* fn) noexcept;
+
+// The one path every kind of input (tokens, image rows, audio rows) takes into a session:
+// chunks evaluated after the conversation so far, all or nothing (session.cpp).
+omni_status eval_input(omni_session* s, const std::vector<InputChunk>& chunks, const char* fn);
+// One chat message (role, content) with images at its markers (or, without markers, opening
+// the message); omni_session_append_chat is this with no images. fn names the caller.
+omni_status append_chat(omni_session* s, const char* role, const char* content,
+                        const std::vector<std::shared_ptr<const EmbeddingRows>>& images,
+                        const char* fn);
+// Whether BOS goes first now: flags ask for it, the session is empty, the tokenizer uses one.
+bool add_bos_now(const omni_session* s, uint32_t flags);
 
 }  // namespace omni::capi
 

@@ -10,6 +10,8 @@
 #include "kernels/cpu/ops_cpu.h"
 #include "runtime/capi/capi_internal.h"
 #include "runtime/model/model.h"
+#include "runtime/model/multimodal.h"
+#include "runtime/model/vision_loader.h"
 
 #ifndef OMNIRT_VERSION
 #define OMNIRT_VERSION "0.0.0"
@@ -32,6 +34,11 @@ static_assert(OMNI_TOKENIZE_ADD_BOS == 1 && OMNI_TOKENIZE_PARSE_SPECIAL == 2);
 static_assert(sizeof(omni_token) == 4);
 #if defined(__x86_64__) || defined(__aarch64__)  // LP64 offsets, as shipped
 static_assert(offsetof(omni_model_params, validate_only) == 8);
+static_assert(offsetof(omni_model_params, mmproj_path) == 16);
+static_assert(offsetof(omni_vision_stats, encodes) == 8);
+static_assert(offsetof(omni_vision_stats, encode_ms) == 48);
+static_assert(offsetof(omni_vision_stats, image_size) == 56);
+static_assert(offsetof(omni_image, size) == 8);
 static_assert(offsetof(omni_engine_params, device) == 8);
 static_assert(offsetof(omni_engine_params, n_threads) == 12);
 static_assert(offsetof(omni_session_params, n_ctx) == 8);
@@ -71,6 +78,15 @@ omni_status from_status(const Status& status) noexcept {
   return set_error(static_cast<omni_status>(status.code()), status.message());
 }
 
+omni_status from_status(const Status& status, const char* fn) noexcept {
+  if (status.ok()) return OMNI_OK;
+  try {
+    return set_error(static_cast<omni_status>(status.code()), std::string(fn) + ": " + status.message());
+  } catch (...) {
+    return from_status(status);
+  }
+}
+
 namespace {
 
 int version_part(int index) {
@@ -80,6 +96,29 @@ int version_part(int index) {
     if (p) ++p;
   }
   return p ? std::atoi(p) : 0;
+}
+
+// The model file's own vision component (omni model files), if it has one.
+Status attach_own_vision(omni_model* handle) {
+  const gguf::GgufFile& f = handle->model->file();
+  if (!has_vision_component(f)) return Status::Ok();
+  OMNI_ASSIGN_OR_RETURN(std::unique_ptr<VisionModel> v, load_vision(f));
+  OMNI_ASSIGN_OR_RETURN(std::unique_ptr<ImageEncoder> enc,
+                        ImageEncoder::create(std::move(v), handle->model, f.path() + "#vision",
+                                             handle->model->hparams().n_embd));
+  handle->vision->encoder = std::move(enc);
+  return Status::Ok();
+}
+
+Status attach_mmproj(omni_model* handle, const std::string& path) {
+  auto v = load_vision(path);
+  if (!v.ok()) return Status(v.status().code(), "mmproj '" + path + "': " + v.status().message());
+  auto enc = ImageEncoder::create(std::move(v).value(), nullptr, path,
+                                  handle->model->hparams().n_embd);
+  if (!enc.ok()) return Status(enc.status().code(), "mmproj '" + path + "': " + enc.status().message());
+  std::lock_guard<std::mutex> lock(handle->vision->mu);
+  handle->vision->encoder = std::move(enc).value();
+  return Status::Ok();
 }
 
 // Returns the model or records an error; for the value-returning queries.
@@ -162,12 +201,68 @@ OMNI_API omni_status omni_model_load(const char* path, const omni_model_params* 
   handle->name = handle->model->name();
   handle->chat_template = omni::chat_template_name(handle->model->chat_template());
   handle->has_tokenizer = !mp.validate_only;
+  if (p.mmproj_path != nullptr) {
+    if (omni::Status st = omni::capi::attach_mmproj(handle.get(), p.mmproj_path); !st.ok()) {
+      return from_status(st, "omni_model_load");
+    }
+  } else if (omni::Status st = omni::capi::attach_own_vision(handle.get()); !st.ok()) {
+    return from_status(st, "omni_model_load: the model's vision component");
+  }
   *out = handle.release();
   return OMNI_OK;
   OMNI_API_END
 }
 
 OMNI_API void omni_model_destroy(omni_model* model) { delete model; }
+
+OMNI_API omni_status omni_model_load_mmproj(omni_model* model, const char* path) {
+  OMNI_API_BEGIN
+  OMNI_CHECK_ARG(model != nullptr && model->model, "omni_model_load_mmproj: model is NULL");
+  OMNI_CHECK_ARG(path != nullptr, "omni_model_load_mmproj: path is NULL");
+  if (model->vision->get()) {
+    return set_error(OMNI_ERR_WRONG_STATE,
+                     "omni_model_load_mmproj: the model already has a vision encoder");
+  }
+  return from_status(omni::capi::attach_mmproj(model, path), "omni_model_load_mmproj");
+  OMNI_API_END
+}
+
+OMNI_API int omni_model_has_vision(const omni_model* model) {
+  OMNI_API_BEGIN
+  return model_or_error(model, "omni_model_has_vision") && model->vision->get() ? 1 : 0;
+  OMNI_API_END_RETURN(0)
+}
+
+OMNI_API omni_status omni_model_vision_stats(const omni_model* model, omni_vision_stats* out) {
+  OMNI_API_BEGIN
+  if (!model_or_error(model, "omni_model_vision_stats")) return OMNI_ERR_INVALID_ARGUMENT;
+  OMNI_CHECK_ARG(out != nullptr, "omni_model_vision_stats: out is NULL");
+  OMNI_CHECK_ARG(out->struct_size >= sizeof(size_t),
+                 omni::fmt("omni_model_vision_stats: out->struct_size is %zu: set it to "
+                           "sizeof(omni_vision_stats)", out->struct_size));
+  std::shared_ptr<omni::ImageEncoder> enc = model->vision->get();
+  if (!enc) {
+    return set_error(OMNI_ERR_UNSUPPORTED, "omni_model_vision_stats: the model has no vision encoder");
+  }
+  const omni::EmbeddingCacheStats cs = enc->cache_stats();
+  omni_vision_stats v;
+  std::memset(&v, 0, sizeof v);
+  v.struct_size = sizeof v;
+  v.encodes = enc->n_encodes();
+  v.cache_hits = cs.hits;
+  v.cache_misses = cs.misses;
+  v.cache_entries = cs.entries;
+  v.cache_bytes = cs.bytes;
+  v.encode_ms = enc->total_encode_ms();
+  v.image_size = static_cast<int32_t>(enc->hparams().image_size);
+  v.n_image_embd = static_cast<int32_t>(enc->n_embd_out());
+  const size_t n = out->struct_size < sizeof v ? out->struct_size : sizeof v;
+  const size_t caller_size = out->struct_size;
+  std::memcpy(static_cast<void*>(out), &v, n);
+  out->struct_size = caller_size;
+  return OMNI_OK;
+  OMNI_API_END
+}
 
 OMNI_API const char* omni_model_arch(const omni_model* model) {
   return model_or_error(model, "omni_model_arch") ? model->arch.c_str() : "";

@@ -8,8 +8,34 @@
 #include "include/omnirt.h"
 #include "runtime/capi/capi_internal.h"
 
+using omni::capi::add_bos_now;
 using omni::capi::from_status;
 using omni::capi::set_error;
+
+namespace omni::capi {
+
+bool add_bos_now(const omni_session* s, uint32_t flags) {
+  const omni::Tokenizer& t = s->model->tokenizer();
+  return (flags & OMNI_TOKENIZE_ADD_BOS) && s->ctx->n_past() == 0 && t.add_bos() && t.bos() >= 0;
+}
+
+omni_status eval_input(omni_session* s, const std::vector<InputChunk>& chunks, const char* fn) {
+  int64_t total = 0;
+  for (const InputChunk& c : chunks) total += c.n_positions();
+  if (total == 0) return OMNI_OK;
+  // Everything checkable is checked before the first position is evaluated.
+  if (Status st = check_chunks(*s->ctx, chunks); !st.ok()) return from_status(st, fn);
+  if (Status st = eval_chunks(*s->ctx, chunks); !st.ok()) {
+    // Only resource failures get here; the context was rewound, its logits are not ours.
+    s->has_logits = false;
+    return from_status(st, fn);
+  }
+  for (const InputChunk& c : chunks) s->history.insert(s->history.end(), c.tokens.begin(), c.tokens.end());
+  s->has_logits = true;
+  return OMNI_OK;
+}
+
+}  // namespace omni::capi
 
 namespace {
 
@@ -44,11 +70,6 @@ omni_status eval_tokens(omni_session* s, const std::vector<int32_t>& tokens, con
   return OMNI_OK;
 }
 
-bool add_bos_now(const omni_session* s, uint32_t flags) {
-  const omni::Tokenizer& t = s->model->tokenizer();
-  return (flags & OMNI_TOKENIZE_ADD_BOS) && s->history.empty() && t.add_bos() && t.bos() >= 0;
-}
-
 // The text a template puts after an assistant message ("<end_of_turn>\n" for Gemma), found by
 // rendering a two-message conversation around a sentinel.
 omni::StatusOr<std::string> assistant_turn_closer(omni::ChatTemplate t) {
@@ -72,6 +93,75 @@ omni_status make_sampler(omni_session* s) {
 }
 
 }  // namespace
+
+namespace omni::capi {
+
+omni_status append_chat(omni_session* session, const char* role, const char* content,
+                        const std::vector<std::shared_ptr<const EmbeddingRows>>& images,
+                        const char* fn) {
+  const std::string_view r(role);
+  if (r != "system" && r != "user" && r != "assistant") {
+    return set_error(OMNI_ERR_INVALID_ARGUMENT,
+                     std::string(fn) + ": role '" + role + "' is not one of system, user, assistant");
+  }
+  if (!images.empty() && r != "user") {
+    return set_error(OMNI_ERR_INVALID_ARGUMENT,
+                     std::string(fn) + ": images go in a user message, not a " + role + " message");
+  }
+  const omni::ChatTemplate tmpl = session->model->chat_template();
+  if (tmpl == omni::ChatTemplate::kNone) {
+    return set_error(OMNI_ERR_UNSUPPORTED,
+                     std::string(fn) + ": the model has no chat template; use "
+                     "omni_session_append_text");
+  }
+  if (r == "system") {
+    session->pending_system.push_back({std::string(r), content});
+    return OMNI_OK;
+  }
+
+  // Text to evaluate: [closer of an open assistant turn] + the rendered message(s).
+  std::string text;
+  if (session->assistant_turn_open) {
+    auto closer = assistant_turn_closer(tmpl);
+    if (!closer.ok()) return from_status(closer.status());
+    if (r == "assistant") {
+      text = std::string(content) + *closer;  // the caller supplies the open turn's reply
+    } else {
+      text = *closer;
+    }
+  }
+  if (!(session->assistant_turn_open && r == "assistant")) {
+    std::vector<omni::ChatMessage> messages = session->pending_system;
+    std::string message = content;
+    if (!images.empty() && omni::count_image_markers(message) == 0) {
+      // No marker: the images open the message, in order.
+      std::string markers;
+      for (size_t i = 0; i < images.size(); ++i) markers += omni::kImageMarker;
+      message = markers + message;
+    }
+    messages.push_back({std::string(r), std::move(message)});
+    auto rendered = omni::apply_chat_template(tmpl, messages, /*add_generation_prompt=*/r == "user");
+    if (!rendered.ok()) return from_status(rendered.status());
+    text += *rendered;
+  }
+  if (images.empty()) {
+    auto ids = session->model->tokenizer().encode(text, add_bos_now(session, OMNI_TOKENIZE_ADD_BOS),
+                                                  /*parse_special=*/true);
+    if (!ids.ok()) return from_status(ids.status());
+    if (omni_status st = eval_tokens(session, *ids, fn); st != OMNI_OK) return st;
+  } else {
+    auto chunks = omni::build_multimodal_prompt(
+        session->model->tokenizer(), omni::image_wrap_tokens(*session->model), text, images,
+        add_bos_now(session, OMNI_TOKENIZE_ADD_BOS), /*parse_special=*/true);
+    if (!chunks.ok()) return from_status(chunks.status(), fn);
+    if (omni_status st = omni::capi::eval_input(session, *chunks, fn); st != OMNI_OK) return st;
+  }
+  session->pending_system.clear();
+  session->assistant_turn_open = (r == "user");
+  return OMNI_OK;
+}
+
+}  // namespace omni::capi
 
 extern "C" {
 
@@ -117,6 +207,7 @@ OMNI_API omni_status omni_session_create(omni_engine* engine, const omni_model* 
 
   auto s = std::make_unique<omni_session>();
   s->model = model->model;
+  s->vision = model->vision;
   s->sampler_params.temperature = p.temperature;
   s->sampler_params.top_k = p.top_k;
   s->sampler_params.top_p = p.top_p;
@@ -185,50 +276,7 @@ OMNI_API omni_status omni_session_append_chat(omni_session* session, const char*
   OMNI_CHECK_SESSION(session, "omni_session_append_chat");
   OMNI_CHECK_ARG(role != nullptr, "omni_session_append_chat: role is NULL");
   OMNI_CHECK_ARG(content != nullptr, "omni_session_append_chat: content is NULL");
-  const std::string_view r(role);
-  if (r != "system" && r != "user" && r != "assistant") {
-    return set_error(OMNI_ERR_INVALID_ARGUMENT,
-                     std::string("omni_session_append_chat: role '") + role +
-                         "' is not one of system, user, assistant");
-  }
-  const omni::ChatTemplate tmpl = session->model->chat_template();
-  if (tmpl == omni::ChatTemplate::kNone) {
-    return set_error(OMNI_ERR_UNSUPPORTED,
-                     "omni_session_append_chat: the model has no chat template; use "
-                     "omni_session_append_text");
-  }
-  if (r == "system") {
-    session->pending_system.push_back({std::string(r), content});
-    return OMNI_OK;
-  }
-
-  // Text to evaluate: [closer of an open assistant turn] + the rendered message(s).
-  std::string text;
-  if (session->assistant_turn_open) {
-    auto closer = assistant_turn_closer(tmpl);
-    if (!closer.ok()) return from_status(closer.status());
-    if (r == "assistant") {
-      text = std::string(content) + *closer;  // the caller supplies the open turn's reply
-    } else {
-      text = *closer;
-    }
-  }
-  if (!(session->assistant_turn_open && r == "assistant")) {
-    std::vector<omni::ChatMessage> messages = session->pending_system;
-    messages.push_back({std::string(r), content});
-    auto rendered = omni::apply_chat_template(tmpl, messages, /*add_generation_prompt=*/r == "user");
-    if (!rendered.ok()) return from_status(rendered.status());
-    text += *rendered;
-  }
-  auto ids = session->model->tokenizer().encode(text, add_bos_now(session, OMNI_TOKENIZE_ADD_BOS),
-                                                /*parse_special=*/true);
-  if (!ids.ok()) return from_status(ids.status());
-  if (omni_status st = eval_tokens(session, *ids, "omni_session_append_chat"); st != OMNI_OK) {
-    return st;
-  }
-  session->pending_system.clear();
-  session->assistant_turn_open = (r == "user");
-  return OMNI_OK;
+  return omni::capi::append_chat(session, role, content, {}, "omni_session_append_chat");
   OMNI_API_END
 }
 
@@ -319,7 +367,7 @@ OMNI_API omni_status omni_session_logits(omni_session* session, const float** lo
 }
 
 OMNI_API int32_t omni_session_n_tokens(const omni_session* session) {
-  return session ? static_cast<int32_t>(session->history.size()) : 0;
+  return session && session->ctx ? static_cast<int32_t>(session->ctx->n_past()) : 0;
 }
 
 OMNI_API int32_t omni_session_n_ctx(const omni_session* session) {

@@ -1,8 +1,11 @@
 // `omnirt generate`: a prompt in, streamed text out (stdout), statistics on stderr.
 // Written against the C API only: the CLI is the API's first user.
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "tools/cli/cli.h"
 
@@ -10,7 +13,8 @@ namespace omni::cli {
 namespace {
 
 struct GenerateOptions {
-  std::string model, prompt, system;
+  std::string model, prompt, system, mmproj;
+  std::vector<std::string> images;
   bool chat = false;
   int n_predict = 256;
   float temperature = 0.8f, top_p = 0.95f, min_p = 0.05f, repeat_penalty = 1.0f;
@@ -55,6 +59,23 @@ struct Handles {
   }
 };
 
+// The image files' bytes; false (after printing why) when one cannot be read.
+bool read_images(const std::vector<std::string>& paths, std::vector<std::vector<uint8_t>>* out) {
+  for (const std::string& p : paths) {
+    std::ifstream f(p, std::ios::binary);
+    if (!f) {
+      fail("cannot open image '" + p + "'");
+      return false;
+    }
+    out->emplace_back(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    if (f.bad()) {
+      fail("cannot read image '" + p + "'");
+      return false;
+    }
+  }
+  return true;
+}
+
 int run_generate(const GenerateOptions& o) {
   if (o.n_predict < 0) return fail("-n " + std::to_string(o.n_predict) + " is negative");
   if (o.kv != "f16" && o.kv != "f32") return fail("--kv '" + o.kv + "' must be f16 or f32");
@@ -62,6 +83,19 @@ int run_generate(const GenerateOptions& o) {
   Handles h;
   h.model = load_model(o.model);
   if (!h.model) return kExitFailure;
+  if (!o.mmproj.empty() && omni_model_load_mmproj(h.model, o.mmproj.c_str()) != OMNI_OK) {
+    return fail(std::string("--mmproj: ") + omni_last_error());
+  }
+  std::vector<std::vector<uint8_t>> image_bytes;
+  std::vector<omni_image> images;
+  if (!o.images.empty()) {
+    if (!omni_model_has_vision(h.model)) {
+      return fail("--image needs a vision encoder: '" + o.model +
+                  "' has none; give its projector with --mmproj FILE");
+    }
+    if (!read_images(o.images, &image_bytes)) return kExitFailure;
+    for (const auto& b : image_bytes) images.push_back(omni_image{b.data(), b.size()});
+  }
   omni_engine_params ep = omni_engine_default_params();
   ep.n_threads = o.threads;
   if (omni_engine_create(&ep, &h.engine) != OMNI_OK) return fail(omni_last_error());
@@ -83,9 +117,17 @@ int run_generate(const GenerateOptions& o) {
   omni_status st = OMNI_OK;
   if (o.chat) {
     if (!o.system.empty()) st = omni_session_append_chat(h.session, "system", o.system.c_str());
-    if (st == OMNI_OK) st = omni_session_append_chat(h.session, "user", o.prompt.c_str());
-  } else {
+    if (st == OMNI_OK && images.empty()) {
+      st = omni_session_append_chat(h.session, "user", o.prompt.c_str());
+    } else if (st == OMNI_OK) {
+      st = omni_session_append_chat_images(h.session, "user", o.prompt.c_str(), images.data(),
+                                           images.size());
+    }
+  } else if (images.empty()) {
     st = omni_session_append_text(h.session, o.prompt.c_str(), OMNI_TOKENIZE_ADD_BOS);
+  } else {
+    st = omni_session_append_prompt(h.session, o.prompt.c_str(), images.data(), images.size(),
+                                    OMNI_TOKENIZE_ADD_BOS);
   }
   if (st != OMNI_OK) {
     return fail(std::string(st == OMNI_ERR_OUT_OF_RANGE ? "prompt does not fit: " : "prompt: ") +
@@ -93,6 +135,15 @@ int run_generate(const GenerateOptions& o) {
   }
   const int n_prompt = omni_session_n_tokens(h.session);
   const double t1 = now_seconds();
+  if (!images.empty()) {
+    omni_vision_stats vs;
+    vs.struct_size = sizeof vs;
+    if (omni_model_vision_stats(h.model, &vs) == OMNI_OK) {
+      std::fprintf(stderr, "images: %zu, encoded %llu in %.1f ms (%d px, cache hits %llu)\n",
+                   images.size(), static_cast<unsigned long long>(vs.encodes), vs.encode_ms,
+                   vs.image_size, static_cast<unsigned long long>(vs.cache_hits));
+    }
+  }
 
   StreamState state;
   st = omni_session_generate(h.session, o.n_predict, print_piece, &state);
@@ -119,6 +170,12 @@ void add_generate_command(CLI::App& root, std::vector<Command>& out) {
   CLI::App* c = root.add_subcommand("generate", "Generate text from a prompt, streamed to stdout");
   c->add_option("--model,-m", o->model, "GGUF model file")->required();
   c->add_option("--prompt,-p", o->prompt, "Prompt text")->required();
+  c->add_option("--image", o->images,
+                 "Image file (repeatable); placed at each <__image__> in the prompt, in order, "
+                 "or before the text when the prompt has none");
+  c->add_option("--mmproj", o->mmproj,
+                "Vision projector GGUF (llama.cpp mmproj) for --image; not needed when the "
+                "model file holds its own vision encoder");
   c->add_flag("--chat", o->chat, "Wrap the prompt in the model's chat template");
   c->add_option("--system", o->system, "System message (with --chat)");
   c->add_option("-n,--n-predict", o->n_predict, "Most tokens to generate")->capture_default_str();

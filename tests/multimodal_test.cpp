@@ -1,0 +1,573 @@
+// Images in a session (issue 7, item 4): the multimodal prompt (markers -> token and image
+// chunks), the embedding cache, the C API's image entry points and `omnirt generate --image`.
+// References: the same ViT + adapter + Context::eval / eval_embeddings calls made by hand around
+// the tokens (placement and order); Gemma 3's wrap token ids read from the real GGUF by the
+// `gguf` package (tools/make_multimodal_fixtures.py); the cache counters and the ViT run count.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "include/omnirt.h"
+#include "runtime/model/context.h"
+#include "runtime/model/gguf.h"
+#include "runtime/model/model.h"
+#include "runtime/model/multimodal.h"
+#include "runtime/model/synthetic.h"
+#include "runtime/model/vision_loader.h"
+#include "test_util.h"
+#include "vision/io/image.h"
+#include "vision/preprocess/preprocess.h"
+#include "vision/vit/vit_encoder.h"
+
+namespace omni {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int64_t kBackboneEmbd = 256;  // the tiny synthetic backbone's n_embd
+
+std::string astro() { return test::source_path("tests/data/vision/astro.png"); }
+
+// vit-tiny with its adapter projecting to `width`, as an mmproj file.
+void write_mmproj(const std::string& path, int64_t width, uint64_t seed) {
+  gguf::GgufWriter w;
+  w.add_string("general.architecture", "clip");
+  w.add_bool("omnirt.synthetic", true);
+  ASSERT_TRUE(add_synthetic_vision(w, "vit-tiny", width, DType::kF16, seed).ok());
+  ASSERT_TRUE(w.write(path).ok());
+}
+
+class MultimodalTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::string(test::temp_path("multimodal"));
+    fs::create_directories(*dir_);
+    ASSERT_TRUE(create_synthetic_model({"llama", "tiny", DType::kF16, 11}, model_path()).ok());
+    write_mmproj(mmproj_path(), kBackboneEmbd, 5);
+    write_mmproj(mmproj64_path(), 64, 5);
+  }
+  static void TearDownTestSuite() {
+    std::error_code ec;
+    fs::remove_all(*dir_, ec);
+    delete dir_;
+  }
+  static std::string model_path() { return *dir_ + "/tiny_llama.gguf"; }
+  static std::string mmproj_path() { return *dir_ + "/mmproj_256.gguf"; }
+  static std::string mmproj64_path() { return *dir_ + "/mmproj_64.gguf"; }
+  static std::string* dir_;
+};
+std::string* MultimodalTest::dir_ = nullptr;
+
+// The prompt builder + eval_chunks equal the hand-made sequence: tokens of the text before the
+// marker, the ViT + adapter rows of the image (decoded and preprocessed here, CLIP style, as
+// the vit-tiny preset is), then the tokens after it.
+TEST_F(MultimodalTest, ImagePlacedAtItsMarkerEqualsHandMadeSequence) {
+  auto model = Model::load(model_path());
+  ASSERT_TRUE(model.ok()) << model.status().to_string();
+  auto vis = load_vision(mmproj_path());
+  ASSERT_TRUE(vis.ok()) << vis.status().to_string();
+  const vision::ViTWeights& weights = (*vis)->weights;  // the encoder shares them
+  auto enc = ImageEncoder::create(std::move(vis).value(), nullptr, mmproj_path(), kBackboneEmbd);
+  ASSERT_TRUE(enc.ok()) << enc.status().to_string();
+  const std::vector<uint8_t> bytes = test::read_file(astro());
+  auto rows = (*enc)->encode(bytes.data(), bytes.size(), 2);
+  ASSERT_TRUE(rows.ok()) << rows.status().to_string();
+  ASSERT_EQ((*rows)->n_rows, 16);  // 32 px / patch 8 = 4 x 4 patches, class token dropped
+  ASSERT_EQ((*rows)->n_embd, kBackboneEmbd);
+
+  // The reference rows: decode, CLIP preprocessing at 32 px with the CLIP mean/std, ViT, adapter.
+  auto img = vision::decode_image_file(astro());
+  ASSERT_TRUE(img.ok());
+  vision::PreprocessConfig pc = vision::PreprocessConfig::clip(32);
+  auto px = vision::preprocess(*img, pc);
+  ASSERT_TRUE(px.ok());
+  vision::ViTEncoder vit(weights);
+  ThreadPool pool(1);
+  vision::ViTOutput out;
+  ASSERT_TRUE(vit.encode(pool, *px, nullptr, &out).ok());
+  std::vector<float> ref_rows;
+  int64_t width = 0;
+  ASSERT_TRUE(vit.adapt(pool, out, &ref_rows, &width).ok());
+  ASSERT_EQ(width, kBackboneEmbd);
+  ASSERT_EQ(ref_rows.size(), (*rows)->data.size());
+  EXPECT_LT(test::rel_l2((*rows)->data.data(), ref_rows.data(), ref_rows.size()), 1e-6);
+
+  const Tokenizer& tok = (*model)->tokenizer();
+  auto chunks = build_multimodal_prompt(tok, image_wrap_tokens(**model),
+                                        "Look: <__image__> what is it?", {*rows}, true, false);
+  ASSERT_TRUE(chunks.ok()) << chunks.status().to_string();
+  ASSERT_EQ(chunks->size(), 3u);
+  EXPECT_TRUE((*chunks)[1].rows != nullptr);
+
+  ContextParams cp;
+  cp.n_ctx = 128;
+  cp.n_threads = 1;
+  auto a = Context::create(**model, cp);
+  auto b = Context::create(**model, cp);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(eval_chunks(**a, *chunks).ok());
+
+  auto before = tok.encode("Look: ", tok.add_bos(), false);
+  auto after = tok.encode(" what is it?", false, false);
+  ASSERT_TRUE(before.ok() && after.ok());
+  if (tok.add_bos() && tok.bos() >= 0) {
+    ASSERT_EQ((*before)[0], tok.bos());
+  }
+  ASSERT_TRUE((*b)->eval(*before, false).ok());
+  ASSERT_TRUE((*b)->eval_embeddings(ref_rows.data(), 16, false).ok());
+  ASSERT_TRUE((*b)->eval(*after, false).ok());
+  ASSERT_EQ((*a)->n_past(), (*b)->n_past());
+  EXPECT_EQ((*a)->n_past(), int64_t(before->size() + 16 + after->size()));
+  const int64_t n_vocab = (*model)->hparams().n_vocab;
+  EXPECT_LT(test::rel_l2((*a)->last_logits(), (*b)->last_logits(), size_t(n_vocab)), 1e-5);
+
+  // Order matters: the image before all the text is another sequence.
+  auto c = Context::create(**model, cp);
+  ASSERT_TRUE(c.ok());
+  auto first = build_multimodal_prompt(tok, {}, "Look:  what is it?", {*rows}, true, false);
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(eval_chunks(**c, *first).ok());
+  EXPECT_GT(test::rel_l2((*c)->last_logits(), (*b)->last_logits(), size_t(n_vocab)), 1e-3);
+}
+
+TEST_F(MultimodalTest, PromptBuilderChunksAndMarkerCount) {
+  auto model = Model::load(model_path());
+  ASSERT_TRUE(model.ok());
+  const Tokenizer& tok = (*model)->tokenizer();
+  auto r = std::make_shared<EmbeddingRows>();
+  r->n_rows = 2;
+  r->n_embd = 4;
+  r->data.assign(8, 0.5f);
+  std::shared_ptr<const EmbeddingRows> img = r;
+  EXPECT_EQ(count_image_markers("a <__image__> b <__image__>"), 2u);
+  EXPECT_EQ(count_image_markers("<__image_> <__IMAGE__>"), 0u);
+  // Two markers, one image: a clear error naming both counts.
+  auto bad = build_multimodal_prompt(tok, {}, "a <__image__> b <__image__>", {img}, false, false);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("2 image markers"), std::string::npos) << bad.status().message();
+  EXPECT_NE(bad.status().message().find("1 image was"), std::string::npos) << bad.status().message();
+  // Wrap tokens (as Gemma 3 has) go around each image; adjacent images each get their pair.
+  auto wrapped = build_multimodal_prompt(tok, {7, 9}, "<__image__><__image__>x", {img, img}, false,
+                                         false);
+  ASSERT_TRUE(wrapped.ok());
+  ASSERT_EQ(wrapped->size(), 5u);
+  EXPECT_EQ((*wrapped)[0].tokens, std::vector<int32_t>{7});
+  EXPECT_EQ((*wrapped)[1].rows, img);
+  EXPECT_EQ((*wrapped)[2].tokens, (std::vector<int32_t>{9, 7}));
+  EXPECT_EQ((*wrapped)[3].rows, img);
+  auto x = tok.encode("x", false, false);
+  ASSERT_TRUE(x.ok());
+  std::vector<int32_t> tail{9};
+  tail.insert(tail.end(), x->begin(), x->end());
+  EXPECT_EQ((*wrapped)[4].tokens, tail);
+  // Width other than the backbone's: refused before anything is evaluated.
+  ContextParams cp;
+  cp.n_ctx = 64;
+  cp.n_threads = 1;
+  auto ctx = Context::create(**model, cp);
+  ASSERT_TRUE(ctx.ok());
+  Status st = eval_chunks(**ctx, *wrapped);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("width 4"), std::string::npos) << st.message();
+  EXPECT_EQ((*ctx)->n_past(), 0);
+}
+
+TEST(EmbeddingCache, LeastRecentlyUsedWithinItsByteBound) {
+  auto rows = [](float v) {
+    auto r = std::make_shared<EmbeddingRows>();
+    r->n_rows = 4;
+    r->n_embd = 4;
+    r->data.assign(16, v);  // 64 bytes
+    return std::shared_ptr<const EmbeddingRows>(r);
+  };
+  EmbeddingCache cache(160);  // two entries fit, three do not
+  EmbeddingKey k1, k2, k3;
+  hash128("one", 3, 0, k1.image);
+  hash128("two", 3, 0, k2.image);
+  hash128("three", 5, 0, k3.image);
+  EXPECT_NE(k1.image[0], k2.image[0]);
+  EXPECT_EQ(cache.find(k1), nullptr);
+  cache.insert(k1, rows(1));
+  cache.insert(k2, rows(2));
+  ASSERT_NE(cache.find(k1), nullptr);  // k1 now the most recent
+  cache.insert(k3, rows(3));           // evicts k2
+  EXPECT_EQ(cache.find(k2), nullptr);
+  ASSERT_NE(cache.find(k3), nullptr);
+  EXPECT_EQ(cache.find(k1)->data[0], 1.0f);
+  EmbeddingCacheStats s = cache.stats();
+  EXPECT_EQ(s.hits, 3u);
+  EXPECT_EQ(s.misses, 2u);
+  EXPECT_EQ(s.evictions, 1u);
+  EXPECT_EQ(s.entries, 2u);
+  EXPECT_EQ(s.bytes, 128u);
+  auto big = std::make_shared<EmbeddingRows>();
+  big->n_rows = 1;
+  big->n_embd = 100;
+  big->data.assign(100, 0.f);  // 400 bytes: larger than the bound, not kept
+  EmbeddingKey k4;
+  hash128("four", 4, 0, k4.image);
+  cache.insert(k4, big);
+  EXPECT_EQ(cache.find(k4), nullptr);
+  EXPECT_EQ(cache.stats().entries, 2u);
+}
+
+// The second use of an image runs no encoder: the same rows come back, the ViT run count and
+// the encode time do not move. Other bytes, or a patch mask, are other keys.
+TEST_F(MultimodalTest, SameImageIsEncodedOnce) {
+  auto vis = load_vision(mmproj_path());
+  ASSERT_TRUE(vis.ok());
+  auto enc = ImageEncoder::create(std::move(vis).value(), nullptr, mmproj_path(), kBackboneEmbd);
+  ASSERT_TRUE(enc.ok());
+  ImageEncoder& e = **enc;
+  const std::vector<uint8_t> png = test::read_file(astro());
+  const std::vector<uint8_t> bmp = test::read_file(test::source_path("tests/data/vision/astro.bmp"));
+  ImageEncodeInfo info;
+  auto r1 = e.encode(png.data(), png.size(), 1, nullptr, &info);
+  ASSERT_TRUE(r1.ok());
+  EXPECT_FALSE(info.cached);
+  EXPECT_EQ(e.n_encodes(), 1u);
+  const double ms = e.total_encode_ms();
+  std::vector<uint8_t> copy = png;  // other memory, same bytes
+  auto r2 = e.encode(copy.data(), copy.size(), 1, nullptr, &info);
+  ASSERT_TRUE(r2.ok());
+  EXPECT_TRUE(info.cached);
+  EXPECT_EQ(info.encode_ms, 0.0);
+  EXPECT_EQ(r2->get(), r1->get());
+  EXPECT_EQ(e.n_encodes(), 1u);
+  EXPECT_EQ(e.total_encode_ms(), ms);
+  auto r3 = e.encode(bmp.data(), bmp.size(), 1, nullptr, &info);
+  ASSERT_TRUE(r3.ok());
+  EXPECT_FALSE(info.cached);
+  EXPECT_EQ(e.n_encodes(), 2u);
+  vision::PatchMask mask = vision::PatchMask::keep_all(4, 4);
+  mask.keep[5] = 0;
+  auto r4 = e.encode(png.data(), png.size(), 1, &mask, &info);
+  ASSERT_TRUE(r4.ok());
+  EXPECT_FALSE(info.cached);
+  EXPECT_EQ((*r4)->n_rows, 15);
+  EXPECT_EQ(e.n_encodes(), 3u);
+  EmbeddingCacheStats s = e.cache_stats();
+  EXPECT_EQ(s.hits, 1u);
+  EXPECT_EQ(s.misses, 3u);
+  EXPECT_EQ(s.entries, 3u);
+  // A corrupt image is an error and caches nothing.
+  const std::vector<uint8_t> junk = test::read_file(test::source_path("tests/data/vision/bad_garbage.bin"));
+  auto bad = e.encode(junk.data(), junk.size(), 1);
+  EXPECT_EQ(bad.status().code(), StatusCode::kCorruptFile);
+  EXPECT_EQ(e.cache_stats().entries, 3u);
+}
+
+TEST_F(MultimodalTest, EncoderWidthMustBeTheBackbones) {
+  auto vis = load_vision(mmproj64_path());
+  ASSERT_TRUE(vis.ok());
+  auto enc = ImageEncoder::create(std::move(vis).value(), nullptr, mmproj64_path(), kBackboneEmbd);
+  ASSERT_FALSE(enc.ok());
+  EXPECT_EQ(enc.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(enc.status().message().find("width 64"), std::string::npos) << enc.status().message();
+  EXPECT_NE(enc.status().message().find("is 256"), std::string::npos) << enc.status().message();
+}
+
+// add_synthetic_vision: any projection width, and a preset without a projector gains one; the
+// component inside a non-clip file (as an omni model file holds it) loads through the
+// non-owning loader and encodes to that width.
+void check_component(const char* preset, int64_t width, bool run_encoder) {
+  gguf::GgufWriter w;
+  w.add_string("general.architecture", "qwen2");  // as an omni file: the backbone's
+  Status made = add_synthetic_vision(w, preset, width, DType::kQ8_0, 1);
+  ASSERT_TRUE(made.ok()) << preset << " " << width << ": " << made.to_string();
+  auto bytes = w.to_bytes();
+  auto file = gguf::GgufFile::from_memory(bytes.data(), bytes.size());
+  ASSERT_TRUE(file.ok()) << file.status().to_string();
+  EXPECT_TRUE(has_vision_component(**file));
+  auto v = load_vision(**file);
+  ASSERT_TRUE(v.ok()) << preset << ": " << v.status().to_string();
+  EXPECT_EQ((*v)->file, nullptr);
+  EXPECT_EQ((*v)->weights.hp.projector, vision::ProjectorType::kMlp);
+  EXPECT_EQ((*v)->weights.hp.n_proj_out, width);
+  if (run_encoder) {
+    const int64_t size = (*v)->weights.hp.image_size;
+    vision::ViTEncoder enc((*v)->weights);
+    ThreadPool pool(2);
+    vision::PixelTensor px;
+    px.width = px.height = int(size);
+    px.chw.assign(size_t(3 * size * size), 0.25f);
+    vision::ViTOutput out;
+    ASSERT_TRUE(enc.encode(pool, px, nullptr, &out).ok());
+    std::vector<float> e;
+    int64_t n = 0;
+    ASSERT_TRUE(enc.adapt(pool, out, &e, &n).ok());
+    EXPECT_EQ(n, width);
+    const int64_t g = (*v)->weights.hp.grid();
+    EXPECT_EQ(e.size(), size_t(g * g * width));
+  }
+  // The owning loader still wants an mmproj (general.architecture = clip).
+  auto owned = load_vision(std::move(file).value());
+  EXPECT_EQ(owned.status().code(), StatusCode::kUnsupported);
+}
+
+TEST(SyntheticVision, ComponentWithAnyWidthInsideAnotherFile) {
+  check_component("vit-tiny", 96, true);
+  check_component("vit-tiny", 200, true);  // not a multiple of the q8_0 block: f16 fallback
+  gguf::GgufWriter w;
+  EXPECT_EQ(add_synthetic_vision(w, "vit-huge", 64, DType::kF16, 1).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(add_synthetic_vision(w, "vit-tiny", -1, DType::kF16, 1).code(), StatusCode::kInvalidArgument);
+  gguf::GgufWriter plain;
+  plain.add_string("general.architecture", "llama");
+  auto bytes = plain.to_bytes();
+  auto file = gguf::GgufFile::from_memory(bytes.data(), bytes.size());
+  ASSERT_TRUE(file.ok());
+  EXPECT_FALSE(has_vision_component(**file));
+  EXPECT_EQ(load_vision(**file).status().code(), StatusCode::kUnsupported);
+}
+
+// The real-shaped SigLIP (no projector of its own: it gains one) at two widths. ~30 s of
+// random weights each (400 M parameters), so off by default:
+//   --gtest_also_run_disabled_tests --gtest_filter='*SiglipComponent*'
+TEST(SyntheticVision, DISABLED_SiglipComponentAnyWidth) {
+  check_component("siglip-so400m-384", 640, false);
+  check_component("siglip-so400m-384", 896, false);
+}
+
+// Gemma 3 wraps images in <start_of_image> ... <end_of_image>: ids from the real tokenizer,
+// as the gguf package reads them.
+TEST(MultimodalGemma3, WrapTokensFromTheRealVocabulary) {
+  const std::string path = test::source_path("models/gemma-3-270m-q4_k_m.gguf");
+  if (!test::file_exists(path)) GTEST_SKIP() << path << " is not installed (tools/setup.sh)";
+  std::ifstream jf(test::source_path("tests/data/vision/gemma3_image_tokens.json"));
+  const nlohmann::json ref = nlohmann::json::parse(jf);
+  auto model = Model::load(path);
+  ASSERT_TRUE(model.ok()) << model.status().to_string();
+  const ImageWrapTokens w = image_wrap_tokens(**model);
+  EXPECT_EQ(w.begin, ref["start_of_image"].get<int>());
+  EXPECT_EQ(w.end, ref["end_of_image"].get<int>());
+  auto r = std::make_shared<EmbeddingRows>();
+  r->n_rows = 1;
+  r->n_embd = (*model)->hparams().n_embd;
+  r->data.assign(size_t(r->n_embd), 0.f);
+  auto chunks = build_multimodal_prompt((*model)->tokenizer(), w, "<__image__>", {r}, true, true);
+  ASSERT_TRUE(chunks.ok());
+  ASSERT_EQ(chunks->size(), 3u);
+  EXPECT_EQ((*chunks)[0].tokens,
+            (std::vector<int32_t>{ref["bos"].get<int>(), ref["start_of_image"].get<int>()}));
+  EXPECT_EQ((*chunks)[2].tokens, std::vector<int32_t>{ref["end_of_image"].get<int>()});
+}
+
+// ---- C API ---------------------------------------------------------------------------------
+
+struct CModel {
+  omni_model* m = nullptr;
+  omni_engine* e = nullptr;
+  omni_session* s = nullptr;
+  ~CModel() {
+    omni_session_destroy(s);
+    omni_engine_destroy(e);
+    omni_model_destroy(m);
+  }
+};
+
+std::vector<float> logits_of(omni_session* s) {
+  const float* l = nullptr;
+  int32_t n = 0;
+  if (omni_session_logits(s, &l, &n) != OMNI_OK) return {};
+  return std::vector<float>(l, l + n);
+}
+
+TEST_F(MultimodalTest, CApiBadInputLeavesTheSessionAsItWas) {
+  CModel c;
+  ASSERT_EQ(omni_model_load(model_path().c_str(), nullptr, &c.m), OMNI_OK) << omni_last_error();
+  EXPECT_EQ(omni_model_has_vision(c.m), 0);
+  omni_engine_params ep = omni_engine_default_params();
+  ep.n_threads = 1;
+  ASSERT_EQ(omni_engine_create(&ep, &c.e), OMNI_OK);
+  omni_session_params sp = omni_session_default_params();
+  sp.n_ctx = 64;
+  sp.temperature = 0;
+  ASSERT_EQ(omni_session_create(c.e, c.m, &sp, &c.s), OMNI_OK);
+  ASSERT_EQ(omni_session_append_text(c.s, "hello", OMNI_TOKENIZE_ADD_BOS), OMNI_OK);
+  const int32_t n0 = omni_session_n_tokens(c.s);
+  const std::vector<float> l0 = logits_of(c.s);
+  ASSERT_FALSE(l0.empty());
+  auto unchanged = [&] {
+    EXPECT_EQ(omni_session_n_tokens(c.s), n0);
+    EXPECT_EQ(logits_of(c.s), l0);
+  };
+  const std::vector<uint8_t> png = test::read_file(astro());
+
+  // No vision encoder yet.
+  EXPECT_EQ(omni_session_append_image(c.s, png.data(), png.size(), 0), OMNI_ERR_UNSUPPORTED);
+  EXPECT_NE(std::string(omni_last_error()).find("no vision encoder"), std::string::npos);
+  unchanged();
+  omni_vision_stats vs;
+  vs.struct_size = sizeof vs;
+  EXPECT_EQ(omni_model_vision_stats(c.m, &vs), OMNI_ERR_UNSUPPORTED);
+  // Missing file, width mismatch: the model stays without vision.
+  EXPECT_EQ(omni_model_load_mmproj(c.m, (*dir_ + "/none.gguf").c_str()), OMNI_ERR_NOT_FOUND);
+  EXPECT_EQ(omni_model_load_mmproj(c.m, mmproj64_path().c_str()), OMNI_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(omni_last_error()).find("width 64"), std::string::npos) << omni_last_error();
+  EXPECT_EQ(omni_model_has_vision(c.m), 0);
+  // Attached after the session was created: the session sees it.
+  ASSERT_EQ(omni_model_load_mmproj(c.m, mmproj_path().c_str()), OMNI_OK) << omni_last_error();
+  EXPECT_EQ(omni_model_has_vision(c.m), 1);
+  EXPECT_EQ(omni_model_load_mmproj(c.m, mmproj_path().c_str()), OMNI_ERR_WRONG_STATE);
+
+  for (const char* bad : {"bad_garbage.bin", "bad_truncated.png", "bad_zero_size.png"}) {
+    const std::vector<uint8_t> b = test::read_file(test::source_path(std::string("tests/data/vision/") + bad));
+    EXPECT_EQ(omni_session_append_image(c.s, b.data(), b.size(), 0), OMNI_ERR_CORRUPT_FILE) << bad;
+    unchanged();
+  }
+  const std::vector<uint8_t> bomb = test::read_file(test::source_path("tests/data/vision/bad_bomb.png"));
+  EXPECT_EQ(omni_session_append_image(c.s, bomb.data(), bomb.size(), 0), OMNI_ERR_OUT_OF_RANGE);
+  unchanged();
+  EXPECT_EQ(omni_session_append_image(c.s, nullptr, 0, 0), OMNI_ERR_CORRUPT_FILE);
+  EXPECT_EQ(omni_session_append_image(c.s, png.data(), png.size(), 4u), OMNI_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(omni_session_append_image_file(c.s, "/nonexistent/x.png", 0), OMNI_ERR_NOT_FOUND);
+  unchanged();
+  // Marker count != image count; an image that does not fit (16 rows, 64 - n0 free... made
+  // smaller below).
+  const omni_image one{png.data(), png.size()};
+  EXPECT_EQ(omni_session_append_prompt(c.s, "<__image__> and <__image__>", &one, 1, 0),
+            OMNI_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(omni_last_error()).find("2 image markers"), std::string::npos);
+  unchanged();
+  std::string long_text;
+  for (int i = 0; i < 40; ++i) long_text += " a";
+  EXPECT_EQ(omni_session_append_prompt(c.s, long_text.c_str(), &one, 1, 0), OMNI_ERR_OUT_OF_RANGE);
+  unchanged();
+  // And then it works: 16 rows more.
+  ASSERT_EQ(omni_session_append_image(c.s, png.data(), png.size(), 0), OMNI_OK) << omni_last_error();
+  EXPECT_EQ(omni_session_n_tokens(c.s), n0 + 16);
+  EXPECT_NE(logits_of(c.s), l0);
+  ASSERT_EQ(omni_model_vision_stats(c.m, &vs), OMNI_OK);
+  EXPECT_EQ(vs.encodes, 1u);  // the failed prompts above encoded it once, then hit the cache
+  EXPECT_GE(vs.cache_hits, 2u);
+  EXPECT_EQ(vs.image_size, 32);
+  EXPECT_EQ(vs.n_image_embd, kBackboneEmbd);
+}
+
+// The C API result equals the C++ path (prompt builder + eval_chunks) on the same input.
+TEST_F(MultimodalTest, CApiPromptEqualsTheRuntimePath) {
+  CModel c;
+  omni_model_params mp = omni_model_default_params();
+  const std::string mm = mmproj_path();
+  mp.mmproj_path = mm.c_str();
+  ASSERT_EQ(omni_model_load(model_path().c_str(), &mp, &c.m), OMNI_OK) << omni_last_error();
+  ASSERT_EQ(omni_model_has_vision(c.m), 1);
+  ASSERT_EQ(omni_engine_create(nullptr, &c.e), OMNI_OK);
+  omni_session_params sp = omni_session_default_params();
+  sp.n_ctx = 128;
+  sp.n_threads = 1;
+  ASSERT_EQ(omni_session_create(c.e, c.m, &sp, &c.s), OMNI_OK);
+  const std::vector<uint8_t> png = test::read_file(astro());
+  const omni_image img{png.data(), png.size()};
+  ASSERT_EQ(omni_session_append_prompt(c.s, "Look: <__image__> what is it?", &img, 1,
+                                       OMNI_TOKENIZE_ADD_BOS), OMNI_OK) << omni_last_error();
+  const std::vector<float> got = logits_of(c.s);
+
+  auto model = Model::load(model_path());
+  auto vis = load_vision(mmproj_path());
+  ASSERT_TRUE(model.ok() && vis.ok());
+  auto enc = ImageEncoder::create(std::move(vis).value(), nullptr, mmproj_path(), kBackboneEmbd);
+  ASSERT_TRUE(enc.ok());
+  auto rows = (*enc)->encode(png.data(), png.size(), 1);
+  ASSERT_TRUE(rows.ok());
+  auto chunks = build_multimodal_prompt((*model)->tokenizer(), {}, "Look: <__image__> what is it?",
+                                        {*rows}, true, false);
+  ASSERT_TRUE(chunks.ok());
+  ContextParams cp;
+  cp.n_ctx = 128;
+  cp.n_threads = 1;
+  auto ctx = Context::create(**model, cp);
+  ASSERT_TRUE(ctx.ok());
+  ASSERT_TRUE(eval_chunks(**ctx, *chunks).ok());
+  ASSERT_EQ(got.size(), size_t((*model)->hparams().n_vocab));
+  EXPECT_LT(test::rel_l2(got.data(), (*ctx)->last_logits(), got.size()), 1e-6);
+  EXPECT_EQ(omni_session_n_tokens(c.s), int32_t((*ctx)->n_past()));
+}
+
+// ---- CLI -----------------------------------------------------------------------------------
+
+struct CliRun {
+  int code = -1;
+  std::string out, err;
+};
+
+CliRun run_cli(const std::string& args, const std::string& dir) {
+  const std::string out = dir + "/out.txt", err = dir + "/err.txt";
+  const std::string cmd = std::string(OMNIRT_CLI_PATH) + " " + args + " >" + out + " 2>" + err +
+                          " </dev/null";
+  const int status = std::system(cmd.c_str());
+  CliRun r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  auto slurp = [](const std::string& p) {
+    const std::vector<uint8_t> b = test::read_file(p);
+    return std::string(b.begin(), b.end());
+  };
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+TEST_F(MultimodalTest, CliGenerateWithImagesIsDeterministicAtTemperatureZero) {
+  const std::string base = "generate --model " + model_path() + " --temp 0 -n 8 --threads 1 ";
+  const std::string args = base + "--mmproj " + mmproj_path() + " --image " + astro() +
+                           " --prompt 'Look: <__image__> what is it?'";
+  CliRun a = run_cli(args, *dir_);
+  ASSERT_EQ(a.code, 0) << a.err;
+  EXPECT_NE(a.err.find("images: 1, encoded 1"), std::string::npos) << a.err;
+  CliRun b = run_cli(args, *dir_);
+  ASSERT_EQ(b.code, 0) << b.err;
+  EXPECT_EQ(a.out, b.out);
+  // Without a marker the image goes first; twice the same image is encoded once.
+  CliRun c = run_cli(base + "--mmproj " + mmproj_path() + " --image " + astro() + " --image " +
+                      astro() + " --prompt 'two'", *dir_);
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_NE(c.err.find("images: 2, encoded 1"), std::string::npos) << c.err;
+  EXPECT_NE(c.err.find("cache hits 1"), std::string::npos) << c.err;
+  // Bad input: clear messages, exit 1.
+  CliRun d = run_cli(base + "--image " + astro() + " --prompt x", *dir_);
+  EXPECT_EQ(d.code, 1);
+  EXPECT_NE(d.err.find("--mmproj"), std::string::npos) << d.err;
+  CliRun e = run_cli(base + "--mmproj " + mmproj64_path() + " --image " + astro() + " --prompt x", *dir_);
+  EXPECT_EQ(e.code, 1);
+  EXPECT_NE(e.err.find("width 64"), std::string::npos) << e.err;
+  CliRun f = run_cli(base + "--mmproj " + mmproj_path() + " --image " + astro() +
+                      " --prompt '<__image__><__image__>'", *dir_);
+  EXPECT_EQ(f.code, 1);
+  EXPECT_NE(f.err.find("2 image markers"), std::string::npos) << f.err;
+  CliRun g = run_cli(base + "--mmproj " + mmproj_path() + " --image " +
+                      test::source_path("tests/data/vision/bad_truncated.png") + " --prompt x", *dir_);
+  EXPECT_EQ(g.code, 1);
+  EXPECT_NE(g.err.find("image 0"), std::string::npos) << g.err;
+  CliRun h = run_cli(base + "--mmproj " + mmproj_path() + " --image /nonexistent.png --prompt x", *dir_);
+  EXPECT_EQ(h.code, 1);
+  EXPECT_NE(h.err.find("/nonexistent.png"), std::string::npos) << h.err;
+}
+
+// The shared library exports the image entry points.
+TEST(MultimodalExports, ImageFunctionsAreInTheLibrary) {
+  const fs::path lib = fs::path(OMNIRT_CLI_PATH).parent_path().parent_path() / "lib" / "libomnirt.so";
+  if (!fs::exists(lib)) GTEST_SKIP() << lib << " not built";
+  FILE* p = ::popen(("nm -D --defined-only " + lib.string() + " 2>/dev/null").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string text;
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof buf, p)) text.append(buf, n);
+  if (::pclose(p) != 0) GTEST_SKIP() << "nm not available";
+  for (const char* fn : {"omni_model_load_mmproj", "omni_model_has_vision", "omni_model_vision_stats",
+                         "omni_session_append_image", "omni_session_append_image_file",
+                         "omni_session_append_prompt", "omni_session_append_chat_images"}) {
+    EXPECT_NE(text.find(std::string(" ") + fn + "\n"), std::string::npos) << fn;
+  }
+}
+
+}  // namespace
+}  // namespace omni
