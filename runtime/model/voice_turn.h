@@ -1,0 +1,49 @@
+// One spoken answer: a prompt is prefilled, the audio-out decode loop produces text and codec
+// frames, and each frame goes straight into the streaming SNAC decoder, whose stable samples
+// are handed out as they appear (time to first audio = the first of them). The clock starts
+// when run_voice_turn() is called: the end of the user's input.
+// Thread-safety: one turn at a time per Context; Model, heads and codec weights are shared.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "audio/codec/snac.h"
+#include "kernels/core/status.h"
+#include "runtime/model/audio_out.h"
+#include "runtime/model/context.h"
+
+namespace omni {
+
+// kInvalidArgument naming the mismatch when the heads' codes cannot feed this codec: codebook
+// size, number of levels, or codes per level per frame (SNAC 24 kHz: 1, 2, 4).
+Status check_codec_matches(const AudioOutSpec& spec, const audio::SnacHParams& hp);
+
+struct VoiceTurnParams {
+  AudioOutParams decode;
+  uint64_t noise_seed = 0;  // SNAC noise blocks (on, as the model was trained)
+};
+
+// Seconds from the start of the turn; -1 when the event never happened.
+struct VoiceTurnTimings {
+  double prefill_done = -1, first_text = -1, first_frame = -1, first_pcm = -1, done = -1;
+};
+
+struct VoiceTurnResult {
+  std::vector<int32_t> text_tokens;
+  std::vector<float> pcm;  // mono, sample_rate, [-1, 1]
+  int64_t sample_rate = 0;
+  int64_t n_frames = 0, n_steps = 0;
+  bool speech_ended = false;  // the model ended its speech (else max_steps)
+  VoiceTurnTimings t;
+};
+
+// on_pcm (optional) sees each new run of stable samples as soon as it exists (a player or a
+// file writer); the result also keeps them all. Errors of the decode loop and the codec.
+StatusOr<VoiceTurnResult> run_voice_turn(Context& ctx, const AudioOutHeads& heads, audio::SnacDecoder& codec,
+                                         std::span<const int32_t> prompt_tokens, const VoiceTurnParams& params,
+                                         const std::function<void(const float*, size_t)>& on_pcm = {});
+
+}  // namespace omni

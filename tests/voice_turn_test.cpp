@@ -1,0 +1,107 @@
+// A voice turn on the omni-tiny preset end to end: decode loop -> streaming SNAC. Deterministic
+// for a fixed seed, audio length = frames x samples per frame group (the streaming decoder
+// emits exactly what a whole decode would), stages in order; a codec that does not fit the
+// heads is refused with a message.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "kernels/core/thread_pool.h"
+#include "runtime/model/snac_loader.h"
+#include "runtime/model/synthetic_omni.h"
+#include "runtime/model/voice_turn.h"
+#include "tests/test_util.h"
+
+namespace omni {
+namespace {
+
+struct Loaded {
+  std::unique_ptr<Model> model;
+  AudioOutHeads heads;
+  std::unique_ptr<SnacModel> snac;
+};
+
+Loaded load(const std::string& preset, uint64_t seed) {
+  Loaded l;
+  const std::string path = test::temp_path("voice_" + preset + ".gguf");
+  Status st = create_synthetic_omni({preset, DType::kF32, seed, 2}, path);
+  EXPECT_TRUE(st.ok()) << st.to_string();
+  auto m = Model::load(path);
+  std::remove(path.c_str());
+  EXPECT_TRUE(m.ok()) << m.status().to_string();
+  if (!m.ok()) return l;
+  l.model = std::move(*m);
+  auto h = load_audio_out(*l.model);
+  EXPECT_TRUE(h.ok()) << h.status().to_string();
+  if (h.ok()) l.heads = std::move(*h);
+  auto s = load_snac(l.model->file());
+  EXPECT_TRUE(s.ok()) << s.status().to_string();
+  if (s.ok()) l.snac = std::move(*s);
+  return l;
+}
+
+StatusOr<VoiceTurnResult> turn(const Loaded& l, uint64_t seed, int64_t max_steps) {
+  ContextParams cp;
+  cp.n_ctx = 256;
+  cp.n_threads = 2;
+  OMNI_ASSIGN_OR_RETURN(std::unique_ptr<Context> ctx, Context::create(*l.model, cp));
+  audio::SnacDecoder codec(l.snac->weights, ctx->thread_pool());
+  OMNI_ASSIGN_OR_RETURN(std::vector<int32_t> prompt, l.model->tokenizer().encode("Tell me a story.", true, false));
+  VoiceTurnParams p;
+  p.decode.text_sampling.seed = seed;
+  p.decode.audio_sampling.seed = seed;
+  p.decode.max_steps = max_steps;
+  p.noise_seed = seed;
+  size_t streamed = 0;
+  auto r = run_voice_turn(*ctx, l.heads, codec, prompt, p, [&](const float*, size_t n) { streamed += n; });
+  if (r.ok()) {
+    EXPECT_EQ(streamed, r->pcm.size());
+  }
+  return r;
+}
+
+TEST(VoiceTurn, OmniTinyIsDeterministicWithTheExpectedLengthAndOrderedStages) {
+  Loaded l = load("omni-tiny", 21);
+  ASSERT_TRUE(l.model && l.snac);
+  auto a = turn(l, 9, 40);
+  auto b = turn(l, 9, 40);
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(a->text_tokens, b->text_tokens);
+  ASSERT_EQ(a->pcm.size(), b->pcm.size());
+  EXPECT_TRUE(a->pcm == b->pcm);
+  ASSERT_GT(a->n_frames, 0);
+  EXPECT_EQ(a->sample_rate, 24000);
+  EXPECT_EQ(static_cast<int64_t>(a->pcm.size()), a->n_frames * l.snac->weights.hp.samples_per_group());
+  for (float x : a->pcm) ASSERT_TRUE(std::isfinite(x) && std::fabs(x) <= 1.0f);
+  const VoiceTurnTimings& t = a->t;
+  EXPECT_GE(t.prefill_done, 0.0);
+  EXPECT_GE(t.first_frame, t.prefill_done);
+  EXPECT_GE(t.first_pcm, t.first_frame);
+  EXPECT_GE(t.done, t.first_pcm);
+  if (!a->text_tokens.empty()) {
+    EXPECT_GE(t.first_text, t.prefill_done);
+    EXPECT_LE(t.first_text, t.first_frame);  // text comes at step 0, the first frame at step 7
+  }
+}
+
+TEST(VoiceTurn, ACodecThatDoesNotFitTheHeadsIsRefused) {
+  Loaded l = load("omni-tiny", 22);
+  ASSERT_TRUE(l.model);
+  audio::SnacHParams hp;  // the 24 kHz codec: 4096 codes, the tiny heads emit 64
+  Status st = check_codec_matches(l.heads.spec, hp);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("4096"), std::string::npos) << st.to_string();
+  hp.codebook_size = 64;
+  hp.vq_strides = {4, 2};
+  st = check_codec_matches(l.heads.spec, hp);
+  EXPECT_NE(st.message().find("levels"), std::string::npos) << st.to_string();
+  hp.vq_strides = {4, 1, 1};
+  st = check_codec_matches(l.heads.spec, hp);
+  EXPECT_NE(st.message().find("level 1"), std::string::npos) << st.to_string();
+  EXPECT_TRUE(check_codec_matches(l.heads.spec, l.snac->weights.hp).ok());
+}
+
+}  // namespace
+}  // namespace omni
