@@ -34,8 +34,36 @@ float* SnacDecoder::buf(int i, int64_t n) {
   return bufs_[i].data();
 }
 
+// cpu::matmul hands each thread all its rows and all T steps; for f32 weights its GEMM then
+// re-reads the thread's whole weight range for every block of 6 steps, which at these shapes
+// (W up to 32 MiB, T up to 24064) is DRAM traffic of hundreds of MiB per call. So tile here:
+// steps in chunks whose x fits in L2 (256 KiB), rows in tiles whose W fits in L1 (32 KiB),
+// and call cpu::matmul_rows per (chunk, tile): x and W are read from cache, each W byte once
+// per chunk. Threads split the chunks when there are enough of them, else the row tiles.
 void SnacDecoder::matmul(const SnacMatrix& m, const float* x, int64_t T, float* y) {
-  cpu::matmul(pool_, m.type, m.data, m.n_out, m.n_in, x, T, y, scratch_.data());
+  const int64_t n_in = m.n_in, n_out = m.n_out;
+  int64_t tc = std::max<int64_t>(6, (int64_t(64) << 10) / n_in / 6 * 6);
+  tc = std::min(tc, T);
+  int64_t rt = std::max<int64_t>(16, (int64_t(8) << 10) / n_in / 16 * 16);
+  rt = std::min(rt, n_out);
+  const int64_t n_tc = (T + tc - 1) / tc, n_rt = (n_out + rt - 1) / rt;
+  const int nt = pool_.n_threads();
+  const bool split_steps = n_tc >= 2 * nt || n_rt < nt;
+  const int64_t per_thread_scratch = cpu::matmul_scratch_floats(n_in, 1);
+  auto run = [&](int64_t c0, int64_t c1, int64_t r0, int64_t r1, int ti) {
+    float* scratch = scratch_.data() + ti * per_thread_scratch;
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t t0 = c * tc, n = std::min(tc, T - t0);
+      for (int64_t r = r0; r < r1; ++r)
+        cpu::matmul_rows(m.type, m.data, r * rt, std::min(n_out, (r + 1) * rt), n_in, x + t0 * n_in, n,
+                         n_out, y + t0 * n_out, scratch);
+    }
+  };
+  if (split_steps) {
+    pool_.parallel_for(n_tc, 1, [&](int64_t b, int64_t e, int ti) { run(b, e, 0, n_rt, ti); });
+  } else {
+    pool_.parallel_for(n_rt, 1, [&](int64_t b, int64_t e, int ti) { run(0, n_tc, b, e, ti); });
+  }
 }
 
 StatusOr<int64_t> SnacDecoder::check_codes(const SnacCodes& codes) const {
