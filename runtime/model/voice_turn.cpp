@@ -57,12 +57,16 @@ StatusOr<VoiceTurnResult> run_voice_turn(Context& ctx, const AudioOutHeads& head
       slot += per_level[l];
     }
     const size_t before = r.pcm.size();
+    const double c0 = since();
     OMNI_RETURN_IF_ERROR(stream.push(codes, &r.pcm));
+    r.t.codec_busy += since() - c0;
     take_pcm(before);
     ++r.n_frames;
   }
   const size_t before = r.pcm.size();
+  const double c0 = since();
   OMNI_RETURN_IF_ERROR(stream.flush(&r.pcm));
+  r.t.codec_busy += since() - c0;
   take_pcm(before);
   r.n_steps = dec->n_steps();
   r.speech_ended = dec->speech_ended();

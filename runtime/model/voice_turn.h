@@ -29,6 +29,7 @@ struct VoiceTurnParams {
 // Seconds from the start of the turn; -1 when the event never happened.
 struct VoiceTurnTimings {
   double prefill_done = -1, first_text = -1, first_frame = -1, first_pcm = -1, done = -1;
+  double codec_busy = 0;  // of which the SNAC decoder (pushes and flush), in seconds
 };
 
 struct VoiceTurnResult {
