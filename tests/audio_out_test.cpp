@@ -277,6 +277,48 @@ TEST(AudioOutParallel, InputRowIsTheMeanOfTheEightEmbeddings) {
             StatusCode::kInvalidArgument);
 }
 
+TEST(AudioOutParallel, AudioInputRowsStandInForEveryCodebook) {
+  ParallelFixture fx = make_parallel("mean", {1, 2, 3, 4, 5, 6, 7});
+  ASSERT_TRUE(fx.model);
+  auto heads = load_audio_out(*fx.model);
+  ASSERT_TRUE(heads.ok());
+  auto ctx_a = Context::create(*fx.model, small_ctx());
+  auto ctx_b = Context::create(*fx.model, small_ctx());
+  ASSERT_TRUE(ctx_a.ok() && ctx_b.ok());
+  auto dec = AudioOutDecoder::create(*heads, **ctx_a, greedy());
+  ASSERT_TRUE(dec.ok());
+  EXPECT_EQ((*dec)->audio_input_rows(nullptr, 1).code(), StatusCode::kWrongState);
+  EXPECT_EQ((*dec)->end_audio_input().code(), StatusCode::kWrongState);
+  std::vector<float> audio(3 * kD);
+  for (size_t i = 0; i < audio.size(); ++i) audio[i] = std::sin(0.37f * float(i));
+  ASSERT_TRUE((*dec)->begin_audio_input().ok());
+  ASSERT_TRUE((*dec)->audio_input_rows(audio.data(), 2).ok());  // as an encoder delivers chunks
+  ASSERT_TRUE((*dec)->audio_input_rows(audio.data() + 2 * kD, 1).ok());
+  ASSERT_TRUE((*dec)->end_audio_input().ok());
+  EXPECT_EQ((*ctx_a)->n_past(), 1 + 3 + 2);
+  // Mini-Omni A1A2: text [_input_t, _pad_t x 3, _eot, _answer_t], audio layers [_input_a,
+  // whisper rows x 3, _eoa, _answer_a]; each row the mean of the 8 streams' embeddings.
+  const Matrix tok = one_hot_embd(kV, 8.0f);
+  std::vector<float> rows(6 * kD, 0.0f);
+  auto marker = [&](int r, int t, int a) {
+    for (int j = 0; j < kD; ++j)
+      rows[size_t(r * kD + j)] = (tok[size_t(t) * kD + size_t(j)] + 7.0f * fx.codec_embd[size_t(a) * kD + size_t(j)]) / 8.0f;
+  };
+  marker(0, kInputT, kInputA);
+  for (int r = 0; r < 3; ++r)
+    for (int j = 0; j < kD; ++j)
+      rows[size_t((1 + r) * kD + j)] = (7.0f * audio[size_t(r * kD + j)] + tok[size_t(kPadT) * kD + size_t(j)]) / 8.0f;
+  marker(4, kEot, kEndA);
+  marker(5, kAnswerT, kAnswerA);
+  ASSERT_TRUE((*ctx_b)->eval_embeddings(rows.data(), 6, false).ok());
+  for (int v = 0; v < kV; ++v) EXPECT_NEAR((*ctx_a)->last_logits()[v], (*ctx_b)->last_logits()[v], 1e-5f) << v;
+  for (int j = 0; j < kD; ++j) EXPECT_NEAR((*ctx_a)->last_hidden()[j], (*ctx_b)->last_hidden()[j], 1e-5f) << j;
+  // The answer starts as after a text prompt: text 10 first (the last row is the answer marker).
+  auto st = (*dec)->step();
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->text_token, 10);
+}
+
 TEST(AudioOutParallel, MaxStepsEndsTheTurn) {
   ParallelFixture fx = make_parallel("mean", {1, 2, 3, 4, 5, 6, 7});
   ASSERT_TRUE(fx.model);

@@ -4,10 +4,13 @@
 // heads is refused with a message.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 
+#include "audio/adapter/audio_stream.h"
 #include "kernels/core/thread_pool.h"
+#include "runtime/model/audio_loader.h"
 #include "runtime/model/snac_loader.h"
 #include "runtime/model/synthetic_omni.h"
 #include "runtime/model/voice_turn.h"
@@ -84,6 +87,50 @@ TEST(VoiceTurn, OmniTinyIsDeterministicWithTheExpectedLengthAndOrderedStages) {
     EXPECT_GE(t.first_text, t.prefill_done);
     EXPECT_LE(t.first_text, t.first_frame);  // text comes at step 0, the first frame at step 7
   }
+}
+
+// The user's turn as audio (a 1.5 s tone), streamed through the audio encoder into the
+// decoder while it "arrives", then the answer.
+StatusOr<VoiceTurnResult> audio_turn(const Loaded& l, uint64_t seed, int64_t* rows_out) {
+  ContextParams cp;
+  cp.n_ctx = 512;
+  cp.n_threads = 2;
+  OMNI_ASSIGN_OR_RETURN(std::unique_ptr<Context> ctx, Context::create(*l.model, cp));
+  OMNI_ASSIGN_OR_RETURN(std::unique_ptr<AudioEncoderModel> enc, load_audio_encoder(l.model->file()));
+  AudioOutParams p;
+  p.text_sampling.seed = p.audio_sampling.seed = seed;
+  p.max_steps = 30;
+  OMNI_ASSIGN_OR_RETURN(std::unique_ptr<AudioOutDecoder> dec, AudioOutDecoder::create(l.heads, *ctx, p));
+  OMNI_RETURN_IF_ERROR(dec->begin_audio_input());
+  OMNI_ASSIGN_OR_RETURN(std::unique_ptr<audio::AudioStream> stream,
+                        audio::AudioStream::create(enc->weights, ctx->thread_pool(), [&](const float* rows, int64_t n) {
+                          return dec->audio_input_rows(rows, n);
+                        }));
+  std::vector<float> pcm(24000);
+  for (size_t i = 0; i < pcm.size(); ++i) pcm[i] = 0.3f * std::sin(2.0f * 3.14159265f * 440.0f * float(i) / 16000.0f);
+  for (size_t i = 0; i < pcm.size(); i += 1600) OMNI_RETURN_IF_ERROR(stream->push(pcm.data() + i, 1600));
+  const auto start = std::chrono::steady_clock::now();
+  OMNI_RETURN_IF_ERROR(stream->finish());
+  OMNI_RETURN_IF_ERROR(dec->end_audio_input());
+  *rows_out = stream->stats().rows;
+  EXPECT_EQ(ctx->n_past(), 1 + *rows_out + 2);
+  audio::SnacDecoder codec(l.snac->weights, ctx->thread_pool());
+  return speak(*dec, l.heads.spec, codec, start, {}, seed);
+}
+
+TEST(VoiceTurn, AudioInputTurnIsDeterministic) {
+  Loaded l = load("omni-tiny", 23);
+  ASSERT_TRUE(l.model && l.snac);
+  int64_t rows_a = 0, rows_b = 0;
+  auto a = audio_turn(l, 4, &rows_a);
+  auto b = audio_turn(l, 4, &rows_b);
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  ASSERT_TRUE(b.ok());
+  EXPECT_GT(rows_a, 0);
+  EXPECT_EQ(rows_a, rows_b);
+  EXPECT_EQ(a->text_tokens, b->text_tokens);
+  EXPECT_TRUE(a->pcm == b->pcm);
+  EXPECT_EQ(static_cast<int64_t>(a->pcm.size()), a->n_frames * l.snac->weights.hp.samples_per_group());
 }
 
 TEST(VoiceTurn, ACodecThatDoesNotFitTheHeadsIsRefused) {

@@ -334,6 +334,56 @@ Status AudioOutDecoder::prefill_text(std::span<const int32_t> text_tokens) {
   return prefill_parallel(text, audio);
 }
 
+Status AudioOutDecoder::eval_marker_row(int32_t text_id, int32_t audio_code) {
+  if (text_id < 0) return Status::Ok();
+  const int32_t code = audio_code >= 0 ? audio_code : spec_.pad_code;
+  std::vector<int32_t> audio(static_cast<size_t>(spec_.n_codebooks), code);
+  OMNI_RETURN_IF_ERROR(eval_parallel_rows(&text_id, audio.data(), 1));
+  ++input_rows_;
+  return Status::Ok();
+}
+
+Status AudioOutDecoder::begin_audio_input() {
+  if (spec_.kind != AudioOutKind::kParallel) return wrong_state("audio input needs parallel audio-out heads");
+  if (audio_input_open_ || prefilled_) return wrong_state("begin_audio_input() twice or after a prefill");
+  input_rows_ = 0;
+  OMNI_RETURN_IF_ERROR(eval_marker_row(spec_.text_input_id, spec_.input_code));
+  audio_input_open_ = true;
+  return Status::Ok();
+}
+
+Status AudioOutDecoder::audio_input_rows(const float* rows, int64_t n) {
+  if (!audio_input_open_) return wrong_state("audio_input_rows() outside begin/end_audio_input()");
+  if (n <= 0 || rows == nullptr) return invalid_argument(fmt("audio input needs rows (got %lld)", (long long)n));
+  const Model& m = ctx_.model();
+  const int64_t d = m.hparams().n_embd;
+  const float k = static_cast<float>(spec_.n_codebooks);
+  const float scale = (spec_.combine == InputCombine::kMean ? 1.0f / (k + 1.0f) : 1.0f) * m.hparams().embd_scale;
+  std::vector<float> text_row(static_cast<size_t>(d), 0.0f);
+  if (spec_.text_pad_id >= 0) {
+    const Weight& w = m.token_embd();
+    cpu::dequantize_row(w.type, static_cast<const uint8_t*>(w.data) + spec_.text_pad_id * dtype_row_bytes(w.type, d),
+                        text_row.data(), d);
+  }
+  std::vector<float> buf(static_cast<size_t>(n * d));
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t j = 0; j < d; ++j)
+      buf[static_cast<size_t>(r * d + j)] = (k * rows[r * d + j] + text_row[static_cast<size_t>(j)]) * scale;
+  OMNI_RETURN_IF_ERROR(ctx_.eval_embeddings(buf.data(), n, false));
+  input_rows_ += n;
+  return Status::Ok();
+}
+
+Status AudioOutDecoder::end_audio_input() {
+  if (!audio_input_open_) return wrong_state("end_audio_input() without begin_audio_input()");
+  OMNI_RETURN_IF_ERROR(eval_marker_row(spec_.text_end_id, spec_.end_code));
+  OMNI_RETURN_IF_ERROR(eval_marker_row(spec_.text_answer_id, spec_.answer_code));
+  if (input_rows_ == 0) return wrong_state("the audio input produced no rows");
+  audio_input_open_ = false;
+  prefilled_ = true;
+  return Status::Ok();
+}
+
 StatusOr<AudioOutStep> AudioOutDecoder::step() {
   if (!prefilled_) return wrong_state("step() before a prefill");
   if (done_) return wrong_state("step() after the end of the turn");
@@ -360,6 +410,7 @@ StatusOr<AudioOutStep> AudioOutDecoder::step_parallel() {
   }
   // Codebooks: i emits its token of frame s - delays[i]; inside the delay its input is the pad.
   const float* hidden = ctx_.last_hidden();
+  if (!hidden) return wrong_state("the context has no hidden state (evaluate a prompt first)");
   ThreadPool& pool = ctx_.thread_pool();
   for (int32_t i = 0; i < K; ++i) {
     const int64_t f = s - spec_.delays[static_cast<size_t>(i)];

@@ -99,6 +99,7 @@ struct AudioOutStep {
 
 class AudioOutDecoder {
  public:
+  // One decoder per spoken turn (its frame and delay state start at the prefill).
   // heads and ctx must outlive the decoder; ctx's model must be the one the heads came from.
   // kInvalidArgument for bad params or a context whose width differs from the heads'.
   static StatusOr<std::unique_ptr<AudioOutDecoder>> create(const AudioOutHeads& heads, Context& ctx,
@@ -113,6 +114,16 @@ class AudioOutDecoder {
   Status prefill_parallel(std::span<const int32_t> text_ids, std::span<const int32_t> audio_ids);
   // In-vocab only (or a parallel model's plain token prompt): ids as they are.
   Status prefill_tokens(std::span<const int32_t> ids);
+  // Audio input for parallel heads, in Mini-Omni's A1A2 layout: begin_audio_input() evaluates
+  // the [text_input | input_code] row; audio_input_rows() the audio adapter's rows [n, n_embd]
+  // as they arrive, each standing in for all K codebook embeddings with text_pad as the text
+  // (Mini-Omni's concat_whisper_feat): (K * x_audio + x_text_pad) / (K + 1) for kMean;
+  // end_audio_input() the [text_end | end_code] and [text_answer | answer_code] rows, after
+  // which step() answers. Rows whose marker id is -1 are left out. kWrongState for in-vocab
+  // heads or out of order; kInvalidArgument for a bad row count or null rows.
+  Status begin_audio_input();
+  Status audio_input_rows(const float* rows, int64_t n);
+  Status end_audio_input();
 
   // Samples the next step from the last evaluation, feeds it back, and reports what came out.
   // kWrongState before a prefill or after done(); errors of Context::eval.
@@ -128,6 +139,7 @@ class AudioOutDecoder {
   AudioOutDecoder(const AudioOutHeads& heads, Context& ctx, const AudioOutParams& params);
   Status init_samplers();
   Status eval_parallel_rows(const int32_t* text_ids, const int32_t* audio_ids, int64_t n);
+  Status eval_marker_row(int32_t text_id, int32_t audio_code);
   StatusOr<AudioOutStep> step_parallel();
   StatusOr<AudioOutStep> step_in_vocab();
   void to_frame(const int32_t* tokens_by_position, int64_t index, CodecFrame* out) const;
@@ -138,6 +150,8 @@ class AudioOutDecoder {
   AudioOutParams params_;
   bool prefilled_ = false, done_ = false, speech_ended_ = false, text_ended_ = false;
   bool in_speech_ = false;  // in-vocab: after the speech start marker
+  bool audio_input_open_ = false;
+  int64_t input_rows_ = 0;  // rows evaluated since begin_audio_input()
   int64_t n_steps_ = 0, next_frame_ = 0;
   int64_t end_frame_ = INT64_MAX;  // parallel: the first frame some codebook ended
   std::vector<int> slot_of_position_;  // frame position -> level-major slot

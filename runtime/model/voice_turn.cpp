@@ -19,31 +19,26 @@ Status check_codec_matches(const AudioOutSpec& spec, const audio::SnacHParams& h
   return Status::Ok();
 }
 
-StatusOr<VoiceTurnResult> run_voice_turn(Context& ctx, const AudioOutHeads& heads, audio::SnacDecoder& codec,
-                                         std::span<const int32_t> prompt_tokens, const VoiceTurnParams& params,
-                                         const std::function<void(const float*, size_t)>& on_pcm) {
+StatusOr<VoiceTurnResult> speak(AudioOutDecoder& dec, const AudioOutSpec& spec, audio::SnacDecoder& codec,
+                                std::chrono::steady_clock::time_point start, const VoiceTurnTimings& timings,
+                                uint64_t noise_seed, const PcmSink& on_pcm) {
   using Clock = std::chrono::steady_clock;
-  const Clock::time_point start = Clock::now();
   auto since = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
-  OMNI_RETURN_IF_ERROR(check_codec_matches(heads.spec, codec.hparams()));
-  codec.set_noise(true, params.noise_seed);
+  OMNI_RETURN_IF_ERROR(check_codec_matches(spec, codec.hparams()));
+  codec.set_noise(true, noise_seed);
   audio::SnacStreamDecoder stream(codec);
-  OMNI_ASSIGN_OR_RETURN(std::unique_ptr<AudioOutDecoder> dec, AudioOutDecoder::create(heads, ctx, params.decode));
-
   VoiceTurnResult r;
+  r.t = timings;
   r.sample_rate = codec.hparams().sampling_rate;
-  OMNI_RETURN_IF_ERROR(dec->prefill_text(prompt_tokens));
-  r.t.prefill_done = since();
-
-  const std::vector<int> per_level = heads.spec.codes_per_level();
+  const std::vector<int> per_level = spec.codes_per_level();
   audio::SnacCodes codes(per_level.size());
   auto take_pcm = [&](size_t before) {
     if (r.pcm.size() == before) return;
     if (r.t.first_pcm < 0) r.t.first_pcm = since();
     if (on_pcm) on_pcm(r.pcm.data() + before, r.pcm.size() - before);
   };
-  while (!dec->done()) {
-    OMNI_ASSIGN_OR_RETURN(AudioOutStep st, dec->step());
+  while (!dec.done()) {
+    OMNI_ASSIGN_OR_RETURN(AudioOutStep st, dec.step());
     if (st.text_token >= 0) {
       if (r.t.first_text < 0) r.t.first_text = since();
       r.text_tokens.push_back(st.text_token);
@@ -68,10 +63,23 @@ StatusOr<VoiceTurnResult> run_voice_turn(Context& ctx, const AudioOutHeads& head
   OMNI_RETURN_IF_ERROR(stream.flush(&r.pcm));
   r.t.codec_busy += since() - c0;
   take_pcm(before);
-  r.n_steps = dec->n_steps();
-  r.speech_ended = dec->speech_ended();
+  r.n_steps = dec.n_steps();
+  r.speech_ended = dec.speech_ended();
   r.t.done = since();
   return r;
+}
+
+StatusOr<VoiceTurnResult> run_voice_turn(Context& ctx, const AudioOutHeads& heads, audio::SnacDecoder& codec,
+                                         std::span<const int32_t> prompt_tokens, const VoiceTurnParams& params,
+                                         const PcmSink& on_pcm) {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point start = Clock::now();
+  OMNI_RETURN_IF_ERROR(check_codec_matches(heads.spec, codec.hparams()));
+  OMNI_ASSIGN_OR_RETURN(std::unique_ptr<AudioOutDecoder> dec, AudioOutDecoder::create(heads, ctx, params.decode));
+  OMNI_RETURN_IF_ERROR(dec->prefill_text(prompt_tokens));
+  VoiceTurnTimings t;
+  t.prefill_done = std::chrono::duration<double>(Clock::now() - start).count();
+  return speak(*dec, heads.spec, codec, start, t, params.noise_seed, on_pcm);
 }
 
 }  // namespace omni

@@ -5,6 +5,7 @@
 // Thread-safety: one turn at a time per Context; Model, heads and codec weights are shared.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -26,9 +27,10 @@ struct VoiceTurnParams {
   uint64_t noise_seed = 0;  // SNAC noise blocks (on, as the model was trained)
 };
 
-// Seconds from the start of the turn; -1 when the event never happened.
+// Seconds from the start of the turn (the end of the user's input); -1 when the event never
+// happened. input_encoded: the audio encoder's last chunk is in (audio input only).
 struct VoiceTurnTimings {
-  double prefill_done = -1, first_text = -1, first_frame = -1, first_pcm = -1, done = -1;
+  double input_encoded = -1, prefill_done = -1, first_text = -1, first_frame = -1, first_pcm = -1, done = -1;
   double codec_busy = 0;  // of which the SNAC decoder (pushes and flush), in seconds
 };
 
@@ -41,10 +43,20 @@ struct VoiceTurnResult {
   VoiceTurnTimings t;
 };
 
-// on_pcm (optional) sees each new run of stable samples as soon as it exists (a player or a
-// file writer); the result also keeps them all. Errors of the decode loop and the codec.
+using PcmSink = std::function<void(const float*, size_t)>;
+
+// A text turn: prefills the prompt (AudioOutDecoder::prefill_text) and speaks. on_pcm
+// (optional) sees each new run of stable samples as soon as it exists (a player or a file
+// writer); the result also keeps them all. Errors of the decode loop and the codec.
 StatusOr<VoiceTurnResult> run_voice_turn(Context& ctx, const AudioOutHeads& heads, audio::SnacDecoder& codec,
                                          std::span<const int32_t> prompt_tokens, const VoiceTurnParams& params,
-                                         const std::function<void(const float*, size_t)>& on_pcm = {});
+                                         const PcmSink& on_pcm = {});
+
+// The answer half of a turn whose input the caller already fed to `dec` (audio input: the
+// rows while the user spoke, then end_audio_input()). `start` is the end of the user's input;
+// `timings` carries what the caller measured before (input_encoded, prefill_done).
+StatusOr<VoiceTurnResult> speak(AudioOutDecoder& dec, const AudioOutSpec& spec, audio::SnacDecoder& codec,
+                                std::chrono::steady_clock::time_point start, const VoiceTurnTimings& timings,
+                                uint64_t noise_seed, const PcmSink& on_pcm = {});
 
 }  // namespace omni
