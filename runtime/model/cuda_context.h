@@ -94,7 +94,7 @@ class CudaContext {
   Status run_step(int64_t n, bool batch_decode, bool all_logits, bool copy_logits);
   // Prefill of ids or of embedding rows (exactly one set), after the input checks.
   Status eval_rows(const int32_t* tokens, const float* embd, int64_t n, bool all_logits);
-  bool embd_input_ = false;  // run_step: the input rows are already in the device's x
+  [[maybe_unused]] bool embd_input_ = false;  // run_step: the input rows are already in the device's x (unused without CUDA)
 
   const Model* model_ = nullptr;
   ContextParams params_;

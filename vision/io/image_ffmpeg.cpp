@@ -5,6 +5,8 @@
 // decoders run with a log-level offset so that corrupt input does not print.
 #include <algorithm>
 #include <cstring>
+#include <string_view>
+#include <vector>
 
 #include "vision/io/image.h"
 
@@ -56,7 +58,7 @@ struct MemorySource {
 };
 
 // The demuxer for the formats we recognise by their magic: no probing (which also warns on a
-// JPEG whose headers outrun the probe buffer); nullptr lets libavformat probe.
+// JPEG whose headers outrun the probe buffer); nullptr when the magic is not one of them.
 const AVInputFormat* demuxer_for(const uint8_t* d, size_t n) {
   const char* name = nullptr;
   if (n >= 8 && std::memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) name = "png_pipe";
@@ -65,6 +67,30 @@ const AVInputFormat* demuxer_for(const uint8_t* d, size_t n) {
   else if (n >= 2 && d[0] == 'B' && d[1] == 'M') name = "bmp_pipe";
   else if (n >= 12 && std::memcmp(d, "RIFF", 4) == 0 && std::memcmp(d + 8, "WEBP", 4) == 0) name = "webp_pipe";
   return name ? av_find_input_format(name) : nullptr;
+}
+
+// Image demuxers only: libavformat's single-image readers ("*_pipe": TIFF, PPM/PGM/PAM, QOI,
+// JPEG-LS, ...) and GIF. Probing may name any of FFmpeg's hundreds of audio and video demuxers
+// for arbitrary bytes; an image decoder has no business running those, and keeping them out
+// keeps corrupt input within the small, well-fuzzed image code of FFmpeg.
+bool is_image_demuxer(const AVInputFormat* f) {
+  if (!f || !f->name) return false;
+  const std::string_view name(f->name);
+  return name == "gif" || (name.size() > 5 && name.substr(name.size() - 5) == "_pipe");
+}
+
+// Probes the first bytes (libavformat's probe needs AVPROBE_PADDING_SIZE zero bytes after them).
+const AVInputFormat* probe_image_demuxer(const uint8_t* d, size_t n) {
+  constexpr size_t kProbeBytes = 64 * 1024;
+  std::vector<uint8_t> buf(std::min(n, kProbeBytes) + AVPROBE_PADDING_SIZE, 0);
+  std::memcpy(buf.data(), d, std::min(n, kProbeBytes));
+  AVProbeData pd = {};
+  pd.filename = "";
+  pd.buf = buf.data();
+  pd.buf_size = static_cast<int>(std::min(n, kProbeBytes));
+  int score = 0;
+  const AVInputFormat* f = av_probe_input_format3(&pd, 1, &score);
+  return is_image_demuxer(f) ? f : nullptr;
 }
 
 constexpr int kIoBufferBytes = 16 * 1024;
@@ -107,7 +133,13 @@ struct Decoder {
     if (!format) return Status(StatusCode::kOutOfMemory, "avformat_alloc_context failed");
     format->pb = io;
     format->flags |= AVFMT_FLAG_CUSTOM_IO;
-    int err = avformat_open_input(&format, nullptr, demuxer_for(src.data, src.size), nullptr);
+    const AVInputFormat* demuxer = demuxer_for(src.data, src.size);
+    if (!demuxer) demuxer = probe_image_demuxer(src.data, src.size);
+    if (!demuxer) {
+      return corrupt_file(fmt("'%s': not a recognised image format (PNG, JPEG, GIF, BMP, WebP, TIFF, "
+                              "PNM, ... by their content)", name.c_str()));
+    }
+    int err = avformat_open_input(&format, nullptr, demuxer, nullptr);
     if (err < 0) {  // frees `format`
       if (err == AVERROR_EOF) {
         return corrupt_file(fmt("'%s': ends before its header does (empty or truncated)",
@@ -220,8 +252,11 @@ struct Decoder {
                              av_get_pix_fmt_name(fmt_in)));
     }
     const int w = frame->width, h = frame->height;
+    // SWS_ACCURATE_RND also keeps libswscale off its x86 "unscaled" YUV -> RGB converter,
+    // which, for rows whose width is not a multiple of 8 (4:2:0 / 4:2:2, even height), leaves
+    // the last pixels unconverted and stores past the row (tests: astro_narrow_*.jpg).
     sws = sws_getContext(w, h, fmt_in, w, h, AV_PIX_FMT_RGB24,
-                         SWS_BILINEAR | SWS_FULL_CHR_H_INT | SWS_FULL_CHR_H_INP,
+                         SWS_BILINEAR | SWS_FULL_CHR_H_INT | SWS_FULL_CHR_H_INP | SWS_ACCURATE_RND,
                          nullptr, nullptr, nullptr);
     if (!sws) {
       return unsupported(fmt("'%s': cannot convert %s (%d x %d) to RGB", name.c_str(),
@@ -237,13 +272,19 @@ struct Decoder {
     Image img;
     img.width = w;
     img.height = h;
-    img.rgb.resize(size_t(w) * size_t(h) * 3);
+    // libswscale's SIMD output paths may store whole vectors past a row's last pixel: the
+    // destination gets slack after its end (our stride is the packed w * 3), dropped after,
+    // so no such store can reach another allocation (found by fuzz_image).
+    constexpr size_t kSwsSlack = 64;
+    const size_t bytes = size_t(w) * size_t(h) * 3;
+    img.rgb.resize(bytes + kSwsSlack);
     uint8_t* dst[4] = {img.rgb.data(), nullptr, nullptr, nullptr};
     int dst_stride[4] = {w * 3, 0, 0, 0};
     int rows = sws_scale(sws, frame->data, frame->linesize, 0, h, dst, dst_stride);
     if (rows != h) {
       return internal_error(fmt("'%s': sws_scale converted %d of %d rows", name.c_str(), rows, h));
     }
+    img.rgb.resize(bytes);
     return img;
   }
 };
