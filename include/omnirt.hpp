@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "omnirt.h"
 
@@ -70,6 +71,26 @@ inline SessionPtr create_session(omni_engine* engine, const omni_model* model,
   Error e = check(omni_session_create(engine, model, params, &h));
   if (err) *err = e;
   return SessionPtr(h);
+}
+
+// A model with a vision projector (mmproj) loaded alongside; nullptr path: none.
+inline ModelPtr load_model_with_mmproj(const char* path, const char* mmproj_path,
+                                       Error* err = nullptr) {
+  omni_model_params p = omni_model_default_params();
+  p.mmproj_path = mmproj_path;
+  return load_model(path, err, &p);
+}
+
+// Image file bytes as the C API takes them (the bytes must outlive the call that uses them).
+inline omni_image image_view(const std::vector<uint8_t>& bytes) {
+  return omni_image{bytes.data(), bytes.size()};
+}
+
+// Text with OMNI_IMAGE_MARKER at each image's place (see omni_session_append_prompt).
+inline Error append_prompt(omni_session* session, const char* text,
+                           const std::vector<omni_image>& images,
+                           uint32_t flags = OMNI_TOKENIZE_ADD_BOS) {
+  return check(omni_session_append_prompt(session, text, images.data(), images.size(), flags));
 }
 
 // on_token(omni_token, std::string_view piece) -> bool: false stops generation. The callable

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "include/omnirt.h"
+#include "include/omnirt.hpp"
 #include "runtime/model/context.h"
 #include "runtime/model/gguf.h"
 #include "runtime/model/model.h"
@@ -493,6 +494,29 @@ TEST_F(MultimodalTest, CApiPromptEqualsTheRuntimePath) {
   EXPECT_EQ(omni_session_n_tokens(c.s), int32_t((*ctx)->n_past()));
 }
 
+// omnirt.hpp's helpers: a model with its projector, a prompt with an image; errors are values.
+TEST_F(MultimodalTest, CppHelpers) {
+  omnirt::Error err;
+  auto model = omnirt::load_model_with_mmproj(model_path().c_str(), mmproj_path().c_str(), &err);
+  ASSERT_TRUE(model) << err.message;
+  EXPECT_EQ(omni_model_has_vision(model.get()), 1);
+  auto engine = omnirt::create_engine(nullptr, &err);
+  auto session = omnirt::create_session(engine.get(), model.get(), nullptr, &err);
+  ASSERT_TRUE(session) << err.message;
+  const std::vector<uint8_t> png = test::read_file(astro());
+  EXPECT_FALSE(omnirt::append_prompt(session.get(), "see <__image__>", {omnirt::image_view(png)}));
+  size_t n_text = 0;
+  ASSERT_EQ(omni_tokenize(model.get(), "see ", OMNI_TOKENIZE_ADD_BOS, nullptr, 0, &n_text),
+            OMNI_ERR_OUT_OF_RANGE);  // a size query
+  EXPECT_EQ(omni_session_n_tokens(session.get()), int32_t(n_text) + 16);  // + 4 x 4 patch rows
+  err = omnirt::append_prompt(session.get(), "<__image__>", {});
+  EXPECT_EQ(err.status, OMNI_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(err.message.find("1 image marker"), std::string::npos) << err.message;
+  auto bad = omnirt::load_model_with_mmproj(model_path().c_str(), mmproj64_path().c_str(), &err);
+  EXPECT_FALSE(bad);
+  EXPECT_EQ(err.status, OMNI_ERR_INVALID_ARGUMENT);
+}
+
 // ---- CLI -----------------------------------------------------------------------------------
 
 struct CliRun {
@@ -514,6 +538,55 @@ CliRun run_cli(const std::string& args, const std::string& dir) {
   r.out = slurp(out);
   r.err = slurp(err);
   return r;
+}
+
+// Writes `src` (a model file) plus a vit-tiny vision component of the backbone's width to
+// `dst`: an omni model file. Metadata values are re-encoded as GGUF stores them.
+void encode_value(const gguf::Value& v, std::vector<uint8_t>* b) {
+  auto put = [b](const void* p, size_t n) {
+    const auto* c = static_cast<const uint8_t*>(p);
+    b->insert(b->end(), c, c + n);
+  };
+  using VT = gguf::ValueType;
+  switch (v.type) {
+    case VT::kU8: case VT::kI8: case VT::kBool: { uint8_t x = uint8_t(v.scalar.u); put(&x, 1); break; }
+    case VT::kU16: case VT::kI16: { uint16_t x = uint16_t(v.scalar.u); put(&x, 2); break; }
+    case VT::kU32: case VT::kI32: { uint32_t x = uint32_t(v.scalar.u); put(&x, 4); break; }
+    case VT::kU64: case VT::kI64: put(&v.scalar.u, 8); break;
+    case VT::kF32: { float x = float(v.scalar.f); put(&x, 4); break; }
+    case VT::kF64: put(&v.scalar.f, 8); break;
+    case VT::kString: { uint64_t n = v.str.size(); put(&n, 8); put(v.str.data(), v.str.size()); break; }
+    case VT::kArray: {
+      uint32_t et = uint32_t(v.elem_type);
+      put(&et, 4);
+      put(&v.n_elems, 8);
+      if (!v.elements.empty()) {
+        for (const gguf::Value& e : v.elements) encode_value(e, b);
+      } else {
+        static const size_t kSize[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+        put(v.raw, size_t(v.n_elems) * kSize[et]);
+      }
+      break;
+    }
+  }
+}
+
+void write_omni_file(const std::string& src, const std::string& dst, uint64_t vision_seed) {
+  auto f = gguf::GgufFile::open(src);
+  ASSERT_TRUE(f.ok());
+  gguf::GgufWriter w;
+  for (const gguf::KeyValue& kv : (*f)->metadata()) {
+    if (kv.key == "general.alignment") continue;
+    std::vector<uint8_t> b;
+    encode_value(kv.value, &b);
+    w.add_raw(kv.key, kv.value.type, std::move(b));
+  }
+  for (const gguf::TensorInfo& t : (*f)->tensors()) {
+    ASSERT_TRUE(w.add_tensor(t.name, t.type, std::vector<int64_t>(t.ne, t.ne + t.n_dims), t.data,
+                             t.n_bytes).ok());
+  }
+  ASSERT_TRUE(add_synthetic_vision(w, "vit-tiny", kBackboneEmbd, DType::kF16, vision_seed).ok());
+  ASSERT_TRUE(w.write(dst).ok());
 }
 
 TEST_F(MultimodalTest, CliGenerateWithImagesIsDeterministicAtTemperatureZero) {
@@ -550,6 +623,19 @@ TEST_F(MultimodalTest, CliGenerateWithImagesIsDeterministicAtTemperatureZero) {
   CliRun h = run_cli(base + "--mmproj " + mmproj_path() + " --image /nonexistent.png --prompt x", *dir_);
   EXPECT_EQ(h.code, 1);
   EXPECT_NE(h.err.find("/nonexistent.png"), std::string::npos) << h.err;
+
+  // An omni model file (the same backbone and the same vision weights in one file) needs no
+  // --mmproj and gives the same tokens.
+  const std::string omni = *dir_ + "/omni_tiny.gguf";
+  write_omni_file(model_path(), omni, 5);  // the seed of mmproj_path()
+  CliRun o = run_cli("generate --model " + omni + " --temp 0 -n 8 --threads 1 --image " + astro() +
+                         " --prompt 'Look: <__image__> what is it?'", *dir_);
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(o.out, a.out);
+  CModel c2;
+  ASSERT_EQ(omni_model_load(omni.c_str(), nullptr, &c2.m), OMNI_OK) << omni_last_error();
+  EXPECT_EQ(omni_model_has_vision(c2.m), 1);
+  EXPECT_EQ(omni_model_load_mmproj(c2.m, mmproj_path().c_str()), OMNI_ERR_WRONG_STATE);
 }
 
 // The shared library exports the image entry points.
