@@ -112,51 +112,70 @@ void SnacDecoder::latents(const SnacCodes& codes, std::vector<float>* z) const {
   }
 }
 
-void SnacDecoder::decode_latents(const float* z, int64_t T, int64_t t0, float* pcm) {
-  using namespace snac;
+// Stage functions: each computes its op over a window of steps as if it were the whole
+// sequence (zero padding at both ends) and returns a decoder buffer (valid until the next call).
+// Buffers: 0 holds a stage's result; 1 and 2 are temporaries. Inputs never alias buffer 0
+// except in run_residual, which updates in place.
+float* SnacDecoder::run_input(const float* z, int64_t T) {
   const SnacHParams& hp = w_.hp;
-  const int64_t D = hp.latent_dim;
-  float* a = buf(1, T * D);
-  depthwise_conv1d(pool_, z, a, T, D, w_.in_dw_w.data(), kConvK, 1, w_.in_dw_b.data());
+  float* a = buf(1, T * hp.latent_dim);
+  snac::depthwise_conv1d(pool_, z, a, T, hp.latent_dim, w_.in_dw_w.data(), kConvK, 1, w_.in_dw_b.data());
   float* x = buf(0, T * hp.decoder_dim);
   matmul(w_.in_pw, a, T, x);
-  add_bias(pool_, x, T, hp.decoder_dim, w_.in_pw_b.data());
+  snac::add_bias(pool_, x, T, hp.decoder_dim, w_.in_pw_b.data());
+  return x;
+}
 
+float* SnacDecoder::run_up(size_t bi, const float* x, int64_t T, int64_t out_t0) {
+  const SnacBlock& b = w_.blocks[bi];
+  const int s = b.stride, k = 2 * s, p = (s + 1) / 2;
+  const int64_t Ci = b.in_dim, C = b.out_dim, Tn = T * s;
+  float* sx = buf(1, T * Ci);
+  snac::snake(pool_, x, sx, T, Ci, b.snake.alpha.data(), b.snake.inv_alpha.data());
+  float* zz = buf(2, T * k * C);
+  matmul(b.up, sx, T, zz);
+  float* y = buf(0, Tn * C);
+  snac::overlap_add(pool_, zz, T, C, k, s, p, b.up_b.data(), y);
+  if (noise_on() && b.noise.data) {
+    float* h = buf(1, Tn * C);
+    matmul(b.noise, y, Tn, h);
+    noise_.resize(size_t(Tn));
+    for (int64_t t = 0; t < Tn; ++t) noise_[size_t(t)] = snac::noise_value(seed_, int(bi), out_t0 + t);
+    snac::add_scaled_rows(pool_, y, h, noise_.data(), Tn, C);
+  }
+  return y;
+}
+
+void SnacDecoder::run_residual(size_t bi, int r, float* x, int64_t T) {
+  const SnacResidualUnit& u = w_.blocks[bi].res[r];
+  const int64_t C = w_.blocks[bi].out_dim;
+  float* y1 = buf(1, T * C);
+  float* y2 = buf(2, T * C);
+  snac::snake(pool_, x, y1, T, C, u.snake1.alpha.data(), u.snake1.inv_alpha.data());
+  snac::depthwise_conv1d(pool_, y1, y2, T, C, u.dw_w.data(), kConvK, u.dilation, u.dw_b.data());
+  snac::snake(pool_, y2, y2, T, C, u.snake2.alpha.data(), u.snake2.inv_alpha.data());
+  matmul(u.pw, y2, T, y1);
+  snac::add_residual(pool_, x, y1, u.pw_b.data(), T, C);
+}
+
+void SnacDecoder::run_output(const float* x, int64_t T, float* pcm) {
+  const int64_t C = w_.blocks.empty() ? w_.hp.decoder_dim : w_.blocks.back().out_dim;
+  float* sx = buf(1, T * C);
+  snac::snake(pool_, x, sx, T, C, w_.out_snake.alpha.data(), w_.out_snake.inv_alpha.data());
+  float* taps = buf(2, T * kConvK);
+  matmul(SnacMatrix{DType::kF32, w_.out_w.data(), C, kConvK}, sx, T, taps);
+  snac::taps_to_mono_tanh(pool_, taps, T, kConvK, w_.out_b, pcm);
+}
+
+void SnacDecoder::decode_latents(const float* z, int64_t T, int64_t t0, float* pcm) {
+  float* x = run_input(z, T);
   int64_t rate = 1;  // output steps per latent step so far
   for (size_t bi = 0; bi < w_.blocks.size(); ++bi) {
-    const SnacBlock& b = w_.blocks[bi];
-    const int s = b.stride, k = 2 * s, p = (s + 1) / 2;
-    const int64_t Ci = b.in_dim, C = b.out_dim, Tn = T * rate * s;
-    float* sx = buf(1, T * rate * Ci);
-    snake(pool_, x, sx, T * rate, Ci, b.snake.alpha.data(), b.snake.inv_alpha.data());
-    float* zz = buf(2, T * rate * k * C);
-    matmul(b.up, sx, T * rate, zz);
-    x = buf(0, Tn * C);
-    overlap_add(pool_, zz, T * rate, C, k, s, p, b.up_b.data(), x);
-    rate *= s;
-    if (noise_on() && b.noise.data) {
-      float* h = buf(1, Tn * C);
-      matmul(b.noise, x, Tn, h);
-      noise_.resize(size_t(Tn));
-      for (int64_t t = 0; t < Tn; ++t) noise_[size_t(t)] = snac::noise_value(seed_, int(bi), t0 * rate + t);
-      add_scaled_rows(pool_, x, h, noise_.data(), Tn, C);
-    }
-    for (const SnacResidualUnit& r : b.res) {
-      float* y1 = buf(1, Tn * C);
-      float* y2 = buf(2, Tn * C);
-      snake(pool_, x, y1, Tn, C, r.snake1.alpha.data(), r.snake1.inv_alpha.data());
-      depthwise_conv1d(pool_, y1, y2, Tn, C, r.dw_w.data(), kConvK, r.dilation, r.dw_b.data());
-      snake(pool_, y2, y2, Tn, C, r.snake2.alpha.data(), r.snake2.inv_alpha.data());
-      matmul(r.pw, y2, Tn, y1);
-      add_residual(pool_, x, y1, r.pw_b.data(), Tn, C);
-    }
+    rate *= w_.blocks[bi].stride;
+    x = run_up(bi, x, T * rate / w_.blocks[bi].stride, t0 * rate);
+    for (int r = 0; r < 3; ++r) run_residual(bi, r, x, T * rate);
   }
-  const int64_t Tn = T * rate, C = w_.blocks.empty() ? hp.decoder_dim : w_.blocks.back().out_dim;
-  float* sx = buf(1, Tn * C);
-  snake(pool_, x, sx, Tn, C, w_.out_snake.alpha.data(), w_.out_snake.inv_alpha.data());
-  float* taps = buf(2, Tn * kConvK);
-  matmul(SnacMatrix{DType::kF32, w_.out_w.data(), C, kConvK}, sx, Tn, taps);
-  taps_to_mono_tanh(pool_, taps, Tn, kConvK, w_.out_b, pcm);
+  run_output(x, T * rate, pcm);
 }
 
 Status SnacDecoder::decode(const SnacCodes& codes, std::vector<float>* pcm) {

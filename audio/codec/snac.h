@@ -114,6 +114,15 @@ class SnacDecoder {
   // Latent steps [*lo, *hi] that output samples [n_begin, n_end) depend on (unclipped).
   void dependency(int64_t n_begin, int64_t n_end, int64_t* lo, int64_t* hi) const;
 
+  // The decoder's stages, each over a window of T steps taken as a whole sequence; results
+  // live in a decoder buffer until the next call. decode_latents = input, then per block
+  // up + 3 residual units, then output. out_t0: absolute index of the window's first output
+  // step (noise positions).
+  float* run_input(const float* z, int64_t T);                            // -> [T, decoder_dim]
+  float* run_up(size_t block, const float* x, int64_t T, int64_t out_t0);  // -> [T * stride, out]
+  void run_residual(size_t block, int unit, float* x, int64_t T);          // in place
+  void run_output(const float* x, int64_t T, float* pcm);                  // -> [T]
+
  private:
   float* buf(int i, int64_t n);
   void matmul(const SnacMatrix& m, const float* x, int64_t T, float* y);
@@ -130,9 +139,12 @@ class SnacDecoder {
 // later code can change (the decoder is non-causal: a sample depends on latent steps on both
 // sides, see dependency()); flush() returns the rest at the end of the utterance.
 // Every emitted sample equals the whole-sequence decode of all codes pushed (same noise).
+// Each stage of the decoder (input convs, each block's up-sampling, each residual unit, the
+// output conv) keeps the tail of its input that its next outputs need and computes each output
+// step once, plus a few steps of context at the window's edges.
 class SnacStreamDecoder {
  public:
-  explicit SnacStreamDecoder(SnacDecoder& dec) : dec_(dec) {}
+  explicit SnacStreamDecoder(SnacDecoder& dec);
   // Codes for k >= 0 frame groups (same rules as SnacDecoder::check_codes); appends to *pcm.
   Status push(const SnacCodes& codes, std::vector<float>* pcm);
   // Emits every remaining sample (the right edge is now the true end); then reset() to reuse.
@@ -143,14 +155,25 @@ class SnacStreamDecoder {
   int64_t samples_pending() const;
 
  private:
-  Status emit(int64_t end, std::vector<float>* pcm);
-  int64_t stable_end() const;  // first sample that may still change
+  struct Stage {
+    enum Kind { kInput, kUp, kResidual, kOutput } kind;
+    size_t block = 0;
+    int unit = 0, stride = 1;
+    int64_t half = 0;          // stride-1 stages: output t needs inputs [t - half, t + half]
+    int64_t c_in = 0, c_out = 0;
+    std::vector<float> in;     // input steps [in_first, in_end), [.., c_in]
+    int64_t in_first = 0, in_end = 0, out_done = 0;
+    int64_t min_dep(int64_t o) const;
+    int64_t max_dep(int64_t o) const;
+  };
+  // Runs stage i on what it has; appends its new outputs to stage i + 1 (or pcm).
+  void run_stage(size_t i, bool final, std::vector<float>* pcm);
 
   SnacDecoder& dec_;
-  std::vector<float> z_;     // latent steps [z_first_, n_latent_), [.., latent_dim]
-  int64_t z_first_ = 0, n_latent_ = 0, emitted_ = 0;
+  std::vector<Stage> stages_;
+  int64_t n_latent_ = 0, emitted_ = 0;
   bool ended_ = false;
-  std::vector<float> window_;
+  std::vector<float> tmp_;
 };
 
 }  // namespace omni::audio
