@@ -131,7 +131,7 @@ TEST(AudioStreamTest, RejectsBadChunksAndInput) {
   EXPECT_EQ(audio::AudioStream::create(m->weights, pool, nullptr).status().code(), StatusCode::kInvalidArgument);
   auto s = audio::AudioStream::create(m->weights, pool, sink);
   ASSERT_TRUE(s.ok());
-  EXPECT_EQ((*s)->chunk_frames(), 96);  // 1 s rounded to Ultravox's 16-frame groups
+  EXPECT_EQ((*s)->chunk_frames(), 208);  // 2 s rounded to Ultravox's 16-frame groups
   std::vector<float> pcm(1000, 0.1f);
   pcm[10] = INFINITY;
   EXPECT_EQ((*s)->push(pcm.data(), pcm.size()).code(), StatusCode::kInvalidArgument);
@@ -219,27 +219,46 @@ TEST(AudioStreamTest, EndOfTurnWorkDoesNotGrowWithTheUtterance) {
   ThreadPool pool(2);
   const std::vector<int64_t> chunks = bench ? std::vector<int64_t>{96, 160, 208} : std::vector<int64_t>{96, 160};
   const std::vector<int> lengths = bench ? std::vector<int>{1, 2, 4, 8} : std::vector<int>{1, 4};
+  audio::AudioEncoder whole_enc(enc->weights, pool);
   for (int64_t chunk : chunks) {
     for (int reps : lengths) {
       std::vector<float> pcm;
       for (int r = 0; r < reps; ++r) pcm.insert(pcm.end(), clip.begin(), clip.end());
-      auto s = audio::AudioStream::create(enc->weights, pool, [](const float*, int64_t) { return Status::Ok(); },
-                                          {chunk});
-      ASSERT_TRUE(s.ok());
-      double worst_push = 0;
-      for (size_t i = 0; i < pcm.size(); i += 1600) {
-        const auto t0 = std::chrono::steady_clock::now();
-        ASSERT_TRUE((*s)->push(pcm.data() + i, std::min<size_t>(1600, pcm.size() - i)).ok());
-        worst_push = std::max(worst_push, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      // Best of 3 (a shared box): the whole turn streamed, and end-of-turn work alone.
+      double best_finish = 1e9, best_push = 1e9;
+      audio::AudioStreamStats st;
+      for (int rep = 0; rep < (bench ? 3 : 1); ++rep) {
+        auto s = audio::AudioStream::create(enc->weights, pool, [](const float*, int64_t) { return Status::Ok(); },
+                                            {chunk});
+        ASSERT_TRUE(s.ok());
+        double worst_push = 0;
+        for (size_t i = 0; i < pcm.size(); i += 1600) {
+          const auto t0 = std::chrono::steady_clock::now();
+          ASSERT_TRUE((*s)->push(pcm.data() + i, std::min<size_t>(1600, pcm.size() - i)).ok());
+          worst_push = std::max(worst_push, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        }
+        ASSERT_TRUE((*s)->finish().ok());
+        st = (*s)->stats();
+        EXPECT_LE(st.finish_frames, chunk);  // one partial chunk (+ the mel tail) at most
+        best_finish = std::min(best_finish, st.finish_s);
+        best_push = std::min(best_push, worst_push);
       }
-      ASSERT_TRUE((*s)->finish().ok());
-      const audio::AudioStreamStats& st = (*s)->stats();
-      EXPECT_LE(st.finish_frames, chunk);  // one partial chunk (+ the mel tail) at most
-      if (bench)
-        std::printf("  chunk %lld frames, utterance %5.1f s: %3lld chunks, encode %.3f s in all, worst push %.1f ms, "
-                    "end of turn %.1f ms (%lld frames)\n",
-                    static_cast<long long>(chunk), double(pcm.size()) / 16000, static_cast<long long>(st.chunks),
-                    st.encode_s, worst_push * 1e3, st.finish_s * 1e3, static_cast<long long>(st.finish_frames));
+      if (!bench) continue;
+      // What a pipeline that encodes the utterance only when it ends pays then (one window).
+      auto whole = audio::whisper_log_mel(pcm.data(), pcm.size(), 80, 0);
+      ASSERT_TRUE(whole.ok());
+      const int64_t n = std::min<int64_t>(int64_t(whole->size()) / 80 / 2 * 2, 3000);
+      double best_whole = 1e9;
+      std::vector<float> rows;
+      for (int rep = 0; rep < 1; ++rep) {
+        const auto t0 = std::chrono::steady_clock::now();
+        ASSERT_TRUE(whole_enc.encode(whole->data(), n, &rows).ok());
+        best_whole = std::min(best_whole, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      }
+      std::printf("  chunk %3lld frames, utterance %5.1f s: %3lld chunks, slowest push %6.1f ms, end of turn "
+                  "%6.1f ms (%3lld frames); whole utterance encoded at the end %7.1f ms\n",
+                  static_cast<long long>(chunk), double(pcm.size()) / 16000, static_cast<long long>(st.chunks),
+                  best_push * 1e3, best_finish * 1e3, static_cast<long long>(st.finish_frames), best_whole * 1e3);
     }
   }
 }
@@ -264,53 +283,88 @@ TEST(AudioStreamTest, ChunkedEncoderWer) {
   ASSERT_TRUE(prompt.ok());
   audio::WhisperSearchOptions so;
   so.beam_size = 1;
-  // 0: the whole clip padded to Whisper's 30 s window (reference); -1: the whole clip alone.
-  const int64_t sizes[] = {0, -1, 500, 200, 160, 100, 50};
+  // Per clip: the samples and the encoder output of Whisper's own 30 s window (the clip's
+  // normalized log-mel zero-padded to 3000 frames, as the transcriber does).
+  struct Clip { std::vector<float> pcm, full; std::vector<std::string> ref; };
+  std::vector<Clip> clips;
+  double full_s = 0;
+  for (const auto& c : ref["clips"]) {
+    Clip k;
+    k.pcm = test::read_wav_pcm16(dir + "/" + c["wav"].get<std::string>());
+    ASSERT_FALSE(k.pcm.empty());
+    k.ref = test::words_of(c["reference"].get<std::string>());
+    auto mel = audio::whisper_log_mel(k.pcm.data(), k.pcm.size(), 80, 0);
+    ASSERT_TRUE(mel.ok());
+    mel->resize(3000 * 80, 0.0f);
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(enc.encode(mel->data(), 3000, &k.full).ok());
+    full_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    clips.push_back(std::move(k));
+  }
+  const int64_t d = w.hp.n_audio_state;
+  auto decode = [&](const std::vector<float>& audio_rows) {
+    EXPECT_TRUE(dec.set_audio(audio_rows.data(), int64_t(audio_rows.size()) / d).ok());
+    auto tokens = audio::whisper_search(dec, w, *prompt, so);
+    EXPECT_TRUE(tokens.ok());
+    return tokens.ok() ? tr.detokenize(*tokens) : std::string();
+  };
+  size_t total_words = 0;
+  for (const Clip& k : clips) total_words += k.ref.size();
+  std::vector<int> cap;  // per clip: 1.5 x the tokens the 30 s window decodes to (cuts loops)
+  {
+    size_t errors = 0;
+    for (const Clip& k : clips) {
+      const std::string text = decode(k.full);
+      errors += test::word_errors(k.ref, test::words_of(text));
+      EXPECT_TRUE(dec.set_audio(k.full.data(), int64_t(k.full.size()) / d).ok());
+      cap.push_back(int(1.5 * double(audio::whisper_search(dec, w, *prompt, so)->size())) + 2);
+    }
+    std::printf("  whole clip, Whisper's 30 s window: WER %.2f %% (%zu/%zu), encode %.2f s\n",
+                100.0 * double(errors) / double(total_words), errors, total_words, full_s);
+  }
+  // Chunks of the speech encoded alone (positions from 0), concatenated: (a) as they are;
+  // (b) followed by the 30 s window's own positions after the speech (what Whisper's decoder
+  // expects to see where speech ends), so only the cuts differ from the reference. -1: the
+  // whole clip as one chunk.
+  const int64_t sizes[] = {-1, 500, 200, 160, 100, 50};
   for (int64_t chunk : sizes) {
-    size_t errors = 0, words = 0;
+    size_t err_a = 0, err_b = 0, err_c = 0;
     double enc_s = 0;
     std::string sample;
-    for (const auto& clip : ref["clips"]) {
-      const std::vector<float> pcm = test::read_wav_pcm16(dir + "/" + clip["wav"].get<std::string>());
-      ASSERT_FALSE(pcm.empty());
-      std::vector<float> cat, out;
+    for (size_t ci = 0; ci < clips.size(); ++ci) {
+      const Clip& k = clips[ci];
+      auto lm = audio::LogMel::create(80);
+      std::vector<float> raw, cat, out;
+      ASSERT_TRUE((*lm)->push(k.pcm.data(), k.pcm.size(), &raw).ok());
+      ASSERT_TRUE((*lm)->finish(&raw).ok());
+      const int64_t n = int64_t(raw.size()) / 80, c = chunk < 0 ? n + n % 2 : chunk;
+      float mx = -std::numeric_limits<float>::infinity();
       const auto t0 = std::chrono::steady_clock::now();
-      if (chunk == 0) {
-        auto mel = audio::whisper_log_mel(pcm.data(), pcm.size(), 80, 0);  // as the transcriber:
-        ASSERT_TRUE(mel.ok());
-        mel->resize(3000 * 80, 0.0f);  // zeros in the normalized log-mel (pad_or_trim)
-        ASSERT_TRUE(enc.encode(mel->data(), 3000, &cat).ok());
-      } else {
-        auto lm = audio::LogMel::create(80);
-        std::vector<float> raw;
-        ASSERT_TRUE((*lm)->push(pcm.data(), pcm.size(), &raw).ok());
-        ASSERT_TRUE((*lm)->finish(&raw).ok());
-        const int64_t n = int64_t(raw.size()) / 80, c = chunk < 0 ? n + n % 2 : chunk;
-        float mx = -std::numeric_limits<float>::infinity();
-        for (int64_t f0 = 0; f0 < n; f0 += c) {
-          const int64_t len = std::min(c, n - f0), even = len + len % 2;
-          std::vector<float> m(raw.begin() + f0 * 80, raw.begin() + (f0 + len) * 80);
-          for (float v : m) mx = std::max(mx, v);
-          audio::whisper_normalize(m.data(), m.size(), mx);
-          m.resize(size_t(even * 80), 0.0f);
-          ASSERT_TRUE(enc.encode(m.data(), even, &out).ok());
-          cat.insert(cat.end(), out.begin(), out.end());
-        }
+      for (int64_t f0 = 0; f0 < n; f0 += c) {
+        const int64_t len = std::min(c, n - f0), even = len + len % 2;
+        std::vector<float> m(raw.begin() + f0 * 80, raw.begin() + (f0 + len) * 80);
+        for (float v : m) mx = std::max(mx, v);
+        audio::whisper_normalize(m.data(), m.size(), mx);
+        m.resize(size_t(even * 80), 0.0f);
+        ASSERT_TRUE(enc.encode(m.data(), even, &out).ok());
+        cat.insert(cat.end(), out.begin(), out.end());
       }
       enc_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      ASSERT_TRUE(dec.set_audio(cat.data(), int64_t(cat.size()) / w.hp.n_audio_state).ok());
-      auto tokens = audio::whisper_search(dec, w, *prompt, so);
-      ASSERT_TRUE(tokens.ok());
-      const std::string text = tr.detokenize(*tokens);
-      const auto r = test::words_of(clip["reference"].get<std::string>());
-      errors += test::word_errors(r, test::words_of(text));
-      words += r.size();
+      err_a += test::word_errors(k.ref, test::words_of(decode(cat)));
+      std::vector<float> tail = cat;
+      tail.insert(tail.end(), k.full.begin() + int64_t(cat.size()), k.full.end());
+      const std::string text = decode(tail);
+      err_b += test::word_errors(k.ref, test::words_of(text));
       if (sample.empty()) sample = text;
+      so.max_new_tokens = cap[ci];
+      err_c += test::word_errors(k.ref, test::words_of(decode(tail)));
+      so.max_new_tokens = 224;
     }
-    std::printf("  %-22s WER %6.2f %% (%zu/%zu)  encode %.2f s  first clip: \"%s\"\n",
-                chunk == 0 ? "whole, padded to 30 s" : chunk < 0 ? "whole, alone" :
-                (std::to_string(chunk * 10) + " ms chunks").c_str(),
-                100.0 * double(errors) / double(words), errors, words, enc_s, sample.c_str());
+    std::printf("  %-18s (a) alone WER %7.2f %%  (b) + window tail %7.2f %%  (c) (b), loops cut %6.2f %% "
+                "(%zu/%zu)  encode %.2f s  first clip (b): \"%s\"\n",
+                chunk < 0 ? "whole clip alone" : (std::to_string(chunk * 10) + " ms chunks").c_str(),
+                100.0 * double(err_a) / double(total_words), 100.0 * double(err_b) / double(total_words),
+                100.0 * double(err_c) / double(total_words), err_c, total_words, enc_s, sample.c_str());
   }
 }
 

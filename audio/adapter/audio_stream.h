@@ -42,7 +42,7 @@ struct AudioStreamOptions {
   // group (2 * frames_per_row) nearest to kDefaultChunkMs. Must be such a multiple and at most
   // 2 * n_audio_ctx (invalid_argument otherwise).
   int64_t chunk_frames = 0;
-  static constexpr int64_t kDefaultChunkMs = 1000;
+  static constexpr int64_t kDefaultChunkMs = 2000;
 };
 
 struct AudioStreamStats {
