@@ -154,6 +154,9 @@ TEST_F(SnacFixture, StreamingEqualsWholeDecode) {
       if (pushed >= 3) {
         EXPECT_GT(out.size(), before) << "step " << step;
       }
+      // Emitted as early as the receptive field allows: a sample needs latent steps up to 9
+      // past its own (+ rounding), so 4757 samples stay pending (docs/CODEC.md).
+      EXPECT_EQ(int64_t(out.size()), std::max<int64_t>(0, pushed * 2048 - 4757)) << "step " << step;
     }
     ASSERT_TRUE(stream.flush(&out).ok());
     ASSERT_EQ(out.size(), whole.size()) << "step " << step;
