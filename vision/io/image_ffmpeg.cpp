@@ -252,11 +252,8 @@ struct Decoder {
                              av_get_pix_fmt_name(fmt_in)));
     }
     const int w = frame->width, h = frame->height;
-    // SWS_ACCURATE_RND also keeps libswscale off its x86 "unscaled" YUV -> RGB converter,
-    // which, for rows whose width is not a multiple of 8 (4:2:0 / 4:2:2, even height), leaves
-    // the last pixels unconverted and stores past the row (tests: astro_narrow_*.jpg).
     sws = sws_getContext(w, h, fmt_in, w, h, AV_PIX_FMT_RGB24,
-                         SWS_BILINEAR | SWS_FULL_CHR_H_INT | SWS_FULL_CHR_H_INP | SWS_ACCURATE_RND,
+                         SWS_BILINEAR | SWS_FULL_CHR_H_INT | SWS_FULL_CHR_H_INP,
                          nullptr, nullptr, nullptr);
     if (!sws) {
       return unsupported(fmt("'%s': cannot convert %s (%d x %d) to RGB", name.c_str(),
@@ -272,17 +269,26 @@ struct Decoder {
     Image img;
     img.width = w;
     img.height = h;
-    // libswscale's SIMD output paths may store whole vectors past a row's last pixel: the
-    // destination gets slack after its end (our stride is the packed w * 3), dropped after,
-    // so no such store can reach another allocation (found by fuzz_image).
+    // libswscale's x86 "unscaled" YUV -> RGB converter (4:2:0 / 4:2:2, even height; 15x faster
+    // than the exact path at 1080p) converts whole groups of 8 pixels and stores them; where a
+    // row's stride cannot hold the last group it drops that group, leaving the row's last
+    // pixels unconverted, and still stores past the row's end when the image is narrower than
+    // 8 (tests: astro_narrow_*.jpg; found by fuzz_image). So it writes into rows padded to a
+    // multiple of 16 pixels, with slack after the last one, and the rows are packed after.
     constexpr size_t kSwsSlack = 64;
-    const size_t bytes = size_t(w) * size_t(h) * 3;
-    img.rgb.resize(bytes + kSwsSlack);
-    uint8_t* dst[4] = {img.rgb.data(), nullptr, nullptr, nullptr};
-    int dst_stride[4] = {w * 3, 0, 0, 0};
+    const size_t packed = size_t(w) * 3;
+    const size_t stride = (size_t(w) + 15) / 16 * 16 * 3;
+    const size_t bytes = packed * size_t(h);
+    std::vector<uint8_t> padded(stride == packed ? 0 : stride * size_t(h) + kSwsSlack);
+    img.rgb.resize(bytes + (padded.empty() ? kSwsSlack : 0));
+    uint8_t* dst[4] = {padded.empty() ? img.rgb.data() : padded.data(), nullptr, nullptr, nullptr};
+    int dst_stride[4] = {static_cast<int>(stride), 0, 0, 0};
     int rows = sws_scale(sws, frame->data, frame->linesize, 0, h, dst, dst_stride);
     if (rows != h) {
       return internal_error(fmt("'%s': sws_scale converted %d of %d rows", name.c_str(), rows, h));
+    }
+    if (!padded.empty()) {
+      for (int y = 0; y < h; ++y) std::memcpy(img.rgb.data() + size_t(y) * packed, padded.data() + size_t(y) * stride, packed);
     }
     img.rgb.resize(bytes);
     return img;
