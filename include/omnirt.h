@@ -288,7 +288,8 @@ OMNI_API omni_status omni_session_append_image(omni_session* session, const uint
 OMNI_API omni_status omni_session_append_image_file(omni_session* session, const char* path,
                                                     uint32_t flags);
 /* Text with OMNI_IMAGE_MARKER where images[i] go, in order; text without a marker gets its
- * images first. One evaluation, all or nothing. n_images 0: as omni_session_append_text. */
+ * images first. One evaluation, all or nothing. No images and no marker: as
+ * omni_session_append_text (a marker without its image is OMNI_ERR_INVALID_ARGUMENT). */
 OMNI_API omni_status omni_session_append_prompt(omni_session* session, const char* text,
                                                 const omni_image* images, size_t n_images,
                                                 uint32_t flags);

@@ -494,6 +494,56 @@ TEST_F(MultimodalTest, CApiPromptEqualsTheRuntimePath) {
   EXPECT_EQ(omni_session_n_tokens(c.s), int32_t((*ctx)->n_past()));
 }
 
+// A chat message with an image on a Gemma-templated model: the image opens the user turn of
+// Gemma's published format, "<start_of_turn>user\n" [image] "what?<end_of_turn>\n<start_of_turn>model\n"
+// (the tiny vocabulary has no <start_of_image>, so no wrap), evaluated as one input.
+TEST_F(MultimodalTest, ChatMessageWithAnImage) {
+  const std::string gemma = *dir_ + "/tiny_gemma3.gguf";
+  ASSERT_TRUE(create_synthetic_model({"gemma3", "tiny", DType::kF16, 7}, gemma).ok());
+  CModel c;
+  omni_model_params mp = omni_model_default_params();
+  const std::string mm = mmproj_path();
+  mp.mmproj_path = mm.c_str();
+  ASSERT_EQ(omni_model_load(gemma.c_str(), &mp, &c.m), OMNI_OK) << omni_last_error();
+  ASSERT_EQ(omni_engine_create(nullptr, &c.e), OMNI_OK);
+  omni_session_params sp = omni_session_default_params();
+  sp.n_ctx = 128;
+  sp.n_threads = 1;
+  ASSERT_EQ(omni_session_create(c.e, c.m, &sp, &c.s), OMNI_OK);
+  const std::vector<uint8_t> png = test::read_file(astro());
+  const omni_image img{png.data(), png.size()};
+  EXPECT_EQ(omni_session_append_chat_images(c.s, "assistant", "x", &img, 1), OMNI_ERR_INVALID_ARGUMENT);
+  ASSERT_EQ(omni_session_append_chat_images(c.s, "user", "what?", &img, 1), OMNI_OK) << omni_last_error();
+  const std::vector<float> got = logits_of(c.s);
+
+  auto model = Model::load(gemma);
+  ASSERT_TRUE(model.ok());
+  EXPECT_EQ(image_wrap_tokens(**model).begin, -1);
+  const Tokenizer& tok = (*model)->tokenizer();
+  auto before = tok.encode("<start_of_turn>user\n", true, true);
+  auto after = tok.encode("what?<end_of_turn>\n<start_of_turn>model\n", false, true);
+  ASSERT_TRUE(before.ok() && after.ok());
+  auto vis = load_vision(mmproj_path());
+  ASSERT_TRUE(vis.ok());
+  auto enc = ImageEncoder::create(std::move(vis).value(), nullptr, "ref", kBackboneEmbd);
+  ASSERT_TRUE(enc.ok());
+  auto rows = (*enc)->encode(png.data(), png.size(), 1);
+  ASSERT_TRUE(rows.ok());
+  ContextParams cp;
+  cp.n_ctx = 128;
+  cp.n_threads = 1;
+  auto ctx = Context::create(**model, cp);
+  ASSERT_TRUE(ctx.ok());
+  ASSERT_TRUE((*ctx)->eval(*before, false).ok());
+  ASSERT_TRUE((*ctx)->eval_embeddings((*rows)->data.data(), (*rows)->n_rows, false).ok());
+  ASSERT_TRUE((*ctx)->eval(*after, false).ok());
+  EXPECT_EQ(omni_session_n_tokens(c.s), int32_t((*ctx)->n_past()));
+  ASSERT_EQ(got.size(), size_t((*model)->hparams().n_vocab));
+  EXPECT_LT(test::rel_l2(got.data(), (*ctx)->last_logits(), got.size()), 1e-6);
+  // The turn is open for generate(), as after a text message.
+  EXPECT_EQ(omni_session_generate(c.s, 2, nullptr, nullptr), OMNI_OK);
+}
+
 // omnirt.hpp's helpers: a model with its projector, a prompt with an image; errors are values.
 TEST_F(MultimodalTest, CppHelpers) {
   omnirt::Error err;
