@@ -190,7 +190,8 @@ int run_voice(const VoiceOptions& o) {
   const std::string answer = escape_text(decoded.ok() ? *decoded : std::string());
   const double audio_s = static_cast<double>(r->pcm.size()) / static_cast<double>(r->sample_rate);
   const double rtf = audio_s > 0 ? r->t.done / audio_s : 0.0;
-  auto ms = [](double s) { return s < 0 ? -1.0 : s * 1e3; };
+  auto ms = [](double s) { return s < 0 ? -1.0 : s * 1e3; };  // JSON: -1 = did not happen
+  auto stage = [](double s) { return s < 0 ? std::string("     n/a   ") : fmt("%8.1f ms", s * 1e3); };
   if (o.json) {
     std::printf(
         "{\"text\": \"%s\", \"synthetic\": %s, \"frames\": %lld, \"steps\": %lld, \"speech_ended\": %s, "
@@ -204,16 +205,17 @@ int run_voice(const VoiceOptions& o) {
     std::fprintf(stderr,
                  "wrote %s: %.2f s of audio at %lld Hz, %lld frames in %lld steps (%s)\n"
                  "from the end of the input (%zu prompt tokens, %lld audio rows, %d threads):\n"
-                 "  last encoder chunk %8.1f ms\n"
-                 "  prefill done       %8.1f ms\n"
-                 "  first text token   %8.1f ms\n"
-                 "  first codec frame  %8.1f ms\n"
-                 "  first PCM sample   %8.1f ms   <- time to first audio\n"
-                 "  answer done        %8.1f ms   real-time factor %.3f (codec %.1f ms of it)\n",
+                 "  last encoder chunk %s\n"
+                 "  prefill done       %s\n"
+                 "  first text token   %s\n"
+                 "  first codec frame  %s\n"
+                 "  first PCM sample   %s   <- time to first audio\n"
+                 "  answer done        %s   real-time factor %.3f (codec %.1f ms of it)\n",
                  o.output.c_str(), audio_s, (long long)r->sample_rate, (long long)r->n_frames, (long long)r->n_steps,
                  r->speech_ended ? "the model ended its speech" : "step limit", prompt->size(), (long long)input_rows,
-                 (*ctx)->n_threads(), ms(r->t.input_encoded), ms(r->t.prefill_done), ms(r->t.first_text), ms(r->t.first_frame), ms(r->t.first_pcm), ms(r->t.done),
-                 rtf, ms(r->t.codec_busy));
+                 (*ctx)->n_threads(), stage(r->t.input_encoded).c_str(), stage(r->t.prefill_done).c_str(),
+                 stage(r->t.first_text).c_str(), stage(r->t.first_frame).c_str(), stage(r->t.first_pcm).c_str(),
+                 stage(r->t.done).c_str(), rtf, ms(r->t.codec_busy));
     if (synthetic) std::fprintf(stderr, "note: random weights: the text and the voice are noise\n");
   }
   return 0;
