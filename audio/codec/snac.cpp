@@ -152,8 +152,8 @@ void SnacDecoder::run_residual(size_t bi, int r, float* x, int64_t T) {
   float* y1 = buf(1, T * C);
   float* y2 = buf(2, T * C);
   snac::snake(pool_, x, y1, T, C, u.snake1.alpha.data(), u.snake1.inv_alpha.data());
-  snac::depthwise_conv1d(pool_, y1, y2, T, C, u.dw_w.data(), kConvK, u.dilation, u.dw_b.data());
-  snac::snake(pool_, y2, y2, T, C, u.snake2.alpha.data(), u.snake2.inv_alpha.data());
+  snac::depthwise_conv1d(pool_, y1, y2, T, C, u.dw_w.data(), kConvK, u.dilation, u.dw_b.data(),
+                         u.snake2.alpha.data(), u.snake2.inv_alpha.data());
   matmul(u.pw, y2, T, y1);
   snac::add_residual(pool_, x, y1, u.pw_b.data(), T, C);
 }

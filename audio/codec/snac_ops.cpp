@@ -12,7 +12,7 @@ int64_t grain_for(int64_t C) { return std::max<int64_t>(1, 4096 / std::max<int64
 // sin(z)^2 for |z| < 1e4: sin^2 has period pi, so reduce by n = round(z / pi) (pi split in two
 // parts, Cody-Waite) to r in [-pi/2, pi/2] and use the odd Taylor series to r^15 (truncation
 // below 1e-11). Branch-free so the loop vectorises; callers redo larger |z| with std::sin.
-#define OMNI_SNAC_CLONES __attribute__((target_clones("avx2", "default")))
+#define OMNI_SNAC_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
 inline float sin2_reduced(float z) {
   constexpr float kInvPi = 0.318309886183790671538f;
@@ -74,27 +74,33 @@ void axpy_row(float* y, float a, const float* h, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * h[i];
 }
 
+// One row of snake; in place allowed.
+void snake_one(const float* xr, float* yr, int64_t C, const float* alpha, const float* inv_alpha) {
+  if (!snake_row(xr, yr, C, alpha, inv_alpha)) return;
+  for (int64_t c = 0; c < C; ++c) {  // rare: huge activations, exact reduction
+    const float s = std::sin(alpha[c] * xr[c]);
+    yr[c] = xr[c] + inv_alpha[c] * (s * s);
+  }
+}
+
 }  // namespace
 
 void snake(ThreadPool& pool, const float* x, float* y, int64_t T, int64_t C, const float* alpha,
            const float* inv_alpha) {
   pool.parallel_for(T, grain_for(C), [&](int64_t b, int64_t e, int) {
-    for (int64_t t = b; t < e; ++t) {
-      const float* xr = x + t * C;
-      float* yr = y + t * C;
-      if (!snake_row(xr, yr, C, alpha, inv_alpha)) continue;
-      for (int64_t c = 0; c < C; ++c) {  // rare: huge activations, exact reduction
-        const float s = std::sin(alpha[c] * xr[c]);
-        yr[c] = xr[c] + inv_alpha[c] * (s * s);
-      }
-    }
+    for (int64_t t = b; t < e; ++t) snake_one(x + t * C, y + t * C, C, alpha, inv_alpha);
   });
 }
 
 void depthwise_conv1d(ThreadPool& pool, const float* x, float* y, int64_t T, int64_t C,
-                      const float* w, int k, int dilation, const float* bias) {
+                      const float* w, int k, int dilation, const float* bias,
+                      const float* snake_alpha, const float* snake_inv_alpha) {
   pool.parallel_for(T, grain_for(C), [&](int64_t b, int64_t e, int) {
-    for (int64_t t = b; t < e; ++t) dw_row(x, y + t * C, t, T, C, w, k, dilation, bias);
+    for (int64_t t = b; t < e; ++t) {
+      float* yr = y + t * C;
+      dw_row(x, yr, t, T, C, w, k, dilation, bias);
+      if (snake_alpha) snake_one(yr, yr, C, snake_alpha, snake_inv_alpha);
+    }
   });
 }
 

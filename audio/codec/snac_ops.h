@@ -19,8 +19,10 @@ void snake(ThreadPool& pool, const float* x, float* y, int64_t T, int64_t C, con
 
 // Depthwise Conv1d (groups = C), kernel k, dilation d, padding (k-1)*d/2 (same length).
 // w: [k, C] (tap-major), bias: [C]. x, y: [T, C], y != x.
+// With snake_alpha set, applies snake(alpha, inv_alpha) to each output row while it is in L1.
 void depthwise_conv1d(ThreadPool& pool, const float* x, float* y, int64_t T, int64_t C,
-                      const float* w, int k, int dilation, const float* bias);
+                      const float* w, int k, int dilation, const float* bias,
+                      const float* snake_alpha = nullptr, const float* snake_inv_alpha = nullptr);
 
 // y[t, c] += bias[c] for all t (bias may be null: no-op).
 void add_bias(ThreadPool& pool, float* y, int64_t T, int64_t C, const float* bias);
