@@ -102,6 +102,9 @@ int run_voice(const VoiceOptions& o) {
     }
     if (text.find_first_not_of(" \t\r\n") == std::string::npos) return fail("the input is empty");
   }
+  if (!ends_with(o.output, ".wav") && !ends_with(o.output, ".flac") && !ends_with(o.output, ".opus") &&
+      !ends_with(o.output, ".ogg"))
+    return fail("--output '" + o.output + "': the extension must be .wav, .flac, .opus or .ogg");
   {  // fail before the work when the output cannot be written (and leave no empty file)
     const bool existed = static_cast<bool>(std::ifstream(o.output));
     std::FILE* f = std::fopen(o.output.c_str(), "ab");
