@@ -13,6 +13,7 @@
 #include "runtime/model/model.h"
 #include "runtime/model/snac_loader.h"
 #include "runtime/model/synthetic_omni.h"
+#include "runtime/model/vision_loader.h"
 #include "tests/test_util.h"
 
 namespace omni {
@@ -87,11 +88,9 @@ TEST(OmniPreset, TinyLoadsAsBackboneAndEveryComponentLoads) {
   ASSERT_TRUE(snac.ok()) << snac.status().to_string();
   auto enc = load_audio_encoder((*model)->file());
   EXPECT_TRUE(enc.ok()) << enc.status().to_string();
-  // The vision component is there in the mmproj layout. (load_vision still insists on
-  // general.architecture = "clip", a standalone mmproj file, so it is not loaded from here.)
-  auto has_vision = (*model)->file().get_bool("clip.has_vision_encoder");
-  EXPECT_TRUE(has_vision.ok() && *has_vision);
-  EXPECT_NE((*model)->file().find_tensor("v.patch_embd.weight"), nullptr);
+  auto vis = load_vision((*model)->file());  // the vision component, borrowing the same mapping
+  ASSERT_TRUE(vis.ok()) << vis.status().to_string();
+  EXPECT_EQ((*vis)->weights.hp.n_proj_out, 256);  // projects into the backbone's width
   std::remove(path.c_str());
 }
 
