@@ -28,6 +28,7 @@ void add_tokenize_command(CLI::App& root, std::vector<Command>& out);
 void add_bench_command(CLI::App& root, std::vector<Command>& out);
 void add_model_commands(CLI::App& root, std::vector<Command>& out);
 void add_transcribe_command(CLI::App& root, std::vector<Command>& out);
+void add_voice_command(CLI::App& root, std::vector<Command>& out);
 
 // Prints "omnirt: error: <message>" to stderr and returns kExitFailure.
 int fail(const std::string& message);

@@ -29,6 +29,7 @@ int run(int argc, char** argv) {
   omni::cli::add_bench_command(app, commands);
   omni::cli::add_model_commands(app, commands);
   omni::cli::add_transcribe_command(app, commands);
+  omni::cli::add_voice_command(app, commands);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
