@@ -121,6 +121,35 @@ TEST(AudioStreamTest, Qwen2AudioStreamedRowsEqualChunksEncodedOneCallEach) {
   stream_matches_one_call_each((*m)->weights, 20);
 }
 
+// Encoding chunk by chunk is a real model's encoder: transformers' Qwen2_5OmniAudioEncoder
+// (n_window 16: 32-frame chunks with their own conv stem, positions from 0 and attention inside
+// the chunk, then pooling, ln_post, proj), stored in the qwen2a layout, equals our encoder run
+// on each chunk alone and concatenated (as AudioStream does).
+TEST(AudioStreamTest, ChunkByChunkEqualsQwen25OmniChunkedEncoder) {
+  auto m = load_audio_encoder(test::source_path("tests/data/audio_adapter/qwen25omni.gguf"));
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  const std::vector<float> mel = test::read_f32(test::source_path("tests/data/audio_adapter/mel_80.f32"));
+  const std::vector<float> ref = test::read_f32(test::source_path("tests/data/audio_adapter/qwen25omni_out_80.f32"));
+  ASSERT_EQ(mel.size(), 80u * 80u);
+  ASSERT_EQ(ref.size(), 20u * 48u);
+  ThreadPool pool(2);
+  audio::AudioEncoder enc((*m)->weights, pool);
+  std::vector<float> got, rows;
+  for (int64_t f0 = 0; f0 < 80; f0 += 32) {
+    const int64_t len = std::min<int64_t>(32, 80 - f0);
+    ASSERT_TRUE(enc.encode(mel.data() + f0 * 80, len, &rows).ok());
+    got.insert(got.end(), rows.begin(), rows.end());
+  }
+  ASSERT_EQ(got.size(), ref.size());
+  double worst = 0, max_ref = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    worst = std::max(worst, double(std::fabs(got[i] - ref[i])));
+    max_ref = std::max(max_ref, double(std::fabs(ref[i])));
+  }
+  std::printf("  3 chunks (32, 32, 16 frames) -> 20 rows: max |diff| %.3g (max |ref| %.3g)\n", worst, max_ref);
+  EXPECT_LE(worst, 1e-4 * max_ref);
+}
+
 TEST(AudioStreamTest, RejectsBadChunksAndInput) {
   auto m = synthetic_encoder("whisper-tiny-enc", 64, "stream_bad.gguf");
   ASSERT_TRUE(m);

@@ -8,6 +8,11 @@ mmproj layout (written with gguf-py) and their outputs computed by independent r
     with transformers' LlamaRMSNorm (eps 1e-6) as Ultravox uses it.
   * Qwen2-Audio: transformers' Qwen2AudioEncoder (blocks, AvgPool1d(2, 2), layer norm) and
     Qwen2AudioMultiModalProjector.
+  * Qwen2.5-Omni's audio encoder (transformers' Qwen2_5OmniAudioEncoder, eager attention):
+    n_window 16 -> chunks of 32 mel frames, each with its own conv stem, positions from 0 and
+    attention inside the chunk, then pool, ln_post, proj: the same network as Qwen2-Audio's
+    layout run chunk by chunk, which is what AudioStream does (qwen25omni.gguf, 80 frames =
+    2 full chunks + one of 16; qwen25omni_out_80.f32).
 
 Random weights (matrices rounded to f16, as stored), float64 reference compute. Each case
 feeds a random normalized log-mel of 64 frames (32 encoder positions) and of 40 frames (20
@@ -226,6 +231,42 @@ def main():
             out = hf_proj(e(m.to(torch.float64)).last_hidden_state)[0]
             out.numpy().astype(np.float32).tofile(os.path.join(OUT, f"qwen2a_out_{n}.f32"))
             meta["cases"][f"qwen2a_{n}"] = {"rows": out.shape[0], "max_abs": float(out.abs().max())}
+
+    # Qwen2.5-Omni's chunked audio encoder, stored in the qwen2a layout.
+    from transformers.models.qwen2_5_omni.configuration_qwen2_5_omni import Qwen2_5OmniAudioEncoderConfig
+    from transformers.models.qwen2_5_omni.modeling_qwen2_5_omni import Qwen2_5OmniAudioEncoder
+    ocfg = Qwen2_5OmniAudioEncoderConfig(d_model=D, encoder_layers=LAYERS, encoder_attention_heads=HEADS,
+                                         encoder_ffn_dim=4 * D, num_mel_bins=MELS, max_source_positions=CTX,
+                                         n_window=16, output_dim=N_OUT)
+    ocfg._attn_implementation = "eager"
+    oenc = Qwen2_5OmniAudioEncoder(ocfg).double().eval()
+    with torch.no_grad():
+        for name, p in oenc.named_parameters():
+            if p.dim() >= 2:
+                p.copy_(f16(torch.randn(p.shape, generator=gen, dtype=torch.float64) / p[0].numel() ** 0.5))
+            elif "norm" in name and name.endswith("weight") or name.startswith("ln_post.weight"):
+                p.copy_(1 + 0.1 * torch.randn(p.shape, generator=gen, dtype=torch.float64))
+            else:
+                p.copy_(0.1 * torch.randn(p.shape, generator=gen, dtype=torch.float64))
+
+    class Renamed:  # Qwen2.5-Omni's names -> the Whisper-style names write_gguf reads
+        def __init__(self, sd):
+            self.sd = sd
+
+        def state_dict(self):
+            return self.sd
+
+    osd = dict(oenc.state_dict())
+    osd["embed_positions.weight"] = oenc.positional_embedding.positional_embedding.clone()
+    osd["layer_norm.weight"], osd["layer_norm.bias"] = osd.pop("ln_post.weight"), osd.pop("ln_post.bias")
+    oproj = {"linear.weight": osd.pop("proj.weight"), "linear.bias": osd.pop("proj.bias")}
+    write_gguf(os.path.join(OUT, "qwen25omni.gguf"), "qwen2a", Renamed(osd), Renamed(oproj))
+    omel = torch.rand((MELS, 80), generator=gen, dtype=torch.float64) * 2.5 - 1.0
+    omel.T.numpy().astype(np.float32).tofile(os.path.join(OUT, "mel_80.f32"))
+    with torch.no_grad():
+        out = oenc(input_features=omel, feature_lens=torch.tensor([80])).last_hidden_state
+    out.numpy().astype(np.float32).tofile(os.path.join(OUT, "qwen25omni_out_80.f32"))
+    meta["cases"]["qwen25omni_80"] = {"rows": out.shape[0], "max_abs": float(out.abs().max()), "chunk_frames": 32}
 
     # Broken files (the loader's messages).
     broken = {
