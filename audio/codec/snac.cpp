@@ -114,8 +114,8 @@ void SnacDecoder::latents(const SnacCodes& codes, std::vector<float>* z) const {
 
 // Stage functions: each computes its op over a window of steps as if it were the whole
 // sequence (zero padding at both ends) and returns a decoder buffer (valid until the next call).
-// Buffers: 0 holds a stage's result; 1 and 2 are temporaries. Inputs never alias buffer 0
-// except in run_residual, which updates in place.
+// Buffers: 0 holds a stage's result; 1 and 2 are temporaries. An input may be buffer 0 (the
+// previous stage's result): each stage reads its input fully before it resizes buffer 0.
 float* SnacDecoder::run_input(const float* z, int64_t T) {
   const SnacHParams& hp = w_.hp;
   float* a = buf(1, T * hp.latent_dim);

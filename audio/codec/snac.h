@@ -131,7 +131,7 @@ class SnacDecoder {
   ThreadPool& pool_;
   bool noise_on_ = true;
   uint64_t seed_ = 0;
-  std::vector<float> bufs_[5];
+  std::vector<float> bufs_[3];
   std::vector<float> scratch_, noise_;
 };
 
