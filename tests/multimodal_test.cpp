@@ -60,6 +60,11 @@ class MultimodalTest : public ::testing::Test {
     fs::remove_all(*dir_, ec);
     delete dir_;
   }
+  void SetUp() override {
+#ifndef OMNIRT_HAVE_FFMPEG
+    GTEST_SKIP() << "built without FFmpeg: these tests decode images";
+#endif
+  }
   static std::string model_path() { return *dir_ + "/tiny_llama.gguf"; }
   static std::string mmproj_path() { return *dir_ + "/mmproj_256.gguf"; }
   static std::string mmproj64_path() { return *dir_ + "/mmproj_64.gguf"; }
