@@ -319,6 +319,51 @@ TEST(AudioOutParallel, AudioInputRowsStandInForEveryCodebook) {
   EXPECT_EQ(st->text_token, 10);
 }
 
+// The end of the user's turn in one batch: the encoder's last rows go in with the end and
+// answer markers (one pass over the weights), giving the same context as row by row.
+TEST(AudioOutParallel, LastAudioRowsAndMarkersInOneBatch) {
+  ParallelFixture fx = make_parallel("mean", {1, 2, 3, 4, 5, 6, 7});
+  ASSERT_TRUE(fx.model);
+  auto heads = load_audio_out(*fx.model);
+  ASSERT_TRUE(heads.ok());
+  auto ctx_a = Context::create(*fx.model, small_ctx());
+  auto ctx_b = Context::create(*fx.model, small_ctx());
+  ASSERT_TRUE(ctx_a.ok() && ctx_b.ok());
+  auto dec = AudioOutDecoder::create(*heads, **ctx_a, greedy());
+  ASSERT_TRUE(dec.ok());
+  std::vector<float> audio(3 * kD);
+  for (size_t i = 0; i < audio.size(); ++i) audio[i] = std::cos(0.29f * float(i));
+  EXPECT_EQ((*dec)->end_audio_input(audio.data(), 1).code(), StatusCode::kWrongState);  // not begun
+  ASSERT_TRUE((*dec)->begin_audio_input().ok());
+  ASSERT_TRUE((*dec)->audio_input_rows(audio.data(), 1).ok());  // a chunk while the user speaks
+  EXPECT_EQ((*dec)->end_audio_input(audio.data(), -1).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*dec)->end_audio_input(nullptr, 2).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*ctx_a)->n_past(), 1 + 1);  // refused calls evaluated nothing
+  const int64_t past = (*ctx_a)->n_past();
+  ASSERT_TRUE((*dec)->end_audio_input(audio.data() + kD, 2).ok());  // the last chunk + markers
+  EXPECT_EQ((*ctx_a)->n_past(), past + 2 + 2);
+  // Hand-built Mini-Omni A1A2 rows, as in AudioInputRowsStandInForEveryCodebook.
+  const Matrix tok = one_hot_embd(kV, 8.0f);
+  std::vector<float> rows(6 * kD, 0.0f);
+  auto marker = [&](int r, int t, int a) {
+    for (int j = 0; j < kD; ++j)
+      rows[size_t(r * kD + j)] = (tok[size_t(t) * kD + size_t(j)] + 7.0f * fx.codec_embd[size_t(a) * kD + size_t(j)]) / 8.0f;
+  };
+  marker(0, kInputT, kInputA);
+  for (int r = 0; r < 3; ++r)
+    for (int j = 0; j < kD; ++j)
+      rows[size_t((1 + r) * kD + j)] = (7.0f * audio[size_t(r * kD + j)] + tok[size_t(kPadT) * kD + size_t(j)]) / 8.0f;
+  marker(4, kEot, kEndA);
+  marker(5, kAnswerT, kAnswerA);
+  ASSERT_TRUE((*ctx_b)->eval_embeddings(rows.data(), 6, false).ok());
+  for (int v = 0; v < kV; ++v) EXPECT_NEAR((*ctx_a)->last_logits()[v], (*ctx_b)->last_logits()[v], 1e-5f) << v;
+  for (int j = 0; j < kD; ++j) EXPECT_NEAR((*ctx_a)->last_hidden()[j], (*ctx_b)->last_hidden()[j], 1e-5f) << j;
+  auto st = (*dec)->step();
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->text_token, 10);
+  EXPECT_EQ((*dec)->end_audio_input(nullptr, 0).code(), StatusCode::kWrongState);  // already ended
+}
+
 TEST(AudioOutParallel, MaxStepsEndsTheTurn) {
   ParallelFixture fx = make_parallel("mean", {1, 2, 3, 4, 5, 6, 7});
   ASSERT_TRUE(fx.model);

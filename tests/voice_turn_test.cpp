@@ -91,7 +91,9 @@ TEST(VoiceTurn, OmniTinyIsDeterministicWithTheExpectedLengthAndOrderedStages) {
 
 // The user's turn as audio (a 1.5 s tone), streamed through the audio encoder into the
 // decoder while it "arrives", then the answer.
-StatusOr<VoiceTurnResult> audio_turn(const Loaded& l, uint64_t seed, int64_t* rows_out) {
+// batched_end: the encoder's last rows are held back at the end of the input and evaluated
+// with the end/answer markers in one batch (omnirt voice), else row by row as they come.
+StatusOr<VoiceTurnResult> audio_turn(const Loaded& l, uint64_t seed, int64_t* rows_out, bool batched_end = false) {
   ContextParams cp;
   cp.n_ctx = 512;
   cp.n_threads = 2;
@@ -102,16 +104,26 @@ StatusOr<VoiceTurnResult> audio_turn(const Loaded& l, uint64_t seed, int64_t* ro
   p.max_steps = 30;
   OMNI_ASSIGN_OR_RETURN(std::unique_ptr<AudioOutDecoder> dec, AudioOutDecoder::create(l.heads, *ctx, p));
   OMNI_RETURN_IF_ERROR(dec->begin_audio_input());
+  bool at_end = false;
+  std::vector<float> tail;
   OMNI_ASSIGN_OR_RETURN(std::unique_ptr<audio::AudioStream> stream,
                         audio::AudioStream::create(enc->weights, ctx->thread_pool(), [&](const float* rows, int64_t n) {
-                          return dec->audio_input_rows(rows, n);
+                          if (!(batched_end && at_end)) return dec->audio_input_rows(rows, n);
+                          tail.insert(tail.end(), rows, rows + n * l.model->hparams().n_embd);
+                          return Status::Ok();
                         }));
   std::vector<float> pcm(24000);
   for (size_t i = 0; i < pcm.size(); ++i) pcm[i] = 0.3f * std::sin(2.0f * 3.14159265f * 440.0f * float(i) / 16000.0f);
   for (size_t i = 0; i < pcm.size(); i += 1600) OMNI_RETURN_IF_ERROR(stream->push(pcm.data() + i, 1600));
   const auto start = std::chrono::steady_clock::now();
+  at_end = true;
   OMNI_RETURN_IF_ERROR(stream->finish());
-  OMNI_RETURN_IF_ERROR(dec->end_audio_input());
+  if (batched_end) {
+    EXPECT_FALSE(tail.empty());  // the 1.5 s input ends inside its first 2 s chunk
+    OMNI_RETURN_IF_ERROR(dec->end_audio_input(tail.data(), static_cast<int64_t>(tail.size()) / l.model->hparams().n_embd));
+  } else {
+    OMNI_RETURN_IF_ERROR(dec->end_audio_input());
+  }
   *rows_out = stream->stats().rows;
   EXPECT_EQ(ctx->n_past(), 1 + *rows_out + 2);
   audio::SnacDecoder codec(l.snac->weights, ctx->thread_pool());
@@ -131,6 +143,60 @@ TEST(VoiceTurn, AudioInputTurnIsDeterministic) {
   EXPECT_EQ(a->text_tokens, b->text_tokens);
   EXPECT_TRUE(a->pcm == b->pcm);
   EXPECT_EQ(static_cast<int64_t>(a->pcm.size()), a->n_frames * l.snac->weights.hp.samples_per_group());
+}
+
+// Holding the last chunk's rows back and evaluating them with the markers in one batch gives the
+// same turn as feeding them row by row (same tokens; audio to f32 rounding of the batch path).
+TEST(VoiceTurn, BatchedEndOfInputGivesTheSameTurn) {
+  Loaded l = load("omni-tiny", 23);
+  ASSERT_TRUE(l.model && l.snac);
+  int64_t rows_a = 0, rows_b = 0;
+  auto a = audio_turn(l, 4, &rows_a, false);
+  auto b = audio_turn(l, 4, &rows_b, true);
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  EXPECT_EQ(rows_a, rows_b);
+  EXPECT_EQ(a->text_tokens, b->text_tokens);
+  ASSERT_EQ(a->n_frames, b->n_frames);
+  ASSERT_EQ(a->pcm.size(), b->pcm.size());
+  for (size_t i = 0; i < a->pcm.size(); ++i) ASSERT_NEAR(a->pcm[i], b->pcm[i], 1e-4f) << i;
+}
+
+TEST(VoiceTurn, CpuClockStagesAreOrderedAndStepPartsAdd) {
+  Loaded l = load("omni-tiny", 21);
+  ASSERT_TRUE(l.model && l.snac);
+  auto a = turn(l, 9, 40);
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  const VoiceTurnTimings& t = a->t;
+  EXPECT_GE(t.cpu_prefill_done, 0.0);
+  EXPECT_GE(t.cpu_first_frame, t.cpu_prefill_done);
+  EXPECT_GE(t.cpu_first_pcm, t.cpu_first_frame);
+  EXPECT_GE(t.cpu_done, t.cpu_first_pcm);
+  EXPECT_GE(t.cpu_codec, 0.0);
+  EXPECT_LE(t.cpu_codec, t.cpu_done);
+  EXPECT_GT(t.step_forward, 0.0);
+  EXPECT_GT(t.step_heads, 0.0);
+  EXPECT_GE(t.step_sample, 0.0);
+  EXPECT_LE(t.step_forward + t.step_heads + t.step_sample, t.done);
+}
+
+TEST(VoiceTurn, LatencySpreadIsMedianNearestRankP95AndMin) {
+  // numpy: np.median, np.percentile(v, 95, method="inverted_cdf"), np.min.
+  LatencySpread s = latency_spread({5, 1, 4, 2, 3, -1});  // -1: the event did not happen
+  EXPECT_EQ(s.n, 5);
+  EXPECT_DOUBLE_EQ(s.p50, 3);
+  EXPECT_DOUBLE_EQ(s.p95, 5);
+  EXPECT_DOUBLE_EQ(s.min, 1);
+  std::vector<double> v;
+  for (int i = 20; i >= 1; --i) v.push_back(i);
+  s = latency_spread(v);
+  EXPECT_DOUBLE_EQ(s.p50, 10.5);
+  EXPECT_DOUBLE_EQ(s.p95, 19);
+  EXPECT_DOUBLE_EQ(s.min, 1);
+  s = latency_spread({-1, -1});
+  EXPECT_EQ(s.n, 0);
+  EXPECT_EQ(s.p50, -1);
+  EXPECT_EQ(s.p95, -1);
 }
 
 TEST(VoiceTurn, ACodecThatDoesNotFitTheHeadsIsRefused) {

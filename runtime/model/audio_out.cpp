@@ -1,6 +1,7 @@
 #include "runtime/model/audio_out.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 
@@ -12,6 +13,9 @@ namespace {
 constexpr const char* kPrefix = "omni.audio_out.";
 
 std::string key(const char* name) { return std::string(kPrefix) + name; }
+
+using Clock = std::chrono::steady_clock;
+double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 // An optional i32 key: -1 when absent.
 StatusOr<int32_t> opt_i32(const gguf::GgufFile& f, const char* name) {
@@ -244,10 +248,16 @@ Status AudioOutDecoder::init_samplers() {
   const int64_t d = ctx_.model().hparams().n_embd;
   row_.resize(static_cast<size_t>(d));
   dequant_.resize(static_cast<size_t>(d));
-  head_logits_.resize(static_cast<size_t>(std::max(spec_.codebook_vocab, 1)));
+  head_logits_.resize(static_cast<size_t>(std::max(spec_.codebook_vocab, 1)) * static_cast<size_t>(spec_.n_codebooks));
   cand_.resize(static_cast<size_t>(n_cand));
   pending_.assign(static_cast<size_t>(spec_.max_delay() + 1) * static_cast<size_t>(spec_.n_codebooks), 0);
   next_audio_.assign(static_cast<size_t>(spec_.n_codebooks), spec_.pad_code);
+  marker_audio_.assign(static_cast<size_t>(spec_.n_codebooks), spec_.pad_code);
+  // The histories grow by one per step: reserve so that sampling never allocates.
+  const size_t cap = static_cast<size_t>(std::min<int64_t>(params_.max_steps, 1 << 16)) + 1;
+  text_history_.reserve(cap);
+  for (auto& h : audio_history_) h.reserve(cap);
+  row_.resize(static_cast<size_t>(d) * 3);  // a step's row, or the 2 marker rows at the end of audio input
   return Status::Ok();
 }
 
@@ -260,39 +270,45 @@ void AudioOutDecoder::to_frame(const int32_t* tokens_by_position, int64_t index,
 // Input rows for parallel steps: (x_text + sum_i x_i(audio_i)) / (K + 1) for kMean, the plain sum
 // for kSum, times the backbone's embedding scale (Mini-Omni scales after combining, as
 // litgpt's scale_embeddings). audio ids < 0 contribute nothing (and still count in the mean).
-Status AudioOutDecoder::eval_parallel_rows(const int32_t* text_ids, const int32_t* audio_ids, int64_t n) {
+Status AudioOutDecoder::fill_parallel_row(int32_t text_id, const int32_t* audio_ids, int64_t r, float* dst) {
   const Model& m = ctx_.model();
   const int64_t d = m.hparams().n_embd, n_vocab = m.hparams().n_vocab;
   const int32_t K = spec_.n_codebooks;
-  std::vector<float> rows_buf;
-  float* rows = row_.data();
-  if (n > 1) {
-    rows_buf.resize(static_cast<size_t>(n * d));
-    rows = rows_buf.data();
-  }
-  auto add_row = [&](const Weight& w, int64_t id, float* dst) {
+  auto add_row = [&](const Weight& w, int64_t id) {
     const auto* base = static_cast<const uint8_t*>(w.data) + id * dtype_row_bytes(w.type, w.n_in);
     cpu::dequantize_row(w.type, base, dequant_.data(), d);
     for (int64_t j = 0; j < d; ++j) dst[j] += dequant_[static_cast<size_t>(j)];
   };
   const float scale = (spec_.combine == InputCombine::kMean ? 1.0f / static_cast<float>(K + 1) : 1.0f) *
                       m.hparams().embd_scale;
-  for (int64_t r = 0; r < n; ++r) {
-    float* dst = rows + r * d;
-    std::fill(dst, dst + d, 0.0f);
-    const int32_t t = text_ids[r];
-    if (t < 0 || t >= n_vocab) return invalid_argument(fmt("text id %d at row %lld is outside the vocabulary (%lld)",
-                                                             t, (long long)r, (long long)n_vocab));
-    add_row(m.token_embd(), t, dst);
-    for (int32_t i = 0; i < K; ++i) {
-      const int32_t a = audio_ids[r * K + i];
-      if (a >= spec_.codebook_vocab)
-        return invalid_argument(fmt("audio id %d (codebook %d, row %lld) is outside the codebook vocabulary (%d)", a, i,
-                                    (long long)r, spec_.codebook_vocab));
-      if (a >= 0) add_row(heads_.embd[static_cast<size_t>(i)], a, dst);
-    }
-    for (int64_t j = 0; j < d; ++j) dst[j] *= scale;
+  std::fill(dst, dst + d, 0.0f);
+  if (text_id < 0 || text_id >= n_vocab)
+    return invalid_argument(fmt("text id %d at row %lld is outside the vocabulary (%lld)", text_id, (long long)r,
+                                (long long)n_vocab));
+  add_row(m.token_embd(), text_id);
+  for (int32_t i = 0; i < K; ++i) {
+    const int32_t a = audio_ids[i];
+    if (a >= spec_.codebook_vocab)
+      return invalid_argument(fmt("audio id %d (codebook %d, row %lld) is outside the codebook vocabulary (%d)", a, i,
+                                  (long long)r, spec_.codebook_vocab));
+    if (a >= 0) add_row(heads_.embd[static_cast<size_t>(i)], a);
   }
+  for (int64_t j = 0; j < d; ++j) dst[j] *= scale;
+  return Status::Ok();
+}
+
+// Input rows for parallel steps: (x_text + sum_i x_i(audio_i)) / (K + 1) for kMean, the plain sum
+// for kSum, times the backbone's embedding scale (Mini-Omni scales after combining, as
+// litgpt's scale_embeddings). audio ids < 0 contribute nothing (and still count in the mean).
+Status AudioOutDecoder::eval_parallel_rows(const int32_t* text_ids, const int32_t* audio_ids, int64_t n) {
+  const int64_t d = ctx_.model().hparams().n_embd;
+  float* rows = row_.data();
+  if (n > 1) {
+    batch_.resize(static_cast<size_t>(n * d));
+    rows = batch_.data();
+  }
+  for (int64_t r = 0; r < n; ++r)
+    OMNI_RETURN_IF_ERROR(fill_parallel_row(text_ids[r], audio_ids + r * spec_.n_codebooks, r, rows + r * d));
   return ctx_.eval_embeddings(rows, n, false);
 }
 
@@ -352,36 +368,76 @@ Status AudioOutDecoder::begin_audio_input() {
   return Status::Ok();
 }
 
-Status AudioOutDecoder::audio_input_rows(const float* rows, int64_t n) {
-  if (!audio_input_open_) return wrong_state("audio_input_rows() outside begin/end_audio_input()");
-  if (n <= 0 || rows == nullptr) return invalid_argument(fmt("audio input needs rows (got %lld)", (long long)n));
+void AudioOutDecoder::fill_audio_rows(const float* rows, int64_t n, float* dst) {
   const Model& m = ctx_.model();
   const int64_t d = m.hparams().n_embd;
   const float k = static_cast<float>(spec_.n_codebooks);
   const float scale = (spec_.combine == InputCombine::kMean ? 1.0f / (k + 1.0f) : 1.0f) * m.hparams().embd_scale;
-  std::vector<float> text_row(static_cast<size_t>(d), 0.0f);
+  float* text_row = dequant_.data();  // [d]
+  std::fill(text_row, text_row + d, 0.0f);
   if (spec_.text_pad_id >= 0) {
     const Weight& w = m.token_embd();
     cpu::dequantize_row(w.type, static_cast<const uint8_t*>(w.data) + spec_.text_pad_id * dtype_row_bytes(w.type, d),
-                        text_row.data(), d);
+                        text_row, d);
   }
-  std::vector<float> buf(static_cast<size_t>(n * d));
   for (int64_t r = 0; r < n; ++r)
-    for (int64_t j = 0; j < d; ++j)
-      buf[static_cast<size_t>(r * d + j)] = (k * rows[r * d + j] + text_row[static_cast<size_t>(j)]) * scale;
-  OMNI_RETURN_IF_ERROR(ctx_.eval_embeddings(buf.data(), n, false));
+    for (int64_t j = 0; j < d; ++j) dst[r * d + j] = (k * rows[r * d + j] + text_row[j]) * scale;
+}
+
+Status AudioOutDecoder::audio_input_rows(const float* rows, int64_t n) {
+  if (!audio_input_open_) return wrong_state("audio_input_rows() outside begin/end_audio_input()");
+  if (n <= 0 || rows == nullptr) return invalid_argument(fmt("audio input needs rows (got %lld)", (long long)n));
+  const int64_t d = ctx_.model().hparams().n_embd;
+  batch_.resize(static_cast<size_t>(n * d));
+  fill_audio_rows(rows, n, batch_.data());
+  OMNI_RETURN_IF_ERROR(ctx_.eval_embeddings(batch_.data(), n, false));
   input_rows_ += n;
   return Status::Ok();
 }
 
-Status AudioOutDecoder::end_audio_input() {
+Status AudioOutDecoder::end_audio_input() { return end_audio_input(nullptr, 0); }
+
+Status AudioOutDecoder::end_audio_input(const float* last_rows, int64_t n) {
   if (!audio_input_open_) return wrong_state("end_audio_input() without begin_audio_input()");
-  OMNI_RETURN_IF_ERROR(eval_marker_row(spec_.text_end_id, spec_.end_code));
-  OMNI_RETURN_IF_ERROR(eval_marker_row(spec_.text_answer_id, spec_.answer_code));
-  if (input_rows_ == 0) return wrong_state("the audio input produced no rows");
+  if (n < 0 || (n > 0 && last_rows == nullptr))
+    return invalid_argument(fmt("end_audio_input: %lld last rows%s", (long long)n, n > 0 ? " but no data" : ""));
+  const int64_t d = ctx_.model().hparams().n_embd;
+  // [last audio rows | end marker | answer marker], markers whose text id is -1 left out.
+  batch_.resize(static_cast<size_t>((n + 2) * d));
+  if (n > 0) fill_audio_rows(last_rows, n, batch_.data());
+  int64_t rows = n;
+  for (const auto& [text_id, code] : {std::pair<int32_t, int32_t>{spec_.text_end_id, spec_.end_code},
+                                      std::pair<int32_t, int32_t>{spec_.text_answer_id, spec_.answer_code}}) {
+    if (text_id < 0) continue;
+    std::fill(marker_audio_.begin(), marker_audio_.end(), code >= 0 ? code : spec_.pad_code);
+    OMNI_RETURN_IF_ERROR(fill_parallel_row(text_id, marker_audio_.data(), rows, batch_.data() + rows * d));
+    ++rows;
+  }
+  if (input_rows_ + rows == 0) return wrong_state("the audio input produced no rows");
+  if (rows > 0) OMNI_RETURN_IF_ERROR(ctx_.eval_embeddings(batch_.data(), rows, false));
+  input_rows_ += rows;
   audio_input_open_ = false;
   prefilled_ = true;
   return Status::Ok();
+}
+
+void AudioOutDecoder::run_heads(const int32_t* active, int32_t n) {
+  const float* hidden = ctx_.last_hidden();
+  const int64_t V = spec_.codebook_vocab;
+  float* logits = head_logits_.data();
+  const auto& heads = heads_.head;
+  // Rows of the active heads laid end to end: [0, n * V); each thread takes a contiguous range,
+  // which may span two heads. Grain 16: a q8_0/f16 row block, and no false sharing of outputs.
+  ctx_.thread_pool().parallel_for(static_cast<int64_t>(n) * V, 16, [&](int64_t b, int64_t e, int) {
+    for (int64_t g = b; g < e;) {
+      const int32_t a = static_cast<int32_t>(g / V);
+      const int64_t lo = g - a * V, hi = std::min<int64_t>(V, e - a * V);
+      const int32_t i = active[a];
+      const Weight& w = heads[static_cast<size_t>(i)];
+      cpu::matmul_rows(w.type, w.data, lo, hi, w.n_in, hidden, 1, V, logits + static_cast<int64_t>(i) * V, nullptr);
+      g = a * V + hi;
+    }
+  });
 }
 
 StatusOr<AudioOutStep> AudioOutDecoder::step() {
@@ -396,6 +452,7 @@ StatusOr<AudioOutStep> AudioOutDecoder::step_parallel() {
   const int32_t K = spec_.n_codebooks, cs = spec_.codebook_size;
   const int64_t ring = spec_.max_delay() + 1;
   // Text: after its end the input is the pad token (Mini-Omni feeds _pad_t once _eot came out).
+  const auto t_text = Clock::now();
   if (text_ended_) {
     next_text_ = spec_.text_pad_id >= 0 ? spec_.text_pad_id : spec_.text_end_id;
   } else {
@@ -408,20 +465,26 @@ StatusOr<AudioOutStep> AudioOutDecoder::step_parallel() {
       out.text_token = t;
     }
   }
+  const double text_sample_s = seconds(Clock::now() - t_text);
   // Codebooks: i emits its token of frame s - delays[i]; inside the delay its input is the pad.
-  const float* hidden = ctx_.last_hidden();
-  if (!hidden) return wrong_state("the context has no hidden state (evaluate a prompt first)");
-  ThreadPool& pool = ctx_.thread_pool();
+  if (!ctx_.last_hidden()) return wrong_state("the context has no hidden state (evaluate a prompt first)");
+  int32_t active[kMaxFrameCodes];
+  int32_t n_active = 0;
+  for (int32_t i = 0; i < K; ++i)
+    if (s >= spec_.delays[static_cast<size_t>(i)]) active[n_active++] = i;
+  const auto t_heads = Clock::now();
+  if (n_active > 0) run_heads(active, n_active);
+  const auto t_sample = Clock::now();
+  times_.heads += seconds(t_sample - t_heads);
   for (int32_t i = 0; i < K; ++i) {
     const int64_t f = s - spec_.delays[static_cast<size_t>(i)];
     if (f < 0) {
       next_audio_[static_cast<size_t>(i)] = spec_.pad_code;
       continue;
     }
-    const Weight& w = heads_.head[static_cast<size_t>(i)];
-    cpu::matmul(pool, w.type, w.data, w.n_out, w.n_in, hidden, 1, head_logits_.data(), nullptr);
-    std::copy(head_logits_.begin(), head_logits_.begin() + cs, cand_.begin());
-    if (spec_.end_code >= 0) cand_[static_cast<size_t>(cs)] = head_logits_[static_cast<size_t>(spec_.end_code)];
+    const float* head_logits = head_logits_.data() + static_cast<int64_t>(i) * spec_.codebook_vocab;
+    std::copy(head_logits, head_logits + cs, cand_.begin());
+    if (spec_.end_code >= 0) cand_[static_cast<size_t>(cs)] = head_logits[spec_.end_code];
     const int32_t c = audio_samplers_[static_cast<size_t>(i)].sample(cand_.data(), audio_history_[static_cast<size_t>(i)]);
     if (c == cs) {  // the end code
       next_audio_[static_cast<size_t>(i)] = spec_.end_code;
@@ -432,6 +495,7 @@ StatusOr<AudioOutStep> AudioOutDecoder::step_parallel() {
       pending_[static_cast<size_t>((f % ring) * K + i)] = c;
     }
   }
+  times_.sample += seconds(Clock::now() - t_sample) + text_sample_s;
   // Frame s - max_delay has now been emitted by every codebook.
   const int64_t f_done = s - spec_.max_delay();
   if (f_done >= 0 && f_done == next_frame_ && f_done < end_frame_) {
@@ -441,7 +505,11 @@ StatusOr<AudioOutStep> AudioOutDecoder::step_parallel() {
   }
   if (next_frame_ >= end_frame_) speech_ended_ = done_ = true;
   if (n_steps_ >= params_.max_steps) done_ = true;
-  if (!done_) OMNI_RETURN_IF_ERROR(eval_parallel_rows(&next_text_, next_audio_.data(), 1));
+  if (!done_) {
+    const auto t_fwd = Clock::now();
+    OMNI_RETURN_IF_ERROR(eval_parallel_rows(&next_text_, next_audio_.data(), 1));
+    times_.forward += seconds(Clock::now() - t_fwd);
+  }
   return out;
 }
 

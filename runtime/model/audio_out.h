@@ -124,6 +124,11 @@ class AudioOutDecoder {
   Status begin_audio_input();
   Status audio_input_rows(const float* rows, int64_t n);
   Status end_audio_input();
+  // end_audio_input() with the utterance's last rows [n, n_embd] (the encoder's last chunk, as
+  // audio_input_rows() takes them) evaluated in the same batch as the end and answer rows: one
+  // pass over the backbone's weights at the end of the user's turn instead of three. n = 0 (rows
+  // may be null): end_audio_input(). Same errors, and kInvalidArgument for n < 0.
+  Status end_audio_input(const float* last_rows, int64_t n);
 
   // Samples the next step from the last evaluation, feeds it back, and reports what came out.
   // kWrongState before a prefill or after done(); errors of Context::eval.
@@ -135,10 +140,25 @@ class AudioOutDecoder {
   int64_t n_steps() const { return n_steps_; }
   int64_t n_frames() const { return next_frame_; }
 
+  // Wall seconds inside step(), all steps together, by part: the backbone's forward pass of the
+  // step's input row (input row building included), the audio heads' matvecs, sampling (text and
+  // every codebook).
+  struct StepTimes {
+    double forward = 0, heads = 0, sample = 0;
+  };
+  const StepTimes& step_times() const { return times_; }
+
  private:
   AudioOutDecoder(const AudioOutHeads& heads, Context& ctx, const AudioOutParams& params);
   Status init_samplers();
   Status eval_parallel_rows(const int32_t* text_ids, const int32_t* audio_ids, int64_t n);
+  // One input row of parallel heads (unscaled sum of the embeddings; ids checked) into dst [n_embd].
+  Status fill_parallel_row(int32_t text_id, const int32_t* audio_ids, int64_t r, float* dst);
+  // Audio adapter rows [n, n_embd] -> input rows (Mini-Omni's concat_whisper_feat), scaled.
+  void fill_audio_rows(const float* rows, int64_t n, float* dst);
+  // The heads of codebooks active[0..n) over the last hidden state in one pool pass (the rows of
+  // all of them split across the threads): head i's logits at head_logits_[i * codebook_vocab].
+  void run_heads(const int32_t* active, int32_t n);
   Status eval_marker_row(int32_t text_id, int32_t audio_code);
   StatusOr<AudioOutStep> step_parallel();
   StatusOr<AudioOutStep> step_in_vocab();
@@ -166,8 +186,11 @@ class AudioOutDecoder {
   // In-vocab: the codes of the frame being filled.
   int32_t frame_tokens_[kMaxFrameCodes] = {};
   int frame_pos_ = 0;
-  // Scratch: one input row, head logits [codebook_vocab], candidate logits [codebook_size + 1].
-  std::vector<float> row_, dequant_, head_logits_, cand_;
+  // Scratch: one input row, head logits [K, codebook_vocab], candidate logits [codebook_size + 1],
+  // input rows of a batch.
+  std::vector<float> row_, dequant_, head_logits_, cand_, batch_;
+  std::vector<int32_t> marker_audio_;  // [K]
+  StepTimes times_;
 };
 
 }  // namespace omni

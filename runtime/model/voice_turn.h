@@ -27,12 +27,31 @@ struct VoiceTurnParams {
   uint64_t noise_seed = 0;  // SNAC noise blocks (on, as the model was trained)
 };
 
+// CPU seconds used so far by this process, all its threads (the caller and the pool's workers,
+// their spinning included): what a turn costs whatever else runs on a shared machine.
+double process_cpu_seconds();
+
 // Seconds from the start of the turn (the end of the user's input); -1 when the event never
 // happened. input_encoded: the audio encoder's last chunk is in (audio input only).
 struct VoiceTurnTimings {
   double input_encoded = -1, prefill_done = -1, first_text = -1, first_frame = -1, first_pcm = -1, done = -1;
   double codec_busy = 0;  // of which the SNAC decoder (pushes and flush), in seconds
+  // The same events on process_cpu_seconds(), from the start of the turn.
+  double cpu_input_encoded = -1, cpu_prefill_done = -1, cpu_first_text = -1, cpu_first_frame = -1, cpu_first_pcm = -1,
+         cpu_done = -1;
+  double cpu_codec = 0;
+  // Wall seconds of the decode loop's parts, all steps (AudioOutDecoder::StepTimes).
+  double step_forward = 0, step_heads = 0, step_sample = 0;
 };
+
+// Spread of a stage over repeated turns: median (the mean of the two middle values for an even
+// count), 95th percentile by nearest rank (the ceil(0.95 n)-th smallest) and minimum of the
+// values >= 0; values < 0 (the event did not happen) are left out; all -1 when none is left.
+struct LatencySpread {
+  double p50 = -1, p95 = -1, min = -1;
+  int n = 0;
+};
+LatencySpread latency_spread(std::vector<double> values);
 
 struct VoiceTurnResult {
   std::vector<int32_t> text_tokens;
@@ -53,10 +72,11 @@ StatusOr<VoiceTurnResult> run_voice_turn(Context& ctx, const AudioOutHeads& head
                                          const PcmSink& on_pcm = {});
 
 // The answer half of a turn whose input the caller already fed to `dec` (audio input: the
-// rows while the user spoke, then end_audio_input()). `start` is the end of the user's input;
-// `timings` carries what the caller measured before (input_encoded, prefill_done).
+// rows while the user spoke, then end_audio_input()). `start` is the end of the user's input,
+// `cpu_start` process_cpu_seconds() then (< 0: taken when speak() starts); `timings` carries
+// what the caller measured before (input_encoded, prefill_done and their cpu_ twins).
 StatusOr<VoiceTurnResult> speak(AudioOutDecoder& dec, const AudioOutSpec& spec, audio::SnacDecoder& codec,
                                 std::chrono::steady_clock::time_point start, const VoiceTurnTimings& timings,
-                                uint64_t noise_seed, const PcmSink& on_pcm = {});
+                                uint64_t noise_seed, const PcmSink& on_pcm = {}, double cpu_start = -1);
 
 }  // namespace omni

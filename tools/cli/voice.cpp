@@ -9,6 +9,7 @@
 // possible) in 20 ms blocks through the streaming audio encoder into the context while it
 // "arrives" (Mini-Omni's A1A2 layout); the clock starts at the end of the input.
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -40,6 +41,8 @@ struct VoiceOptions {
   std::string model, prompt, input, output;
   bool no_pace = false, json = false;
   int threads = 2;
+  int turns = 1, warmup = 0;
+  int64_t chunk_ms = 0;  // audio encoder chunk; 0: the stream's default
   int64_t max_steps = 400;
   uint64_t seed = 0;
   float temperature = 0.8f;
@@ -79,7 +82,121 @@ Status write_wav16(const std::string& path, const std::vector<float>& pcm, int r
   return Status::Ok();
 }
 
+// The 1-minute load average (and 5, 15) from /proc/loadavg; -1 where unreadable.
+std::array<double, 3> load_average() {
+  std::array<double, 3> l{-1, -1, -1};
+  if (std::FILE* f = std::fopen("/proc/loadavg", "r")) {
+    if (std::fscanf(f, "%lf %lf %lf", &l[0], &l[1], &l[2]) != 3) l = {-1, -1, -1};
+    std::fclose(f);
+  }
+  return l;
+}
+
+// A JSON string body: quotes, backslashes and control bytes escaped; valid UTF-8 kept, every
+// byte of an invalid sequence (random weights emit any token) as U+FFFD.
+std::string json_text(const std::string& t) {
+  std::string out;
+  for (size_t i = 0; i < t.size();) {
+    const auto c = static_cast<unsigned char>(t[i]);
+    if (c < 0x80) {
+      if (c == '"' || c == '\\') out += '\\', out += static_cast<char>(c);
+      else if (c < 0x20) out += fmt("\\u%04x", c);
+      else out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    const size_t len = c >= 0xF0 && c < 0xF5 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+    bool ok = len > 0 && i + len <= t.size();
+    for (size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(t[i + k]) & 0xC0) == 0x80;
+    if (ok && len > 2) {  // no overlong forms, surrogates or code points past U+10FFFF
+      const auto c1 = static_cast<unsigned char>(t[i + 1]);
+      ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 > 0x9F) && !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 > 0x8F);
+    }
+    if (ok) {
+      out.append(t, i, len);
+      i += len;
+    } else {
+      out += "\\ufffd";
+      ++i;
+    }
+  }
+  return out;
+}
+
+struct TurnRecord {
+  VoiceTurnTimings t;
+  double audio_s = 0, rtf = 0;
+  int64_t steps = 0;
+};
+
+// One row of the breakdown over turns: wall and CPU seconds of an event (or a duration).
+struct StageRow {
+  const char* name;  // JSON key without the unit
+  const char* label;
+  std::vector<double> wall, cpu;
+};
+
+std::vector<StageRow> stage_rows(const std::vector<TurnRecord>& turns) {
+  std::vector<StageRow> rows = {
+      {"input_encoded", "last encoder chunk", {}, {}}, {"prefill", "prefill done", {}, {}},
+      {"first_text", "first text token", {}, {}},      {"first_frame", "first codec frame", {}, {}},
+      {"first_pcm", "first PCM sample", {}, {}},       {"total", "answer done", {}, {}},
+      {"codec", "codec (all pushes)", {}, {}},         {"step_forward", "per step: forward", {}, {}},
+      {"step_heads", "per step: audio heads", {}, {}}, {"step_sample", "per step: sampling", {}, {}}};
+  for (const TurnRecord& r : turns) {
+    const VoiceTurnTimings& t = r.t;
+    const double per = r.steps > 0 ? 1.0 / static_cast<double>(r.steps) : 0.0;
+    const double wall[] = {t.input_encoded, t.prefill_done, t.first_text, t.first_frame, t.first_pcm, t.done,
+                           t.codec_busy, t.step_forward * per, t.step_heads * per, t.step_sample * per};
+    const double cpu[] = {t.cpu_input_encoded, t.cpu_prefill_done, t.cpu_first_text, t.cpu_first_frame,
+                          t.cpu_first_pcm, t.cpu_done, t.cpu_codec, -1, -1, -1};
+    for (size_t i = 0; i < rows.size(); ++i) {
+      rows[i].wall.push_back(wall[i]);
+      rows[i].cpu.push_back(cpu[i]);
+    }
+  }
+  return rows;
+}
+
+// The spread over the measured turns: a table on stderr, and one JSON line on stdout with --json.
+// `head`: the last turn's JSON fields ("text": ..., without braces), opening the line.
+void print_turn_stats(const VoiceOptions& o, bool audio_in, const std::string& head, const std::vector<TurnRecord>& records,
+                      const std::array<double, 3>& before, const std::array<double, 3>& after) {
+  const std::vector<StageRow> rows = stage_rows(records);
+  std::vector<double> rtf;
+  for (const TurnRecord& r : records) rtf.push_back(r.rtf);
+  const LatencySpread rs = latency_spread(rtf);
+  auto ms = [](double s) { return s < 0 ? -1.0 : s * 1e3; };
+  if (o.json) {
+    std::printf("{%s, \"turns\": %zu, \"warmup\": %d, \"paced\": %s, \"loadavg_before\": [%.2f, %.2f, %.2f], "
+                "\"loadavg_after\": [%.2f, %.2f, %.2f], \"stats\": {\"rtf\": {\"p50\": %.4f, \"p95\": %.4f, \"min\": %.4f}",
+                head.c_str(), records.size(), o.warmup, audio_in && !o.no_pace ? "true" : "false", before[0], before[1], before[2], after[0],
+                after[1], after[2], rs.p50, rs.p95, rs.min);
+    for (const StageRow& row : rows) {
+      const LatencySpread w = latency_spread(row.wall), c = latency_spread(row.cpu);
+      std::printf(", \"%s_ms\": {\"p50\": %.2f, \"p95\": %.2f, \"min\": %.2f, \"cpu_p50\": %.2f, \"cpu_p95\": %.2f, "
+                  "\"cpu_min\": %.2f}",
+                  row.name, ms(w.p50), ms(w.p95), ms(w.min), ms(c.p50), ms(c.p95), ms(c.min));
+    }
+    std::printf("}}\n");
+  }
+  auto cell = [](double s) { return s < 0 ? std::string("      n/a") : fmt("%9.1f", s * 1e3); };
+  std::fprintf(stderr,
+               "%zu turns (after %d warm-up), input: %s; load average %.2f before, %.2f after (1 min)\n"
+               "ms from the end of the input     wall p50  wall p95  wall min   CPU p50   CPU p95   CPU min\n",
+               records.size(), o.warmup, !audio_in ? "text" : o.no_pace ? "audio, not paced" : "audio paced in real time",
+               before[0], after[0]);
+  for (const StageRow& row : rows) {
+    const LatencySpread w = latency_spread(row.wall), c = latency_spread(row.cpu);
+    std::fprintf(stderr, "  %-28s %s %s %s %s %s %s\n", row.label, cell(w.p50).c_str(), cell(w.p95).c_str(),
+                 cell(w.min).c_str(), cell(c.p50).c_str(), cell(c.p95).c_str(), cell(c.min).c_str());
+  }
+  std::fprintf(stderr, "  %-28s %9.3f %9.3f %9.3f   (wall time / audio length)\n", "real-time factor", rs.p50, rs.p95,
+               rs.min);
+}
+
 int run_voice(const VoiceOptions& o) {
+  if (o.turns < 1 || o.warmup < 0) return fail(fmt("--turns %d must be >= 1 and --warmup %d >= 0", o.turns, o.warmup));
   if (o.prompt.empty() == o.input.empty()) return fail("give exactly one of --prompt TEXT or --input FILE");
   std::string text = o.prompt;
   std::vector<float> speech;  // 16 kHz, when the input is audio
@@ -152,37 +269,84 @@ int run_voice(const VoiceOptions& o) {
     s->seed = o.seed;
   }
   p.noise_seed = o.seed;
+  // Audio input: one stream for all turns (reset between them); its rows go to the turn's
+  // decoder while the user speaks, and are held back at the end of the input so that the last
+  // chunk's rows and the end/answer rows are evaluated in one batch.
+  AudioOutDecoder* cur = nullptr;
+  bool at_end = false;
+  std::vector<float> tail_rows;
+  std::unique_ptr<audio::AudioStream> stream;
+  if (audio_in) {
+    audio::AudioStreamOptions so;
+    if (o.chunk_ms > 0) {  // the nearest multiple of the adapter's group of mel frames
+      const int64_t unit = 2 * encoder->weights.adapter.frames_per_row();
+      so.chunk_frames = std::max<int64_t>(1, (o.chunk_ms / 10 + unit / 2) / unit) * unit;
+    }
+    auto st = audio::AudioStream::create(
+        encoder->weights, (*ctx)->thread_pool(),
+        [&](const float* rows, int64_t n) -> Status {
+          if (!at_end) return cur->audio_input_rows(rows, n);
+          tail_rows.insert(tail_rows.end(), rows, rows + n * (*model)->hparams().n_embd);
+          return Status::Ok();
+        },
+        so);
+    if (!st.ok()) return fail("audio stream: " + st.status().to_string());
+    stream = std::move(*st);
+  }
   StatusOr<VoiceTurnResult> r = internal_error("no turn");
   int64_t input_rows = 0;
-  if (!audio_in) {
-    r = run_voice_turn(**ctx, *heads, codec, *prompt, p);
-  } else {
-    auto dec = AudioOutDecoder::create(*heads, **ctx, p.decode);
-    if (!dec.ok()) return fail("voice turn: " + dec.status().to_string());
-    if (Status st = (*dec)->begin_audio_input(); !st.ok()) return fail("voice turn: " + st.to_string());
-    auto stream = audio::AudioStream::create(encoder->weights, (*ctx)->thread_pool(),
-                                             [&](const float* rows, int64_t n) { return (*dec)->audio_input_rows(rows, n); });
-    if (!stream.ok()) return fail("audio stream: " + stream.status().to_string());
-    using Clock = std::chrono::steady_clock;
-    const Clock::time_point t0 = Clock::now();
-    constexpr size_t kBlock = 320;  // 20 ms at 16 kHz, a capture device's period
-    for (size_t i = 0; i < speech.size(); i += kBlock) {
-      if (!o.no_pace)  // the block exists once its last sample has been spoken
-        std::this_thread::sleep_until(t0 + std::chrono::microseconds(static_cast<int64_t>((i + kBlock) * 1e6 / 16000)));
-      if (Status st = (*stream)->push(speech.data() + i, std::min(kBlock, speech.size() - i)); !st.ok())
-        return fail("audio input: " + st.to_string());
+  std::vector<TurnRecord> records;
+  std::array<double, 3> load_before{}, load_after{};
+  for (int turn = 0; turn < o.warmup + o.turns; ++turn) {
+    if (turn == o.warmup) load_before = load_average();
+    if (Status st = (*ctx)->rewind(0); !st.ok()) return fail("voice turn: " + st.to_string());
+    if (!audio_in) {
+      r = run_voice_turn(**ctx, *heads, codec, *prompt, p);
+    } else {
+      auto dec = AudioOutDecoder::create(*heads, **ctx, p.decode);
+      if (!dec.ok()) return fail("voice turn: " + dec.status().to_string());
+      if (Status st = (*dec)->begin_audio_input(); !st.ok()) return fail("voice turn: " + st.to_string());
+      cur = dec->get();
+      at_end = false;
+      tail_rows.clear();
+      stream->reset();
+      const int64_t rows_before = stream->stats().rows;
+      using Clock = std::chrono::steady_clock;
+      const Clock::time_point t0 = Clock::now();
+      constexpr size_t kBlock = 320;  // 20 ms at 16 kHz, a capture device's period
+      for (size_t i = 0; i < speech.size(); i += kBlock) {
+        if (!o.no_pace)  // the block exists once its last sample has been spoken
+          std::this_thread::sleep_until(t0 + std::chrono::microseconds(static_cast<int64_t>((i + kBlock) * 1e6 / 16000)));
+        if (Status st = stream->push(speech.data() + i, std::min(kBlock, speech.size() - i)); !st.ok())
+          return fail("audio input: " + st.to_string());
+      }
+      const Clock::time_point start = Clock::now();  // the end of the user's input
+      const double cpu_start = process_cpu_seconds();
+      auto since = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
+      VoiceTurnTimings t;
+      at_end = true;
+      if (Status st = stream->finish(); !st.ok()) return fail("audio input: " + st.to_string());
+      t.input_encoded = since();
+      t.cpu_input_encoded = process_cpu_seconds() - cpu_start;
+      const int64_t n_tail = static_cast<int64_t>(tail_rows.size()) / (*model)->hparams().n_embd;
+      if (Status st = (*dec)->end_audio_input(tail_rows.data(), n_tail); !st.ok())
+        return fail("voice turn: " + st.to_string());
+      t.prefill_done = since();
+      t.cpu_prefill_done = process_cpu_seconds() - cpu_start;
+      input_rows = stream->stats().rows - rows_before;
+      r = speak(**dec, heads->spec, codec, start, t, p.noise_seed, {}, cpu_start);
     }
-    const Clock::time_point start = Clock::now();  // the end of the user's input
-    auto since = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
-    VoiceTurnTimings t;
-    if (Status st = (*stream)->finish(); !st.ok()) return fail("audio input: " + st.to_string());
-    t.input_encoded = since();
-    if (Status st = (*dec)->end_audio_input(); !st.ok()) return fail("voice turn: " + st.to_string());
-    t.prefill_done = since();
-    input_rows = (*stream)->stats().rows;
-    r = speak(**dec, heads->spec, codec, start, t, p.noise_seed);
+    if (!r.ok()) return fail("voice turn: " + r.status().to_string());
+    if (turn >= o.warmup) {
+      TurnRecord rec;
+      rec.t = r->t;
+      rec.audio_s = static_cast<double>(r->pcm.size()) / static_cast<double>(r->sample_rate);
+      rec.rtf = rec.audio_s > 0 ? r->t.done / rec.audio_s : -1;
+      rec.steps = r->n_steps;
+      records.push_back(rec);
+    }
   }
-  if (!r.ok()) return fail("voice turn: " + r.status().to_string());
+  load_after = load_average();
   if (r->pcm.empty()) return fail("the model produced no speech (no codec frame before its end of speech)");
   Status written = audio::encode_file(o.output, r->pcm.data(), r->pcm.size(), static_cast<int>(r->sample_rate));
   if (written.code() == StatusCode::kUnsupported && ends_with(o.output, ".wav"))  // a build without FFmpeg
@@ -190,19 +354,22 @@ int run_voice(const VoiceOptions& o) {
   if (!written.ok()) return fail("cannot write '" + o.output + "': " + written.to_string());
 
   auto decoded = (*model)->tokenizer().decode(r->text_tokens);
-  const std::string answer = escape_text(decoded.ok() ? *decoded : std::string());
+  const std::string answer_bytes = decoded.ok() ? *decoded : std::string();
+  const std::string answer = o.json ? json_text(answer_bytes) : escape_text(answer_bytes);
   const double audio_s = static_cast<double>(r->pcm.size()) / static_cast<double>(r->sample_rate);
   const double rtf = audio_s > 0 ? r->t.done / audio_s : 0.0;
   auto ms = [](double s) { return s < 0 ? -1.0 : s * 1e3; };  // JSON: -1 = did not happen
   auto stage = [](double s) { return s < 0 ? std::string("     n/a   ") : fmt("%8.1f ms", s * 1e3); };
   if (o.json) {
-    std::printf(
-        "{\"text\": \"%s\", \"synthetic\": %s, \"frames\": %lld, \"steps\": %lld, \"speech_ended\": %s, "
+    const std::string head = fmt(
+        "\"text\": \"%s\", \"synthetic\": %s, \"frames\": %lld, \"steps\": %lld, \"speech_ended\": %s, "
         "\"audio_s\": %.3f, \"input_encoded_ms\": %.2f, \"prefill_ms\": %.2f, \"first_text_ms\": %.2f, \"first_frame_ms\": %.2f, "
-        "\"first_pcm_ms\": %.2f, \"total_ms\": %.2f, \"codec_ms\": %.2f, \"rtf\": %.4f, \"prompt_tokens\": %zu, \"input_rows\": %lld, \"threads\": %d}\n",
+        "\"first_pcm_ms\": %.2f, \"total_ms\": %.2f, \"codec_ms\": %.2f, \"rtf\": %.4f, \"prompt_tokens\": %zu, \"input_rows\": %lld, \"threads\": %d",
         answer.c_str(), synthetic ? "true" : "false", (long long)r->n_frames, (long long)r->n_steps,
         r->speech_ended ? "true" : "false", audio_s, ms(r->t.input_encoded), ms(r->t.prefill_done), ms(r->t.first_text),
         ms(r->t.first_frame), ms(r->t.first_pcm), ms(r->t.done), ms(r->t.codec_busy), rtf, prompt->size(), (long long)input_rows, (*ctx)->n_threads());
+    if (o.turns == 1) std::printf("{%s}\n", head.c_str());
+    else print_turn_stats(o, audio_in, head, records, load_before, load_after);
   } else {
     std::printf("text: %s\n", answer.c_str());
     std::fprintf(stderr,
@@ -221,6 +388,7 @@ int run_voice(const VoiceOptions& o) {
                  stage(r->t.done).c_str(), rtf, ms(r->t.codec_busy));
     if (synthetic) std::fprintf(stderr, "note: random weights: the text and the voice are noise\n");
   }
+  if (o.turns > 1 && !o.json) print_turn_stats(o, audio_in, {}, records, load_before, load_after);
   return 0;
 }
 
@@ -240,6 +408,11 @@ void add_voice_command(CLI::App& root, std::vector<Command>& out) {
   c->add_option("--seed", o->seed, "Sampling and codec-noise seed")->capture_default_str();
   c->add_option("--threads,-t", o->threads, "Threads")->capture_default_str();
   c->add_flag("--json", o->json, "One JSON line with the text and the breakdown");
+  c->add_option("--turns", o->turns, "Measured turns (same input, context rewound each time); > 1 prints p50/p95/min")
+      ->capture_default_str();
+  c->add_option("--warmup", o->warmup, "Turns run first and not counted")->capture_default_str();
+  c->add_option("--chunk-ms", o->chunk_ms, "Audio encoder chunk in ms (0: the stream's default, 2000)")
+      ->capture_default_str();
   out.push_back({c, [o] { return run_voice(*o); }});
 }
 
