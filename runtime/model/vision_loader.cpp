@@ -162,8 +162,18 @@ StatusOr<std::unique_ptr<VisionModel>> load_weights(const gguf::GgufFile& f) {
   OMNI_ASSIGN_OR_RETURN(std::string proj, f.get_string_or("clip.projector_type", llava ? "mlp" : ""));
   if (proj == "mlp") {
     hp.projector = vision::ProjectorType::kMlp;
+  } else if (proj == "gemma3") {
+    hp.projector = vision::ProjectorType::kGemma3Pool;
+    // llama.cpp: 4 for every Gemma 3 size unless the file says otherwise.
+    OMNI_ASSIGN_OR_RETURN(uint32_t k, f.get_u32_or("clip.vision.projector.scale_factor", 4));
+    if (k == 0 || k > 1024) {
+      return corrupt_file(fmt("vision: clip.vision.projector.scale_factor = %u is out of range "
+                              "[1, 1024]", k));
+    }
+    hp.pool_kernel = k;
   } else if (!proj.empty()) {
-    return unsupported(fmt("vision: clip.projector_type '%s' (omnirt has 'mlp')", proj.c_str()));
+    return unsupported(fmt("vision: clip.projector_type '%s' (omnirt has 'mlp' and 'gemma3')",
+                           proj.c_str()));
   }
 
   const int64_t d = hp.n_embd, p = hp.patch_size, g = hp.grid();
@@ -215,6 +225,21 @@ StatusOr<std::unique_ptr<VisionModel>> load_weights(const gguf::GgufFile& f) {
     const int64_t hidden = m0->ne[1], out = m2->ne[1];
     OMNI_ASSIGN_OR_RETURN(w.mm0, fl.linear("mm.0", hidden, d));
     OMNI_ASSIGN_OR_RETURN(w.mm2, fl.linear("mm.2", out, hidden));
+    hp.n_proj_out = out;
+  } else if (hp.projector == vision::ProjectorType::kGemma3Pool) {
+    OMNI_ASSIGN_OR_RETURN(w.mm_soft_emb_norm, fl.floats("mm.soft_emb_norm.weight", {d}));
+    const gguf::TensorInfo* mp = f.find_tensor("mm.input_projection.weight");
+    if (!mp) return corrupt_file("vision: tensor 'mm.input_projection.weight' is missing");
+    const int64_t out = mp->ne[0];
+    if (out <= 0 || out > 131072) {
+      return corrupt_file(fmt("vision: mm.input_projection.weight width %lld is out of range",
+                              static_cast<long long>(out)));
+    }
+    // Torch's [d_vision, d_text] (ggml ne = [d_text, d_vision]): transposed to [out, d].
+    OMNI_ASSIGN_OR_RETURN(std::vector<float> t, fl.floats("mm.input_projection.weight", {d, out}));
+    w.mm_input_proj.resize(t.size());
+    for (int64_t i = 0; i < d; ++i)
+      for (int64_t o = 0; o < out; ++o) w.mm_input_proj[size_t(o * d + i)] = t[size_t(i * out + o)];
     hp.n_proj_out = out;
   }
   return model;

@@ -288,6 +288,7 @@ Status ViTEncoder::adapt(ThreadPool& pool, const ViTOutput& enc, std::vector<flo
     *n_out = d;
     return Status::Ok();
   }
+  if (w_.hp.projector == ProjectorType::kGemma3Pool) return adapt_pooled(pool, enc, embeds, n_out);
   const ViTLinear& a = w_.mm0;
   const ViTLinear& b = w_.mm2;
   float* mm = buf(kMm, size_t(cpu::matmul_scratch_floats(std::max(a.w.n_in, b.w.n_in),
@@ -300,6 +301,73 @@ Status ViTEncoder::adapt(ThreadPool& pool, const ViTOutput& enc, std::vector<flo
   cpu::matmul(pool, b.w.type, b.w.data, b.w.n_out, b.w.n_in, hid, n, embeds->data(), mm);
   if (!b.b.empty()) add_rows(pool, embeds->data(), b.b.data(), n, b.w.n_out);
   *n_out = b.w.n_out;
+  return Status::Ok();
+}
+
+
+// Gemma 3: mean over each k x k window of the patch grid (windows that do not fit whole are
+// cut, as torch's AvgPool2d), RMSNorm (eps = the encoder's), then the projection. With dropped
+// patches a window averages its kept patches; a window with none kept yields no token.
+Status ViTEncoder::adapt_pooled(ThreadPool& pool, const ViTOutput& enc,
+                                std::vector<float>* embeds, int64_t* n_out) {
+  const int64_t d = enc.n_embd, k = w_.hp.pool_kernel, dout = w_.hp.n_proj_out;
+  const int64_t pw = k > 0 ? enc.grid_w / k : 0, ph = k > 0 ? enc.grid_h / k : 0;
+  if (pw <= 0 || ph <= 0) {
+    return invalid_argument(fmt("vit adapter: a %lld x %lld patch grid is smaller than the "
+                                "%lld x %lld pooling window",
+                                static_cast<long long>(enc.grid_w), static_cast<long long>(enc.grid_h),
+                                static_cast<long long>(k), static_cast<long long>(k)));
+  }
+  const size_t n_rows = size_t(enc.n_tokens - (enc.class_token ? 1 : 0));
+  if (enc.patches.size() != n_rows || int64_t(w_.mm_soft_emb_norm.size()) != d ||
+      int64_t(w_.mm_input_proj.size()) != d * dout) {
+    return invalid_argument(fmt("vit adapter: %zu patch indices for %zu rows, or pooling "
+                                "weights of another width than %lld", enc.patches.size(), n_rows,
+                                static_cast<long long>(d)));
+  }
+  for (int32_t g : enc.patches) {
+    if (g < 0 || g >= enc.grid_w * enc.grid_h) {
+      return invalid_argument(fmt("vit adapter: patch index %d outside the %lld x %lld grid", g,
+                                  static_cast<long long>(enc.grid_w),
+                                  static_cast<long long>(enc.grid_h)));
+    }
+  }
+  const size_t n_win = size_t(pw * ph);
+  std::vector<double> sum(n_win * size_t(d), 0.0);
+  std::vector<int64_t> count(n_win, 0);
+  const float* x = enc.hidden.data() + (enc.class_token ? d : 0);
+  for (size_t t = 0; t < enc.patches.size(); ++t) {
+    const int64_t gx = enc.patches[t] % enc.grid_w, gy = enc.patches[t] / enc.grid_w;
+    if (gx >= pw * k || gy >= ph * k) continue;
+    const size_t win = size_t((gy / k) * pw + gx / k);
+    ++count[win];
+    double* s = sum.data() + win * size_t(d);
+    for (int64_t i = 0; i < d; ++i) s[i] += x[int64_t(t) * d + i];
+  }
+  std::vector<float> normed;
+  for (size_t win = 0; win < n_win; ++win) {
+    if (count[win] == 0) continue;
+    const double* s = sum.data() + win * size_t(d);
+    double ms = 0;
+    for (int64_t i = 0; i < d; ++i) {
+      const double m = s[i] / static_cast<double>(count[win]);
+      ms += m * m;
+    }
+    const double inv = 1.0 / std::sqrt(ms / static_cast<double>(d) + w_.hp.eps);
+    for (int64_t i = 0; i < d; ++i) {
+      normed.push_back(static_cast<float>(s[i] / static_cast<double>(count[win]) * inv) *
+                       w_.mm_soft_emb_norm[size_t(i)]);
+    }
+  }
+  const int64_t n = static_cast<int64_t>(normed.size()) / d;
+  if (n == 0) {
+    return invalid_argument("vit adapter: every pooling window lost all its patches (mask)");
+  }
+  float* mm = buf(kMm, size_t(cpu::matmul_scratch_floats(d, pool.n_threads())));
+  embeds->resize(size_t(n * dout));
+  cpu::matmul(pool, DType::kF32, w_.mm_input_proj.data(), dout, d, normed.data(), n,
+              embeds->data(), mm);
+  *n_out = dout;
   return Status::Ok();
 }
 

@@ -3,7 +3,10 @@
 //   pixels [3][H][W] (preprocess.h) -> patches (p x p, conv-as-matmul) -> + class token
 //   -> + position embeddings (bicubic-interpolated when H/p, W/p differ from the trained grid)
 //   -> [pre LayerNorm] -> n_layer pre-LN blocks (LN -> MHA -> +, LN -> MLP -> +) -> [post LN]
-//   -> adapter: class token dropped, LLaVA MLP (Linear -> GELU -> Linear).
+//   -> adapter: class token dropped, LLaVA MLP (Linear -> GELU -> Linear), or Gemma 3's
+//      pooling (k x k average -> RMSNorm -> projection: grid^2 / k^2 tokens).
+// With pooling, a pooled token averages the kept patches of its window; a window whose
+// patches are all dropped yields no token (rows stay in window order).
 //
 // Patch dropping (Jain et al., "Missingness Bias in Model Debugging", 2022): a PatchMask
 // removes patches before the transformer; the kept tokens keep the position embedding of their
@@ -55,7 +58,8 @@ class ViTEncoder {
   Status encode(ThreadPool& pool, const PixelTensor& pixels, const PatchMask* mask,
                 ViTOutput* out);
   // Patch rows of `enc` through the projector: embeds [n_patches, n_out] (n_out = n_proj_out,
-  // or n_embd without a projector).
+  // or n_embd without a projector); with kGemma3Pool [n_windows kept, n_out], and
+  // kInvalidArgument when the grid is smaller than one window or no window keeps a patch.
   Status adapt(ThreadPool& pool, const ViTOutput& enc, std::vector<float>* embeds,
                int64_t* n_out);
 
@@ -65,6 +69,8 @@ class ViTEncoder {
 
  private:
   float* buf(size_t slot, size_t n);
+  Status adapt_pooled(ThreadPool& pool, const ViTOutput& enc, std::vector<float>* embeds,
+                      int64_t* n_out);
   const ViTWeights& w_;
   std::vector<std::vector<float>> scratch_;
 };

@@ -21,6 +21,10 @@ enum class ViTActivation : int {
 enum class ProjectorType : int {
   kNone = 0,  // encoder output as is
   kMlp = 1,   // LLaVA: Linear -> GELU (erf) -> Linear
+  // Gemma 3 (llama.cpp "gemma3"): the patch grid average-pooled in pool_kernel x pool_kernel
+  // windows (64 x 64 -> 16 x 16 = 256 tokens), RMSNorm (weight as stored: 1 + w), then a
+  // bias-free projection to the backbone's width.
+  kGemma3Pool = 2,
 };
 
 struct ViTHParams {
@@ -35,6 +39,7 @@ struct ViTHParams {
   ViTActivation act = ViTActivation::kQuickGelu;
   ProjectorType projector = ProjectorType::kNone;
   int64_t n_proj_out = 0;    // projector output width (the backbone's n_embd)
+  int64_t pool_kernel = 0;   // kGemma3Pool: window side (clip.vision.projector.scale_factor)
   float image_mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
   float image_std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
   int64_t grid() const { return patch_size > 0 ? image_size / patch_size : 0; }
@@ -74,6 +79,11 @@ struct ViTWeights {
   std::vector<ViTBlock> blocks;
   ViTLayerNorm post_ln;            // empty = none (LLaVA's feature layer is before it)
   ViTLinear mm0, mm2;              // kMlp projector
+  // kGemma3Pool: soft-embedding RMSNorm weight [n_embd] (already 1 + w, as llama.cpp stores
+  // it) and the projection as f32 [n_proj_out, n_embd] (the file holds it transposed,
+  // [n_embd][n_proj_out]; the loader transposes it into this owned copy).
+  std::vector<float> mm_soft_emb_norm;
+  std::vector<float> mm_input_proj;
 };
 
 }  // namespace omni::vision
