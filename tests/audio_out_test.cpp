@@ -173,6 +173,9 @@ TEST(AudioOutParallel, EachCodebookAtItsDelayedStepAndFramesInLevelOrder) {
   while (!(*dec)->done()) {
     auto st = (*dec)->step();
     ASSERT_TRUE(st.ok()) << st.status().to_string();
+    // A step returns before its output is fed back: the context holds the prompt and the
+    // feedback of the steps before it only (the codec gets a frame one forward pass earlier).
+    EXPECT_EQ((*ctx)->n_past(), 6 + steps) << "step " << steps;
     if (st->text_token >= 0) text.push_back(st->text_token);
     if (st->has_frame) {
       // Frame f is complete once the most delayed codebook (7) has emitted it: step f + 7.

@@ -443,6 +443,16 @@ void AudioOutDecoder::run_heads(const int32_t* active, int32_t n) {
 StatusOr<AudioOutStep> AudioOutDecoder::step() {
   if (!prefilled_) return wrong_state("step() before a prefill");
   if (done_) return wrong_state("step() after the end of the turn");
+  if (feed_pending_) {
+    const auto t_fwd = Clock::now();
+    if (spec_.kind == AudioOutKind::kParallel) {
+      OMNI_RETURN_IF_ERROR(eval_parallel_rows(&next_text_, next_audio_.data(), 1));
+    } else {
+      OMNI_RETURN_IF_ERROR(ctx_.eval(std::span<const int32_t>(&feed_token_, 1), false));
+    }
+    times_.forward += seconds(Clock::now() - t_fwd);
+    feed_pending_ = false;
+  }
   return spec_.kind == AudioOutKind::kParallel ? step_parallel() : step_in_vocab();
 }
 
@@ -505,11 +515,7 @@ StatusOr<AudioOutStep> AudioOutDecoder::step_parallel() {
   }
   if (next_frame_ >= end_frame_) speech_ended_ = done_ = true;
   if (n_steps_ >= params_.max_steps) done_ = true;
-  if (!done_) {
-    const auto t_fwd = Clock::now();
-    OMNI_RETURN_IF_ERROR(eval_parallel_rows(&next_text_, next_audio_.data(), 1));
-    times_.forward += seconds(Clock::now() - t_fwd);
-  }
+  feed_pending_ = !done_;  // evaluated by the next step(), after the caller took this frame
   return out;
 }
 
@@ -552,7 +558,8 @@ StatusOr<AudioOutStep> AudioOutDecoder::step_in_vocab() {
     }
   }
   if (n_steps_ >= params_.max_steps) done_ = true;
-  if (!done_) OMNI_RETURN_IF_ERROR(ctx_.eval(std::span<const int32_t>(&token, 1), false));
+  feed_token_ = token;
+  feed_pending_ = !done_;
   return out;
 }
 

@@ -130,7 +130,10 @@ class AudioOutDecoder {
   // may be null): end_audio_input(). Same errors, and kInvalidArgument for n < 0.
   Status end_audio_input(const float* last_rows, int64_t n);
 
-  // Samples the next step from the last evaluation, feeds it back, and reports what came out.
+  // Feeds the previous step's output back (one forward pass), samples the next step from that
+  // evaluation and reports what came out. The feedback of a step is thus evaluated at the start
+  // of the next step() call, not before its step() returns: a frame reaches the caller (the
+  // codec) one forward pass earlier, and between steps the context lags one row behind.
   // kWrongState before a prefill or after done(); errors of Context::eval.
   StatusOr<AudioOutStep> step();
   // True after the end of speech (all frames before it emitted), or after max_steps.
@@ -171,6 +174,8 @@ class AudioOutDecoder {
   bool prefilled_ = false, done_ = false, speech_ended_ = false, text_ended_ = false;
   bool in_speech_ = false;  // in-vocab: after the speech start marker
   bool audio_input_open_ = false;
+  bool feed_pending_ = false;  // the last step's output row is not evaluated yet
+  int32_t feed_token_ = -1;    // in-vocab: the token to feed back
   int64_t input_rows_ = 0;  // rows evaluated since begin_audio_input()
   int64_t n_steps_ = 0, next_frame_ = 0;
   int64_t end_frame_ = INT64_MAX;  // parallel: the first frame some codebook ended
