@@ -42,6 +42,15 @@ StatusOr<Image> decode_image_memory(const uint8_t* data, size_t size,
 // one of those formats or the header is cut short.
 bool sniff_image_dimensions(const uint8_t* data, size_t size, int64_t* width, int64_t* height);
 
+// An uncompressed 24-bit BMP holding img's pixels exactly (BITMAPINFOHEADER, bottom-up rows
+// padded to 4 bytes): how decoded pixels (video frames) travel through APIs that take image
+// files; decode_image_memory gives img back. Empty for an empty image.
+std::vector<uint8_t> encode_bmp(const Image& img);
+
+// A whole file's bytes (kNotFound, kIoError; kOutOfRange beyond max_bytes, naming `what`).
+StatusOr<std::vector<uint8_t>> read_media_file(const std::string& path, size_t max_bytes,
+                                               const char* what);
+
 // Ok, or the status the decoders return for a width x height image of `name`.
 Status check_image_dimensions(int64_t width, int64_t height, const DecodeOptions& opts,
                               const std::string& name);

@@ -108,7 +108,41 @@ bool sniff_image_dimensions(const uint8_t* d, size_t n, int64_t* w, int64_t* h) 
   return false;
 }
 
-StatusOr<Image> decode_image_file(const std::string& path, const DecodeOptions& opts) {
+std::vector<uint8_t> encode_bmp(const Image& img) {
+  if (img.width <= 0 || img.height <= 0 || img.rgb.size() != size_t(img.width) * img.height * 3) {
+    return {};
+  }
+  const size_t row = (size_t(img.width) * 3 + 3) / 4 * 4;
+  const size_t pixels = row * size_t(img.height), header = 14 + 40;
+  std::vector<uint8_t> out(header + pixels, 0);
+  auto put16 = [&](size_t at, uint32_t v) { out[at] = uint8_t(v); out[at + 1] = uint8_t(v >> 8); };
+  auto put32 = [&](size_t at, uint32_t v) { put16(at, v & 0xFFFF); put16(at + 2, v >> 16); };
+  out[0] = 'B';
+  out[1] = 'M';
+  put32(2, uint32_t(out.size()));
+  put32(10, uint32_t(header));
+  put32(14, 40);
+  put32(18, uint32_t(img.width));
+  put32(22, uint32_t(img.height));  // positive: bottom-up
+  put16(26, 1);                     // planes
+  put16(28, 24);                    // bits per pixel; compression 0 (BI_RGB)
+  put32(34, uint32_t(pixels));
+  put32(38, 2835);                  // 72 dpi
+  put32(42, 2835);
+  for (int y = 0; y < img.height; ++y) {
+    uint8_t* dst = out.data() + header + size_t(img.height - 1 - y) * row;
+    const uint8_t* src = img.pixel(0, y);
+    for (int x = 0; x < img.width; ++x) {
+      dst[3 * x] = src[3 * x + 2];
+      dst[3 * x + 1] = src[3 * x + 1];
+      dst[3 * x + 2] = src[3 * x];
+    }
+  }
+  return out;
+}
+
+StatusOr<std::vector<uint8_t>> read_media_file(const std::string& path, size_t max_bytes,
+                                               const char* what) {
   struct Closer {
     void operator()(FILE* f) const { std::fclose(f); }
   };
@@ -121,15 +155,21 @@ StatusOr<Image> decode_image_file(const std::string& path, const DecodeOptions& 
   uint8_t buf[1 << 16];
   size_t n;
   while ((n = std::fread(buf, 1, sizeof(buf), f.get())) > 0) {
-    if (bytes.size() + n > opts.max_file_bytes) {
-      return out_of_range(fmt("'%s': larger than the %zu-byte limit for image files", path.c_str(),
-                              opts.max_file_bytes));
+    if (bytes.size() + n > max_bytes) {
+      return out_of_range(fmt("'%s': larger than the %zu-byte limit for %s files", path.c_str(),
+                              max_bytes, what));
     }
     bytes.insert(bytes.end(), buf, buf + n);
   }
   if (std::ferror(f.get())) {
     return io_error(fmt("'%s': read failed: %s", path.c_str(), std::strerror(errno)));
   }
+  return bytes;
+}
+
+StatusOr<Image> decode_image_file(const std::string& path, const DecodeOptions& opts) {
+  OMNI_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes,
+                        read_media_file(path, opts.max_file_bytes, "image"));
   return decode_image_memory(bytes.data(), bytes.size(), opts, path);
 }
 

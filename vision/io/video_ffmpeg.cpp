@@ -1,0 +1,223 @@
+// Video frames over FFmpeg: probe + demux from memory (libavformat, custom AVIOContext), decode
+// the best video stream (libavcodec, frames in presentation order), keep the frames the
+// sampling rule picks (video.h) and convert them as images are (frame_ffmpeg.h).
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "vision/io/frame_ffmpeg.h"
+#include "vision/io/video.h"
+
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/error.h>
+#include <libswscale/swscale.h>
+}
+
+namespace omni::vision {
+namespace {
+
+using detail::av_error_text;
+using detail::MemorySource;
+
+constexpr int kIoBufferBytes = 64 * 1024;
+constexpr int kQuietLogOffset = AV_LOG_TRACE;  // corrupt input is reported by Status, not stderr
+// Probing reads at most this much (libavformat's default is 5 MB / 5 s of analysis).
+constexpr int64_t kProbeBytes = 4 << 20;
+
+struct VideoDecoder {
+  std::string name;
+  MemorySource src;
+  AVIOContext* io = nullptr;
+  AVFormatContext* format = nullptr;
+  AVCodecContext* codec = nullptr;
+  AVPacket* packet = nullptr;
+  AVFrame* frame = nullptr;
+  SwsContext* sws = nullptr;
+  int stream_index = -1;
+  AVRational time_base = {0, 1};
+
+  ~VideoDecoder() {
+    sws_freeContext(sws);
+    av_frame_free(&frame);
+    av_packet_free(&packet);
+    avcodec_free_context(&codec);
+    avformat_close_input(&format);
+    if (io) {
+      av_freep(&io->buffer);
+      avio_context_free(&io);
+    }
+  }
+
+  Status open(const DecodeOptions& limits) {
+    auto* buffer = static_cast<uint8_t*>(av_malloc(kIoBufferBytes));
+    if (!buffer) return Status(StatusCode::kOutOfMemory, "av_malloc failed");
+    io = avio_alloc_context(buffer, kIoBufferBytes, 0, &src, &MemorySource::read, nullptr,
+                            &MemorySource::seek);
+    if (!io) {
+      av_free(buffer);
+      return Status(StatusCode::kOutOfMemory, "avio_alloc_context failed");
+    }
+    format = avformat_alloc_context();
+    if (!format) return Status(StatusCode::kOutOfMemory, "avformat_alloc_context failed");
+    format->pb = io;
+    format->flags |= AVFMT_FLAG_CUSTOM_IO;
+    format->probesize = kProbeBytes;
+    int err = avformat_open_input(&format, nullptr, nullptr, nullptr);
+    if (err < 0) {  // frees `format`
+      return corrupt_file(fmt("'%s': not a recognised media file (%s)", name.c_str(),
+                              av_error_text(err).c_str()));
+    }
+    format->flags |= AVFMT_FLAG_DISCARD_CORRUPT;
+    err = avformat_find_stream_info(format, nullptr);
+    if (err < 0) {
+      return corrupt_file(fmt("'%s': cannot read stream information: %s", name.c_str(),
+                              av_error_text(err).c_str()));
+    }
+    const AVCodec* decoder = nullptr;
+    int stream = av_find_best_stream(format, AVMEDIA_TYPE_VIDEO, -1, -1, &decoder, 0);
+    if (stream == AVERROR_STREAM_NOT_FOUND) {
+      int audio = 0;
+      for (unsigned i = 0; i < format->nb_streams; ++i)
+        audio += format->streams[i]->codecpar->codec_type == AVMEDIA_TYPE_AUDIO;
+      return corrupt_file(fmt("'%s' (%s) holds no video stream (%u streams, %d audio)",
+                              name.c_str(), format->iformat ? format->iformat->name : "?",
+                              format->nb_streams, audio));
+    }
+    if (stream < 0 || !decoder) {
+      const AVStream* s = stream >= 0 ? format->streams[stream] : nullptr;
+      return unsupported(fmt("'%s': no decoder in this FFmpeg build for video codec '%s'",
+                             name.c_str(), s ? avcodec_get_name(s->codecpar->codec_id) : "?"));
+    }
+    for (unsigned i = 0; i < format->nb_streams; ++i) {
+      if (static_cast<int>(i) != stream) format->streams[i]->discard = AVDISCARD_ALL;
+    }
+    const AVStream* st = format->streams[stream];
+    const AVCodecParameters* par = st->codecpar;
+    if (par->width != 0 || par->height != 0) {
+      OMNI_RETURN_IF_ERROR(check_image_dimensions(par->width, par->height, limits, name));
+    }
+    codec = avcodec_alloc_context3(decoder);
+    if (!codec) return Status(StatusCode::kOutOfMemory, "avcodec_alloc_context3 failed");
+    codec->log_level_offset = kQuietLogOffset;
+    codec->thread_count = 1;
+    err = avcodec_parameters_to_context(codec, par);
+    if (err >= 0) {
+      codec->max_pixels = limits.max_pixels;
+      codec->pkt_timebase = st->time_base;
+      err = avcodec_open2(codec, decoder, nullptr);
+    }
+    if (err < 0) {
+      return unsupported(fmt("'%s': cannot open the %s decoder: %s", name.c_str(), decoder->name,
+                             av_error_text(err).c_str()));
+    }
+    packet = av_packet_alloc();
+    frame = av_frame_alloc();
+    if (!packet || !frame) return Status(StatusCode::kOutOfMemory, "av_packet/frame_alloc failed");
+    stream_index = stream;
+    time_base = st->time_base;
+    return Status::Ok();
+  }
+
+  // The next decoded frame into `frame`: true, or false at the end of the stream. Packets that
+  // do not decode are skipped (counted in *bad, the last error kept in *last_error).
+  bool next_frame(int* bad, int* last_error) {
+    for (;;) {
+      int err = avcodec_receive_frame(codec, frame);
+      if (err >= 0) return true;
+      if (err == AVERROR_EOF) return false;
+      if (err != AVERROR(EAGAIN)) {  // a broken frame: go on with the next packet
+        ++*bad;
+        *last_error = err;
+      }
+      if (flushed) return false;
+      err = av_read_frame(format, packet);
+      if (err < 0) {  // end of data, or unreadable from here on (a truncated file): flush
+        if (err != AVERROR_EOF) {
+          ++*bad;
+          *last_error = err;
+        }
+        avcodec_send_packet(codec, nullptr);
+        flushed = true;
+        continue;
+      }
+      if (packet->stream_index == stream_index) {
+        err = avcodec_send_packet(codec, packet);
+        if (err < 0 && err != AVERROR(EAGAIN)) {
+          ++*bad;
+          *last_error = err;
+        }
+      }
+      av_packet_unref(packet);
+    }
+  }
+  bool flushed = false;
+};
+
+}  // namespace
+
+StatusOr<Video> decode_video_memory(const uint8_t* data, size_t size, const VideoOptions& opts,
+                                    const std::string& name) {
+  if (!(opts.fps > 0.0 && opts.fps <= 1000.0)) {
+    return invalid_argument(fmt("'%s': fps %g is outside (0, 1000]", name.c_str(), opts.fps));
+  }
+  if (opts.max_frames < 1 || opts.max_frames > 100000) {
+    return invalid_argument(fmt("'%s': max_frames %d is outside [1, 100000]", name.c_str(),
+                                opts.max_frames));
+  }
+  if (size == 0) return corrupt_file(fmt("'%s': empty (0 bytes)", name.c_str()));
+  if (size > opts.limits.max_file_bytes) {
+    return out_of_range(fmt("'%s': %zu bytes exceeds the %zu-byte limit for videos", name.c_str(),
+                            size, opts.limits.max_file_bytes));
+  }
+  VideoDecoder d;
+  d.name = name;
+  d.src.data = data;
+  d.src.size = size;
+  OMNI_RETURN_IF_ERROR(d.open(opts.limits));
+
+  Video video;
+  const AVStream* st = d.format->streams[d.stream_index];
+  if (st->avg_frame_rate.num > 0 && st->avg_frame_rate.den > 0) video.stream_fps = av_q2d(st->avg_frame_rate);
+  if (d.format->duration > 0) video.duration_s = double(d.format->duration) / AV_TIME_BASE;
+
+  const double tb = av_q2d(d.time_base);
+  // Times within a microsecond of a sample count as at it (timestamps are rationals; k / fps
+  // in double is not exact).
+  constexpr double kSlack = 1e-6;
+  int bad = 0, last_error = 0;
+  bool have_origin = false;
+  int64_t origin = 0, last_ts = INT64_MIN;
+  int64_t next_sample = 0;
+  while (static_cast<int>(video.frames.size()) < opts.max_frames && d.next_frame(&bad, &last_error)) {
+    ++video.frames_decoded;
+    int64_t ts = d.frame->best_effort_timestamp;
+    // No timestamp: one tick after the previous frame's (keeps the order; such streams are rare).
+    if (ts == AV_NOPTS_VALUE) ts = last_ts == INT64_MIN ? 0 : last_ts + 1;
+    last_ts = ts;
+    if (!have_origin) {
+      origin = ts;
+      have_origin = true;
+    }
+    const double t = double(ts - origin) * tb;
+    if (t + kSlack < double(next_sample) / opts.fps) {
+      av_frame_unref(d.frame);
+      continue;
+    }
+    auto img = detail::frame_to_rgb(d.frame, &d.sws, opts.limits,
+                                    fmt("%s (frame at %.3f s)", name.c_str(), t));
+    av_frame_unref(d.frame);
+    if (!img.ok()) return img.status();
+    video.frames.push_back(VideoFrame{std::move(*img), t});
+    // The next sample is the first k / fps after this frame's time.
+    next_sample = static_cast<int64_t>(std::floor((t + kSlack) * opts.fps)) + 1;
+  }
+  if (video.frames.empty()) {
+    return corrupt_file(fmt("'%s': no video frame decodes (%d damaged packets%s%s)", name.c_str(),
+                            bad, bad ? ": " : "", bad ? av_error_text(last_error).c_str() : ""));
+  }
+  return video;
+}
+
+}  // namespace omni::vision
