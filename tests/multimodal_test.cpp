@@ -710,5 +710,57 @@ TEST(MultimodalExports, ImageFunctionsAreInTheLibrary) {
   }
 }
 
+// --video: the frames of a lossless clip (made here by the ffmpeg CLI from astro.png: 2 s of
+// it, then 2 s flipped, 5 fps) at 1 fps are 4 images; the tokens equal those of the same
+// pictures given as --image files (the flipped one a PNG made by ffmpeg's vflip), at the
+// marker and before the text.
+TEST_F(MultimodalTest, CliGenerateVideoEqualsItsFramesAsImages) {
+  if (std::system("ffmpeg -version >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "the ffmpeg command-line tool is not installed (makes the clip)";
+  }
+  const std::string clip = *dir_ + "/astro.mkv", flip = *dir_ + "/astro_flip.png";
+  const std::string png = astro();
+  ASSERT_EQ(std::system(("ffmpeg -nostdin -v error -y -loop 1 -framerate 5 -t 2 -i '" + png +
+                         "' -loop 1 -framerate 5 -t 2 -i '" + png +
+                         "' -filter_complex '[1:v]vflip[f];[0:v][f]concat=n=2:v=1[v]' -map '[v]' "
+                         "-r 5 -c:v ffv1 -pix_fmt bgr0 '" + clip + "'").c_str()), 0);
+  ASSERT_EQ(std::system(("ffmpeg -nostdin -v error -y -i '" + png + "' -vf vflip '" + flip + "'").c_str()), 0);
+  const std::string base = "generate --model " + model_path() + " --temp 0 -n 8 --threads 1 --mmproj " +
+                           mmproj_path() + " ";
+  CliRun v = run_cli(base + "--video " + clip + " --fps 1 --prompt 'See <__video__> now'", *dir_);
+  ASSERT_EQ(v.code, 0) << v.err;
+  EXPECT_NE(v.err.find("video: 4 frames (80 x 56) at 1 fps, t = 0.00 .. 3.00 s"), std::string::npos) << v.err;
+  EXPECT_NE(v.err.find("images: 4, encoded 2"), std::string::npos) << v.err;  // 2 distinct frames
+  const std::string four = " --image " + png + " --image " + png + " --image " + flip + " --image " + flip;
+  CliRun i = run_cli(base + four + " --prompt 'See <__image__><__image__><__image__><__image__> now'", *dir_);
+  ASSERT_EQ(i.code, 0) << i.err;
+  EXPECT_EQ(v.out, i.out);
+  // An --image before the video's marker, and no markers at all (images, then frames, first).
+  CliRun m = run_cli(base + "--image " + flip + " --video " + clip +
+                     " --max-frames 2 --prompt 'A <__image__> B <__video__> C'", *dir_);
+  CliRun mi = run_cli(base + "--image " + flip + " --image " + png + " --image " + png +
+                      " --prompt 'A <__image__> B <__image__><__image__> C'", *dir_);
+  ASSERT_EQ(m.code, 0) << m.err;
+  ASSERT_EQ(mi.code, 0) << mi.err;
+  EXPECT_EQ(m.out, mi.out);
+  CliRun n = run_cli(base + "--video " + clip + " --prompt 'plain'", *dir_);
+  CliRun ni = run_cli(base + four + " --prompt 'plain'", *dir_);
+  ASSERT_EQ(n.code, 0) << n.err;
+  EXPECT_EQ(n.out, ni.out);
+  // Errors.
+  CliRun e1 = run_cli(base + "--video " + clip + " --prompt '<__image__> x'", *dir_);
+  EXPECT_EQ(e1.code, 1);
+  EXPECT_NE(e1.err.find("<__video__>"), std::string::npos) << e1.err;
+  CliRun e2 = run_cli(base + "--prompt 'x <__video__>'", *dir_);
+  EXPECT_EQ(e2.code, 1);
+  EXPECT_NE(e2.err.find("no --video"), std::string::npos) << e2.err;
+  CliRun e3 = run_cli(base + "--video " + clip + " --fps 0 --prompt x", *dir_);
+  EXPECT_EQ(e3.code, 1);
+  EXPECT_NE(e3.err.find("fps 0"), std::string::npos) << e3.err;
+  CliRun e4 = run_cli(base + "--video " + png + ".missing --prompt x", *dir_);
+  EXPECT_EQ(e4.code, 1);
+  EXPECT_NE(e4.err.find("no such file"), std::string::npos) << e4.err;
+}
+
 }  // namespace
 }  // namespace omni

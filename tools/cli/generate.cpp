@@ -1,5 +1,7 @@
 // `omnirt generate`: a prompt in, streamed text out (stdout), statistics on stderr.
-// Written against the C API only: the CLI is the API's first user.
+// Written against the C API (the CLI is the API's first user); --video decodes frames with
+// vision/io (the C API takes image files: each frame travels as an exact BMP, so it goes
+// through the same decode, preprocessing and embedding cache as an --image).
 #include <cstdio>
 #include <fstream>
 #include <iterator>
@@ -8,6 +10,8 @@
 #include <vector>
 
 #include "tools/cli/cli.h"
+#include "vision/io/image.h"
+#include "vision/io/video.h"
 
 namespace omni::cli {
 namespace {
@@ -15,6 +19,9 @@ namespace {
 struct GenerateOptions {
   std::string model, prompt, system, mmproj;
   std::vector<std::string> images;
+  std::string video;
+  double fps = 1.0;
+  int max_frames = 8;
   bool chat = false;
   int n_predict = 256;
   float temperature = 0.8f, top_p = 0.95f, min_p = 0.05f, repeat_penalty = 1.0f;
@@ -76,6 +83,58 @@ bool read_images(const std::vector<std::string>& paths, std::vector<std::vector<
   return true;
 }
 
+// Where the frames of --video go: replaced by one image marker per frame.
+constexpr const char* kVideoMarker = "<__video__>";
+
+size_t count_of(const std::string& s, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + what.size())) ++n;
+  return n;
+}
+
+// The frames of o.video as BMP bytes, inserted into *image_bytes where they belong, and the
+// prompt with the video marker replaced by one image marker per frame; false after printing why.
+bool add_video(const GenerateOptions& o, std::string* prompt,
+               std::vector<std::vector<uint8_t>>* image_bytes) {
+  omni::vision::VideoOptions vo;
+  vo.fps = o.fps;
+  vo.max_frames = o.max_frames;
+  auto video = omni::vision::decode_video_file(o.video, vo);
+  if (!video.ok()) {
+    fail("--video: " + video.status().message());
+    return false;
+  }
+  std::vector<std::vector<uint8_t>> frames;
+  std::string markers;
+  for (const auto& f : video->frames) {
+    frames.push_back(omni::vision::encode_bmp(f.image));
+    markers += OMNI_IMAGE_MARKER;
+  }
+  const size_t n_video = count_of(*prompt, kVideoMarker);
+  size_t at = image_bytes->size();  // no markers at all: after the --image files, before the text
+  if (n_video > 1) {
+    fail("--prompt has " + std::to_string(n_video) + " " + kVideoMarker + " markers; --video gives one");
+    return false;
+  }
+  if (n_video == 1) {
+    const size_t pos = prompt->find(kVideoMarker);
+    at = count_of(prompt->substr(0, pos), OMNI_IMAGE_MARKER);
+    if (at > image_bytes->size()) at = image_bytes->size();  // the marker count check reports it
+    prompt->replace(pos, std::string(kVideoMarker).size(), markers);
+  } else if (count_of(*prompt, OMNI_IMAGE_MARKER) > 0) {
+    fail(std::string("--video: the prompt places images with ") + OMNI_IMAGE_MARKER + "; put " +
+         kVideoMarker + " where the video's frames go");
+    return false;
+  }
+  image_bytes->insert(image_bytes->begin() + static_cast<std::ptrdiff_t>(at),
+                      std::make_move_iterator(frames.begin()), std::make_move_iterator(frames.end()));
+  const auto& fr = video->frames;
+  std::fprintf(stderr, "video: %zu frames (%d x %d) at %g fps, t = %.2f .. %.2f s, of %lld decoded\n",
+               fr.size(), fr.front().image.width, fr.front().image.height, o.fps, fr.front().time_s,
+               fr.back().time_s, static_cast<long long>(video->frames_decoded));
+  return true;
+}
+
 int run_generate(const GenerateOptions& o) {
   if (o.n_predict < 0) return fail("-n " + std::to_string(o.n_predict) + " is negative");
   if (o.kv != "f16" && o.kv != "f32") return fail("--kv '" + o.kv + "' must be f16 or f32");
@@ -88,13 +147,18 @@ int run_generate(const GenerateOptions& o) {
   }
   std::vector<std::vector<uint8_t>> image_bytes;
   std::vector<omni_image> images;
-  if (!o.images.empty()) {
+  std::string prompt = o.prompt;
+  if (!o.images.empty() || !o.video.empty()) {
     if (!omni_model_has_vision(h.model)) {
-      return fail("--image needs a vision encoder: '" + o.model +
+      return fail(std::string(o.images.empty() ? "--video" : "--image") +
+                  " needs a vision encoder: '" + o.model +
                   "' has none; give its projector with --mmproj FILE");
     }
     if (!read_images(o.images, &image_bytes)) return kExitFailure;
+    if (!o.video.empty() && !add_video(o, &prompt, &image_bytes)) return kExitFailure;
     for (const auto& b : image_bytes) images.push_back(omni_image{b.data(), b.size()});
+  } else if (count_of(prompt, kVideoMarker) > 0) {
+    return fail(std::string("--prompt has ") + kVideoMarker + " but no --video");
   }
   omni_engine_params ep = omni_engine_default_params();
   ep.n_threads = o.threads;
@@ -118,15 +182,15 @@ int run_generate(const GenerateOptions& o) {
   if (o.chat) {
     if (!o.system.empty()) st = omni_session_append_chat(h.session, "system", o.system.c_str());
     if (st == OMNI_OK && images.empty()) {
-      st = omni_session_append_chat(h.session, "user", o.prompt.c_str());
+      st = omni_session_append_chat(h.session, "user", prompt.c_str());
     } else if (st == OMNI_OK) {
-      st = omni_session_append_chat_images(h.session, "user", o.prompt.c_str(), images.data(),
+      st = omni_session_append_chat_images(h.session, "user", prompt.c_str(), images.data(),
                                            images.size());
     }
   } else if (images.empty()) {
-    st = omni_session_append_text(h.session, o.prompt.c_str(), OMNI_TOKENIZE_ADD_BOS);
+    st = omni_session_append_text(h.session, prompt.c_str(), OMNI_TOKENIZE_ADD_BOS);
   } else {
-    st = omni_session_append_prompt(h.session, o.prompt.c_str(), images.data(), images.size(),
+    st = omni_session_append_prompt(h.session, prompt.c_str(), images.data(), images.size(),
                                     OMNI_TOKENIZE_ADD_BOS);
   }
   if (st != OMNI_OK) {
@@ -173,6 +237,12 @@ void add_generate_command(CLI::App& root, std::vector<Command>& out) {
   c->add_option("--image", o->images,
                  "Image file (repeatable); placed at each <__image__> in the prompt, in order, "
                  "or before the text when the prompt has none");
+  c->add_option("--video", o->video,
+                "Video file: frames sampled at --fps (at most --max-frames) go in as consecutive "
+                "images at <__video__> in the prompt, or before the text when it has no marker");
+  c->add_option("--fps", o->fps, "Video frames per second of presentation time")
+      ->capture_default_str();
+  c->add_option("--max-frames", o->max_frames, "Most video frames")->capture_default_str();
   c->add_option("--mmproj", o->mmproj,
                 "Vision projector GGUF (llama.cpp mmproj) for --image; not needed when the "
                 "model file holds its own vision encoder");
