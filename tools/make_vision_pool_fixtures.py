@@ -17,6 +17,17 @@ outputs on a SigLIP-preprocessed crop of astro.png.rgb (made by make_vision_fixt
                                            kept patches of its 2 x 2 window, a window with none
                                            kept is dropped, then the projector's norm + matmul
 
+And the merge adapter (Idefics3 / SmolVLM, llama.cpp projector "idefics3"): the same kind of
+tower with transformers' Idefics3Connector (scale_factor 2: pixel shuffle 64 -> 256, 4 x 4
+tokens, Linear 256 -> 48 without bias, mm.model.fc.weight):
+
+  merge_idefics3.gguf            the file
+  merge_full_adapted.f32         [16, 48]  Idefics3Connector(SiglipVisionModel(x))
+  merge_dropped_adapted.f32      [13, 48]  DROP dropped: the tower on the kept rows; dropped rows
+                                           set to NaN in the full grid, the connector's own
+                                           pixel shuffle + projection, rows with NaN (windows
+                                           missing a patch) removed
+
   python3 tools/make_vision_pool_fixtures.py
 """
 import json
@@ -38,13 +49,13 @@ def save_f32(name, array):
     return list(a.shape)
 
 
-def write_mmproj(path, vm, cfg, proj, scale):
+def write_mmproj(path, vm, cfg, proj, scale, kind="gemma3"):
     import gguf
 
     w = gguf.GGUFWriter(path, "clip")
     w.add_bool("clip.has_vision_encoder", True)
     w.add_bool("clip.has_text_encoder", False)
-    w.add_string("clip.projector_type", "gemma3")
+    w.add_string("clip.projector_type", kind)
     w.add_uint32("clip.vision.image_size", cfg.image_size)
     w.add_uint32("clip.vision.patch_size", cfg.patch_size)
     w.add_uint32("clip.vision.embedding_length", cfg.hidden_size)
@@ -52,7 +63,8 @@ def write_mmproj(path, vm, cfg, proj, scale):
     w.add_uint32("clip.vision.block_count", cfg.num_hidden_layers)
     w.add_uint32("clip.vision.attention.head_count", cfg.num_attention_heads)
     w.add_float32("clip.vision.attention.layer_norm_epsilon", cfg.layer_norm_eps)
-    w.add_uint32("clip.vision.projection_dim", proj.mm_input_projection_weight.shape[1])
+    w.add_uint32("clip.vision.projection_dim", proj.mm_input_projection_weight.shape[1]
+                 if kind == "gemma3" else proj.modality_projection.proj.weight.shape[0])
     w.add_uint32("clip.vision.projector.scale_factor", scale)
     w.add_bool("clip.use_gelu", True)
     w.add_array("clip.vision.image_mean", [0.5] * 3)
@@ -77,8 +89,11 @@ def write_mmproj(path, vm, cfg, proj, scale):
     t("v.post_ln.bias", vm.post_layernorm.bias)
     # llama.cpp's convert_hf_to_gguf (Gemma3VisionModel): soft_emb_norm stored as 1 + w; the
     # projection as torch holds it, [d_vision, d_text] (ggml ne = [d_text, d_vision]).
-    t("mm.soft_emb_norm.weight", proj.mm_soft_emb_norm.weight + 1)
-    t("mm.input_projection.weight", proj.mm_input_projection_weight)
+    if kind == "gemma3":
+        t("mm.soft_emb_norm.weight", proj.mm_soft_emb_norm.weight + 1)
+        t("mm.input_projection.weight", proj.mm_input_projection_weight)
+    else:  # idefics3: the Linear as torch holds it, [out, d k^2]
+        t("mm.model.fc.weight", proj.modality_projection.proj.weight)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -145,6 +160,47 @@ def main():
         cases["dropped"] = save_f32("pool_dropped_adapted.f32", dropped)
     with open(os.path.join(OUT, "pool_manifest.json"), "w") as f:
         json.dump(cases, f, indent=1)
+        f.write("\n")
+    merge(vcfg, x, keep)
+
+
+def merge(vcfg, x, keep):
+    import torch
+    from transformers import Idefics3Config, SiglipVisionModel
+    from transformers.models.idefics3.modeling_idefics3 import Idefics3Connector
+
+    torch.manual_seed(11)
+    cfg = Idefics3Config(vision_config={"hidden_size": 64}, text_config={"hidden_size": 48, "num_attention_heads": 4,
+                                                                  "num_key_value_heads": 2},
+                         scale_factor=2)
+    sig = SiglipVisionModel(vcfg).eval()
+    conn = Idefics3Connector(cfg).eval()
+    with torch.no_grad():
+        for name, prm in sig.named_parameters():
+            if name.endswith("bias") or "norm" in name:
+                prm.add_(torch.randn_like(prm) * 0.1)
+    sig, conn = sig.double(), conn.double()
+    vm = getattr(sig, "vision_model", sig)
+    write_mmproj(os.path.join(OUT, "merge_idefics3.gguf"), vm, vcfg, conn, 2, kind="idefics3")
+    g = 8
+    with torch.no_grad():
+        full = conn(sig(pixel_values=x).last_hidden_state)[0]
+        cases = {"model": "merge_idefics3.gguf", "full": save_f32("merge_full_adapted.f32", full)}
+        h = vm.embeddings(x)[:, keep]
+        for layer in vm.encoder.layers:
+            o = layer(h, None)
+            h = o[0] if isinstance(o, tuple) else o
+        h = vm.post_layernorm(h)
+        grid = torch.full((1, g * g, 64), float("nan"), dtype=torch.float64)
+        grid[:, keep] = h
+        out = conn(grid)[0]
+        out = out[~torch.isnan(out).any(-1)]
+        cases["dropped"] = save_f32("merge_dropped_adapted.f32", out)
+    with open(os.path.join(OUT, "pool_manifest.json")) as f:
+        manifest = json.load(f)
+    manifest["merge"] = cases
+    with open(os.path.join(OUT, "pool_manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
         f.write("\n")
 
 

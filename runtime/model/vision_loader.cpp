@@ -162,17 +162,18 @@ StatusOr<std::unique_ptr<VisionModel>> load_weights(const gguf::GgufFile& f) {
   OMNI_ASSIGN_OR_RETURN(std::string proj, f.get_string_or("clip.projector_type", llava ? "mlp" : ""));
   if (proj == "mlp") {
     hp.projector = vision::ProjectorType::kMlp;
-  } else if (proj == "gemma3") {
-    hp.projector = vision::ProjectorType::kGemma3Pool;
-    // llama.cpp: 4 for every Gemma 3 size unless the file says otherwise.
-    OMNI_ASSIGN_OR_RETURN(uint32_t k, f.get_u32_or("clip.vision.projector.scale_factor", 4));
+  } else if (proj == "gemma3" || proj == "idefics3") {
+    const bool gemma = proj == "gemma3";
+    hp.projector = gemma ? vision::ProjectorType::kGemma3Pool : vision::ProjectorType::kIdefics3Merge;
+    // llama.cpp's defaults: 4 for every Gemma 3 size, 3 for Idefics3 (SmolVLM).
+    OMNI_ASSIGN_OR_RETURN(uint32_t k, f.get_u32_or("clip.vision.projector.scale_factor", gemma ? 4 : 3));
     if (k == 0 || k > 1024) {
       return corrupt_file(fmt("vision: clip.vision.projector.scale_factor = %u is out of range "
                               "[1, 1024]", k));
     }
     hp.pool_kernel = k;
   } else if (!proj.empty()) {
-    return unsupported(fmt("vision: clip.projector_type '%s' (omnirt has 'mlp' and 'gemma3')",
+    return unsupported(fmt("vision: clip.projector_type '%s' (omnirt has 'mlp', 'gemma3' and 'idefics3')",
                            proj.c_str()));
   }
 
@@ -226,6 +227,17 @@ StatusOr<std::unique_ptr<VisionModel>> load_weights(const gguf::GgufFile& f) {
     OMNI_ASSIGN_OR_RETURN(w.mm0, fl.linear("mm.0", hidden, d));
     OMNI_ASSIGN_OR_RETURN(w.mm2, fl.linear("mm.2", out, hidden));
     hp.n_proj_out = out;
+  } else if (hp.projector == vision::ProjectorType::kIdefics3Merge) {
+    const gguf::TensorInfo* fc = f.find_tensor("mm.model.fc.weight");
+    if (!fc) return corrupt_file("vision: tensor 'mm.model.fc.weight' is missing");
+    const int64_t k = hp.pool_kernel;
+    if (fc->ne[1] <= 0 || fc->ne[1] > 131072 || d * k * k > (int64_t(1) << 24)) {
+      return corrupt_file(fmt("vision: merge projection %lld x %lld^2 -> %lld is out of range",
+                              static_cast<long long>(d), static_cast<long long>(k),
+                              static_cast<long long>(fc->ne[1])));
+    }
+    OMNI_ASSIGN_OR_RETURN(w.mm0, fl.linear("mm.model.fc", fc->ne[1], d * k * k));
+    hp.n_proj_out = fc->ne[1];
   } else if (hp.projector == vision::ProjectorType::kGemma3Pool) {
     OMNI_ASSIGN_OR_RETURN(w.mm_soft_emb_norm, fl.floats("mm.soft_emb_norm.weight", {d}));
     const gguf::TensorInfo* mp = f.find_tensor("mm.input_projection.weight");

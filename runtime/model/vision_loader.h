@@ -7,12 +7,14 @@
 // Keys read: clip.has_vision_encoder (must not be false), clip.vision.{image_size, patch_size,
 // embedding_length, feed_forward_length, block_count, attention.head_count,
 // attention.layer_norm_epsilon, image_mean, image_std}, clip.use_gelu (gelu tanh; else
-// quick-GELU), clip.projector_type ("mlp", "gemma3") or clip.has_llava_projector,
-// clip.vision.projection_dim, clip.vision.projector.scale_factor (gemma3's pooling window; 4).
+// quick-GELU), clip.projector_type ("mlp", "gemma3", "idefics3") or clip.has_llava_projector,
+// clip.vision.projection_dim, clip.vision.projector.scale_factor (the pooling / merge window;
+// 4 for gemma3, 3 for idefics3).
 // Tensors: v.patch_embd.weight [+ .bias], v.class_embd, v.position_embd.weight,
 // v.pre_ln.*, v.blk.N.{ln1, attn_q, attn_k, attn_v, attn_out, ln2, ffn_up, ffn_down}.{weight,bias},
 // v.post_ln.*, mm.0.*, mm.2.* (mlp), mm.soft_emb_norm.weight + mm.input_projection.weight
-// (gemma3; the projection is stored [d_vision, d_text] and transposed into an f32 copy). ffn_up / ffn_down are told apart by shape (llama.cpp's legacy
+// (gemma3; the projection is stored [d_vision, d_text] and transposed into an f32 copy),
+// mm.model.fc.weight (idefics3). ffn_up / ffn_down are told apart by shape (llama.cpp's legacy
 // converter wrote CLIP's fc1 as ffn_down).
 // Thread-safety: a VisionModel is immutable after loading; share it between threads freely.
 #pragma once

@@ -289,6 +289,7 @@ Status ViTEncoder::adapt(ThreadPool& pool, const ViTOutput& enc, std::vector<flo
     return Status::Ok();
   }
   if (w_.hp.projector == ProjectorType::kGemma3Pool) return adapt_pooled(pool, enc, embeds, n_out);
+  if (w_.hp.projector == ProjectorType::kIdefics3Merge) return adapt_merged(pool, enc, embeds, n_out);
   const ViTLinear& a = w_.mm0;
   const ViTLinear& b = w_.mm2;
   float* mm = buf(kMm, size_t(cpu::matmul_scratch_floats(std::max(a.w.n_in, b.w.n_in),
@@ -368,6 +369,68 @@ Status ViTEncoder::adapt_pooled(ThreadPool& pool, const ViTOutput& enc,
   cpu::matmul(pool, DType::kF32, w_.mm_input_proj.data(), dout, d, normed.data(), n,
               embeds->data(), mm);
   *n_out = dout;
+  return Status::Ok();
+}
+
+
+// Idefics3's pixel shuffle: token (wy, wx) = the rows of patches (wy k + m, wx k + j) for
+// m, j in [0, k), concatenated with m major (transformers' view/permute/reshape), windows in
+// row-major order; windows that do not fit whole are cut; then the bias-free Linear.
+Status ViTEncoder::adapt_merged(ThreadPool& pool, const ViTOutput& enc,
+                                std::vector<float>* embeds, int64_t* n_out) {
+  const int64_t d = enc.n_embd, k = w_.hp.pool_kernel;
+  const int64_t pw = k > 0 ? enc.grid_w / k : 0, ph = k > 0 ? enc.grid_h / k : 0;
+  if (pw <= 0 || ph <= 0) {
+    return invalid_argument(fmt("vit adapter: a %lld x %lld patch grid is smaller than the "
+                                "%lld x %lld merge window",
+                                static_cast<long long>(enc.grid_w), static_cast<long long>(enc.grid_h),
+                                static_cast<long long>(k), static_cast<long long>(k)));
+  }
+  const size_t n_rows = size_t(enc.n_tokens - (enc.class_token ? 1 : 0));
+  const ViTLinear& fc = w_.mm0;
+  if (enc.patches.size() != n_rows || fc.w.n_in != d * k * k) {
+    return invalid_argument(fmt("vit adapter: %zu patch indices for %zu rows, or a merge "
+                                "projection of %lld inputs for width %lld x %lld^2",
+                                enc.patches.size(), n_rows, static_cast<long long>(fc.w.n_in),
+                                static_cast<long long>(d), static_cast<long long>(k)));
+  }
+  // Row of each grid cell (-1: dropped).
+  std::vector<int64_t> row(size_t(enc.grid_w * enc.grid_h), -1);
+  for (size_t t = 0; t < n_rows; ++t) {
+    const int32_t g = enc.patches[t];
+    if (g < 0 || g >= enc.grid_w * enc.grid_h) {
+      return invalid_argument(fmt("vit adapter: patch index %d outside the %lld x %lld grid", g,
+                                  static_cast<long long>(enc.grid_w),
+                                  static_cast<long long>(enc.grid_h)));
+    }
+    row[size_t(g)] = int64_t(t);
+  }
+  const float* x = enc.hidden.data() + (enc.class_token ? d : 0);
+  std::vector<float> merged;
+  for (int64_t wy = 0; wy < ph; ++wy) {
+    for (int64_t wx = 0; wx < pw; ++wx) {
+      bool whole = true;
+      for (int64_t m = 0; m < k && whole; ++m)
+        for (int64_t j = 0; j < k && whole; ++j) whole = row[size_t((wy * k + m) * enc.grid_w + wx * k + j)] >= 0;
+      if (!whole) continue;
+      for (int64_t m = 0; m < k; ++m) {
+        for (int64_t j = 0; j < k; ++j) {
+          const float* r = x + row[size_t((wy * k + m) * enc.grid_w + wx * k + j)] * d;
+          merged.insert(merged.end(), r, r + d);
+        }
+      }
+    }
+  }
+  const int64_t n = static_cast<int64_t>(merged.size()) / (d * k * k);
+  if (n == 0) {
+    return invalid_argument("vit adapter: no merge window keeps all its patches (mask)");
+  }
+  float* mm = buf(kMm, size_t(cpu::matmul_scratch_floats(fc.w.n_in, pool.n_threads())));
+  embeds->resize(size_t(n * fc.w.n_out));
+  cpu::matmul(pool, fc.w.type, fc.w.data, fc.w.n_out, fc.w.n_in, merged.data(), n,
+              embeds->data(), mm);
+  if (!fc.b.empty()) add_rows(pool, embeds->data(), fc.b.data(), n, fc.w.n_out);
+  *n_out = fc.w.n_out;
   return Status::Ok();
 }
 

@@ -4,9 +4,12 @@
 //   -> + position embeddings (bicubic-interpolated when H/p, W/p differ from the trained grid)
 //   -> [pre LayerNorm] -> n_layer pre-LN blocks (LN -> MHA -> +, LN -> MLP -> +) -> [post LN]
 //   -> adapter: class token dropped, LLaVA MLP (Linear -> GELU -> Linear), or Gemma 3's
-//      pooling (k x k average -> RMSNorm -> projection: grid^2 / k^2 tokens).
+//      pooling (k x k average -> RMSNorm -> projection: grid^2 / k^2 tokens), or Idefics3's
+//      merge (k x k patches concatenated -> Linear).
 // With pooling, a pooled token averages the kept patches of its window; a window whose
-// patches are all dropped yields no token (rows stay in window order).
+// patches are all dropped yields no token (rows stay in window order). With the merge, a
+// window with any dropped patch yields no token (a concatenation has no value for a missing
+// slot; zero-filling it would bring back the bias patch dropping avoids).
 //
 // Patch dropping (Jain et al., "Missingness Bias in Model Debugging", 2022): a PatchMask
 // removes patches before the transformer; the kept tokens keep the position embedding of their
@@ -58,8 +61,8 @@ class ViTEncoder {
   Status encode(ThreadPool& pool, const PixelTensor& pixels, const PatchMask* mask,
                 ViTOutput* out);
   // Patch rows of `enc` through the projector: embeds [n_patches, n_out] (n_out = n_proj_out,
-  // or n_embd without a projector); with kGemma3Pool [n_windows kept, n_out], and
-  // kInvalidArgument when the grid is smaller than one window or no window keeps a patch.
+  // or n_embd without a projector); with kGemma3Pool / kIdefics3Merge [n_windows kept, n_out],
+  // and kInvalidArgument when the grid is smaller than one window or no window is kept.
   Status adapt(ThreadPool& pool, const ViTOutput& enc, std::vector<float>* embeds,
                int64_t* n_out);
 
@@ -70,6 +73,8 @@ class ViTEncoder {
  private:
   float* buf(size_t slot, size_t n);
   Status adapt_pooled(ThreadPool& pool, const ViTOutput& enc, std::vector<float>* embeds,
+                      int64_t* n_out);
+  Status adapt_merged(ThreadPool& pool, const ViTOutput& enc, std::vector<float>* embeds,
                       int64_t* n_out);
   const ViTWeights& w_;
   std::vector<std::vector<float>> scratch_;

@@ -25,6 +25,10 @@ enum class ProjectorType : int {
   // windows (64 x 64 -> 16 x 16 = 256 tokens), RMSNorm (weight as stored: 1 + w), then a
   // bias-free projection to the backbone's width.
   kGemma3Pool = 2,
+  // Idefics3 / SmolVLM (llama.cpp "idefics3"): pixel shuffle, each pool_kernel x pool_kernel
+  // window's patch rows concatenated in row-major order (d -> d k^2, tokens / k^2), then a
+  // bias-free Linear (mm0 = mm.model.fc) to the backbone's width.
+  kIdefics3Merge = 3,
 };
 
 struct ViTHParams {
@@ -39,7 +43,8 @@ struct ViTHParams {
   ViTActivation act = ViTActivation::kQuickGelu;
   ProjectorType projector = ProjectorType::kNone;
   int64_t n_proj_out = 0;    // projector output width (the backbone's n_embd)
-  int64_t pool_kernel = 0;   // kGemma3Pool: window side (clip.vision.projector.scale_factor)
+  int64_t pool_kernel = 0;   // kGemma3Pool / kIdefics3Merge: window side
+                             // (clip.vision.projector.scale_factor)
   float image_mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
   float image_std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
   int64_t grid() const { return patch_size > 0 ? image_size / patch_size : 0; }
@@ -78,7 +83,7 @@ struct ViTWeights {
   ViTLayerNorm pre_ln;             // empty = none (SigLIP)
   std::vector<ViTBlock> blocks;
   ViTLayerNorm post_ln;            // empty = none (LLaVA's feature layer is before it)
-  ViTLinear mm0, mm2;              // kMlp projector
+  ViTLinear mm0, mm2;              // kMlp projector; kIdefics3Merge: mm0 only
   // kGemma3Pool: soft-embedding RMSNorm weight [n_embd] (already 1 + w, as llama.cpp stores
   // it) and the projection as f32 [n_proj_out, n_embd] (the file holds it transposed,
   // [n_embd][n_proj_out]; the loader transposes it into this owned copy).
