@@ -7,7 +7,11 @@
 // The user's turn is text (--prompt, or an --input .txt file) or audio (--input FILE, any format
 // FFmpeg reads, resampled to 16 kHz): audio is fed at real-time pace (--no-pace: as fast as
 // possible) in 20 ms blocks through the streaming audio encoder into the context while it
-// "arrives" (Mini-Omni's A1A2 layout); the clock starts at the end of the input.
+// "arrives" (Mini-Omni's A1A2 layout); the clock starts at the end of the input. The encoder's
+// last rows are held back at the end and evaluated with the end/answer rows in one batch.
+// --turns N (after --warmup W uncounted ones) repeats the same turn on the rewound context and
+// prints median / p95 / min of every stage on the wall clock and on the process CPU clock (all
+// threads: meaningful on a loaded machine), the real-time factor and the load average.
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -294,7 +298,7 @@ int run_voice(const VoiceOptions& o) {
     stream = std::move(*st);
   }
   StatusOr<VoiceTurnResult> r = internal_error("no turn");
-  int64_t input_rows = 0;
+  int64_t input_rows = 0, tail_frames = -1;  // mel frames left to encode at the end of the input
   std::vector<TurnRecord> records;
   std::array<double, 3> load_before{}, load_after{};
   for (int turn = 0; turn < o.warmup + o.turns; ++turn) {
@@ -334,6 +338,7 @@ int run_voice(const VoiceOptions& o) {
       t.prefill_done = since();
       t.cpu_prefill_done = process_cpu_seconds() - cpu_start;
       input_rows = stream->stats().rows - rows_before;
+      tail_frames = stream->stats().finish_frames;
       r = speak(**dec, heads->spec, codec, start, t, p.noise_seed, {}, cpu_start);
     }
     if (!r.ok()) return fail("voice turn: " + r.status().to_string());
@@ -364,17 +369,19 @@ int run_voice(const VoiceOptions& o) {
     const std::string head = fmt(
         "\"text\": \"%s\", \"synthetic\": %s, \"frames\": %lld, \"steps\": %lld, \"speech_ended\": %s, "
         "\"audio_s\": %.3f, \"input_encoded_ms\": %.2f, \"prefill_ms\": %.2f, \"first_text_ms\": %.2f, \"first_frame_ms\": %.2f, "
-        "\"first_pcm_ms\": %.2f, \"total_ms\": %.2f, \"codec_ms\": %.2f, \"rtf\": %.4f, \"prompt_tokens\": %zu, \"input_rows\": %lld, \"threads\": %d",
+        "\"first_pcm_ms\": %.2f, \"total_ms\": %.2f, \"codec_ms\": %.2f, \"rtf\": %.4f, \"prompt_tokens\": %zu, \"input_rows\": %lld, \"tail_frames\": %lld, \"chunk_frames\": %lld, \"threads\": %d",
         answer.c_str(), synthetic ? "true" : "false", (long long)r->n_frames, (long long)r->n_steps,
         r->speech_ended ? "true" : "false", audio_s, ms(r->t.input_encoded), ms(r->t.prefill_done), ms(r->t.first_text),
-        ms(r->t.first_frame), ms(r->t.first_pcm), ms(r->t.done), ms(r->t.codec_busy), rtf, prompt->size(), (long long)input_rows, (*ctx)->n_threads());
+        ms(r->t.first_frame), ms(r->t.first_pcm), ms(r->t.done), ms(r->t.codec_busy), rtf, prompt->size(), (long long)input_rows, (long long)tail_frames,
+        (long long)(stream ? stream->chunk_frames() : -1), (*ctx)->n_threads());
     if (o.turns == 1) std::printf("{%s}\n", head.c_str());
     else print_turn_stats(o, audio_in, head, records, load_before, load_after);
   } else {
     std::printf("text: %s\n", answer.c_str());
     std::fprintf(stderr,
                  "wrote %s: %.2f s of audio at %lld Hz, %lld frames in %lld steps (%s)\n"
-                 "from the end of the input (%zu prompt tokens, %lld audio rows, %d threads):\n"
+                 "from the end of the input (%zu prompt tokens, %lld audio rows, %lld of %lld mel frames of the last encoder "
+                 "chunk left, %d threads):\n"
                  "  last encoder chunk %s\n"
                  "  prefill done       %s\n"
                  "  first text token   %s\n"
@@ -383,7 +390,7 @@ int run_voice(const VoiceOptions& o) {
                  "  answer done        %s   real-time factor %.3f (codec %.1f ms of it)\n",
                  o.output.c_str(), audio_s, (long long)r->sample_rate, (long long)r->n_frames, (long long)r->n_steps,
                  r->speech_ended ? "the model ended its speech" : "step limit", prompt->size(), (long long)input_rows,
-                 (*ctx)->n_threads(), stage(r->t.input_encoded).c_str(), stage(r->t.prefill_done).c_str(),
+                 (long long)tail_frames, (long long)(stream ? stream->chunk_frames() : -1), (*ctx)->n_threads(), stage(r->t.input_encoded).c_str(), stage(r->t.prefill_done).c_str(),
                  stage(r->t.first_text).c_str(), stage(r->t.first_frame).c_str(), stage(r->t.first_pcm).c_str(),
                  stage(r->t.done).c_str(), rtf, ms(r->t.codec_busy));
     if (synthetic) std::fprintf(stderr, "note: random weights: the text and the voice are noise\n");
