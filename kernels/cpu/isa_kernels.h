@@ -35,6 +35,20 @@ struct IsaKernels {
   void (*gelu_tanh)(float* x, int64_t n);
 };
 
+// The int8-activation decode path (opt-in, see ops_cpu.h matvec_int8): x quantised once per
+// call as in ref::quantize_act_q8 (bit-identical), then integer dot products per block with
+// f32 scales; results equal ref::dot_int8 to f32 rounding.
+struct Int8Kernels {
+  void (*quantize)(const float* x, int64_t n, int8_t* q, float* d, float* s);
+  // y[r] = ref::dot_int8(t, row r, q, d, s, n_in) for r in [0, n_rows); t is Q8_0 or Q4_K.
+  void (*dot_rows)(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in,
+                   const int8_t* q, const float* d, const float* s, float* y);
+};
+const Int8Kernels& int8_avx2_kernels();        // avx2 + fma + f16c: vpmaddubsw + vpmaddwd
+const Int8Kernels& int8_avx512vnni_kernels();  // also avx512f/bw/vl + avx512vnni: vpdpbusd
+// The table for cpu_isa() (AVX-512 without VNNI takes the AVX2 one; scalar: the ref code).
+const Int8Kernels& active_int8_kernels();
+
 const IsaKernels& scalar_kernels();
 const IsaKernels& avx2_kernels();    // only call when the CPU has avx2, fma, f16c
 const IsaKernels& avx512_kernels();  // only call when the CPU has avx512f/bw/vl/dq

@@ -38,6 +38,20 @@ void matmul(ThreadPool& pool, DType wt, const void* w, int64_t n_out, int64_t n_
 void matmul_rows(DType wt, const void* w, int64_t row_begin, int64_t row_end, int64_t n_in,
                  const float* x, int64_t n_tok, int64_t y_stride, float* y, float* scratch);
 
+// Decode (one token) with int8 activations, opt-in (ContextParams::int8_activations): x is
+// quantised once per call (ref::quantize_act_q8: blocks of 32, int8) and each row is an integer
+// dot product per block (vpdpbusd with AVX512-VNNI, vpmaddubsw with AVX2) scaled in f32:
+// y[o] = ref::dot_int8(wt, row o, quantised x) to f32 rounding, which differs from the f32
+// path by x's 8-bit rounding (~1e-3 relative, see docs/KERNELS.md).
+// Returns false and does nothing when wt has no int8 path (ref::int8_dot_supported), n_in is
+// not a multiple of the block, or scratch_bytes < matvec_int8_scratch_bytes(n_in): the caller
+// then takes matmul. scratch holds the quantised x (no allocation here).
+int64_t matvec_int8_scratch_bytes(int64_t n_in);
+bool matvec_int8(ThreadPool& pool, DType wt, const void* w, int64_t n_out, int64_t n_in,
+                 const float* x, float* y, void* scratch, int64_t scratch_bytes);
+// Whether OMNIRT_INT8_DOT=1 is set in the environment (read once): a quick opt-in for tries.
+bool int8_dot_env();
+
 void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
 void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t rot_dim, int64_t pos,
           float freq_base, float freq_scale, RopeStyle style);

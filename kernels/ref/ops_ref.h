@@ -40,6 +40,21 @@ void dequantize_row(DType t, const void* src, float* dst, int64_t n);
 int64_t quantize_row(DType t, const float* src, void* dst, int64_t n);
 // sum_i decode(w)[i] * x[i], accumulated in double.
 float dot(DType t, const void* w_row, const float* x, int64_t n);
+// int8-activation decode path (llama.cpp-style, opt-in): x is quantised once per matvec into
+// blocks of 32, x[i] ~= d[b] * q[i] with b = i / 32, d[b] = max|x in b| / 127, q[i] =
+// nearbyint(x[i] * (1 / d[b])) in [-127, 127] (q = 0 where d = 0); s[b] = d[b] * sum of q in b.
+// n must be a multiple of 32. q: n int8, d and s: n / 32 floats.
+void quantize_act_q8(const float* x, int64_t n, int8_t* q, float* d, float* s);
+// Weight types with an int8-activation dot: Q8_0 and Q4_K.
+bool int8_dot_supported(DType t);
+// The int8 dot of one weight row with quantised x, defining the computation the SIMD kernels
+// reproduce (to f32 rounding: they sum the same terms in another order):
+//   Q8_0: sum_b (d_w[b] * d[b]) * isum_b,            isum_b = sum of q_w * q over block b;
+//   Q4_K: sum_s (d * sc_s * d[s]) * isum_s - sum_s (dmin * m_s) * s[s] over 32-value
+//         sub-blocks s, isum_s = sum of nibble * q (integers, exact).
+// Accumulated in f32 in index order. NaN for unsupported types.
+float dot_int8(DType t, const void* w_row, const int8_t* q, const float* d, const float* s, int64_t n);
+
 // y[t, o] = sum_i W[o, i] * x[t, i].  W: [n_out, n_in] of type wt; x: [n_tok, n_in]; y: [n_tok, n_out].
 void matmul(DType wt, const void* w, int64_t n_out, int64_t n_in, const float* x, int64_t n_tok,
             float* y);

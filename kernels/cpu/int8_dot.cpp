@@ -1,0 +1,84 @@
+// Driver of the int8-activation decode matvec: quantise x once into the caller's scratch, then
+// split the rows over the pool like matmul's decode path. The per-ISA loops live in
+// int8_dot_impl.h (included by int8_dot_avx2.cpp / int8_dot_avx512.cpp).
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/cpu/isa_kernels.h"
+#include "kernels/cpu/ops_cpu.h"
+#include "kernels/ref/ops_ref.h"
+
+namespace omni::cpu {
+namespace detail {
+namespace {
+
+void dot_rows_ref(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in,
+                  const int8_t* q, const float* d, const float* s, float* y) {
+  for (int64_t r = 0; r < n_rows; ++r) y[r] = ref::dot_int8(t, w + r * row_bytes, q, d, s, n_in);
+}
+constexpr Int8Kernels kScalarInt8 = {ref::quantize_act_q8, dot_rows_ref};
+
+bool have_vnni() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool v = __builtin_cpu_supports("avx512vnni");
+  return v;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+const Int8Kernels& active_int8_kernels() {
+  switch (cpu_isa()) {
+    case CpuIsa::kAvx512:
+      if (have_vnni()) return int8_avx512vnni_kernels();
+      return int8_avx2_kernels();
+    case CpuIsa::kAvx2: return int8_avx2_kernels();
+    case CpuIsa::kScalar: break;
+  }
+  return kScalarInt8;
+}
+
+}  // namespace detail
+
+namespace {
+constexpr int64_t kAlign = 64;
+int64_t round_up(int64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
+}  // namespace
+
+// Layout: q (n_in bytes) | d (n_in / 32 floats) | s (n_in / 32 floats), each 64-byte aligned
+// relative to an aligned start.
+int64_t matvec_int8_scratch_bytes(int64_t n_in) {
+  return kAlign + round_up(n_in) + 2 * round_up(n_in / kQK * static_cast<int64_t>(sizeof(float)));
+}
+
+bool matvec_int8(ThreadPool& pool, DType wt, const void* w, int64_t n_out, int64_t n_in,
+                 const float* x, float* y, void* scratch, int64_t scratch_bytes) {
+  if (!ref::int8_dot_supported(wt) || n_in <= 0 || n_in % dtype_traits(wt).block_size != 0 ||
+      scratch == nullptr || scratch_bytes < matvec_int8_scratch_bytes(n_in))
+    return false;
+  auto base = reinterpret_cast<uintptr_t>(scratch);
+  base = (base + kAlign - 1) / kAlign * kAlign;
+  auto* q = reinterpret_cast<int8_t*>(base);
+  auto* d = reinterpret_cast<float*>(base + round_up(n_in));
+  auto* s = reinterpret_cast<float*>(base + round_up(n_in) + round_up(n_in / kQK * 4));
+  const auto& k = detail::active_int8_kernels();
+  k.quantize(x, n_in, q, d, s);
+  const int64_t row_bytes = dtype_row_bytes(wt, n_in);
+  const auto* wp = static_cast<const uint8_t*>(w);
+  pool.parallel_for(n_out, 8, [&](int64_t b, int64_t e, int) {
+    k.dot_rows(wt, wp + b * row_bytes, row_bytes, e - b, n_in, q, d, s, y + b);
+  });
+  return true;
+}
+
+bool int8_dot_env() {
+  static const bool on = [] {
+    const char* v = std::getenv("OMNIRT_INT8_DOT");
+    return v != nullptr && std::strcmp(v, "1") == 0;
+  }();
+  return on;
+}
+
+}  // namespace omni::cpu

@@ -1,0 +1,137 @@
+// Internal: the int8-activation decode loops (ref::quantize_act_q8 / ref::dot_int8 in SIMD),
+// written once over 256-bit vectors. Included (inside a namespace) by int8_dot_avx2.cpp and
+// int8_dot_avx512.cpp, which first define
+//   dot_u8s8(a, b): 8 int32 lanes, lane k = sum of a[4k + j] * b[4k + j] (a unsigned, b signed)
+// as vpmaddubsw + vpmaddwd (AVX2; no saturation here: |a| <= 128, |b| <= 127) or vpdpbusd
+// (AVX512-VNNI + VL). One 32-value block of x is one ymm of int8.
+
+#define OMNI_INLINE inline __attribute__((always_inline))
+
+OMNI_INLINE float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+OMNI_INLINE int32_t hsum8i(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(s);
+}
+OMNI_INLINE __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// Same prefetch distance as the f32 decode path (isa_kernels_impl.h).
+constexpr int kPrefetchBytes = 2048;
+
+// Bit-identical to ref::quantize_act_q8: the same amax, the same division and reciprocal, and
+// cvtps_epi32 rounds to nearest even like nearbyint in the default rounding mode.
+void quantize(const float* x, int64_t n, int8_t* q, float* d, float* s) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float* xb = x + 32 * b;
+    __m256 v[4];
+    for (int k = 0; k < 4; ++k) v[k] = _mm256_loadu_ps(xb + 8 * k);
+    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+                             _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    const float db = amax / 127.0f;
+    const float id = db != 0.0f ? 1.0f / db : 0.0f;
+    const __m256 vid = _mm256_set1_ps(id);
+    __m256i i[4];
+    for (int k = 0; k < 4; ++k) i[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], vid));
+    const int32_t sum = hsum8i(_mm256_add_epi32(_mm256_add_epi32(i[0], i[1]), _mm256_add_epi32(i[2], i[3])));
+    // packs interleave 128-bit lanes: bytes come out as dwords 0 4 1 5 2 6 3 7.
+    const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * b),
+                        _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    d[b] = db;
+    s[b] = db * static_cast<float>(sum);
+  }
+}
+
+// Q8_0: |w| (unsigned) times sign(w) * q; a -128 weight stays 0x80 = 128 unsigned, correctly.
+void dot_rows_q8_0(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const int8_t* q,
+                   const float* d, float* y) {
+  const int64_t nb = n_in / 32;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const auto* blk = reinterpret_cast<const BlockQ8_0*>(w + r * row_bytes);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+      _mm_prefetch(reinterpret_cast<const char*>(blk + i) + kPrefetchBytes, _MM_HINT_T0);
+      const __m256i w0 = load256(blk[i].qs), w1 = load256(blk[i + 1].qs);
+      const __m256i p0 = dot_u8s8(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(load256(q + 32 * i), w0));
+      const __m256i p1 = dot_u8s8(_mm256_sign_epi8(w1, w1), _mm256_sign_epi8(load256(q + 32 * i + 32), w1));
+      acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(blk[i].d) * d[i]), _mm256_cvtepi32_ps(p0), acc0);
+      acc1 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(blk[i + 1].d) * d[i + 1]), _mm256_cvtepi32_ps(p1), acc1);
+    }
+    if (i < nb) {
+      const __m256i w0 = load256(blk[i].qs);
+      const __m256i p0 = dot_u8s8(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(load256(q + 32 * i), w0));
+      acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(blk[i].d) * d[i]), _mm256_cvtepi32_ps(p0), acc0);
+    }
+    y[r] = hsum8(_mm256_add_ps(acc0, acc1));
+  }
+}
+
+// Q4_K: each 32-byte run of qs holds sub-block 2j (low nibbles) and 2j + 1 (high nibbles), so
+// one nibble vector meets one ymm of x. Scales/mins unpacked 8 at a time (ggml's kmask trick);
+// the min term is a per-sub-block f32 product with s (sum of x), accumulated separately.
+void dot_rows_q4_k(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const int8_t* q,
+                   const float* d, const float* s, float* y) {
+  constexpr uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
+  const int64_t nb = n_in / kQK_K;
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const auto* blk = reinterpret_cast<const BlockQ4_K*>(w + r * row_bytes);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), bias = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; ++i) {
+      const BlockQ4_K& b = blk[i];
+      const char* pf = reinterpret_cast<const char*>(&b) + kPrefetchBytes;
+      _mm_prefetch(pf, _MM_HINT_T0);
+      _mm_prefetch(pf + 64, _MM_HINT_T0);
+      _mm_prefetch(pf + 128, _MM_HINT_T0);
+      uint32_t u[4];
+      std::memcpy(u, b.scales, 12);
+      u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
+      const uint32_t m03 = u[1] & kmask1;
+      u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
+      u[2] = m03;
+      u[0] &= kmask1;  // bytes of u[0..1]: the 8 scales; of u[2..3]: the 8 mins
+      const __m128i sc_m = _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
+      const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sc_m));
+      const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sc_m, 8)));
+      const __m256 f = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(b.d)), scf), _mm256_loadu_ps(d + 8 * i));
+      bias = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(b.dmin)), mf), _mm256_loadu_ps(s + 8 * i), bias);
+      const int8_t* qx = q + kQK_K * i;
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) {
+        const __m256i qv = load256(b.qs + 32 * j);
+        const __m256i lo = _mm256_and_si256(qv, low4), hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), low4);
+        const __m256i plo = dot_u8s8(lo, load256(qx + 64 * j)), phi = dot_u8s8(hi, load256(qx + 64 * j + 32));
+        acc0 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(f, _mm256_set1_epi32(2 * j)), _mm256_cvtepi32_ps(plo), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(f, _mm256_set1_epi32(2 * j + 1)), _mm256_cvtepi32_ps(phi), acc1);
+      }
+    }
+    y[r] = hsum8(_mm256_add_ps(acc0, acc1)) - hsum8(bias);
+  }
+}
+
+void dot_rows(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const int8_t* q,
+              const float* d, const float* s, float* y) {
+  switch (t) {
+    case DType::kQ8_0: return dot_rows_q8_0(w, row_bytes, n_rows, n_in, q, d, y);
+    case DType::kQ4_K: return dot_rows_q4_k(w, row_bytes, n_rows, n_in, q, d, s, y);
+    default:
+      for (int64_t r = 0; r < n_rows; ++r) y[r] = __builtin_nanf("");
+      return;
+  }
+}
+
+constexpr Int8Kernels kInt8Table = {quantize, dot_rows};
+
+#undef OMNI_INLINE

@@ -1,0 +1,84 @@
+// Scalar reference of the int8-activation decode dot (see ops_ref.h): the oracle for
+// kernels/cpu/int8_dot_*.cpp, which must equal it to f32 rounding.
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/core/dtype.h"
+#include "kernels/ref/ops_ref.h"
+
+namespace omni::ref {
+namespace {
+
+// The 6-bit scale and min of sub-block j of a Q4_K / Q5_K block (ggml's get_scale_min_k4).
+void scale_min_k4(const uint8_t* s, int j, int* sc, int* m) {
+  if (j < 4) {
+    *sc = s[j] & 63;
+    *m = s[j + 4] & 63;
+  } else {
+    *sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
+    *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+}
+
+}  // namespace
+
+void quantize_act_q8(const float* x, int64_t n, int8_t* q, float* d, float* s) {
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const float* xb = x + b * kQK;
+    float amax = 0.0f;
+    for (int i = 0; i < kQK; ++i) amax = std::fmax(amax, std::fabs(xb[i]));
+    const float db = amax / 127.0f;
+    const float id = db != 0.0f ? 1.0f / db : 0.0f;
+    int32_t sum = 0;
+    for (int i = 0; i < kQK; ++i) {
+      const int v = static_cast<int>(std::nearbyint(xb[i] * id));
+      q[b * kQK + i] = static_cast<int8_t>(v);
+      sum += v;
+    }
+    d[b] = db;
+    s[b] = db * static_cast<float>(sum);
+  }
+}
+
+bool int8_dot_supported(DType t) { return t == DType::kQ8_0 || t == DType::kQ4_K; }
+
+float dot_int8(DType t, const void* w_row, const int8_t* q, const float* d, const float* s, int64_t n) {
+  if (t == DType::kQ8_0) {
+    const auto* blocks = static_cast<const BlockQ8_0*>(w_row);
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / kQK; ++b) {
+      int32_t isum = 0;
+      for (int i = 0; i < kQK; ++i) isum += blocks[b].qs[i] * q[b * kQK + i];
+      acc += (f16_to_f32(blocks[b].d) * d[b]) * static_cast<float>(isum);
+    }
+    return acc;
+  }
+  if (t == DType::kQ4_K) {
+    const auto* blocks = static_cast<const BlockQ4_K*>(w_row);
+    float acc = 0.0f, bias = 0.0f;
+    for (int64_t b = 0; b < n / kQK_K; ++b) {
+      const BlockQ4_K& blk = blocks[b];
+      const float dw = f16_to_f32(blk.d), dmin = f16_to_f32(blk.dmin);
+      for (int sb = 0; sb < 8; ++sb) {
+        int sc, m;
+        scale_min_k4(blk.scales, sb, &sc, &m);
+        // Sub-block sb: nibbles of qs[32 * (sb / 2) + l], low for even sb, high for odd.
+        const uint8_t* qs = blk.qs + 32 * (sb / 2);
+        const int64_t xo = b * kQK_K + 32 * sb;
+        int32_t isum = 0;
+        for (int l = 0; l < 32; ++l) {
+          const int nib = (sb & 1) ? qs[l] >> 4 : qs[l] & 0xF;
+          isum += nib * q[xo + l];
+        }
+        const int64_t xb = b * 8 + sb;
+        acc += (dw * static_cast<float>(sc) * d[xb]) * static_cast<float>(isum);
+        bias += (dmin * static_cast<float>(m)) * s[xb];
+      }
+    }
+    return acc - bias;
+  }
+  return std::nanf("");
+}
+
+}  // namespace omni::ref
