@@ -28,6 +28,7 @@ StatusOr<std::unique_ptr<Context>> Context::create(const Model& model, const Con
   if (n_threads == 0) n_threads = std::max(1u, std::thread::hardware_concurrency());
   c->params_.n_ctx = c->n_ctx_;
   c->params_.n_threads = n_threads;
+  if (cpu::int8_dot_env()) c->params_.int8_activations = true;
   c->pool_ = std::make_unique<ThreadPool>(n_threads);
   c->n_vocab_ = hp.n_vocab;
 
@@ -156,7 +157,10 @@ void Context::forward_chunk(const int32_t* tokens, const float* embd, int64_t n,
   const int64_t q_dim = hp.n_head * hd, kv_dim = hp.n_head_kv * hd;
   const int64_t pos0 = n_past_;
   float* ms = matmul_scratch_.data();
+  const bool int8 = params_.int8_activations && n == 1;
+  const auto ms_bytes = static_cast<int64_t>(matmul_scratch_.size() * sizeof(float));
   auto matmul = [&](const Weight& w, const float* in, float* out) {
+    if (int8 && cpu::matvec_int8(pool, w.type, w.data, w.n_out, w.n_in, in, out, ms, ms_bytes)) return;
     cpu::matmul(pool, w.type, w.data, w.n_out, w.n_in, in, n, out, ms);
   };
   // Row-wise work (norms, RoPE, activations, KV conversion) runs on the pool for prefill
@@ -273,7 +277,8 @@ void Context::forward_chunk(const int32_t* tokens, const float* embd, int64_t n,
   norm_rows(x_.data() + first * d, m.output_norm(), xn_.data(), rows, d);
   last_hidden_ = xn_.data() + (rows - 1) * d;
   const Weight& out = m.output();
-  cpu::matmul(pool, out.type, out.data, out.n_out, out.n_in, xn_.data(), rows, logits_out, ms);
+  if (!(int8 && cpu::matvec_int8(pool, out.type, out.data, out.n_out, out.n_in, xn_.data(), logits_out, ms, ms_bytes)))
+    cpu::matmul(pool, out.type, out.data, out.n_out, out.n_in, xn_.data(), rows, logits_out, ms);
   if (hp.final_logit_softcap > 0.0f) {
     const float c = hp.final_logit_softcap;
     for (int64_t i = 0; i < rows * n_vocab_; ++i) logits_out[i] = c * std::tanh(logits_out[i] / c);
