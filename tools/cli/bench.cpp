@@ -35,6 +35,7 @@ struct BenchOptions {
   std::string model, prompt_tokens = "64,512", threads = "1,0";
   int gen_tokens = 128, reps = 3, probe_mib = 1024;
   bool json = false, no_probe = false;
+  bool int8 = false;  // ContextParams::int8_activations
   std::string kv = "f16";
 };
 
@@ -231,6 +232,7 @@ int run_bench(const BenchOptions& o) {
     cp.n_ctx = longest + o.gen_tokens;
     cp.n_threads = threads;
     cp.kv_type = kv_elem == 4 ? DType::kF32 : DType::kF16;
+    cp.int8_activations = o.int8;
     auto ctx_or = Context::create(m, cp);
     if (!ctx_or.ok()) return fail(ctx_or.status().to_string());
     Context& ctx = **ctx_or;
@@ -296,7 +298,7 @@ int run_bench(const BenchOptions& o) {
       for (size_t i = 0; i < runs.size(); ++i) js << (i ? ", " : "") << runs[i].threads;
       js << "]";
     }
-    js << ", \"kv\": \"" << o.kv << "\", \"reps\": " << o.reps << ", \"gen_tokens\": " << o.gen_tokens
+    js << ", \"kv\": \"" << o.kv << "\", \"int8\": " << (o.int8 ? "true" : "false") << ", \"reps\": " << o.reps << ", \"gen_tokens\": " << o.gen_tokens
        << ", \"weight_bytes\": " << m.weight_bytes() << ", \"kv_cache_bytes\": " << kv_cache_bytes
        << ", \"peak_rss_bytes\": " << rss << ", \"runs\": [";
     auto rows_json = [&](const Run& r) {
@@ -332,9 +334,9 @@ int run_bench(const BenchOptions& o) {
     std::fputs(js.str().c_str(), stdout);
     return 0;
   }
-  std::printf("model %s (%s%s), kv %s, %d reps, weights %.1f MiB, KV cache %.1f MiB, peak RSS %.1f MiB\n",
+  std::printf("model %s (%s%s), kv %s%s, %d reps, weights %.1f MiB, KV cache %.1f MiB, peak RSS %.1f MiB\n",
               o.model.c_str(), arch_name(m.hparams().arch), m.is_synthetic() ? ", synthetic" : "",
-              o.kv.c_str(), o.reps, m.weight_bytes() / 1048576.0, kv_cache_bytes / 1048576.0, rss / 1048576.0);
+              o.kv.c_str(), o.int8 ? ", int8 activations" : "", o.reps, m.weight_bytes() / 1048576.0, kv_cache_bytes / 1048576.0, rss / 1048576.0);
   std::printf("cpu %s, %u cores, isa %s; figures are median [min-max]\n", cpu_model_name().c_str(),
               std::thread::hardware_concurrency(), cpu_isa_name(cpu_isa()));
   for (const Run& r : runs) {
@@ -375,6 +377,7 @@ void add_bench_command(CLI::App& root, std::vector<Command>& out) {
   c->add_option("--reps", o->reps, "Repetitions per prompt length")->capture_default_str();
   c->add_option("--kv", o->kv, "KV cache type: f16 or f32")->capture_default_str();
   c->add_option("--probe-mib", o->probe_mib, "Stream-read probe buffer size (MiB)")->capture_default_str();
+  c->add_flag("--int8", o->int8, "Decode with int8-quantised activations (Q8_0 / Q4_K matrices)");
   c->add_flag("--no-probe", o->no_probe, "Skip the machine probes (no roofline)");
   c->add_flag("--json", o->json, "One JSON object on stdout instead of the table");
   out.push_back({c, [o] { return run_bench(*o); }});
