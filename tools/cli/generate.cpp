@@ -3,6 +3,7 @@
 // vision/io (the C API takes image files: each frame travels as an exact BMP, so it goes
 // through the same decode, preprocessing and embedding cache as an --image).
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -28,6 +29,7 @@ struct GenerateOptions {
   int top_k = 40, repeat_last_n = 64, threads = 0, n_ctx = 0;
   uint64_t seed = 0;
   std::string kv = "f16";
+  bool int8 = false;  // decode with int8 activations (env OMNIRT_INT8_DOT, read at context creation)
 };
 
 struct StreamState {
@@ -162,6 +164,7 @@ int run_generate(const GenerateOptions& o) {
   }
   omni_engine_params ep = omni_engine_default_params();
   ep.n_threads = o.threads;
+  if (o.int8) setenv("OMNIRT_INT8_DOT", "1", 1);
   if (omni_engine_create(&ep, &h.engine) != OMNI_OK) return fail(omni_last_error());
   omni_session_params sp = omni_session_default_params();
   sp.n_ctx = o.n_ctx;
@@ -262,6 +265,7 @@ void add_generate_command(CLI::App& root, std::vector<Command>& out) {
   c->add_option("--ctx,-c", o->n_ctx, "Context size in tokens; 0 = min(training, 4096)")
       ->capture_default_str();
   c->add_option("--kv", o->kv, "KV cache type: f16 or f32")->capture_default_str();
+  c->add_flag("--int8", o->int8, "Decode with int8-quantised activations (Q8_0 / Q4_K matrices)");
   out.push_back({c, [o] { return run_generate(*o); }});
 }
 
