@@ -11,6 +11,7 @@
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
+#include <libavutil/dict.h>
 #include <libavutil/error.h>
 #include <libswscale/swscale.h>
 }
@@ -70,7 +71,22 @@ struct VideoDecoder {
                               av_error_text(err).c_str()));
     }
     format->flags |= AVFMT_FLAG_DISCARD_CORRUPT;
-    err = avformat_find_stream_info(format, nullptr);
+    // The bomb guard on the container's dimensions, before any decoder allocates.
+    for (unsigned i = 0; i < format->nb_streams; ++i) {
+      const AVCodecParameters* p = format->streams[i]->codecpar;
+      if (p->codec_type == AVMEDIA_TYPE_VIDEO && (p->width != 0 || p->height != 0)) {
+        OMNI_RETURN_IF_ERROR(check_image_dimensions(p->width, p->height, limits, name));
+      }
+    }
+    // find_stream_info opens decoders of its own (and decodes a few frames for streams whose
+    // container lacks their parameters): they get the pixel limit too.
+    std::vector<AVDictionary*> stream_opts(format->nb_streams, nullptr);
+    for (AVDictionary*& d : stream_opts) {
+      av_dict_set_int(&d, "max_pixels", limits.max_pixels, 0);
+      av_dict_set_int(&d, "threads", 1, 0);
+    }
+    err = avformat_find_stream_info(format, stream_opts.empty() ? nullptr : stream_opts.data());
+    for (AVDictionary*& d : stream_opts) av_dict_free(&d);
     if (err < 0) {
       return corrupt_file(fmt("'%s': cannot read stream information: %s", name.c_str(),
                               av_error_text(err).c_str()));
