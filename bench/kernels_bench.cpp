@@ -65,6 +65,40 @@ void MatmulArgs(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_Matmul)->Apply(MatmulArgs)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
+// Decode matvec, int8-activation path (cpu::matvec_int8, quantising x included) vs the f32 path
+// on the same matrix. args: type (0 Q8_0, 1 Q4_K), n_out, n_in, threads, cold, int8.
+void BM_MatvecInt8(benchmark::State& state) {
+  const DType t = state.range(0) == 0 ? DType::kQ8_0 : DType::kQ4_K;
+  const int64_t n_out = state.range(1), n_in = state.range(2);
+  const int threads = static_cast<int>(state.range(3));
+  const bool cold = state.range(4) != 0, int8 = state.range(5) != 0;
+  const int64_t row_bytes = dtype_row_bytes(t, n_in), mat_bytes = row_bytes * n_out;
+  const int64_t copies = cold ? std::max<int64_t>(1, (int64_t{256} << 20) / mat_bytes) : 1;
+  std::vector<uint8_t> w(static_cast<size_t>(mat_bytes * copies));
+  const auto src = randn(n_in, 1);
+  for (int64_t r = 0; r < n_out * copies; ++r) ref::quantize_row(t, src.data(), w.data() + r * row_bytes, n_in);
+  const auto x = randn(n_in, 2);
+  std::vector<float> y(static_cast<size_t>(n_out));
+  std::vector<float> scratch(static_cast<size_t>(cpu::matmul_scratch_floats(n_in, threads)));
+  const auto scratch_bytes = static_cast<int64_t>(scratch.size() * sizeof(float));
+  ThreadPool pool(threads);
+  int64_t c = 0;
+  for (auto _ : state) {
+    const uint8_t* wc = w.data() + (c++ % copies) * mat_bytes;
+    if (!int8 || !cpu::matvec_int8(pool, t, wc, n_out, n_in, x.data(), y.data(), scratch.data(), scratch_bytes))
+      cpu::matmul(pool, t, wc, n_out, n_in, x.data(), 1, y.data(), scratch.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetLabel(std::string(dtype_name(t)) + " " + cpu_isa_name(cpu_isa()) + (int8 ? " int8" : " f32") +
+                 (cold ? " cold" : " hot"));
+  state.counters["bytes/s"] = benchmark::Counter(static_cast<double>(mat_bytes), benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1024);
+}
+BENCHMARK(BM_MatvecInt8)
+    ->ArgsProduct({{0, 1}, {2048}, {2048}, {1, 2}, {0, 1}, {0, 1}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
 // Gemma-3-270M-like decode attention: 4 heads, 1 KV head, head_dim 256. args: n_ctx, f16 KV.
 void BM_AttentionDecode(benchmark::State& state) {
   AttentionParams p;
