@@ -220,6 +220,11 @@ TEST_F(VisionVideo, BadInput) {
   auto b = decode_video_file(path, o);
   EXPECT_EQ(b.status().code(), StatusCode::kOutOfRange) << b.status().to_string();
   o.limits = DecodeOptions{};
+  o.max_total_bytes = 3 * 80 * 56 * 3;  // three frames' pixels: the fourth is refused
+  auto tb = decode_video_file(path, o);
+  EXPECT_EQ(tb.status().code(), StatusCode::kOutOfRange) << tb.status().to_string();
+  EXPECT_NE(tb.status().message().find("4 frames of 80 x 56"), std::string::npos) << tb.status().to_string();
+  o.max_total_bytes = VideoOptions{}.max_total_bytes;
   o.limits.max_file_bytes = 1000;
   EXPECT_EQ(decode_video_file(path, o).status().code(), StatusCode::kOutOfRange);
   o.limits = DecodeOptions{};

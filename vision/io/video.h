@@ -29,6 +29,7 @@ struct VideoOptions {
   double fps = 1.0;       // samples per second of presentation time; > 0 and <= 1000
   int max_frames = 8;     // >= 1 (and <= 100000)
   DecodeOptions limits;   // per-frame pixel limits; max_file_bytes caps the whole input
+  size_t max_total_bytes = size_t(1) << 30;  // RGB bytes of all sampled frames together
 };
 
 struct VideoFrame {
@@ -45,7 +46,8 @@ struct Video {
 
 // kNotFound: no such file; kIoError: unreadable; kInvalidArgument: fps or max_frames out of
 // range; kCorruptFile: not a media file, no video stream (e.g. audio only: the message says
-// so), or no frame decodes; kOutOfRange: dimensions or size beyond the limits; kUnsupported: no
+// so), or no frame decodes; kOutOfRange: dimensions, file size or the frames' total bytes
+// beyond the limits; kUnsupported: no
 // decoder for the codec in this build, or no FFmpeg.
 StatusOr<Video> decode_video_file(const std::string& path, const VideoOptions& opts = {});
 // The same from bytes in memory; `name` only labels messages.

@@ -204,30 +204,41 @@ StatusOr<Video> decode_video_memory(const uint8_t* data, size_t size, const Vide
   constexpr double kSlack = 1e-6;
   int bad = 0, last_error = 0;
   bool have_origin = false;
-  int64_t origin = 0, last_ts = INT64_MIN;
-  int64_t next_sample = 0;
+  int64_t origin = 0, last_ts = 0;
+  double next_time = 0;  // the next sample's time, s
+  size_t total_bytes = 0;
   while (static_cast<int>(video.frames.size()) < opts.max_frames && d.next_frame(&bad, &last_error)) {
     ++video.frames_decoded;
     int64_t ts = d.frame->best_effort_timestamp;
     // No timestamp: one tick after the previous frame's (keeps the order; such streams are rare).
-    if (ts == AV_NOPTS_VALUE) ts = last_ts == INT64_MIN ? 0 : last_ts + 1;
+    if (ts == AV_NOPTS_VALUE) ts = have_origin && last_ts < INT64_MAX ? last_ts + 1 : last_ts;
     last_ts = ts;
     if (!have_origin) {
       origin = ts;
       have_origin = true;
     }
-    const double t = double(ts - origin) * tb;
-    if (t + kSlack < double(next_sample) / opts.fps) {
+    // In double: timestamps of a damaged file may be anywhere in int64's range.
+    const double t = (double(ts) - double(origin)) * tb;
+    if (!(t + kSlack >= next_time)) {
       av_frame_unref(d.frame);
       continue;
     }
+    const size_t bytes = size_t(d.frame->width > 0 ? d.frame->width : 0) *
+                         size_t(d.frame->height > 0 ? d.frame->height : 0) * 3;
+    if (total_bytes + bytes > opts.max_total_bytes) {
+      return out_of_range(fmt("'%s': %zu frames of %d x %d exceed the %zu-byte limit for a "
+                              "video's pixels (VideoOptions::max_total_bytes)", name.c_str(),
+                              video.frames.size() + 1, d.frame->width, d.frame->height,
+                              opts.max_total_bytes));
+    }
+    total_bytes += bytes;
     auto img = detail::frame_to_rgb(d.frame, &d.sws, opts.limits,
                                     fmt("%s (frame at %.3f s)", name.c_str(), t));
     av_frame_unref(d.frame);
     if (!img.ok()) return img.status();
     video.frames.push_back(VideoFrame{std::move(*img), t});
     // The next sample is the first k / fps after this frame's time.
-    next_sample = static_cast<int64_t>(std::floor((t + kSlack) * opts.fps)) + 1;
+    next_time = (std::floor((t + kSlack) * opts.fps) + 1) / opts.fps;
   }
   if (video.frames.empty()) {
     return corrupt_file(fmt("'%s': no video frame decodes (%d damaged packets%s%s)", name.c_str(),
