@@ -1,9 +1,9 @@
 // The opt-in int8-activation decode path (cpu::matvec_int8, ContextParams::int8_activations):
-//  (a) exactness: on every ISA this machine has, the SIMD quantiser is bit-identical to
+//  (a) exactness (Q8_0, Q4_0, Q5_0, Q4_K): on every ISA this machine has, the SIMD quantiser is bit-identical to
 //      ref::quantize_act_q8 and the rows equal ref::dot_int8 (the same integer computation in
 //      scalar code) to f32 rounding, for odd row counts, several row lengths and 1-3 threads;
 //  (b) the bound against the f32 path: matvec vs ref::matmul (double) on Gaussian data, and
-//      token-by-token decode logits of the golden Q8_0 / Q4_K models vs their transformers
+//      token-by-token decode logits of the golden Q8_0 / Q4_0 / Q5_0 / Q4_K models vs their transformers
 //      reference (tests/data/golden);
 //  (c) Gemma 3 270M: greedy tokens over 32 steps with int8 on vs off, agreement reported (not
 //      asserted: one flipped near-tie changes the rest of the sequence).
@@ -136,6 +136,13 @@ TEST(CpuInt8, Q8_0RowsEqualScalarInt8Reference) {
   check_exact(DType::kQ8_0, 1, 64, 6, true);
 }
 
+TEST(CpuInt8, Q4_0AndQ5_0RowsEqualScalarInt8Reference) {
+  for (DType t : {DType::kQ4_0, DType::kQ5_0}) {
+    for (int64_t n_in : {32, 96, 640, 2080}) check_exact(t, 37, n_in, 300 + static_cast<uint32_t>(n_in), false);
+    check_exact(t, 1, 64, 9, false);
+  }
+}
+
 TEST(CpuInt8, Q4_KRowsEqualScalarInt8Reference) {
   for (int64_t n_in : {256, 768, 2304}) check_exact(DType::kQ4_K, 37, n_in, 200 + static_cast<uint32_t>(n_in), false);
   check_exact(DType::kQ4_K, 1, 512, 7, false);
@@ -159,7 +166,7 @@ TEST(CpuInt8, DeclinesWhatItCannotDo) {
 // (b) Against the exact product of the same weights (ref::matmul, double): x's 8-bit rounding
 // (per-block step amax/127, error uniform in +-step/2) gives ~0.5% relative L2 on Gaussian x.
 TEST(CpuInt8, BoundAgainstF32Path) {
-  for (DType t : {DType::kQ8_0, DType::kQ4_K}) {
+  for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ5_0, DType::kQ4_K}) {
     const int64_t n_out = 64, n_in = 1024;
     const Matrix m = make_matrix(t, n_out, n_in, 31);
     const auto x = gauss(n_in, 32);
@@ -179,7 +186,7 @@ using json = nlohmann::json;
 
 // Token-by-token decode of the golden models with int8 on: logits vs the transformers reference.
 TEST(CpuInt8, GoldenDecodeLogitsWithinBound) {
-  for (const char* name : {"llama_q8_0", "gemma3_q4_k"}) {
+  for (const char* name : {"llama_q8_0", "llama_q4_0", "llama_q5_0", "gemma3_q4_k"}) {
     std::ifstream f(test::source_path(std::string("tests/data/golden/") + name + ".json"));
     ASSERT_TRUE(f.good()) << name;
     const json meta = json::parse(f);

@@ -53,27 +53,48 @@ void quantize(const float* x, int64_t n, int8_t* q, float* d, float* s) {
   }
 }
 
-// Q8_0: |w| (unsigned) times sign(w) * q; a -128 weight stays 0x80 = 128 unsigned, correctly.
-void dot_rows_q8_0(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const int8_t* q,
-                   const float* d, float* y) {
+// The 32 signed weights of a one-scale block, as int8 in element order.
+OMNI_INLINE __m256i weights32(const BlockQ8_0& b) { return load256(b.qs); }
+OMNI_INLINE __m256i nibbles32(const uint8_t* qs) {  // low nibbles: elements 0..15, high: 16..31
+  const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
+}
+OMNI_INLINE __m256i weights32(const BlockQ4_0& b) { return _mm256_sub_epi8(nibbles32(b.qs), _mm256_set1_epi8(8)); }
+OMNI_INLINE __m256i weights32(const BlockQ5_0& b) {
+  // Byte j = 0x10 where bit j of qh (little-endian u32) is set: broadcast byte j / 8 to the 8
+  // bytes of group j / 8, set every bit but bit j % 8, compare with all-ones.
+  uint32_t qh;
+  std::memcpy(&qh, b.qh, 4);
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(static_cast<int>(qh)),
+      _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
+  const __m256i set = _mm256_cmpeq_epi8(_mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)),
+                                        _mm256_set1_epi64x(-1));
+  const __m256i q5 = _mm256_or_si256(nibbles32(b.qs), _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
+  return _mm256_sub_epi8(q5, _mm256_set1_epi8(16));
+}
+
+// One-scale blocks (Q8_0, Q4_0, Q5_0): |w| (unsigned) times sign(w) * q; a -128 weight stays
+// 0x80 = 128 unsigned, correctly. Two accumulators, two blocks per step.
+template <class Block>
+void dot_rows_d32(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const int8_t* q,
+                  const float* d, float* y) {
   const int64_t nb = n_in / 32;
+  auto block = [&](const Block& b, int64_t i, __m256 acc) {
+    const __m256i wv = weights32(b);
+    const __m256i p = dot_u8s8(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(load256(q + 32 * i), wv));
+    return _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(b.d) * d[i]), _mm256_cvtepi32_ps(p), acc);
+  };
   for (int64_t r = 0; r < n_rows; ++r) {
-    const auto* blk = reinterpret_cast<const BlockQ8_0*>(w + r * row_bytes);
+    const auto* blk = reinterpret_cast<const Block*>(w + r * row_bytes);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 2 <= nb; i += 2) {
       _mm_prefetch(reinterpret_cast<const char*>(blk + i) + kPrefetchBytes, _MM_HINT_T0);
-      const __m256i w0 = load256(blk[i].qs), w1 = load256(blk[i + 1].qs);
-      const __m256i p0 = dot_u8s8(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(load256(q + 32 * i), w0));
-      const __m256i p1 = dot_u8s8(_mm256_sign_epi8(w1, w1), _mm256_sign_epi8(load256(q + 32 * i + 32), w1));
-      acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(blk[i].d) * d[i]), _mm256_cvtepi32_ps(p0), acc0);
-      acc1 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(blk[i + 1].d) * d[i + 1]), _mm256_cvtepi32_ps(p1), acc1);
+      acc0 = block(blk[i], i, acc0);
+      acc1 = block(blk[i + 1], i + 1, acc1);
     }
-    if (i < nb) {
-      const __m256i w0 = load256(blk[i].qs);
-      const __m256i p0 = dot_u8s8(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(load256(q + 32 * i), w0));
-      acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(blk[i].d) * d[i]), _mm256_cvtepi32_ps(p0), acc0);
-    }
+    if (i < nb) acc0 = block(blk[i], i, acc0);
     y[r] = hsum8(_mm256_add_ps(acc0, acc1));
   }
 }
@@ -124,7 +145,9 @@ void dot_rows_q4_k(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t 
 void dot_rows(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const int8_t* q,
               const float* d, const float* s, float* y) {
   switch (t) {
-    case DType::kQ8_0: return dot_rows_q8_0(w, row_bytes, n_rows, n_in, q, d, y);
+    case DType::kQ8_0: return dot_rows_d32<BlockQ8_0>(w, row_bytes, n_rows, n_in, q, d, y);
+    case DType::kQ4_0: return dot_rows_d32<BlockQ4_0>(w, row_bytes, n_rows, n_in, q, d, y);
+    case DType::kQ5_0: return dot_rows_d32<BlockQ5_0>(w, row_bytes, n_rows, n_in, q, d, y);
     case DType::kQ4_K: return dot_rows_q4_k(w, row_bytes, n_rows, n_in, q, d, s, y);
     default:
       for (int64_t r = 0; r < n_rows; ++r) y[r] = __builtin_nanf("");

@@ -21,6 +21,33 @@ void scale_min_k4(const uint8_t* s, int j, int* sc, int* m) {
   }
 }
 
+// The signed integer weights of a one-scale block (Q8_0: q; Q4_0: nibble - 8; Q5_0: q5 - 16;
+// element j < 16 in the low nibble of qs[j], element j >= 16 in the high nibble of qs[j - 16]).
+// Returns the f16 scale.
+uint16_t block_ints(DType t, const uint8_t* blk, int* out) {
+  if (t == DType::kQ8_0) {
+    const auto& b = *reinterpret_cast<const BlockQ8_0*>(blk);
+    for (int i = 0; i < kQK; ++i) out[i] = b.qs[i];
+    return b.d;
+  }
+  if (t == DType::kQ4_0) {
+    const auto& b = *reinterpret_cast<const BlockQ4_0*>(blk);
+    for (int i = 0; i < kQK / 2; ++i) {
+      out[i] = (b.qs[i] & 0xF) - 8;
+      out[i + 16] = (b.qs[i] >> 4) - 8;
+    }
+    return b.d;
+  }
+  const auto& b = *reinterpret_cast<const BlockQ5_0*>(blk);
+  uint32_t qh;
+  std::memcpy(&qh, b.qh, 4);
+  for (int i = 0; i < kQK / 2; ++i) {
+    out[i] = ((b.qs[i] & 0xF) | (((qh >> i) & 1) << 4)) - 16;
+    out[i + 16] = ((b.qs[i] >> 4) | (((qh >> (i + 16)) & 1) << 4)) - 16;
+  }
+  return b.d;
+}
+
 }  // namespace
 
 void quantize_act_q8(const float* x, int64_t n, int8_t* q, float* d, float* s) {
@@ -41,16 +68,21 @@ void quantize_act_q8(const float* x, int64_t n, int8_t* q, float* d, float* s) {
   }
 }
 
-bool int8_dot_supported(DType t) { return t == DType::kQ8_0 || t == DType::kQ4_K; }
+bool int8_dot_supported(DType t) {
+  return t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ5_0 || t == DType::kQ4_K;
+}
 
 float dot_int8(DType t, const void* w_row, const int8_t* q, const float* d, const float* s, int64_t n) {
-  if (t == DType::kQ8_0) {
-    const auto* blocks = static_cast<const BlockQ8_0*>(w_row);
+  if (t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ5_0) {
+    const auto* row = static_cast<const uint8_t*>(w_row);
+    const int64_t bsize = dtype_traits(t).type_size;
     float acc = 0.0f;
     for (int64_t b = 0; b < n / kQK; ++b) {
+      int wq[kQK];
+      const float dw = f16_to_f32(block_ints(t, row + b * bsize, wq));
       int32_t isum = 0;
-      for (int i = 0; i < kQK; ++i) isum += blocks[b].qs[i] * q[b * kQK + i];
-      acc += (f16_to_f32(blocks[b].d) * d[b]) * static_cast<float>(isum);
+      for (int i = 0; i < kQK; ++i) isum += wq[i] * q[b * kQK + i];
+      acc += (dw * d[b]) * static_cast<float>(isum);
     }
     return acc;
   }

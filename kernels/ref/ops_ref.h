@@ -45,11 +45,12 @@ float dot(DType t, const void* w_row, const float* x, int64_t n);
 // nearbyint(x[i] * (1 / d[b])) in [-127, 127] (q = 0 where d = 0); s[b] = d[b] * sum of q in b.
 // n must be a multiple of 32. q: n int8, d and s: n / 32 floats.
 void quantize_act_q8(const float* x, int64_t n, int8_t* q, float* d, float* s);
-// Weight types with an int8-activation dot: Q8_0 and Q4_K.
+// Weight types with an int8-activation dot: Q8_0, Q4_0, Q5_0 and Q4_K.
 bool int8_dot_supported(DType t);
 // The int8 dot of one weight row with quantised x, defining the computation the SIMD kernels
 // reproduce (to f32 rounding: they sum the same terms in another order):
-//   Q8_0: sum_b (d_w[b] * d[b]) * isum_b,            isum_b = sum of q_w * q over block b;
+//   Q8_0, Q4_0, Q5_0: sum_b (d_w[b] * d[b]) * isum_b, isum_b = sum of w_int * q over block b
+//         (w_int the signed integer weight: q, nibble - 8, q5 - 16);
 //   Q4_K: sum_s (d * sc_s * d[s]) * isum_s - sum_s (dmin * m_s) * s[s] over 32-value
 //         sub-blocks s, isum_s = sum of nibble * q (integers, exact).
 // Accumulated in f32 in index order. NaN for unsupported types.

@@ -20,7 +20,7 @@ struct ContextParams {
   int64_t n_batch = 256;    // tokens per forward chunk during prefill (memory vs speed)
   int n_threads = 0;        // 0 = all online cores
   DType kv_type = DType::kF16;  // kF16 or kF32
-  // Decode steps quantise activations to int8 for Q8_0 / Q4_K matrices (cpu::matvec_int8):
+  // Decode steps quantise activations to int8 for Q8_0 / Q4_0 / Q5_0 / Q4_K matrices (cpu::matvec_int8):
   // faster, logits differ from the f32 path at ~1e-3 (docs/KERNELS.md). Env OMNIRT_INT8_DOT=1
   // also turns it on.
   bool int8_activations = false;

@@ -377,7 +377,7 @@ void add_bench_command(CLI::App& root, std::vector<Command>& out) {
   c->add_option("--reps", o->reps, "Repetitions per prompt length")->capture_default_str();
   c->add_option("--kv", o->kv, "KV cache type: f16 or f32")->capture_default_str();
   c->add_option("--probe-mib", o->probe_mib, "Stream-read probe buffer size (MiB)")->capture_default_str();
-  c->add_flag("--int8", o->int8, "Decode with int8-quantised activations (Q8_0 / Q4_K matrices)");
+  c->add_flag("--int8", o->int8, "Decode with int8-quantised activations (Q8_0, Q4_0, Q5_0, Q4_K matrices)");
   c->add_flag("--no-probe", o->no_probe, "Skip the machine probes (no roofline)");
   c->add_flag("--json", o->json, "One JSON object on stdout instead of the table");
   out.push_back({c, [o] { return run_bench(*o); }});
