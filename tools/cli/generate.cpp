@@ -265,7 +265,7 @@ void add_generate_command(CLI::App& root, std::vector<Command>& out) {
   c->add_option("--ctx,-c", o->n_ctx, "Context size in tokens; 0 = min(training, 4096)")
       ->capture_default_str();
   c->add_option("--kv", o->kv, "KV cache type: f16 or f32")->capture_default_str();
-  c->add_flag("--int8", o->int8, "Decode with int8-quantised activations (Q8_0 / Q4_K matrices)");
+  c->add_flag("--int8", o->int8, "Decode with int8-quantised activations (Q8_0, Q4_0, Q5_0, Q4_K matrices)");
   out.push_back({c, [o] { return run_generate(*o); }});
 }
 
