@@ -66,9 +66,10 @@ void MatmulArgs(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_Matmul)->Apply(MatmulArgs)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 // Decode matvec, int8-activation path (cpu::matvec_int8, quantising x included) vs the f32 path
-// on the same matrix. args: type (0 Q8_0, 1 Q4_K), n_out, n_in, threads, cold, int8.
+// on the same matrix. args: type (0 Q8_0, 1 Q4_K, 2 Q4_0, 3 Q5_0), n_out, n_in, threads, cold, int8.
 void BM_MatvecInt8(benchmark::State& state) {
-  const DType t = state.range(0) == 0 ? DType::kQ8_0 : DType::kQ4_K;
+  constexpr DType kInt8Types[] = {DType::kQ8_0, DType::kQ4_K, DType::kQ4_0, DType::kQ5_0};
+  const DType t = kInt8Types[state.range(0)];
   const int64_t n_out = state.range(1), n_in = state.range(2);
   const int threads = static_cast<int>(state.range(3));
   const bool cold = state.range(4) != 0, int8 = state.range(5) != 0;
@@ -95,7 +96,7 @@ void BM_MatvecInt8(benchmark::State& state) {
                                                  benchmark::Counter::kIs1024);
 }
 BENCHMARK(BM_MatvecInt8)
-    ->ArgsProduct({{0, 1}, {2048}, {2048}, {1, 2}, {0, 1}, {0, 1}})
+    ->ArgsProduct({{0, 1, 2, 3}, {2048}, {2048}, {1, 2}, {0, 1}, {0, 1}})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 
