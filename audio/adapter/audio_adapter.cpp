@@ -8,9 +8,7 @@
 namespace omni::audio {
 namespace {
 
-enum Slot : size_t {
-  kConv1 = whisper::Scratch::kFirstFreeSlot, kNorm, kQ, kK, kV, kKHeads, kVtHeads, kAttn, kMlp,
-};
+enum Slot : size_t { kPooled = whisper::Scratch::kFirstFreeSlot };
 
 }  // namespace
 
@@ -25,58 +23,10 @@ Status AudioEncoder::encode(const float* mel, int64_t n_frames, std::vector<floa
   if (w_.adapter.type == AudioProjector::kUltravox) {
     OMNI_RETURN_IF_ERROR(encoder_.encode(mel, n_frames, &frames_));
   } else {
-    OMNI_RETURN_IF_ERROR(encode_blocks(mel, n_frames, &frames_));
+    // Qwen2-Audio pools the residual stream first; its final norm comes after (project()).
+    OMNI_RETURN_IF_ERROR(encoder_.encode_before_final_norm(mel, n_frames, &frames_));
   }
   return project(frames_.data(), n_frames / 2, rows);
-}
-
-// WhisperEncoder::encode without its last step (ln_post): Qwen2-Audio pools first. The same
-// ops in the same order, so the pooled path sees the same numbers as Ultravox's.
-Status AudioEncoder::encode_blocks(const float* mel, int64_t n_frames, std::vector<float>* out) {
-  const WhisperHParams& hp = w_.whisper.hp;
-  if (n_frames < 2 || n_frames % 2 != 0 || n_frames > 2 * hp.n_audio_ctx)
-    return invalid_argument(fmt("audio encoder: %lld mel frames (need an even count in [2, %lld])",
-                                static_cast<long long>(n_frames), static_cast<long long>(2 * hp.n_audio_ctx)));
-  for (int64_t i = 0; i < n_frames * hp.n_mels; ++i) {
-    if (!std::isfinite(mel[i]))
-      return invalid_argument(fmt("audio encoder: mel value %lld is not finite", static_cast<long long>(i)));
-  }
-  const WhisperWeights& w = w_.whisper;
-  const int64_t d = hp.n_audio_state, n_tok = n_frames / 2, n_head = hp.n_audio_head;
-  const int64_t head_dim = d / n_head;
-  auto buf = [&](size_t slot, int64_t n) { return scratch_.get(slot, static_cast<size_t>(n)); };
-  float* c1 = buf(kConv1, n_frames * d);
-  whisper::conv1d(pool_, w.conv1, mel, n_frames, 1, c1, scratch_);
-  whisper::gelu_erf(pool_, c1, n_frames * d);
-  out->resize(static_cast<size_t>(n_tok * d));
-  float* x = out->data();
-  whisper::conv1d(pool_, w.conv2, c1, n_frames, 2, x, scratch_);
-  whisper::gelu_erf(pool_, x, n_tok * d);
-  cpu::add(x, w.enc_pos.data(), x, n_tok * d);
-  float* h = buf(kNorm, n_tok * d);
-  float* q = buf(kQ, n_tok * d);
-  float* k = buf(kK, n_tok * d);
-  float* v = buf(kV, n_tok * d);
-  float* kh = buf(kKHeads, n_tok * d);
-  float* vth = buf(kVtHeads, n_tok * d);
-  float* attn = buf(kAttn, n_tok * d);
-  float* mlp = buf(kMlp, n_tok * 4 * d);
-  for (const WhisperBlock& b : w.enc_blocks) {
-    whisper::layer_norm(pool_, x, b.attn_ln, h, n_tok, d);
-    whisper::linear(pool_, b.attn.query, h, n_tok, q, scratch_);
-    whisper::linear(pool_, b.attn.key, h, n_tok, k, scratch_);
-    whisper::linear(pool_, b.attn.value, h, n_tok, v, scratch_);
-    whisper::split_heads(k, v, n_tok, n_head, head_dim, kh, vth);
-    whisper::attention_full(pool_, q, n_tok, kh, vth, n_tok, n_head, head_dim, attn, scratch_);
-    whisper::linear(pool_, b.attn.out, attn, n_tok, h, scratch_);
-    cpu::add(x, h, x, n_tok * d);
-    whisper::layer_norm(pool_, x, b.mlp_ln, h, n_tok, d);
-    whisper::linear(pool_, b.mlp0, h, n_tok, mlp, scratch_);
-    whisper::gelu_erf(pool_, mlp, n_tok * 4 * d);
-    whisper::linear(pool_, b.mlp2, mlp, n_tok, h, scratch_);
-    cpu::add(x, h, x, n_tok * d);
-  }
-  return Status::Ok();
 }
 
 Status AudioEncoder::project(const float* frames, int64_t n, std::vector<float>* rows) {
@@ -89,7 +39,7 @@ Status AudioEncoder::project(const float* frames, int64_t n, std::vector<float>*
   rows->resize(static_cast<size_t>(n_rows * a.n_embd_out));
   if (a.type == AudioProjector::kQwen2Audio) {
     // AvgPool1d(2, 2) over time, then the final layer norm, then the linear projection.
-    float* pooled = scratch_.get(kNorm, static_cast<size_t>(n_rows * d));
+    float* pooled = scratch_.get(kPooled, static_cast<size_t>(n_rows * d));
     for (int64_t r = 0; r < n_rows; ++r) {
       const float* f0 = frames + 2 * r * d;
       for (int64_t i = 0; i < d; ++i) pooled[r * d + i] = (f0[i] + f0[d + i]) * 0.5f;

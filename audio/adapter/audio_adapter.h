@@ -74,9 +74,6 @@ class AudioEncoder {
   Status project(const float* frames, int64_t n, std::vector<float>* rows);
 
  private:
-  // Qwen2-Audio: conv stem and blocks without the final norm (it follows the pooling).
-  Status encode_blocks(const float* mel, int64_t n_frames, std::vector<float>* out);
-
   const AudioEncoderWeights& w_;
   ThreadPool& pool_;
   WhisperEncoder encoder_;

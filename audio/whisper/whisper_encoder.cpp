@@ -13,7 +13,7 @@ enum Slot : size_t {
 
 }  // namespace
 
-Status WhisperEncoder::encode(const float* mel, int64_t n_frames, std::vector<float>* out) {
+Status WhisperEncoder::run(const float* mel, int64_t n_frames, std::vector<float>* out, bool final_norm) {
   const WhisperHParams& hp = w_.hp;
   if (n_frames < 2 || n_frames % 2 != 0 || n_frames > 2 * hp.n_audio_ctx)
     return invalid_argument(fmt("whisper encoder: %lld mel frames (need an even count in [2, %lld])",
@@ -59,7 +59,7 @@ Status WhisperEncoder::encode(const float* mel, int64_t n_frames, std::vector<fl
     whisper::linear(pool_, b.mlp2, mlp, n_tok, h, scratch_);
     cpu::add(x, h, x, n_tok * d);
   }
-  whisper::layer_norm(pool_, x, w_.enc_ln_post, x, n_tok, d);
+  if (final_norm) whisper::layer_norm(pool_, x, w_.enc_ln_post, x, n_tok, d);
   return Status::Ok();
 }
 

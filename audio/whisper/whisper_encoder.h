@@ -24,9 +24,19 @@ class WhisperEncoder {
  public:
   WhisperEncoder(const WhisperWeights& w, ThreadPool& pool) : w_(w), pool_(pool) {}
   // invalid_argument unless n_frames is even, >= 2 and <= 2 * n_audio_ctx, and mel is finite.
-  Status encode(const float* mel, int64_t n_frames, std::vector<float>* out);
+  Status encode(const float* mel, int64_t n_frames, std::vector<float>* out) {
+    return run(mel, n_frames, out, /*final_norm=*/true);
+  }
+  // The same without the final layer norm (ln_post): the residual stream after the last block,
+  // for adapters that pool before that norm (Qwen2-Audio). Same checks, same ops in the same
+  // order, so encode() == this followed by layer_norm(enc_ln_post) bit for bit.
+  Status encode_before_final_norm(const float* mel, int64_t n_frames, std::vector<float>* out) {
+    return run(mel, n_frames, out, /*final_norm=*/false);
+  }
 
  private:
+  Status run(const float* mel, int64_t n_frames, std::vector<float>* out, bool final_norm);
+
   const WhisperWeights& w_;
   ThreadPool& pool_;
   whisper::Scratch scratch_;
