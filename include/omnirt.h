@@ -299,6 +299,60 @@ OMNI_API omni_status omni_session_append_chat_images(omni_session* session, cons
                                                      const char* content,
                                                      const omni_image* images, size_t n_images);
 
+/* ---- audio (speech in, while the user speaks) ----------------------------------------------
+ * A model hears through an audio encoder (Whisper encoder + adapter into its embedding space),
+ * owned by the model as its vision encoder is: the model file's own (an omni model file:
+ * clip.audio.* keys and a.* / mm.a.* tensors inside it) or an mmproj file's (Ultravox,
+ * Qwen2-Audio; omni_model_params.mmproj_path or omni_model_load_mmproj, which take vision,
+ * audio or both from the file). A session takes one utterance at a time:
+ *
+ *   omni_session_append_text(s, "<prompt before the audio>", OMNI_TOKENIZE_ADD_BOS);
+ *   omni_session_audio_begin(s, NULL);                    // 2 s encoder chunks
+ *   while (capturing) omni_session_append_audio(s, pcm, n, 16000);  // rows go in as chunks fill
+ *   omni_session_audio_end(s, &n_rows);                   // the last partial chunk
+ *   omni_session_append_text(s, "<prompt after the audio>", 0);
+ *   omni_session_generate(s, ...);
+ *
+ * Each full chunk of audio is encoded and its rows evaluated at the next positions during the
+ * append call that completes it, so the work left at audio_end is one partial chunk whatever
+ * the utterance's length. A row covers 2 * stack encoder frames (Ultravox k = 8: 160 ms) or 40 ms
+ * (Qwen2-Audio); each chunk is encoded as its own window (positions from 0): docs/AUDIO.md
+ * measures what that costs in accuracy against Whisper's 30 s window. The model family's audio
+ * markers (e.g. <|audio_bos|>) are the caller's text around the utterance.
+ * While an utterance is open, other input (text, tokens, chat, images) and generate are
+ * OMNI_ERR_WRONG_STATE; omni_session_reset drops the utterance with the rest. */
+
+typedef struct omni_audio_params {
+  size_t struct_size; /* sizeof(omni_audio_params) */
+  /* Audio per encoder chunk in ms, rounded to the adapter's group (Ultravox k = 8: 160 ms);
+   * 0 = 2000 (Qwen2.5-Omni's encoder window). At most the encoder's window (30000 for
+   * Whisper's 1500 positions): OMNI_ERR_INVALID_ARGUMENT naming the value otherwise. */
+  int32_t chunk_ms;
+} omni_audio_params;
+
+OMNI_API omni_audio_params omni_audio_default_params(void);
+/* 1 when the model has an audio encoder (its own or an mmproj's), else 0. */
+OMNI_API int omni_model_has_audio(const omni_model* model);
+
+/* Opens an utterance. params may be NULL. OMNI_ERR_UNSUPPORTED: the model has no audio
+ * encoder; OMNI_ERR_WRONG_STATE: one is already open, or a chat system message waits for its
+ * user message. */
+OMNI_API omni_status omni_session_audio_begin(omni_session* session, const omni_audio_params* params);
+/* Mono float samples in [-1, 1] at 16000 Hz (another sample_rate is OMNI_ERR_INVALID_ARGUMENT:
+ * resample first; omnirt does not resample here). Every chunk the samples complete is encoded
+ * and evaluated before the call returns. Errors: OMNI_ERR_WRONG_STATE without audio_begin;
+ * OMNI_ERR_INVALID_ARGUMENT for NULL pcm with samples, or a NaN or infinite sample (nothing of
+ * the call is consumed; the utterance stays open); OMNI_ERR_OUT_OF_RANGE when the rows do not
+ * fit in the context: the utterance is closed then, the rows evaluated before it stay. */
+OMNI_API omni_status omni_session_append_audio(omni_session* session, const float* pcm,
+                                               size_t n_samples, int32_t sample_rate);
+/* Closes the utterance: encodes and evaluates what is left (the last partial chunk).
+ * *n_rows_appended (may be NULL) receives the rows (positions) the utterance added, also on
+ * failure. An utterance without samples adds nothing and is OMNI_OK; one of fewer than 201
+ * samples (no complete 25 ms frame) is OMNI_ERR_INVALID_ARGUMENT. The utterance is closed in
+ * every case; OMNI_ERR_WRONG_STATE when none is open. */
+OMNI_API omni_status omni_session_audio_end(omni_session* session, int64_t* n_rows_appended);
+
 /* Receives each generated token and its text: `piece` holds only complete UTF-8 characters
  * (possibly none, len 0, while a character spans tokens) and is not NUL-terminated; it is valid
  * during the call only. A final call with token OMNI_TOKEN_NONE may deliver leftover bytes.
@@ -331,7 +385,7 @@ OMNI_API omni_stop_reason omni_session_stop_reason(const omni_session* session);
  * the next call on the session. OMNI_ERR_WRONG_STATE before any evaluation. */
 OMNI_API omni_status omni_session_logits(omni_session* session, const float** logits,
                                          int32_t* n_vocab);
-/* Positions in the conversation (tokens and image rows, evaluated, in the KV cache) and the
+/* Positions in the conversation (tokens, image and audio rows, evaluated, in the KV cache) and the
  * capacity. 0 on NULL. */
 OMNI_API int32_t omni_session_n_tokens(const omni_session* session);
 OMNI_API int32_t omni_session_n_ctx(const omni_session* session);

@@ -93,6 +93,61 @@ inline Error append_prompt(omni_session* session, const char* text,
   return check(omni_session_append_prompt(session, text, images.data(), images.size(), flags));
 }
 
+// One utterance streamed into a session (omni_session_audio_begin / _append_audio / _end). The
+// destructor ends an utterance still open (its status is dropped: call end() to see it).
+// Move-only; the session must outlive it.
+//
+//   omnirt::Error err;
+//   auto audio = omnirt::AudioInput::begin(session.get(), nullptr, &err);
+//   while (capturing) err = audio.append(pcm.data(), pcm.size());   // 16 kHz mono
+//   int64_t rows = 0;
+//   err = audio.end(&rows);
+class AudioInput {
+ public:
+  AudioInput() = default;
+  static AudioInput begin(omni_session* session, const omni_audio_params* params = nullptr,
+                          Error* err = nullptr) {
+    Error e = check(omni_session_audio_begin(session, params));
+    if (err) *err = e;
+    AudioInput a;
+    if (!e) a.session_ = session;
+    return a;
+  }
+  AudioInput(AudioInput&& o) noexcept : session_(o.session_) { o.session_ = nullptr; }
+  AudioInput& operator=(AudioInput&& o) noexcept {
+    if (this != &o) {
+      close();
+      session_ = o.session_;
+      o.session_ = nullptr;
+    }
+    return *this;
+  }
+  AudioInput(const AudioInput&) = delete;
+  AudioInput& operator=(const AudioInput&) = delete;
+  ~AudioInput() { close(); }
+
+  // True while the utterance is open (begin succeeded, end not called).
+  explicit operator bool() const { return session_ != nullptr; }
+  Error append(const float* pcm, size_t n_samples, int32_t sample_rate = 16000) {
+    return check(omni_session_append_audio(session_, pcm, n_samples, sample_rate));
+  }
+  Error append(const std::vector<float>& pcm, int32_t sample_rate = 16000) {
+    return append(pcm.data(), pcm.size(), sample_rate);
+  }
+  Error end(int64_t* n_rows_appended = nullptr) {
+    omni_session* s = session_;
+    session_ = nullptr;
+    return check(omni_session_audio_end(s, n_rows_appended));
+  }
+
+ private:
+  void close() noexcept {
+    if (session_) omni_session_audio_end(session_, nullptr);
+    session_ = nullptr;
+  }
+  omni_session* session_ = nullptr;
+};
+
 // on_token(omni_token, std::string_view piece) -> bool: false stops generation. The callable
 // must not throw (an exception cannot cross the C library).
 template <class F>

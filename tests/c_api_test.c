@@ -606,6 +606,63 @@ static void test_images(omni_engine* engine, omni_model* model) {
   omni_session_destroy(s);
 }
 
+/* ---- audio ------------------------------------------------------------------------------- */
+
+/* The audio entry points on a model without an audio encoder, in the wrong order and with
+ * NULLs: every call fails with its status and leaves the session as it was. (Audio through an
+ * encoder: tests/capi_audio_test.cpp, on the omni-tiny preset.) */
+static void test_audio(omni_engine* engine, omni_model* model) {
+  omni_session* s = NULL;
+  omni_session_params sp = omni_session_default_params();
+  omni_audio_params ap = omni_audio_default_params();
+  float pcm[320];
+  const float* logits = NULL;
+  float first = 0.0f;
+  int32_t n_vocab = 0, n_before = 0;
+  int64_t n_rows = -1;
+  int i;
+
+  for (i = 0; i < 320; ++i) pcm[i] = 0.25f * (float)((i % 40) - 20) / 20.0f;
+  CHECK(ap.struct_size == sizeof(omni_audio_params));
+  CHECK(ap.chunk_ms == 0);
+  CHECK(omni_model_has_audio(model) == 0);
+  CHECK(omni_model_has_audio(NULL) == 0);
+
+  sp.n_ctx = 64;
+  CHECK_STATUS(omni_session_create(engine, model, &sp, &s), OMNI_OK);
+  if (s == NULL) return;
+  CHECK_STATUS(omni_session_append_text(s, "hi", OMNI_TOKENIZE_ADD_BOS), OMNI_OK);
+  n_before = omni_session_n_tokens(s);
+  CHECK_STATUS(omni_session_logits(s, &logits, &n_vocab), OMNI_OK);
+  first = logits ? logits[0] : 0.0f;
+
+  /* No encoder. */
+  CHECK_STATUS(omni_session_audio_begin(s, NULL), OMNI_ERR_UNSUPPORTED);
+  CHECK(contains(omni_last_error(), "no audio encoder"));
+  CHECK_STATUS(omni_session_audio_begin(s, &ap), OMNI_ERR_UNSUPPORTED);
+  /* Wrong order: nothing open. */
+  CHECK_STATUS(omni_session_append_audio(s, pcm, 320, 16000), OMNI_ERR_WRONG_STATE);
+  CHECK(contains(omni_last_error(), "omni_session_audio_begin"));
+  CHECK_STATUS(omni_session_audio_end(s, &n_rows), OMNI_ERR_WRONG_STATE);
+  CHECK_STATUS(omni_session_audio_end(s, NULL), OMNI_ERR_WRONG_STATE);
+  /* NULLs and bad values. */
+  CHECK_STATUS(omni_session_audio_begin(NULL, NULL), OMNI_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(omni_session_append_audio(NULL, pcm, 320, 16000), OMNI_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(omni_session_audio_end(NULL, &n_rows), OMNI_ERR_INVALID_ARGUMENT);
+  ap.chunk_ms = -1;
+  CHECK_STATUS(omni_session_audio_begin(s, &ap), OMNI_ERR_INVALID_ARGUMENT);
+  CHECK(contains(omni_last_error(), "chunk_ms -1"));
+  ap.chunk_ms = 0;
+  ap.struct_size = 0;
+  CHECK_STATUS(omni_session_audio_begin(s, &ap), OMNI_ERR_INVALID_ARGUMENT);
+  /* The session is as it was. */
+  CHECK(omni_session_n_tokens(s) == n_before);
+  CHECK_STATUS(omni_session_logits(s, &logits, &n_vocab), OMNI_OK);
+  CHECK(logits != NULL && logits[0] == first);
+  CHECK_STATUS(omni_session_append_text(s, "!", 0), OMNI_OK);
+  omni_session_destroy(s);
+}
+
 int main(int argc, char** argv) {
   omni_model* model = NULL;
   omni_engine* engine = NULL;
@@ -635,6 +692,7 @@ int main(int argc, char** argv) {
     test_destroy_order(engine);
     test_old_struct_size(engine, model);
     test_images(engine, model);
+    test_audio(engine, model);
   }
   omni_engine_destroy(engine);
   omni_model_destroy(model);

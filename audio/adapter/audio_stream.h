@@ -70,6 +70,9 @@ class AudioStream {
   // Rows a chunk of chunk_frames() frames gives.
   int64_t rows_per_chunk() const { return encoder_.rows_for_mel_frames(chunk_frames_); }
   const AudioStreamStats& stats() const { return stats_; }
+  // True after finish() or after a call that failed past its input checks (the encoder or the
+  // sink refused); push() and finish() then return wrong_state until reset().
+  bool closed() const { return done_; }
 
  private:
   AudioStream(const AudioEncoderWeights& w, ThreadPool& pool, AudioRowSink sink, int64_t chunk_frames,

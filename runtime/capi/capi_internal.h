@@ -14,6 +14,8 @@
 
 #include "include/omnirt.h"
 #include "kernels/core/status.h"
+#include "audio/adapter/audio_stream.h"
+#include "runtime/model/audio_loader.h"
 #include "runtime/model/context.h"
 #include "runtime/model/model.h"
 #include "runtime/model/multimodal.h"
@@ -31,6 +33,27 @@ struct VisionSlot {
     return encoder;
   }
 };
+
+// A model's audio encoder (Whisper + adapter): the model file's own, or an mmproj file's. The
+// pointer keeps whatever owns the mapped weights alive (the Model, for a component inside its
+// file). Shared by model and sessions like VisionSlot.
+struct AudioSlot {
+  mutable std::mutex mu;
+  std::shared_ptr<const AudioEncoderModel> encoder;
+  std::shared_ptr<const AudioEncoderModel> get() const {
+    std::lock_guard<std::mutex> lock(mu);
+    return encoder;
+  }
+};
+
+// One utterance being streamed into a session (omni_session_audio_begin .. _audio_end).
+struct AudioInput {
+  std::shared_ptr<const AudioEncoderModel> encoder;  // the weights the stream reads
+  std::unique_ptr<audio::AudioStream> stream;
+  int64_t rows = 0;       // rows evaluated into the session since begin
+  bool feeding = false;   // inside the stream's sink: eval_input lets audio rows through
+};
+
 }  // namespace omni::capi
 
 struct omni_model {
@@ -38,6 +61,7 @@ struct omni_model {
   std::string arch, name, chat_template;      // cached so the C strings live as the handle
   bool has_tokenizer = true;                  // false when loaded with validate_only
   std::shared_ptr<omni::capi::VisionSlot> vision = std::make_shared<omni::capi::VisionSlot>();
+  std::shared_ptr<omni::capi::AudioSlot> audio = std::make_shared<omni::capi::AudioSlot>();
 };
 
 struct omni_engine {
@@ -51,6 +75,8 @@ struct omni_session {
   omni::SamplerParams sampler_params;
   std::optional<omni::Sampler> sampler;
   std::shared_ptr<omni::capi::VisionSlot> vision;  // the model's
+  std::shared_ptr<omni::capi::AudioSlot> audio;    // the model's
+  std::unique_ptr<omni::capi::AudioInput> audio_in;  // non-null between audio_begin and _end
   std::vector<int32_t> history;  // the tokens in the KV cache, in order (image rows are not
                                  // tokens: ctx->n_past() counts every position)
   bool has_logits = false;       // ctx->last_logits() belongs to the last position
@@ -78,6 +104,13 @@ omni_status eval_input(omni_session* s, const std::vector<InputChunk>& chunks, c
 omni_status append_chat(omni_session* s, const char* role, const char* content,
                         const std::vector<std::shared_ptr<const EmbeddingRows>>& images,
                         const char* fn);
+// OMNI_ERR_WRONG_STATE (naming fn) while an utterance is open: other input waits for
+// omni_session_audio_end (audio.cpp).
+omni_status refuse_during_audio(const omni_session* s, const char* fn);
+// The model file's own audio component, if it has one (omnirt.cpp, at load).
+Status attach_own_audio(omni_model* handle);
+// Loads an mmproj file's audio encoder into the model (its output width must be n_embd).
+Status attach_audio_mmproj(omni_model* handle, const std::string& path);
 // Whether BOS goes first now: flags ask for it, the session is empty, the tokenizer uses one.
 bool add_bos_now(const omni_session* s, uint32_t flags);
 

@@ -9,6 +9,8 @@
 #include "kernels/core/status.h"
 #include "kernels/cpu/ops_cpu.h"
 #include "runtime/capi/capi_internal.h"
+#include "runtime/model/audio_loader.h"
+#include "runtime/model/gguf.h"
 #include "runtime/model/model.h"
 #include "runtime/model/multimodal.h"
 #include "runtime/model/vision_loader.h"
@@ -39,6 +41,7 @@ static_assert(offsetof(omni_vision_stats, encodes) == 8);
 static_assert(offsetof(omni_vision_stats, encode_ms) == 48);
 static_assert(offsetof(omni_vision_stats, image_size) == 56);
 static_assert(offsetof(omni_image, size) == 8);
+static_assert(offsetof(omni_audio_params, chunk_ms) == 8);
 static_assert(offsetof(omni_engine_params, device) == 8);
 static_assert(offsetof(omni_engine_params, n_threads) == 12);
 static_assert(offsetof(omni_session_params, n_ctx) == 8);
@@ -110,15 +113,43 @@ Status attach_own_vision(omni_model* handle) {
   return Status::Ok();
 }
 
-Status attach_mmproj(omni_model* handle, const std::string& path) {
+// An mmproj file's components: its vision encoder, its audio encoder (Ultravox, Qwen2-Audio), or
+// both (Qwen2.5-Omni's). Each is loaded and checked before either is attached (all or nothing);
+// a component the model already has is OMNI_ERR_WRONG_STATE. A file with neither goes to the
+// vision loader, whose message names what is missing.
+omni_status attach_mmproj(omni_model* handle, const std::string& path, const char* fn) {
+  bool audio = false;
+  {
+    auto probe = gguf::GgufFile::open(path);
+    if (!probe.ok()) {
+      return from_status(Status(probe.status().code(), "mmproj '" + path + "': " + probe.status().message()), fn);
+    }
+    audio = has_audio_component(**probe);
+    const bool vision = has_vision_component(**probe) || !audio;
+    if (vision && handle->vision->get()) {
+      return set_error(OMNI_ERR_WRONG_STATE, std::string(fn) + ": the model already has a vision encoder");
+    }
+    if (audio && handle->audio->get()) {
+      return set_error(OMNI_ERR_WRONG_STATE, std::string(fn) + ": the model already has an audio encoder");
+    }
+    if (!vision) {
+      if (Status st = attach_audio_mmproj(handle, path); !st.ok()) return from_status(st, fn);
+      return OMNI_OK;
+    }
+  }
   auto v = load_vision(path);
-  if (!v.ok()) return Status(v.status().code(), "mmproj '" + path + "': " + v.status().message());
+  if (!v.ok()) return from_status(Status(v.status().code(), "mmproj '" + path + "': " + v.status().message()), fn);
   auto enc = ImageEncoder::create(std::move(v).value(), nullptr, path,
                                   handle->model->hparams().n_embd);
-  if (!enc.ok()) return Status(enc.status().code(), "mmproj '" + path + "': " + enc.status().message());
+  if (!enc.ok()) {
+    return from_status(Status(enc.status().code(), "mmproj '" + path + "': " + enc.status().message()), fn);
+  }
+  if (audio) {  // attached first: a failure leaves the model as it was
+    if (Status st = attach_audio_mmproj(handle, path); !st.ok()) return from_status(st, fn);
+  }
   std::lock_guard<std::mutex> lock(handle->vision->mu);
   handle->vision->encoder = std::move(enc).value();
-  return Status::Ok();
+  return OMNI_OK;
 }
 
 // Returns the model or records an error; for the value-returning queries.
@@ -202,11 +233,21 @@ OMNI_API omni_status omni_model_load(const char* path, const omni_model_params* 
   handle->chat_template = omni::chat_template_name(handle->model->chat_template());
   handle->has_tokenizer = !mp.validate_only;
   if (p.mmproj_path != nullptr) {
-    if (omni::Status st = omni::capi::attach_mmproj(handle.get(), p.mmproj_path); !st.ok()) {
-      return from_status(st, "omni_model_load");
+    if (omni_status st = omni::capi::attach_mmproj(handle.get(), p.mmproj_path, "omni_model_load");
+        st != OMNI_OK) {
+      return st;
     }
-  } else if (omni::Status st = omni::capi::attach_own_vision(handle.get()); !st.ok()) {
-    return from_status(st, "omni_model_load: the model's vision component");
+  }
+  // An mmproj's components come before the file's own.
+  if (!handle->vision->get()) {
+    if (omni::Status st = omni::capi::attach_own_vision(handle.get()); !st.ok()) {
+      return from_status(st, "omni_model_load: the model's vision component");
+    }
+  }
+  if (!handle->audio->get()) {
+    if (omni::Status st = omni::capi::attach_own_audio(handle.get()); !st.ok()) {
+      return from_status(st, "omni_model_load: the model's audio component");
+    }
   }
   *out = handle.release();
   return OMNI_OK;
@@ -219,11 +260,7 @@ OMNI_API omni_status omni_model_load_mmproj(omni_model* model, const char* path)
   OMNI_API_BEGIN
   OMNI_CHECK_ARG(model != nullptr && model->model, "omni_model_load_mmproj: model is NULL");
   OMNI_CHECK_ARG(path != nullptr, "omni_model_load_mmproj: path is NULL");
-  if (model->vision->get()) {
-    return set_error(OMNI_ERR_WRONG_STATE,
-                     "omni_model_load_mmproj: the model already has a vision encoder");
-  }
-  return from_status(omni::capi::attach_mmproj(model, path), "omni_model_load_mmproj");
+  return omni::capi::attach_mmproj(model, path, "omni_model_load_mmproj");
   OMNI_API_END
 }
 

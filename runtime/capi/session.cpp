@@ -23,6 +23,7 @@ omni_status eval_input(omni_session* s, const std::vector<InputChunk>& chunks, c
   int64_t total = 0;
   for (const InputChunk& c : chunks) total += c.n_positions();
   if (total == 0) return OMNI_OK;
+  if (omni_status st = refuse_during_audio(s, fn); st != OMNI_OK) return st;
   // Everything checkable is checked before the first position is evaluated.
   if (Status st = check_chunks(*s->ctx, chunks); !st.ok()) return from_status(st, fn);
   if (Status st = eval_chunks(*s->ctx, chunks); !st.ok()) {
@@ -45,6 +46,7 @@ namespace {
 // Evaluates `tokens` after the conversation so far, all or nothing.
 omni_status eval_tokens(omni_session* s, const std::vector<int32_t>& tokens, const char* fn) {
   if (tokens.empty()) return OMNI_OK;
+  if (omni_status st = omni::capi::refuse_during_audio(s, fn); st != OMNI_OK) return st;
   const int64_t n_vocab = s->model->hparams().n_vocab;
   for (size_t i = 0; i < tokens.size(); ++i) {
     if (tokens[i] < 0 || tokens[i] >= n_vocab) {
@@ -108,6 +110,7 @@ omni_status append_chat(omni_session* session, const char* role, const char* con
     return set_error(OMNI_ERR_INVALID_ARGUMENT,
                      std::string(fn) + ": images go in a user message, not a " + role + " message");
   }
+  if (omni_status st = refuse_during_audio(session, fn); st != OMNI_OK) return st;
   const omni::ChatTemplate tmpl = session->model->chat_template();
   if (tmpl == omni::ChatTemplate::kNone) {
     return set_error(OMNI_ERR_UNSUPPORTED,
@@ -208,6 +211,7 @@ OMNI_API omni_status omni_session_create(omni_engine* engine, const omni_model* 
   auto s = std::make_unique<omni_session>();
   s->model = model->model;
   s->vision = model->vision;
+  s->audio = model->audio;
   s->sampler_params.temperature = p.temperature;
   s->sampler_params.top_k = p.top_k;
   s->sampler_params.top_p = p.top_p;
@@ -237,6 +241,7 @@ OMNI_API omni_status omni_session_reset(omni_session* session) {
   OMNI_CHECK_SESSION(session, "omni_session_reset");
   if (omni_status st = make_sampler(session); st != OMNI_OK) return st;
   if (omni::Status st = session->ctx->rewind(0); !st.ok()) return from_status(st);
+  session->audio_in.reset();  // an open utterance is dropped with the rest
   session->history.clear();
   session->has_logits = false;
   session->pending_system.clear();
@@ -294,6 +299,10 @@ OMNI_API omni_status omni_session_generate(omni_session* session, int32_t max_to
   if (!session->pending_system.empty()) {
     return set_error(OMNI_ERR_WRONG_STATE,
                      "omni_session_generate: a system message is waiting for a user message");
+  }
+  if (omni_status st = omni::capi::refuse_during_audio(session, "omni_session_generate");
+      st != OMNI_OK) {
+    return st;
   }
   session->stop_requested.store(false, std::memory_order_relaxed);
   const omni::Tokenizer& tok = session->model->tokenizer();

@@ -184,6 +184,11 @@ Status load_into(const gguf::GgufFile& f, audio::AudioEncoderWeights* out) {
 
 }  // namespace
 
+bool has_audio_component(const gguf::GgufFile& f) {
+  auto v = f.get_bool_or("clip.has_audio_encoder", false);
+  return v.ok() && *v;
+}
+
 StatusOr<std::unique_ptr<AudioEncoderModel>> load_audio_encoder(const gguf::GgufFile& f) {
   auto m = std::make_unique<AudioEncoderModel>();
   OMNI_RETURN_IF_ERROR(load_into(f, &m->weights));

@@ -43,6 +43,10 @@ StatusOr<std::unique_ptr<AudioEncoderModel>> load_audio_encoder(const gguf::Gguf
 // Opens and owns the file (kNotFound / kIoError / kCorruptFile from the reader as well).
 StatusOr<std::unique_ptr<AudioEncoderModel>> load_audio_encoder(const std::string& path);
 
+// True when the file holds an audio component: clip.has_audio_encoder = true (an mmproj file,
+// or an omni model file). A bad value of the key reads as false (load_audio_encoder says why).
+bool has_audio_component(const gguf::GgufFile& f);
+
 // Synthetic audio encoders (random weights at a real shape, llama.cpp's mmproj layout): adds
 // the clip.audio.* keys and a.* / mm.a.* tensors to `w` (the caller adds general.* and, for an
 // mmproj file, general.architecture = "clip"), with an Ultravox adapter (k = 8, H = 2 *
