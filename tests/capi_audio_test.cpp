@@ -20,6 +20,8 @@
 #include <vector>
 
 #include "audio/adapter/audio_stream.h"
+#include "audio/whisper/whisper_encoder.h"
+#include "audio/whisper/whisper_ops.h"
 #include "include/omnirt.h"
 #include "include/omnirt.hpp"
 #include "runtime/model/audio_loader.h"
@@ -324,6 +326,30 @@ TEST(CapiAudioMmproj, AudioProjectorsAttachOrAreRefused) {
   std::remove(model_path.c_str());
   std::remove(good.c_str());
   std::remove(bad.c_str());
+}
+
+// The one Whisper encoder loop: encode() is encode_before_final_norm() followed by ln_post, bit
+// for bit (the Qwen2-Audio adapter pools between the two), on the omni-tiny file's encoder.
+TEST_F(CapiAudio, WhisperEncoderStopsBeforeTheFinalNormOnTheSameNumbers) {
+  auto model = Model::load(*path_);
+  ASSERT_TRUE(model.ok());
+  auto enc = load_audio_encoder((*model)->file());
+  ASSERT_TRUE(enc.ok());
+  const audio::WhisperWeights& w = enc.value()->weights.whisper;
+  const int64_t n_frames = 64, n_mels = w.hp.n_mels, d = w.hp.n_audio_state;
+  std::vector<float> mel(static_cast<size_t>(n_frames * n_mels));
+  for (size_t i = 0; i < mel.size(); ++i) mel[i] = 0.5f * std::sin(0.37f * float(i)) - 0.2f;
+  ThreadPool pool(2);
+  audio::WhisperEncoder e(w, pool);
+  std::vector<float> full, before;
+  ASSERT_TRUE(e.encode(mel.data(), n_frames, &full).ok());
+  ASSERT_TRUE(e.encode_before_final_norm(mel.data(), n_frames, &before).ok());
+  ASSERT_EQ(full.size(), size_t(n_frames / 2 * d));
+  ASSERT_EQ(before.size(), full.size());
+  EXPECT_NE(before, full);
+  audio::whisper::layer_norm(pool, before.data(), w.enc_ln_post, before.data(), n_frames / 2, d);
+  EXPECT_EQ(before, full);
+  EXPECT_EQ(e.encode_before_final_norm(mel.data(), 3, &before).code(), StatusCode::kInvalidArgument);
 }
 
 // libomnirt's dynamic symbol table holds the audio entry points.
