@@ -141,9 +141,12 @@ OMNI_API omni_status omni_session_audio_begin(omni_session* session, const omni_
     r->data.assign(rows, rows + n * n_embd);
     std::vector<omni::InputChunk> chunks(1);
     chunks[0].rows = std::move(r);
+    struct Feeding {  // cleared on every way out, exceptions included
+      bool& flag;
+      ~Feeding() { flag = false; }
+    } feeding{raw->feeding};
     raw->feeding = true;
     const omni_status st = omni::capi::eval_input(session, chunks, "audio rows");
-    raw->feeding = false;
     if (st != OMNI_OK) return recorded(st);
     raw->rows += n;
     return omni::Status::Ok();
