@@ -1,7 +1,6 @@
 // The int8-activation decode kernels for AVX512-VNNI: one vpdpbusd (256-bit, VL) per 32
-// weights. This file gets the AVX-512 F/BW/VL/DQ flags from kernels/CMakeLists.txt; VNNI is
-// enabled here only, and the dispatcher (int8_dot.cpp) calls it after checking CPUID.
-#pragma GCC target("avx512vnni")
+// weights. This file gets the AVX-512 F/BW/VL/DQ flags and, for it alone, -mavx512vnni from
+// kernels/CMakeLists.txt; the dispatcher (int8_dot.cpp) calls it after checking CPUID.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
