@@ -126,6 +126,11 @@ for t in ("bf16", "q8_0", "q4_K"):
     if on and gpu is not None:
         rows.append(("host overhead, graphs %s (1 - gpu/wall)" % t, "%.1f%%" % (100 * (1 - gpu / on)),
                      "no graphs: %.2f ms" % off if off else "-", "%.2f" % (off / on) if off else "-", "< 5%"))
+# Other sub-commands (bench/gpu/*_gpu.cpp) give their own row: table="figure" [probe= ratio= target=].
+for name, kv in res.items():
+    if "table" in kv:
+        rows.append((kv["table"], "%s %s" % (kv["value"], kv.get("unit", "")), kv.get("probe", "-"),
+                     kv.get("ratio", "-"), kv.get("target", "(info)")))
 w = [max(len(str(r[i])) for r in rows + [("figure", "measured", "probe", "ratio", "target")]) for i in range(5)]
 print("card: %s" % card)
 line = lambda r: "| " + " | ".join(str(c).ljust(w[i]) for i, c in enumerate(r)) + " |"

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/gpu/gpu_bench.h"
 #include "kernels/cuda/blas_loader.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "runtime/model/cuda_context.h"
@@ -290,12 +291,31 @@ int bench_model(const ModelArgs& a) {
 }
 
 }  // namespace
+
+namespace gpu_bench {
+namespace {
+struct Entry {
+  const char* name;
+  const char* usage;
+  Command run;
+};
+std::vector<Entry>& registry() {
+  static std::vector<Entry> r;
+  return r;
+}
+}  // namespace
+bool add(const char* name, const char* usage, Command run) {
+  registry().push_back({name, usage, run});
+  return true;
+}
+}  // namespace gpu_bench
 }  // namespace omni
 
 int main(int argc, char** argv) {
   using namespace omni;
   if (argc < 2) {
     std::fprintf(stderr, "usage: %s probe | model --model M --label L [--prefill N] [--steps N] [--batch N]\n", argv[0]);
+    for (const auto& e : gpu_bench::registry()) std::fprintf(stderr, "       %s %s\n", argv[0], e.usage);
     return 2;
   }
   auto n = cuda::device_count();
@@ -326,6 +346,8 @@ int main(int argc, char** argv) {
     }
     return bench_model(a);
   }
+  for (const auto& e : gpu_bench::registry())
+    if (cmd == e.name) return e.run(argc - 1, argv + 1);
   std::fprintf(stderr, "unknown command %s\n", cmd.c_str());
   return 2;
 }
