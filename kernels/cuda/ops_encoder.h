@@ -1,0 +1,62 @@
+// CUDA ops of bidirectional encoders (the ViT, the Whisper encoder): LayerNorm, bias +
+// activation, and full (unmasked) attention. Same conventions as ops_cuda.h: a params struct,
+// check_params() naming the bad value, a launcher returning cudaErrorInvalidValue when
+// check_params fails and otherwise the launch error; device pointers, f32 activations; no
+// launcher allocates or synchronizes (graph-capturable). Oracles: kernels/ref/ops_ref.h
+// semantics, checked element by element in tests/cuda_vision_test.cpp.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/core/status.h"
+
+namespace omni::cuda {
+
+// y[r,:] = (x[r,:] - mean) / sqrt(var + eps) * w + b   (b may be null; y may equal x)
+// var is the biased (population) variance, as torch.nn.LayerNorm.
+struct LayerNormParams {
+  const float* x = nullptr;  // in:  [rows, n]
+  float* y = nullptr;        // out: [rows, n]; may alias x
+  const float* w = nullptr;  // in:  [n]
+  const float* b = nullptr;  // in:  [n] or null
+  int64_t rows = 0, n = 0;
+  float eps = 1e-5f;
+};
+
+enum class EncAct { kNone, kGeluErf, kGeluTanh, kQuickGelu, kSilu };
+
+// x[r, i] = act(x[r, i] + bias[i])   (bias may be null)
+struct BiasActParams {
+  float* x = nullptr;            // in/out: [rows, n]
+  const float* bias = nullptr;   // in:     [n] or null
+  int64_t rows = 0, n = 0;
+  EncAct act = EncAct::kNone;
+};
+
+// Full (bidirectional, unmasked) attention of n_q queries against n_kv keys, f32 in/out, any
+// row strides (in floats) so q/k/v can be column slices of one fused qkv buffer.
+// out[i, h, :] = softmax_j(scale * q[i,h,:].k[j,kvh,:]) v[j,kvh,:], kvh = h / (n_head / n_kv_head)
+// Row i of q starts at q + i * q_stride (head h at + h * head_dim); likewise k/v with kv_stride
+// and out with out_stride. Flash style: key tiles through shared memory with an online
+// softmax, no [n_q, n_kv] matrix. head_dim <= kEncAttnMaxHeadDim; out must not overlap q/k/v.
+constexpr int kEncAttnMaxHeadDim = 128;
+struct AttnFullParams {
+  const float* q = nullptr;
+  const float* k = nullptr;
+  const float* v = nullptr;
+  float* out = nullptr;
+  int64_t n_q = 0, n_kv = 0, n_head = 0, n_kv_head = 0, head_dim = 0;
+  int64_t q_stride = 0, kv_stride = 0, out_stride = 0;
+  float scale = 1.0f;
+};
+
+Status check_params(const LayerNormParams& p);
+cudaError_t launch_layer_norm(const LayerNormParams& p, cudaStream_t stream);
+Status check_params(const BiasActParams& p);
+cudaError_t launch_bias_act(const BiasActParams& p, cudaStream_t stream);
+Status check_params(const AttnFullParams& p);
+cudaError_t launch_attn_full(const AttnFullParams& p, cudaStream_t stream);
+
+}  // namespace omni::cuda
