@@ -59,4 +59,40 @@ cudaError_t launch_bias_act(const BiasActParams& p, cudaStream_t stream);
 Status check_params(const AttnFullParams& p);
 cudaError_t launch_attn_full(const AttnFullParams& p, cudaStream_t stream);
 
+// ---- ViT helpers (vit.cu) -----------------------------------------------------------------
+// col[t, (c*p + y)*p + x] = pixels[c, gy*p + y, gx*p + x] for patch t at grid index
+// patches[t] = gy * grid_w + gx (torch's conv weight order; the remainder right/bottom unused).
+struct PatchGatherParams {
+  const float* pixels = nullptr;     // in:  [3, height, width]
+  const int32_t* patches = nullptr;  // in:  [n_patch] grid indices, each < grid_w * grid_h
+  float* col = nullptr;              // out: [n_patch, 3 * p * p]
+  int64_t width = 0, height = 0, patch = 0, grid_w = 0, n_patch = 0;
+};
+Status check_params(const PatchGatherParams& p);
+cudaError_t launch_patch_gather(const PatchGatherParams& p, cudaStream_t stream);
+
+// dst[r, :] (+)= src[idx[r], :] (rows of n floats). With accumulate it adds (the position
+// table onto patch rows); without it copies (Idefics3's pixel shuffle). dst must not overlap src.
+struct GatherRowsParams {
+  const float* src = nullptr;     // in:  [>= max(idx) + 1, n]
+  const int32_t* idx = nullptr;   // in:  [rows]
+  float* dst = nullptr;           // out: [rows, n]
+  int64_t rows = 0, n = 0;
+  bool accumulate = false;
+};
+Status check_params(const GatherRowsParams& p);
+cudaError_t launch_gather_rows(const GatherRowsParams& p, cudaStream_t stream);
+
+// dst[o, :] = mean of src[idx[j], :] for j in [offsets[o], offsets[o + 1]) (Gemma 3's window
+// average over the kept patches; every range non-empty).
+struct MeanRowsParams {
+  const float* src = nullptr;        // in:  [.., n]
+  const int32_t* idx = nullptr;      // in:  [offsets[rows]]
+  const int32_t* offsets = nullptr;  // in:  [rows + 1], ascending
+  float* dst = nullptr;              // out: [rows, n]
+  int64_t rows = 0, n = 0;
+};
+Status check_params(const MeanRowsParams& p);
+cudaError_t launch_mean_rows(const MeanRowsParams& p, cudaStream_t stream);
+
 }  // namespace omni::cuda
