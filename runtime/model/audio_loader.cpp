@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "kernels/ref/ops_ref.h"
+#include "runtime/model/gguf_bind.h"
 
 namespace omni {
 namespace {
@@ -12,83 +12,8 @@ using audio::WhisperLayerNorm;
 using audio::WhisperLinear;
 using audio::WhisperMatrix;
 
-std::string ggml_shape(const std::vector<int64_t>& ne) {
-  std::string s = "[";
-  for (size_t i = 0; i < ne.size(); ++i) s += std::to_string(ne[i]) + (i + 1 < ne.size() ? ", " : "]");
-  return s;
-}
-
-// Tensors by name with shapes in ggml order (ne[0] innermost), as llama.cpp's files list them.
-class Tensors {
- public:
-  explicit Tensors(const gguf::GgufFile& f) : f_(f) {}
-
-  StatusOr<const gguf::TensorInfo*> get(const std::string& name, std::vector<int64_t> ne) {
-    const gguf::TensorInfo* t = f_.find_tensor(name);
-    if (!t) return corrupt_file(fmt("audio encoder: tensor '%s' is missing", name.c_str()));
-    bool same = t->n_dims == ne.size();
-    for (size_t i = 0; same && i < ne.size(); ++i) same = t->ne[i] == ne[i];
-    // A vector may be stored as [1, n] (llama.cpp's converter unsqueezes the conv biases).
-    if (!same && ne.size() == 1 && t->n_dims == 2 && t->ne[0] == 1 && t->ne[1] == ne[0]) same = true;
-    if (!same)
-      return corrupt_file(fmt("audio encoder: tensor '%s' has shape %s, expected %s (ggml order)", name.c_str(),
-                              t->shape_string().c_str(), ggml_shape(ne).c_str()));
-    const DTypeTraits& tr = dtype_traits(t->type);
-    if (!tr.supported || t->ne[0] % tr.block_size != 0)
-      return unsupported(fmt("audio encoder: tensor '%s' has type %s, which omnirt cannot compute with",
-                             name.c_str(), tr.name));
-    return t;
-  }
-  StatusOr<std::vector<float>> floats(const std::string& name, std::vector<int64_t> ne) {
-    OMNI_ASSIGN_OR_RETURN(const gguf::TensorInfo* t, get(name, std::move(ne)));
-    std::vector<float> out(static_cast<size_t>(t->n_elements()));
-    const int64_t row = t->ne[0], row_bytes = dtype_row_bytes(t->type, row);
-    for (int64_t r = 0; r < t->n_elements() / row; ++r)
-      ref::dequantize_row(t->type, t->data + r * row_bytes, out.data() + r * row, row);
-    return out;
-  }
-  StatusOr<WhisperMatrix> matrix(const std::string& name, int64_t n_in, int64_t n_out) {
-    OMNI_ASSIGN_OR_RETURN(const gguf::TensorInfo* t, get(name, {n_in, n_out}));
-    return WhisperMatrix{t->type, t->data, n_in, n_out};
-  }
-  StatusOr<WhisperLinear> linear(const std::string& name, int64_t n_in, int64_t n_out, bool bias) {
-    WhisperLinear l;
-    OMNI_ASSIGN_OR_RETURN(l.w, matrix(name + ".weight", n_in, n_out));
-    if (bias) {
-      OMNI_ASSIGN_OR_RETURN(l.b, floats(name + ".bias", {n_out}));
-    }
-    return l;
-  }
-  StatusOr<WhisperLayerNorm> norm(const std::string& name, int64_t d) {
-    WhisperLayerNorm n;
-    OMNI_ASSIGN_OR_RETURN(n.w, floats(name + ".weight", {d}));
-    OMNI_ASSIGN_OR_RETURN(n.b, floats(name + ".bias", {d}));
-    return n;
-  }
-  // ggml [3, n_in, n_out] (PyTorch [n_out, n_in, 3]) -> [n_out, 3, n_in] for im2col.
-  StatusOr<audio::WhisperConv> conv(const std::string& name, int64_t n_in, int64_t n_out) {
-    audio::WhisperConv c;
-    OMNI_ASSIGN_OR_RETURN(std::vector<float> w, floats(name + ".weight", {3, n_in, n_out}));
-    OMNI_ASSIGN_OR_RETURN(c.b, floats(name + ".bias", {n_out}));
-    c.n_in = n_in;
-    c.n_out = n_out;
-    c.w.resize(w.size());
-    for (int64_t o = 0; o < n_out; ++o)
-      for (int64_t i = 0; i < n_in; ++i)
-        for (int64_t j = 0; j < 3; ++j) c.w[(o * 3 + j) * n_in + i] = w[(o * n_in + i) * 3 + j];
-    return c;
-  }
-  bool has(const std::string& name) const { return f_.find_tensor(name) != nullptr; }
-
- private:
-  const gguf::GgufFile& f_;
-};
-
 StatusOr<int64_t> hparam(const gguf::GgufFile& f, const char* key, int64_t max) {
-  OMNI_ASSIGN_OR_RETURN(uint32_t v, f.get_u32(key));
-  if (v == 0 || v > max)
-    return corrupt_file(fmt("audio encoder: %s = %u is out of range [1, %lld]", key, v, static_cast<long long>(max)));
-  return static_cast<int64_t>(v);
+  return gguf_bind::u32_in(f, "audio encoder", key, 1, max);
 }
 
 Status load_into(const gguf::GgufFile& f, audio::AudioEncoderWeights* out) {
@@ -134,7 +59,7 @@ Status load_into(const gguf::GgufFile& f, audio::AudioEncoderWeights* out) {
     OMNI_ASSIGN_OR_RETURN(a.stack, hparam(f, "clip.audio.projector.stack_factor", 64));
   }
 
-  Tensors t(f);
+  gguf_bind::Binder t(f, "audio encoder", /*unsqueezed_vectors=*/true);
   const gguf::TensorInfo* pos = f.find_tensor("a.position_embd.weight");
   if (!pos) return corrupt_file("audio encoder: tensor 'a.position_embd.weight' is missing");
   hp.n_audio_ctx = pos->n_dims == 2 ? pos->ne[1] : 0;
@@ -142,28 +67,29 @@ Status load_into(const gguf::GgufFile& f, audio::AudioEncoderWeights* out) {
     return corrupt_file(fmt("audio encoder: a.position_embd.weight has shape %s, expected [%lld, n_positions]",
                             pos->shape_string().c_str(), static_cast<long long>(d)));
   audio::WhisperWeights& w = out->whisper;
-  OMNI_ASSIGN_OR_RETURN(w.enc_pos, t.floats("a.position_embd.weight", {d, hp.n_audio_ctx}));
-  OMNI_ASSIGN_OR_RETURN(w.conv1, t.conv("a.conv1d.1", hp.n_mels, d));
-  OMNI_ASSIGN_OR_RETURN(w.conv2, t.conv("a.conv1d.2", d, d));
+  OMNI_ASSIGN_OR_RETURN(w.enc_pos, t.floats("a.position_embd.weight", {hp.n_audio_ctx, d}));
+  OMNI_ASSIGN_OR_RETURN(w.conv1, t.conv3<audio::WhisperConv>("a.conv1d.1", d, hp.n_mels));
+  OMNI_ASSIGN_OR_RETURN(w.conv2, t.conv3<audio::WhisperConv>("a.conv1d.2", d, d));
   for (int64_t i = 0; i < hp.n_audio_layer; ++i) {
     const std::string b = "a.blk." + std::to_string(i) + ".";
     WhisperBlock blk;
-    OMNI_ASSIGN_OR_RETURN(blk.attn_ln, t.norm(b + "ln1", d));
-    OMNI_ASSIGN_OR_RETURN(blk.attn.query, t.linear(b + "attn_q", d, d, true));
-    OMNI_ASSIGN_OR_RETURN(blk.attn.key, t.linear(b + "attn_k", d, d, t.has(b + "attn_k.bias")));
-    OMNI_ASSIGN_OR_RETURN(blk.attn.value, t.linear(b + "attn_v", d, d, true));
-    OMNI_ASSIGN_OR_RETURN(blk.attn.out, t.linear(b + "attn_out", d, d, true));
-    OMNI_ASSIGN_OR_RETURN(blk.mlp_ln, t.norm(b + "ln2", d));
-    OMNI_ASSIGN_OR_RETURN(blk.mlp0, t.linear(b + "ffn_up", d, n_ff, true));
-    OMNI_ASSIGN_OR_RETURN(blk.mlp2, t.linear(b + "ffn_down", n_ff, d, true));
+    OMNI_ASSIGN_OR_RETURN(blk.attn_ln, t.norm<WhisperLayerNorm>(b + "ln1", d));
+    OMNI_ASSIGN_OR_RETURN(blk.attn.query, t.linear<WhisperLinear>(b + "attn_q", d, d, true));
+    OMNI_ASSIGN_OR_RETURN(blk.attn.key,
+                          t.linear<WhisperLinear>(b + "attn_k", d, d, t.has(b + "attn_k.bias")));
+    OMNI_ASSIGN_OR_RETURN(blk.attn.value, t.linear<WhisperLinear>(b + "attn_v", d, d, true));
+    OMNI_ASSIGN_OR_RETURN(blk.attn.out, t.linear<WhisperLinear>(b + "attn_out", d, d, true));
+    OMNI_ASSIGN_OR_RETURN(blk.mlp_ln, t.norm<WhisperLayerNorm>(b + "ln2", d));
+    OMNI_ASSIGN_OR_RETURN(blk.mlp0, t.linear<WhisperLinear>(b + "ffn_up", n_ff, d, true));
+    OMNI_ASSIGN_OR_RETURN(blk.mlp2, t.linear<WhisperLinear>(b + "ffn_down", d, n_ff, true));
     w.enc_blocks.push_back(std::move(blk));
   }
-  OMNI_ASSIGN_OR_RETURN(w.enc_ln_post, t.norm("a.post_ln", d));
+  OMNI_ASSIGN_OR_RETURN(w.enc_ln_post, t.norm<WhisperLayerNorm>("a.post_ln", d));
 
   a.n_in = d;
   if (a.type == audio::AudioProjector::kQwen2Audio) {
     a.pooled_ln = w.enc_ln_post;
-    OMNI_ASSIGN_OR_RETURN(a.fc, t.linear("mm.a.fc", d, a.n_embd_out, true));
+    OMNI_ASSIGN_OR_RETURN(a.fc, t.linear<WhisperLinear>("mm.a.fc", a.n_embd_out, d, true));
     return Status::Ok();
   }
   const int64_t kd = a.stack * d;
@@ -176,9 +102,9 @@ Status load_into(const gguf::GgufFile& f, audio::AudioEncoderWeights* out) {
                             fc1->shape_string().c_str(), static_cast<long long>(kd),
                             static_cast<long long>(a.stack), static_cast<long long>(d)));
   OMNI_ASSIGN_OR_RETURN(a.norm_pre, t.floats("mm.a.norm_pre.weight", {kd}));
-  OMNI_ASSIGN_OR_RETURN(a.fc1, t.matrix("mm.a.mlp.1.weight", kd, h));
+  OMNI_ASSIGN_OR_RETURN(a.fc1, t.matrix<WhisperMatrix>("mm.a.mlp.1.weight", h, kd));
   OMNI_ASSIGN_OR_RETURN(a.norm_mid, t.floats("mm.a.norm_mid.weight", {h / 2}));
-  OMNI_ASSIGN_OR_RETURN(a.fc2, t.matrix("mm.a.mlp.2.weight", h / 2, a.n_embd_out));
+  OMNI_ASSIGN_OR_RETURN(a.fc2, t.matrix<WhisperMatrix>("mm.a.mlp.2.weight", a.n_embd_out, h / 2));
   return Status::Ok();
 }
 

@@ -2,7 +2,7 @@
 
 #include <string_view>
 
-#include "kernels/ref/ops_ref.h"
+#include "runtime/model/gguf_bind.h"
 
 namespace omni {
 namespace {
@@ -12,39 +12,10 @@ using audio::SnacSnake;
 
 constexpr int64_t kConvK = 7;
 
-std::string dims_string(const std::vector<int64_t>& dims) {  // ggml order, as shape_string()
-  std::string s = "[";
-  for (size_t i = dims.size(); i-- > 0;) s += std::to_string(dims[i]) + (i ? ", " : "]");
-  return s;
-}
-
-class Filler {
+class Filler : public gguf_bind::Binder {
  public:
-  explicit Filler(const gguf::GgufFile& f) : f_(f) {}
+  explicit Filler(const gguf::GgufFile& f) : Binder(f, "snac") {}
 
-  // A tensor of exactly these dims (row-major, as in PyTorch), of a type we compute with.
-  StatusOr<const gguf::TensorInfo*> tensor(const std::string& name, const std::vector<int64_t>& dims) {
-    const gguf::TensorInfo* t = f_.find_tensor(name);
-    if (!t) return corrupt_file(fmt("snac: tensor '%s' is missing", name.c_str()));
-    bool same = t->n_dims == dims.size();
-    for (size_t i = 0; same && i < dims.size(); ++i) same = t->ne[dims.size() - 1 - i] == dims[i];
-    if (!same)
-      return corrupt_file(fmt("snac: tensor '%s' has shape %s, expected %s (ggml order)", name.c_str(),
-                              t->shape_string().c_str(), dims_string(dims).c_str()));
-    const DTypeTraits& tr = dtype_traits(t->type);
-    if (!tr.supported || t->ne[0] % tr.block_size != 0)
-      return unsupported(fmt("snac: tensor '%s' has type %s, which omnirt cannot compute with",
-                             name.c_str(), tr.name));
-    return t;
-  }
-  StatusOr<std::vector<float>> floats(const std::string& name, const std::vector<int64_t>& dims) {
-    OMNI_ASSIGN_OR_RETURN(const gguf::TensorInfo* t, tensor(name, dims));
-    std::vector<float> out(size_t(t->n_elements()));
-    const int64_t row = t->ne[0], row_bytes = dtype_row_bytes(t->type, row);
-    for (int64_t r = 0; r < t->n_elements() / row; ++r)
-      ref::dequantize_row(t->type, t->data + r * row_bytes, out.data() + r * row, row);
-    return out;
-  }
   StatusOr<SnacSnake> snake(const std::string& name, int64_t c) {
     OMNI_ASSIGN_OR_RETURN(std::vector<float> a, floats(name + ".alpha", {c}));
     return SnacSnake::from_alpha(std::move(a));
@@ -62,16 +33,10 @@ class Filler {
     OMNI_ASSIGN_OR_RETURN(const gguf::TensorInfo* t, tensor(name, dims));
     return SnacMatrix{t->type, t->data, t->ne[0], t->n_elements() / t->ne[0]};
   }
-
- private:
-  const gguf::GgufFile& f_;
 };
 
 StatusOr<int64_t> hparam(const gguf::GgufFile& f, const char* key, int64_t lo, int64_t hi) {
-  OMNI_ASSIGN_OR_RETURN(uint32_t v, f.get_u32(key));
-  if (int64_t(v) < lo || int64_t(v) > hi)
-    return corrupt_file(fmt("snac: %s = %u is out of range [%lld, %lld]", key, v, (long long)lo, (long long)hi));
-  return int64_t(v);
+  return gguf_bind::u32_in(f, "snac", key, lo, hi);
 }
 
 StatusOr<std::vector<int>> int_list(const gguf::GgufFile& f, const char* key, int max_n, int max_v) {

@@ -2,7 +2,7 @@
 
 #include <string_view>
 
-#include "kernels/ref/ops_ref.h"
+#include "runtime/model/gguf_bind.h"
 
 namespace omni {
 namespace {
@@ -12,79 +12,26 @@ using vision::ViTLayerNorm;
 using vision::ViTLinear;
 using vision::ViTMatrix;
 
-class Filler {
+class Filler : public gguf_bind::Binder {
  public:
-  explicit Filler(const gguf::GgufFile& f) : f_(f) {}
+  explicit Filler(const gguf::GgufFile& f) : Binder(f, "vision") {}
 
-  bool has(const std::string& name) const { return f_.find_tensor(name) != nullptr; }
-
-  // A tensor of these dims (PyTorch order, outermost first), any supported type.
-  StatusOr<const gguf::TensorInfo*> tensor(const std::string& name, std::vector<int64_t> dims) {
-    const gguf::TensorInfo* t = f_.find_tensor(name);
-    if (!t) return corrupt_file(fmt("vision: tensor '%s' is missing", name.c_str()));
-    bool same = t->n_dims == dims.size();
-    for (size_t i = 0; same && i < dims.size(); ++i) same = t->ne[dims.size() - 1 - i] == dims[i];
-    if (!same) {
-      std::string want = "[";
-      for (size_t i = dims.size(); i-- > 0;) want += std::to_string(dims[i]) + (i ? ", " : "]");
-      return corrupt_file(fmt("vision: tensor '%s' has shape %s, expected %s (ggml order)",
-                              name.c_str(), t->shape_string().c_str(), want.c_str()));
-    }
-    const DTypeTraits& tr = dtype_traits(t->type);
-    if (!tr.supported || t->ne[0] % tr.block_size != 0) {
-      return unsupported(fmt("vision: tensor '%s' has type %s, which omnirt cannot compute with",
-                             name.c_str(), tr.name));
-    }
-    return t;
-  }
-  StatusOr<std::vector<float>> floats(const std::string& name, std::vector<int64_t> dims) {
-    OMNI_ASSIGN_OR_RETURN(const gguf::TensorInfo* t, tensor(name, std::move(dims)));
-    std::vector<float> out(static_cast<size_t>(t->n_elements()));
-    const int64_t row = t->ne[0], row_bytes = dtype_row_bytes(t->type, row);
-    for (int64_t r = 0; r < t->n_elements() / row; ++r) {
-      ref::dequantize_row(t->type, t->data + r * row_bytes, out.data() + r * row, row);
-    }
-    return out;
-  }
-  StatusOr<ViTMatrix> matrix(const std::string& name, int64_t n_out, int64_t n_in) {
-    OMNI_ASSIGN_OR_RETURN(const gguf::TensorInfo* t, tensor(name, {n_out, n_in}));
-    return ViTMatrix{t->type, t->data, n_in, n_out};
-  }
   // Weight [n_out, n_in] and, when the file has one, bias [n_out].
-  StatusOr<ViTLinear> linear(const std::string& name, int64_t n_out, int64_t n_in) {
-    ViTLinear l;
-    OMNI_ASSIGN_OR_RETURN(l.w, matrix(name + ".weight", n_out, n_in));
-    if (has(name + ".bias")) {
-      OMNI_ASSIGN_OR_RETURN(l.b, floats(name + ".bias", {n_out}));
-    }
-    return l;
-  }
-  StatusOr<ViTLayerNorm> norm(const std::string& name, int64_t d) {
-    ViTLayerNorm n;
-    OMNI_ASSIGN_OR_RETURN(n.w, floats(name + ".weight", {d}));
-    OMNI_ASSIGN_OR_RETURN(n.b, floats(name + ".bias", {d}));
-    return n;
+  StatusOr<ViTLinear> linear(const std::string& name, int64_t n_out, int64_t n_in) const {
+    return Binder::linear<ViTLinear>(name, n_out, n_in, has(name + ".bias"));
   }
   // The name of the matrix with n_in = `n_in` among two candidates (shape decides).
   std::string pick(const std::string& a, const std::string& b, int64_t n_in) const {
-    const gguf::TensorInfo* t = f_.find_tensor(a + ".weight");
+    const gguf::TensorInfo* t = file().find_tensor(a + ".weight");
     if (t && t->ne[0] == n_in) return a;
-    const gguf::TensorInfo* u = f_.find_tensor(b + ".weight");
+    const gguf::TensorInfo* u = file().find_tensor(b + ".weight");
     if (u && u->ne[0] == n_in) return b;
     return a;  // the error message will name it
   }
-
- private:
-  const gguf::GgufFile& f_;
 };
 
 StatusOr<int64_t> hparam(const gguf::GgufFile& f, const char* key, int64_t max) {
-  OMNI_ASSIGN_OR_RETURN(uint32_t v, f.get_u32(key));
-  if (v == 0 || v > max) {
-    return corrupt_file(fmt("vision: %s = %u is out of range [1, %lld]", key, v,
-                            static_cast<long long>(max)));
-  }
-  return static_cast<int64_t>(v);
+  return gguf_bind::u32_in(f, "vision", key, 1, max);
 }
 
 StatusOr<std::unique_ptr<VisionModel>> load_weights(const gguf::GgufFile& f);
@@ -199,25 +146,25 @@ StatusOr<std::unique_ptr<VisionModel>> load_weights(const gguf::GgufFile& f) {
   }
   OMNI_ASSIGN_OR_RETURN(w.pos_embd, fl.floats("v.position_embd.weight", {g * g + (cls ? 1 : 0), d}));
   if (fl.has("v.pre_ln.weight")) {
-    OMNI_ASSIGN_OR_RETURN(w.pre_ln, fl.norm("v.pre_ln", d));
+    OMNI_ASSIGN_OR_RETURN(w.pre_ln, fl.norm<ViTLayerNorm>("v.pre_ln", d));
   }
   w.blocks.resize(static_cast<size_t>(hp.n_layer));
   for (int64_t i = 0; i < hp.n_layer; ++i) {
     const std::string b = "v.blk." + std::to_string(i);
     ViTBlock& blk = w.blocks[static_cast<size_t>(i)];
-    OMNI_ASSIGN_OR_RETURN(blk.ln1, fl.norm(b + ".ln1", d));
+    OMNI_ASSIGN_OR_RETURN(blk.ln1, fl.norm<ViTLayerNorm>(b + ".ln1", d));
     OMNI_ASSIGN_OR_RETURN(blk.q, fl.linear(b + ".attn_q", d, d));
     OMNI_ASSIGN_OR_RETURN(blk.k, fl.linear(b + ".attn_k", d, d));
     OMNI_ASSIGN_OR_RETURN(blk.v, fl.linear(b + ".attn_v", d, d));
     OMNI_ASSIGN_OR_RETURN(blk.out, fl.linear(b + ".attn_out", d, d));
-    OMNI_ASSIGN_OR_RETURN(blk.ln2, fl.norm(b + ".ln2", d));
+    OMNI_ASSIGN_OR_RETURN(blk.ln2, fl.norm<ViTLayerNorm>(b + ".ln2", d));
     const std::string fc1 = fl.pick(b + ".ffn_up", b + ".ffn_down", d);
     const std::string fc2 = fc1 == b + ".ffn_up" ? b + ".ffn_down" : b + ".ffn_up";
     OMNI_ASSIGN_OR_RETURN(blk.fc1, fl.linear(fc1, hp.n_ff, d));
     OMNI_ASSIGN_OR_RETURN(blk.fc2, fl.linear(fc2, d, hp.n_ff));
   }
   if (fl.has("v.post_ln.weight")) {
-    OMNI_ASSIGN_OR_RETURN(w.post_ln, fl.norm("v.post_ln", d));
+    OMNI_ASSIGN_OR_RETURN(w.post_ln, fl.norm<ViTLayerNorm>("v.post_ln", d));
   }
   if (hp.projector == vision::ProjectorType::kMlp) {
     const gguf::TensorInfo* m0 = f.find_tensor("mm.0.weight");
