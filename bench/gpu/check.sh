@@ -74,6 +74,12 @@ for t in bf16 q8_0 q4_K; do
   timeout 150 "$BIN/omnirt_gpu_bench" model --model "$f" --label "$t" --prefill 512 --steps 64 --batch 16 2>&1 | tee -a "$LOG"
 done
 
+# Sub-commands registered by bench/gpu/*_gpu.cpp (the usage text lists them), with their defaults.
+for c in $("$BIN/omnirt_gpu_bench" 2>&1 | awk 'NR > 1 { print $2 }'); do
+  stamp "omnirt_gpu_bench $c"
+  timeout 90 "$BIN/omnirt_gpu_bench" "$c" 2>&1 | tee -a "$LOG"
+done
+
 stamp "table"
 python3 - "$LOG" <<'EOF'
 import re, sys
