@@ -281,6 +281,55 @@ TEST(CudaMatvec, BatchedEqualsSingleToken) {
   }
 }
 
+// Single-token Q8_0 / Q4_K: the row-span kernels (generation 2, the default) and the previous
+// kernels (generation 1, OMNIRT_CUDA_MATVEC_V1=1) both against ref::matmul on awkward shapes:
+// one row, odd row counts, rows that do not start 16-byte aligned (Q8_0 with odd block counts),
+// partial last spans, long rows split into 8 slices; with bias and accumulate on every other case.
+TEST(CudaMatvec, SingleTokenSpanKernelsMatchReference) {
+  OMNI_CUDA_SKIP_WITHOUT_DEVICE();
+  const int generation_before = cuda::matvec_generation();
+  uint32_t seed = 500;
+  const MatvecCase cases[] = {
+      {DType::kQ8_0, 1, 32},   {DType::kQ8_0, 5, 96},      {DType::kQ8_0, 37, 32 * 17}, {DType::kQ8_0, 131, 32 * 31},
+      {DType::kQ8_0, 9, 32 * 600}, {DType::kQ8_0, 260, 32 * 112}, {DType::kQ4_K, 1, 256},   {DType::kQ4_K, 3, 768},
+      {DType::kQ4_K, 37, 256 * 5}, {DType::kQ4_K, 131, 256 * 14}, {DType::kQ4_K, 9, 256 * 74}, {DType::kQ4_K, 66, 256 * 9}};
+  int i_case = 0;
+  for (const MatvecCase& c : cases) {
+    const bool extras = (i_case++ % 2) == 1;
+    const std::vector<uint8_t> w = make_weights(c.t, c.n_out, c.n_in, seed++, nullptr);
+    const std::vector<float> x = random_floats(static_cast<size_t>(c.n_in), seed++);
+    const std::vector<float> bias = random_floats(static_cast<size_t>(c.n_out), seed++);
+    const std::vector<float> y0 = random_floats(static_cast<size_t>(c.n_out), seed++);
+    std::vector<float> want(static_cast<size_t>(c.n_out));
+    ref::matmul(c.t, w.data(), c.n_out, c.n_in, x.data(), 1, want.data());
+    if (extras)
+      for (size_t i = 0; i < want.size(); ++i) want[i] += bias[i] + y0[i];
+    DeviceArray<uint8_t> dw(w);
+    DeviceArray<float> dx(x), db(bias), dy(want.size());
+    for (int generation : {2, 1}) {
+      cuda::set_matvec_generation(generation);
+      if (extras)
+        dy.upload(y0);
+      else
+        dy.poison();
+      cuda::MatvecParams p;
+      p.w_type = c.t;
+      p.w = dw.get();
+      p.x = dx.get();
+      p.y = dy.get();
+      p.bias = extras ? db.get() : nullptr;
+      p.accumulate = extras;
+      p.n_out = c.n_out;
+      p.n_in = c.n_in;
+      OMNI_CUDA_OK(cuda::launch_matvec(p, nullptr));
+      EXPECT_TRUE(close_rel(dy.download(), want, 1e-5,
+                            case_name(c.t, c.n_out, c.n_in, 1) + (extras ? " bias+accumulate" : "") + " generation " +
+                                std::to_string(generation)));
+    }
+  }
+  cuda::set_matvec_generation(generation_before);
+}
+
 // q/k/v and gate/up fusion: one launch over up to 3 matrices equals each matrix's own launch bit
 // for bit (same slicing per matrix), for one token (CUDA cores) and 16 (tensor cores), with biases;
 // plain rows off the vector path (n_in % 8 != 0) fall back to one launch each.

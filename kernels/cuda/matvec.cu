@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <type_traits>
 
 namespace omni::cuda {
 namespace {
@@ -249,6 +250,163 @@ __global__ void __launch_bounds__(kWarps * 32) matvec_q4_k(MatvecSegs segs) {
   }
   reduce_and_store<R, NT>(acc, a, o0, S);
 }
+
+// ---- one token, Q8_0 / Q4_K: row spans staged through shared memory ----------------------
+// The kernels above are instruction bound on these types (Q8_0: five 2-byte loads, eight I2F
+// conversions at quarter rate and eight multiplies per 8 weights; Q4_K: the 16-byte header and
+// the scale selection once per 16 weights). Here a warp owns kSpanRows rows and walks its slice
+// of each row in spans (16 Q8_0 blocks or 4 Q4_K super-blocks, contiguous bytes): the span is
+// copied into shared memory by cp.async 16-byte copies (double-buffered: the next span is in
+// flight while this one is multiplied), then each lane decodes its 16 (Q8_0) or 32 (Q4_K)
+// weights there with the exact PRMT/2^23 conversion (quant_cuda.cuh: q8_0_span_dot,
+// q4_k_lane_dot, tested on the host), the Q4_K header read once per 32 weights. Each x value
+// loaded feeds kSpanRows rows. OMNIRT_CUDA_MATVEC_V1=1 selects the kernels above instead.
+constexpr int kSpanRows = 4;
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem) : "memory");
+#else
+  __trap();  // launch_type never selects the span kernels below sm_80
+#endif
+}
+__device__ __forceinline__ void cp_async_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#endif
+}
+
+struct SpanQ8_0 {
+  static constexpr int kUnitElems = 32, kUnitBytes = 34, kSpanUnits = 16;
+  static constexpr int kSpanBytes = kUnitBytes * kSpanUnits;  // 544 = 34 x 16: every span of a row has the row's shift
+  static constexpr int kSpanVecs = (kSpanBytes + 15 + 15) / 16;
+  template <int R>
+  __device__ __forceinline__ static void compute(const uint4 (&st)[R][kSpanVecs], const uint32_t (&shift)[R],
+                                                 const float* x, int64_t sp, int64_t n_units, int lane, float (&acc)[R][1]) {
+    if (sp * kSpanUnits + (lane >> 1) >= n_units) return;
+    const float4* xp = reinterpret_cast<const float4*>(x + sp * (kSpanUnits * kUnitElems) + 16 * lane);
+    float xv[16];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float4 v = __ldg(xp + i);
+      xv[4 * i] = v.x, xv[4 * i + 1] = v.y, xv[4 * i + 2] = v.z, xv[4 * i + 3] = v.w;
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) acc[r][0] += q8_0_span_dot(reinterpret_cast<const uint32_t*>(st[r]), shift[r], lane, xv);
+  }
+};
+
+struct SpanQ4_K {
+  static constexpr int kUnitElems = 256, kUnitBytes = 144, kSpanUnits = 4;
+  static constexpr int kSpanBytes = kUnitBytes * kSpanUnits;  // 576 = 16 x 36; rows are whole 16-byte multiples
+  static constexpr int kSpanVecs = (kSpanBytes + 15 + 15) / 16;
+  template <int R>
+  __device__ __forceinline__ static void compute(const uint4 (&st)[R][kSpanVecs], const uint32_t (&)[R],
+                                                 const float* x, int64_t sp, int64_t n_units, int lane, float (&acc)[R][1]) {
+    if (sp * kSpanUnits + (lane >> 3) >= n_units) return;
+    const float4* xp = reinterpret_cast<const float4*>(x + sp * (kSpanUnits * kUnitElems) + q4_k_span_x(lane));
+    float xa[16], xb[16];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float4 u = __ldg(xp + i), v = __ldg(xp + 8 + i);  // xb: 32 floats later
+      xa[4 * i] = u.x, xa[4 * i + 1] = u.y, xa[4 * i + 2] = u.z, xa[4 * i + 3] = u.w;
+      xb[4 * i] = v.x, xb[4 * i + 1] = v.y, xb[4 * i + 2] = v.z, xb[4 * i + 3] = v.w;
+    }
+    float sxa = 0.0f, sxb = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      sxa += xa[i];
+      sxb += xb[i];
+    }
+    const int j = (lane >> 1) & 3, ih = q4_k_span_head(lane), iq = q4_k_span_qs(lane);
+#pragma unroll
+    for (int r = 0; r < R; ++r) acc[r][0] += q4_k_lane_dot(st[r][ih], st[r][iq], j, xa, xb, sxa, sxb);
+  }
+};
+
+template <class Sp, int R>
+__global__ void __launch_bounds__(kWarps * 32) matvec_span(MatvecSegs segs) {
+  __shared__ __align__(16) uint4 stage[kWarps][2][R][Sp::kSpanVecs];
+  MatvecArgs a;
+  int S;
+  const unsigned bid = pick_segment(segs, &a, &S);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int group = warp / S, slice = warp % S;
+  const int64_t o0 = (static_cast<int64_t>(bid) * (kWarps / S) + group) * R;
+  float acc[R][1];
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r][0] = 0.0f;
+  if (o0 < a.n_out) {
+    const int64_t n_units = a.n_in / Sp::kUnitElems;
+    const int64_t n_spans = (n_units + Sp::kSpanUnits - 1) / Sp::kSpanUnits;
+    const uint8_t* row[R];
+    uint32_t shift[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      row[r] = a.w + min(o0 + r, a.n_out - 1) * a.row_bytes;  // clamped rows are not stored
+      shift[r] = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(row[r]) & 15);
+    }
+    // Copies span sp of every row into buffer b (one commit group).
+    auto issue = [&](int64_t sp, int b) {
+      const int64_t bytes = min(static_cast<int64_t>(Sp::kSpanBytes), a.row_bytes - sp * Sp::kSpanBytes);
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const SpanCopy c = span_copy(reinterpret_cast<uintptr_t>(row[r] + sp * Sp::kSpanBytes), bytes);
+        for (int v = lane; v < c.nvec; v += 32)
+          cp_async16(&stage[warp][b][r][v], reinterpret_cast<const uint8_t*>(c.base) + 16 * v);
+      }
+      cp_async_commit();
+    };
+    int b = 0;
+    if (slice < n_spans) issue(slice, 0);
+    for (int64_t sp = slice; sp < n_spans; sp += S, b ^= 1) {
+      if (sp + S < n_spans) {
+        issue(sp + S, b ^ 1);
+        cp_async_wait<1>();
+      } else {
+        cp_async_wait<0>();
+      }
+      __syncwarp();  // every lane's copies of span sp are visible to the warp
+      Sp::template compute<R>(stage[warp][b], shift, a.x, sp, n_units, lane, acc);
+      __syncwarp();  // buffer b is free for span sp + 2S
+    }
+  }
+  reduce_and_store<R, 1>(acc, a, o0, S);
+}
+
+// Slices per row for the span kernels: enough warps for small matrices, each slice >= 1 span.
+int span_slices_for(int64_t n_out, int64_t n_spans) {
+  const int64_t warps_rows = (n_out + kSpanRows - 1) / kSpanRows;
+  int S = 1;
+  while (S < kWarps && warps_rows * S < kTargetWarps && n_spans >= 2 * S) S *= 2;
+  return S;
+}
+
+template <class Sp>
+cudaError_t launch_span(const MatvecArgs* a, int n, cudaStream_t stream) {
+  MatvecSegs m{};
+  m.n = n;
+  unsigned blocks = 0;
+  for (int i = 0; i < n; ++i) {
+    m.seg[i] = a[i];
+    const int64_t n_spans = (a[i].n_in / Sp::kUnitElems + Sp::kSpanUnits - 1) / Sp::kSpanUnits;
+    m.S[i] = span_slices_for(a[i].n_out, n_spans);
+    const int64_t rows_per_block = int64_t(kWarps / m.S[i]) * kSpanRows;
+    m.begin[i] = blocks;
+    blocks += static_cast<unsigned>((a[i].n_out + rows_per_block - 1) / rows_per_block);
+  }
+  matvec_span<Sp, kSpanRows><<<blocks, kWarps * 32, 0, stream>>>(m);
+  return cudaGetLastError();
+}
+
+std::atomic<int> g_matvec_generation{0};  // 0: not read from the environment yet
 
 // ---- 2..16 tokens: tensor cores ---------------------------------------------------------
 // Batched decode reads each weight once for all tokens, so the work per weight grows with the
@@ -692,6 +850,10 @@ cudaError_t launch_type(const MatvecArgs* a, int n, bool vector_path, cudaStream
   // plain types on the vector path).
   if (n_tok >= mma_min_tokens() && (vector_path || !is_plain_type(T)) && device_major() >= 8)
     return n_tok <= 8 ? launch_mma<T, 1>(a, n, stream) : launch_mma<T, 2>(a, n, stream);
+  if constexpr (T == DType::kQ8_0 || T == DType::kQ4_K) {
+    if (n_tok == 1 && matvec_generation() >= 2 && device_major() >= 8)
+      return launch_span<std::conditional_t<T == DType::kQ8_0, SpanQ8_0, SpanQ4_K>>(a, n, stream);
+  }
   if (n_tok <= 1) return launch_nt<T, 1>(a, n, vector_path, stream);
   if (n_tok <= 2) return launch_nt<T, 2>(a, n, vector_path, stream);
   if (n_tok <= 4) return launch_nt<T, 4>(a, n, vector_path, stream);
@@ -700,6 +862,19 @@ cudaError_t launch_type(const MatvecArgs* a, int n, bool vector_path, cudaStream
 }
 
 }  // namespace
+
+int matvec_generation() {
+  int g = g_matvec_generation.load(std::memory_order_relaxed);
+  if (g == 0) {
+    const char* e = std::getenv("OMNIRT_CUDA_MATVEC_V1");
+    g = e && *e && std::atoi(e) != 0 ? 1 : 2;
+    int expected = 0;  // a set_matvec_generation() in between wins
+    if (!g_matvec_generation.compare_exchange_strong(expected, g, std::memory_order_relaxed)) g = expected;
+  }
+  return g;
+}
+
+void set_matvec_generation(int g) { g_matvec_generation.store(g == 1 ? 1 : 2, std::memory_order_relaxed); }
 
 bool weight_type_supported(DType t) {
   switch (t) {

@@ -44,6 +44,11 @@ cudaError_t launch_matvec(const MatvecParams& p, cudaStream_t stream);
 // 1..3 matvecs that share x, w_type, n_in and n_tok (q/k/v; gate/up) in one launch, each with
 // its own w, y, bias, accumulate and n_out; every y equals its own launch_matvec bit for bit.
 cudaError_t launch_matvecs(const MatvecParams* p, int count, cudaStream_t stream);
+// Single-token Q8_0/Q4_K kernel generation: 2 (default: row spans staged through shared
+// memory, matvec.cu) or 1 (the previous kernels), read once from OMNIRT_CUDA_MATVEC_V1=1;
+// set_matvec_generation overrides it (tests and benchmarks time and check both).
+int matvec_generation();
+void set_matvec_generation(int generation);
 
 // ---- dequantize + GEMM (prefill) ---------------------------------------------------------
 // dst[r, i] = bf16(decode(src)[r, i]), or f16 (saturated at +-65504) with to_f16.

@@ -224,6 +224,146 @@ OMNI_UNROLL
   }
 };
 
+// ---- single-token Q8_0 / Q4_K from a row span staged in shared memory (matvec.cu) ----------
+// A warp copies a contiguous span of a row (16 Q8_0 blocks = 544 bytes, or 4 Q4_K super-blocks =
+// 576 bytes) into shared memory with aligned 16-byte copies, starting at the row address rounded
+// down to 16 bytes (`shift` bytes before the span); then each lane decodes its own 16 (Q8_0) or
+// 32 (Q4_K) weights from there. Integers become floats exactly without the conversion units
+// (quarter rate on sm_80/90): PRMT puts the byte under the exponent of 2^23, giving the f32
+// 2^23 + byte, and one subtraction removes the 2^23 (int8: XOR 0x80 first, subtract 2^23 + 128).
+// Everything here is also compiled for the host by tests/cuda_quant_host_test.cpp.
+
+// __byte_perm and __funnelshift_r on the device, their definitions on the host.
+__device__ __forceinline__ uint32_t prmt(uint32_t x, uint32_t y, uint32_t sel) {
+#if defined(__CUDA_ARCH__)
+  return __byte_perm(x, y, sel);
+#else
+  const uint64_t v = (static_cast<uint64_t>(y) << 32) | x;
+  uint32_t r = 0;
+  for (int i = 0; i < 4; ++i) r |= static_cast<uint32_t>((v >> (8 * ((sel >> (4 * i)) & 7))) & 0xFF) << (8 * i);
+  return r;
+#endif
+}
+__device__ __forceinline__ uint32_t funnel_r(uint32_t lo, uint32_t hi, uint32_t n) {  // n in [0, 31]
+#if defined(__CUDA_ARCH__)
+  return __funnelshift_r(lo, hi, n);
+#else
+  return static_cast<uint32_t>(((static_cast<uint64_t>(hi) << 32) | lo) >> n);
+#endif
+}
+
+// Byte i (0..3) of u as the f32 2^23 + byte, minus `bias` (exact for bias 2^23 or 2^23 + 128).
+__device__ __forceinline__ float byte_to_f32(uint32_t u, int i, float bias) {
+  return __uint_as_float(prmt(u, 0x4B000000u, 0x7440u | static_cast<uint32_t>(i))) - bias;
+}
+constexpr float kMagicU8 = 8388608.0f;   // 2^23: unsigned bytes
+constexpr float kMagicS8 = 8388736.0f;   // 2^23 + 128: int8 after XOR 0x80
+
+// Where a warp's 16-byte copies of a span start: `addr` rounded down to 16, `shift` = addr % 16,
+// `nvec` copies cover [addr, addr + bytes).
+struct SpanCopy {
+  uint64_t base;
+  uint32_t shift;
+  int nvec;
+};
+__device__ __forceinline__ SpanCopy span_copy(uint64_t addr, int64_t bytes) {
+  const uint32_t shift = static_cast<uint32_t>(addr & 15);
+  return SpanCopy{addr - shift, shift, static_cast<int>((shift + bytes + 15) >> 4)};
+}
+
+// Q8_0 span: 16 blocks of 34 bytes; lane l takes half l % 2 of block l / 2, i.e. elements
+// 16 l .. 16 l + 15 of the span. `words` is the staged copy, the span's first block at byte
+// `shift`. Writes the block's d and the 16 int8 as exact floats (d * q is the reference weight).
+__device__ __forceinline__ void q8_0_span_decode(const uint32_t* words, uint32_t shift, int lane, float* d,
+                                                 float (&q)[16]) {
+  const uint32_t off = shift + 34u * static_cast<uint32_t>(lane >> 1);  // even
+  *d = half_bits_to_f32(static_cast<uint16_t>(words[off >> 2] >> (8 * (off & 3))));
+  const uint32_t qo = off + 2 + 16u * static_cast<uint32_t>(lane & 1);
+  const uint32_t i0 = qo >> 2, sh = 8 * (qo & 3);
+  uint32_t v[5];
+OMNI_UNROLL
+  for (int k = 0; k < 5; ++k) v[k] = words[i0 + k];
+OMNI_UNROLL
+  for (int k = 0; k < 4; ++k) {
+    const uint32_t u = funnel_r(v[k], v[k + 1], sh) ^ 0x80808080u;
+OMNI_UNROLL
+    for (int i = 0; i < 4; ++i) q[4 * k + i] = byte_to_f32(u, i, kMagicS8);
+  }
+}
+
+// d * sum(q x) over the lane's 16 weights: the reference's sum(d q x) in another order (d * q is
+// exact in f32, 11 x 8 bits).
+__device__ __forceinline__ float q8_0_span_dot(const uint32_t* words, uint32_t shift, int lane, const float (&x)[16]) {
+  float d, q[16];
+  q8_0_span_decode(words, shift, lane, &d, q);
+  float s = q[0] * x[0];
+OMNI_UNROLL
+  for (int i = 1; i < 16; ++i) s = fmaf(q[i], x[i], s);
+  return d * s;
+}
+
+// Scales and mins of sub-blocks 2j and 2j+1 of a Q4_K super-block (ref k_scale_min) from header
+// words 1..3 (bytes 4..15), without indexing by j: sc and mn hold sub-block 2j in bits 0..7 and
+// 2j+1 in bits 8..15.
+__device__ __forceinline__ void q4_k_scale_min_pair(uint32_t h1, uint32_t h2, uint32_t h3, int j, uint32_t* sc,
+                                                    uint32_t* mn) {
+  const uint32_t sh = 16u * static_cast<uint32_t>(j & 1);
+  const uint32_t y = (h1 >> sh) & 0xFFFFu, z = (h2 >> sh) & 0xFFFFu, w = (h3 >> sh) & 0xFFFFu;
+  const bool low = j < 2;
+  *sc = low ? (y & 0x3F3Fu) : ((w & 0x0F0Fu) | ((y >> 2) & 0x3030u));
+  *mn = low ? (z & 0x3F3Fu) : (((w >> 4) & 0x0F0Fu) | ((z >> 2) & 0x3030u));
+}
+
+// Q4_K lane: the super-block's 16-byte header `head` and 16 bytes `qs` = qs[32 j + 16 m ..) hold
+// elements 16 m .. 16 m + 15 of sub-blocks 2j (low nibbles: qa) and 2j+1 (high nibbles: qb) as
+// exact floats; dm = {d1 of 2j, m1 of 2j, d1 of 2j+1, m1 of 2j+1} rounded as the reference
+// (weight = d1 * q - m1).
+__device__ __forceinline__ void q4_k_lane_decode(uint4 head, uint4 qs, int j, float (&dm)[4], float (&qa)[16],
+                                                 float (&qb)[16]) {
+  const float d = half_bits_to_f32(static_cast<uint16_t>(head.x & 0xFFFF));
+  const float dmin = half_bits_to_f32(static_cast<uint16_t>(head.x >> 16));
+  uint32_t sc, mn;
+  q4_k_scale_min_pair(head.y, head.z, head.w, j, &sc, &mn);
+  dm[0] = __fmul_rn(d, byte_to_f32(sc, 0, kMagicU8));
+  dm[1] = __fmul_rn(dmin, byte_to_f32(mn, 0, kMagicU8));
+  dm[2] = __fmul_rn(d, byte_to_f32(sc, 1, kMagicU8));
+  dm[3] = __fmul_rn(dmin, byte_to_f32(mn, 1, kMagicU8));
+  const uint32_t u[4] = {qs.x, qs.y, qs.z, qs.w};
+OMNI_UNROLL
+  for (int k = 0; k < 4; ++k) {
+    const uint32_t lo = u[k] & 0x0F0F0F0Fu, hi = (u[k] >> 4) & 0x0F0F0F0Fu;
+OMNI_UNROLL
+    for (int i = 0; i < 4; ++i) {
+      qa[4 * k + i] = byte_to_f32(lo, i, kMagicU8);
+      qb[4 * k + i] = byte_to_f32(hi, i, kMagicU8);
+    }
+  }
+}
+
+// Q4_K span: 4 super-blocks of 144 bytes (always 16-byte aligned: shift 0); lane l takes
+// super-block l / 8, j = (l / 2) % 4, m = l % 2. Offsets of the lane's x runs inside the span
+// (sub-block 2j: xa; 2j+1: xa + 32) and of its two 16-byte values inside the staged copy:
+__device__ __forceinline__ int q4_k_span_x(int lane) {
+  return 256 * (lane >> 3) + 64 * ((lane >> 1) & 3) + 16 * (lane & 1);
+}
+__device__ __forceinline__ int q4_k_span_head(int lane) { return 9 * (lane >> 3); }
+__device__ __forceinline__ int q4_k_span_qs(int lane) { return 9 * (lane >> 3) + 1 + 2 * ((lane >> 1) & 3) + (lane & 1); }
+
+// (d1a sum(qa xa) - m1a sum(xa)) + (d1b sum(qb xb) - m1b sum(xb)), the sums of x given: the
+// reference's sum((d1 q - m1) x) in another order (a few ulps per sub-block).
+__device__ __forceinline__ float q4_k_lane_dot(uint4 head, uint4 qs, int j, const float (&xa)[16],
+                                               const float (&xb)[16], float sxa, float sxb) {
+  float dm[4], qa[16], qb[16];
+  q4_k_lane_decode(head, qs, j, dm, qa, qb);
+  float sa = qa[0] * xa[0], sb = qb[0] * xb[0];
+OMNI_UNROLL
+  for (int i = 1; i < 16; ++i) {
+    sa = fmaf(qa[i], xa[i], sa);
+    sb = fmaf(qb[i], xb[i], sb);
+  }
+  return (dm[0] * sa - dm[1] * sxa) + (dm[2] * sb - dm[3] * sxb);
+}
+
 // Calls f.template operator()<T>() for the runtime type t; false for types without a kernel.
 template <class F>
 bool dispatch_weight_type(DType t, F&& f) {
