@@ -271,8 +271,11 @@ TEST(CudaWhisperMel, IncrementalEqualsWholeAndCpu) {
     ASSERT_TRUE((*mel)->finish(&chunked).ok());
     ASSERT_EQ(chunked.size(), whole.size());
     // Every frame goes through the same kernels and the same cuFFT plan, wherever it sits in
-    // a batch: equal to the whole-clip run (the bound allows for nothing but that).
-    EXPECT_EQ(max_abs_diff(chunked, whole), 0.0) << "trial " << trial;
+    // a batch: equal to the whole-clip run (expected bit for bit; the bound is 1e-6 in case
+    // cuFFT's batch position ever changes a last bit, and the measured value is printed).
+    const double d = max_abs_diff(chunked, whole);
+    std::printf("  incremental (trial %d) vs whole: max |diff| %.3g\n", trial, d);
+    EXPECT_LE(d, 1e-6) << "trial " << trial;
     // The kept device rows are the same frames.
     EXPECT_EQ((*mel)->device_frames(), int64_t(whole.size() / 80));
     auto dev = (*mel)->download();
@@ -425,8 +428,9 @@ void expect_encoder_matches_cpu(const audio::WhisperWeights& w, const std::vecto
     // Device in, device out: the same numbers.
     DeviceArray<float> d_mel(mel), d_out(got.size());
     d_out.poison();
+    OMNI_CUDA_OK(cudaDeviceSynchronize());  // the encoder's stream does not wait for the legacy one
     ASSERT_TRUE((*enc)->encode_device(d_mel.get(), nf, d_out.get()).ok());
-    EXPECT_EQ(d_out.download(), got) << what;
+    EXPECT_TRUE(close_rel(d_out.download(), got, 1e-6, what + " encode_device vs encode"));
   }
 }
 

@@ -124,6 +124,9 @@ StatusOr<std::unique_ptr<CudaLogMel>> CudaLogMel::create(int n_mels, int64_t max
       "plan (400-point D2Z)"));
   m.have_plan = true;
   OMNI_RETURN_IF_ERROR(cuda::cufft_status(m.fft->set_stream(m.plan, m.stream.get()), "set stream"));
+  // The uploads and the memset above ran on the legacy stream, which our non-blocking stream
+  // does not wait for.
+  OMNI_RETURN_IF_ERROR(launch_status(cudaDeviceSynchronize(), "log-mel: create"));
   return std::unique_ptr<CudaLogMel>(new CudaLogMel(std::move(impl)));
 }
 
@@ -545,6 +548,8 @@ StatusOr<std::unique_ptr<CudaWhisperEncoder>> CudaWhisperEncoder::create(const a
   if (w_scratch > 0) {
     OMNI_ASSIGN_OR_RETURN(m.w_scratch, m.arena.alloc_array<uint16_t>(w_scratch));
   }
+  // Pageable uploads may still be in flight on the legacy stream, which ours does not wait for.
+  OMNI_RETURN_IF_ERROR(launch_status(cudaDeviceSynchronize(), "whisper: upload weights"));
   return std::unique_ptr<CudaWhisperEncoder>(new CudaWhisperEncoder(std::move(impl)));
 }
 

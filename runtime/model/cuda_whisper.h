@@ -92,7 +92,9 @@ class CudaWhisperEncoder {
   Status encode(const float* mel, int64_t n_frames, std::vector<float>* out);
   Status encode_before_final_norm(const float* mel, int64_t n_frames, std::vector<float>* out);
   // Device in, device out ([n_frames / 2, d] f32); returns when the result is complete.
-  // mel is not scanned for non-finite values here. mel and out must not overlap.
+  // mel is not scanned for non-finite values here. mel and out must not overlap. The encoder
+  // runs on its own non-blocking stream: mel must be complete when this is called (CudaLogMel
+  // returns from push/finish/normalize with its work done; synchronize other writers first).
   Status encode_device(const float* mel, int64_t n_frames, float* out, bool final_norm = true);
 
   int64_t n_state() const;
