@@ -148,7 +148,10 @@ std::vector<int> AudioOutSpec::codes_per_level() const {
 StatusOr<AudioOutSpec> read_audio_out_spec(const gguf::GgufFile& f, int64_t n_vocab) {
   AudioOutSpec s;
   if (!f.find(key("type"))) return not_found("the model has no audio-out heads (no omni.audio_out.type key)");
-  OMNI_ASSIGN_OR_RETURN(std::string type, f.get_string(key("type")));
+  // Read in place (GCC 12 flags a moved-from string here as maybe-uninitialized).
+  StatusOr<std::string> type_or = f.get_string(key("type"));
+  if (!type_or.ok()) return type_or.status();
+  const std::string& type = *type_or;
   if (type == "parallel") {
     s.kind = AudioOutKind::kParallel;
   } else if (type == "in_vocab") {
@@ -208,6 +211,8 @@ AudioOutDecoder::AudioOutDecoder(const AudioOutHeads& heads, Context& ctx, const
 StatusOr<std::unique_ptr<AudioOutDecoder>> AudioOutDecoder::create(const AudioOutHeads& heads, Context& ctx,
                                                                    const AudioOutParams& params) {
   if (params.max_steps < 1) return invalid_argument(fmt("max_steps = %lld must be >= 1", (long long)params.max_steps));
+  if (params.max_text_tokens < -1)
+    return invalid_argument(fmt("max_text_tokens = %lld must be >= 0 (or -1: no limit)", (long long)params.max_text_tokens));
   const AudioOutSpec& s = heads.spec;
   const int64_t d = ctx.model().hparams().n_embd;
   if (s.n_codebooks < 1 || static_cast<int32_t>(s.levels.size()) != s.n_codebooks)
@@ -300,7 +305,8 @@ Status AudioOutDecoder::fill_parallel_row(int32_t text_id, const int32_t* audio_
 // Input rows for parallel steps: (x_text + sum_i x_i(audio_i)) / (K + 1) for kMean, the plain sum
 // for kSum, times the backbone's embedding scale (Mini-Omni scales after combining, as
 // litgpt's scale_embeddings). audio ids < 0 contribute nothing (and still count in the mean).
-Status AudioOutDecoder::eval_parallel_rows(const int32_t* text_ids, const int32_t* audio_ids, int64_t n) {
+Status AudioOutDecoder::eval_parallel_rows(const int32_t* text_ids, const int32_t* audio_ids, int64_t n,
+                                           bool hidden_only) {
   const int64_t d = ctx_.model().hparams().n_embd;
   float* rows = row_.data();
   if (n > 1) {
@@ -309,7 +315,7 @@ Status AudioOutDecoder::eval_parallel_rows(const int32_t* text_ids, const int32_
   }
   for (int64_t r = 0; r < n; ++r)
     OMNI_RETURN_IF_ERROR(fill_parallel_row(text_ids[r], audio_ids + r * spec_.n_codebooks, r, rows + r * d));
-  return ctx_.eval_embeddings(rows, n, false);
+  return hidden_only ? ctx_.eval_embeddings_hidden(rows, n) : ctx_.eval_embeddings(rows, n, false);
 }
 
 Status AudioOutDecoder::prefill_parallel(std::span<const int32_t> text_ids, std::span<const int32_t> audio_ids) {
@@ -428,7 +434,7 @@ void AudioOutDecoder::run_heads(const int32_t* active, int32_t n) {
   const auto& heads = heads_.head;
   // Rows of the active heads laid end to end: [0, n * V); each thread takes a contiguous range,
   // which may span two heads. Grain 16: a q8_0/f16 row block, and no false sharing of outputs.
-  ctx_.thread_pool().parallel_for(static_cast<int64_t>(n) * V, 16, [&](int64_t b, int64_t e, int) {
+  ctx_.step_pool().parallel_for(static_cast<int64_t>(n) * V, 16, [&](int64_t b, int64_t e, int) {
     for (int64_t g = b; g < e;) {
       const int32_t a = static_cast<int32_t>(g / V);
       const int64_t lo = g - a * V, hi = std::min<int64_t>(V, e - a * V);
@@ -446,7 +452,8 @@ StatusOr<AudioOutStep> AudioOutDecoder::step() {
   if (feed_pending_) {
     const auto t_fwd = Clock::now();
     if (spec_.kind == AudioOutKind::kParallel) {
-      OMNI_RETURN_IF_ERROR(eval_parallel_rows(&next_text_, next_audio_.data(), 1));
+      // After the end of text the text logits are never read again (step_parallel feeds the pad).
+      OMNI_RETURN_IF_ERROR(eval_parallel_rows(&next_text_, next_audio_.data(), 1, text_ended_ && params_.skip_text_head));
     } else {
       OMNI_RETURN_IF_ERROR(ctx_.eval(std::span<const int32_t>(&feed_token_, 1), false));
     }
@@ -466,7 +473,9 @@ StatusOr<AudioOutStep> AudioOutDecoder::step_parallel() {
   if (text_ended_) {
     next_text_ = spec_.text_pad_id >= 0 ? spec_.text_pad_id : spec_.text_end_id;
   } else {
-    const int32_t t = text_sampler_->sample(ctx_.last_logits(), text_history_);
+    const bool cut = params_.max_text_tokens >= 0 && spec_.text_end_id >= 0 &&
+                     static_cast<int64_t>(text_history_.size()) >= params_.max_text_tokens;
+    const int32_t t = cut ? spec_.text_end_id : text_sampler_->sample(ctx_.last_logits(), text_history_);
     text_history_.push_back(t);
     next_text_ = t;
     if (t == spec_.text_end_id) {

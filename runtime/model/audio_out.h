@@ -88,6 +88,15 @@ struct AudioOutParams {
   SamplerParams text_sampling;   // the text stream (and, in-vocab, tokens before speech)
   SamplerParams audio_sampling;  // every codebook; codebook i samples with seed + 1 + i
   int64_t max_steps = 2048;      // decode steps after the prompt
+  // Parallel heads: once the text stream has ended, the fed-back rows are evaluated without the
+  // backbone's text head (Context::eval_embeddings_hidden). Emits the same tokens; Mini-Omni's
+  // steps then read 408 MB instead of 553.
+  bool skip_text_head = true;
+  // Parallel heads: the text stream ends after this many text tokens, exactly as if the model
+  // had sampled text_end_id next (-1: no limit; needs text_end_id). A trained model ends its
+  // text itself; this bounds an answer's text, and lets benchmarks on random weights (which
+  // never sample the end) reach the text-ended phase.
+  int64_t max_text_tokens = -1;
 };
 
 // What one step produced: at most one text token and at most one frame.
@@ -141,6 +150,7 @@ class AudioOutDecoder {
   bool speech_ended() const { return speech_ended_; }
   bool text_ended() const { return text_ended_; }
   int64_t n_steps() const { return n_steps_; }
+  Context& context() const { return ctx_; }
   int64_t n_frames() const { return next_frame_; }
 
   // Wall seconds inside step(), all steps together, by part: the backbone's forward pass of the
@@ -154,7 +164,8 @@ class AudioOutDecoder {
  private:
   AudioOutDecoder(const AudioOutHeads& heads, Context& ctx, const AudioOutParams& params);
   Status init_samplers();
-  Status eval_parallel_rows(const int32_t* text_ids, const int32_t* audio_ids, int64_t n);
+  // hidden_only: no text logits (Context::eval_embeddings_hidden).
+  Status eval_parallel_rows(const int32_t* text_ids, const int32_t* audio_ids, int64_t n, bool hidden_only = false);
   // One input row of parallel heads (unscaled sum of the embeddings; ids checked) into dst [n_embd].
   Status fill_parallel_row(int32_t text_id, const int32_t* audio_ids, int64_t r, float* dst);
   // Audio adapter rows [n, n_embd] -> input rows (Mini-Omni's concat_whisper_feat), scaled.

@@ -85,6 +85,17 @@ Status Context::rewind(int64_t n) {
   return Status::Ok();
 }
 
+Status Context::set_step_threads(int n) {
+  if (n < 1 || n > pool_->n_threads())
+    return invalid_argument(fmt("step threads = %d must be in [1, %d]", n, pool_->n_threads()));
+  if (n == pool_->n_threads()) {
+    step_pool_.reset();
+  } else if (!step_pool_ || step_pool_->n_threads() != n) {
+    step_pool_ = std::make_unique<ThreadPool>(n);  // n = 1 starts no thread
+  }
+  return Status::Ok();
+}
+
 Status check_token_ids(std::span<const int32_t> tokens, int64_t n_vocab) {
   for (size_t i = 0; i < tokens.size(); ++i)
     if (tokens[i] < 0 || tokens[i] >= n_vocab)
@@ -118,15 +129,32 @@ Status check_embedding_input(const float* embd, int64_t n, int64_t n_embd, int64
 
 Status Context::eval(std::span<const int32_t> tokens, bool all_logits) {
   OMNI_RETURN_IF_ERROR(check_eval_input(tokens, n_past_, n_ctx_, n_vocab_));
-  return eval_rows(tokens.data(), nullptr, static_cast<int64_t>(tokens.size()), all_logits);
+  return eval_rows(tokens.data(), nullptr, static_cast<int64_t>(tokens.size()),
+                   all_logits ? Output::kAllLogits : Output::kLastLogits);
 }
 
 Status Context::eval_embeddings(const float* embd, int64_t n, bool all_logits) {
   OMNI_RETURN_IF_ERROR(check_embedding_input(embd, n, model_->hparams().n_embd, n_past_, n_ctx_));
-  return eval_rows(nullptr, embd, n, all_logits);
+  return eval_rows(nullptr, embd, n, all_logits ? Output::kAllLogits : Output::kLastLogits);
 }
 
-Status Context::eval_rows(const int32_t* tokens, const float* embd, int64_t n, bool all_logits) {
+Status Context::eval_embeddings_hidden(const float* embd, int64_t n) {
+  OMNI_RETURN_IF_ERROR(check_embedding_input(embd, n, model_->hparams().n_embd, n_past_, n_ctx_));
+  return eval_rows(nullptr, embd, n, Output::kHiddenOnly);
+}
+
+Status Context::eval_rows(const int32_t* tokens, const float* embd, int64_t n, Output mode) {
+  const int64_t d = model_->hparams().n_embd;
+  if (mode == Output::kHiddenOnly) {
+    for (int64_t begin = 0; begin < n; begin += params_.n_batch) {
+      const int64_t len = std::min(params_.n_batch, n - begin);
+      forward_chunk(tokens ? tokens + begin : nullptr, embd ? embd + begin * d : nullptr, len, false, nullptr,
+                    begin + len == n);
+    }
+    n_logit_rows_ = 0;
+    return Status::Ok();
+  }
+  const bool all_logits = mode == Output::kAllLogits;
   const int64_t rows = all_logits ? n : 1;
   if (static_cast<int64_t>(logits_.size()) < rows * n_vocab_) {
     try {
@@ -135,7 +163,6 @@ Status Context::eval_rows(const int32_t* tokens, const float* embd, int64_t n, b
       return Status(StatusCode::kOutOfMemory, fmt("cannot allocate logits for %lld tokens", (long long)rows));
     }
   }
-  const int64_t d = model_->hparams().n_embd;
   for (int64_t begin = 0; begin < n; begin += params_.n_batch) {
     const int64_t len = std::min(params_.n_batch, n - begin);
     const bool last_chunk = begin + len == n;
@@ -148,11 +175,13 @@ Status Context::eval_rows(const int32_t* tokens, const float* embd, int64_t n, b
 
 // One forward pass over n tokens at positions [n_past_, n_past_ + n). Writes K/V for those
 // positions, advances n_past_, and, when logits_out is set, writes logits for every token
-// (all_logits) or for the last one.
-void Context::forward_chunk(const int32_t* tokens, const float* embd, int64_t n, bool all_logits, float* logits_out) {
+// (all_logits) or for the last one; with `hidden` (and no logits_out) only the last row's
+// final-norm hidden state.
+void Context::forward_chunk(const int32_t* tokens, const float* embd, int64_t n, bool all_logits, float* logits_out,
+                            bool hidden) {
   const Model& m = *model_;
   const HParams& hp = m.hparams();
-  ThreadPool& pool = *pool_;
+  ThreadPool& pool = n == 1 ? step_pool() : *pool_;
   const int64_t d = hp.n_embd, hd = hp.head_dim, n_ff = hp.n_ff;
   const int64_t q_dim = hp.n_head * hd, kv_dim = hp.n_head_kv * hd;
   const int64_t pos0 = n_past_;
@@ -271,11 +300,12 @@ void Context::forward_chunk(const int32_t* tokens, const float* embd, int64_t n,
   }
   n_past_ += n;
 
-  if (!logits_out) return;
+  if (!logits_out && !hidden) return;
   // Output head on every row (all_logits) or on the last row only.
   const int64_t first = all_logits ? 0 : n - 1, rows = n - first;
   norm_rows(x_.data() + first * d, m.output_norm(), xn_.data(), rows, d);
   last_hidden_ = xn_.data() + (rows - 1) * d;
+  if (!logits_out) return;
   const Weight& out = m.output();
   if (!(int8 && cpu::matvec_int8(pool, out.type, out.data, out.n_out, out.n_in, xn_.data(), logits_out, ms, ms_bytes)))
     cpu::matmul(pool, out.type, out.data, out.n_out, out.n_in, xn_.data(), rows, logits_out, ms);

@@ -49,15 +49,31 @@ class Context {
   // llama.cpp). Attention stays causal over them. kInvalidArgument for n <= 0 or a null or
   // non-finite row, kOutOfRange when they do not fit; nothing changes on error.
   Status eval_embeddings(const float* embd, int64_t n, bool all_logits);
+  // As eval_embeddings(embd, n, false), but stops at the last row's final-norm hidden state
+  // (last_hidden(), bit-identical to what eval_embeddings leaves there): the output head, the
+  // vocabulary projection, is skipped (Mini-Omni's 151936 x 896 text head is 145 of the 553 MB
+  // a decode step reads, and once its text has ended only the audio heads are needed). Afterwards
+  // n_logit_rows() is 0 and last_logits() is null until an eval with logits. Same errors.
+  Status eval_embeddings_hidden(const float* embd, int64_t n);
   // [n_logit_rows, n_vocab] row-major: the rows computed by the last eval.
   const float* logits() const { return logits_.data(); }
   int64_t n_logit_rows() const { return n_logit_rows_; }
-  const float* last_logits() const { return logits_.data() + (n_logit_rows_ - 1) * n_vocab_; }
+  // Null before the first eval and after eval_embeddings_hidden().
+  const float* last_logits() const {
+    return n_logit_rows_ > 0 ? logits_.data() + (n_logit_rows_ - 1) * n_vocab_ : nullptr;
+  }
   // The last evaluated position's hidden state after the final norm: [n_embd], the input of the
   // output head (audio-out heads read it). Valid until the next eval; null before the first.
   const float* last_hidden() const { return last_hidden_; }
   // The context's worker pool, for per-step work on the same threads (audio-out heads).
   ThreadPool& thread_pool() const { return *pool_; }
+  // Threads for single-row evaluations (decode steps), 1..n_threads(); default n_threads().
+  // Fewer leaves cores to other work between and during steps (a codec decoding the previous
+  // frame: a step is bandwidth-bound and loses little on fewer cores). Prefill chunks keep all
+  // threads. Results do not depend on it. kInvalidArgument outside the range.
+  Status set_step_threads(int n);
+  // The pool single-row evaluations run on (per-step work beside them: audio-out heads).
+  ThreadPool& step_pool() const { return step_pool_ ? *step_pool_ : *pool_; }
 
   int64_t n_past() const { return n_past_; }
   int64_t n_ctx() const { return n_ctx_; }
@@ -70,14 +86,21 @@ class Context {
 
  private:
   Context() = default;
-  // Exactly one of tokens / embd is set: ids, or [n, n_embd] input rows.
-  void forward_chunk(const int32_t* tokens, const float* embd, int64_t n, bool all_logits, float* logits_out);
-  Status eval_rows(const int32_t* tokens, const float* embd, int64_t n, bool all_logits);
+  // What an evaluation leaves behind: logits of the last row or of every row, or only the last
+  // row's hidden state.
+  enum class Output { kLastLogits, kAllLogits, kHiddenOnly };
+  // Exactly one of tokens / embd is set: ids, or [n, n_embd] input rows. logits_out null: no
+  // output head (a chunk before the last, or kHiddenOnly, which still sets last_hidden_ when
+  // `hidden` is set).
+  void forward_chunk(const int32_t* tokens, const float* embd, int64_t n, bool all_logits, float* logits_out,
+                     bool hidden = false);
+  Status eval_rows(const int32_t* tokens, const float* embd, int64_t n, Output out);
 
   const Model* model_ = nullptr;
   ContextParams params_;
   int64_t n_ctx_ = 0, n_vocab_ = 0, n_past_ = 0, n_logit_rows_ = 0;
   std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<ThreadPool> step_pool_;  // null: steps use pool_
   // KV cache: per layer [n_ctx, n_head_kv, head_dim] in kv_type.
   std::vector<std::vector<uint8_t>> k_cache_, v_cache_;
   // Scratch (f32), sized for n_batch tokens.
