@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 
 #include "audio/adapter/audio_stream.h"
 #include "kernels/core/thread_pool.h"
@@ -44,7 +45,9 @@ Loaded load(const std::string& preset, uint64_t seed) {
   return l;
 }
 
-StatusOr<VoiceTurnResult> turn(const Loaded& l, uint64_t seed, int64_t max_steps) {
+// `edit` adjusts the turn's parameters (defaults: codec thread on, text head skipped).
+StatusOr<VoiceTurnResult> turn(const Loaded& l, uint64_t seed, int64_t max_steps,
+                               const std::function<void(VoiceTurnParams&)>& edit = {}) {
   ContextParams cp;
   cp.n_ctx = 256;
   cp.n_threads = 2;
@@ -56,10 +59,15 @@ StatusOr<VoiceTurnResult> turn(const Loaded& l, uint64_t seed, int64_t max_steps
   p.decode.audio_sampling.seed = seed;
   p.decode.max_steps = max_steps;
   p.noise_seed = seed;
-  size_t streamed = 0;
-  auto r = run_voice_turn(*ctx, l.heads, codec, prompt, p, [&](const float*, size_t n) { streamed += n; });
+  if (edit) edit(p);
+  std::vector<float> streamed;  // what the sink saw, in order
+  auto r = run_voice_turn(*ctx, l.heads, codec, prompt, p,
+                          [&](const float* x, size_t n) { streamed.insert(streamed.end(), x, x + n); });
   if (r.ok()) {
-    EXPECT_EQ(streamed, r->pcm.size());
+    EXPECT_TRUE(streamed == r->pcm);
+    // speak() hands the context and the codec back as it found them.
+    EXPECT_EQ(&ctx->step_pool(), &ctx->thread_pool());
+    EXPECT_EQ(&codec.thread_pool(), &ctx->thread_pool());
   }
   return r;
 }
@@ -178,6 +186,93 @@ TEST(VoiceTurn, CpuClockStagesAreOrderedAndStepPartsAdd) {
   EXPECT_GT(t.step_heads, 0.0);
   EXPECT_GE(t.step_sample, 0.0);
   EXPECT_LE(t.step_forward + t.step_heads + t.step_sample, t.done);
+}
+
+// After the first audio the codec runs on its own thread beside the decode loop (steps on the
+// context's other thread): the same tokens and bit-identical samples as all in series, every
+// sample through the sink in order.
+TEST(VoiceTurn, CodecThreadGivesTheSameTurn) {
+  Loaded l = load("omni-tiny", 21);
+  ASSERT_TRUE(l.model && l.snac);
+  auto serial = turn(l, 9, 40, [](VoiceTurnParams& p) { p.codec_thread = false; });
+  auto overlap = turn(l, 9, 40, [](VoiceTurnParams& p) { p.codec_thread = true; });
+  ASSERT_TRUE(serial.ok()) << serial.status().to_string();
+  ASSERT_TRUE(overlap.ok()) << overlap.status().to_string();
+  ASSERT_GT(serial->n_frames, 4);  // frames after the first audio went through the codec thread
+  EXPECT_EQ(serial->text_tokens, overlap->text_tokens);
+  EXPECT_EQ(serial->n_frames, overlap->n_frames);
+  ASSERT_EQ(serial->pcm.size(), overlap->pcm.size());
+  EXPECT_TRUE(serial->pcm == overlap->pcm);
+  EXPECT_EQ(static_cast<int64_t>(overlap->pcm.size()), overlap->n_frames * l.snac->weights.hp.samples_per_group());
+  EXPECT_GE(overlap->t.first_pcm, overlap->t.first_frame);
+  EXPECT_GE(overlap->t.done, overlap->t.first_pcm);
+  EXPECT_GT(overlap->t.codec_busy, 0.0);
+}
+
+// Once the text has ended (here cut after 3 tokens, as if the model sampled its end), the steps
+// skip the text head: the same text and codes, so the same samples, as with the head computed.
+TEST(VoiceTurn, SkippingTheTextHeadAfterTheTextKeepsEveryToken) {
+  Loaded l = load("omni-tiny", 21);
+  ASSERT_TRUE(l.model && l.snac);
+  // Seed 10: 22 frames after the cut text (the uncut turn says 13 text tokens).
+  auto with_head = turn(l, 10, 40, [](VoiceTurnParams& p) {
+    p.decode.max_text_tokens = 3;
+    p.decode.skip_text_head = false;
+  });
+  auto skipped = turn(l, 10, 40, [](VoiceTurnParams& p) {
+    p.decode.max_text_tokens = 3;
+    p.decode.skip_text_head = true;
+  });
+  ASSERT_TRUE(with_head.ok()) << with_head.status().to_string();
+  ASSERT_TRUE(skipped.ok()) << skipped.status().to_string();
+  EXPECT_EQ(skipped->text_tokens.size(), 3u);
+  EXPECT_EQ(with_head->text_tokens, skipped->text_tokens);
+  ASSERT_GT(skipped->n_frames, 15);  // every frame comes after the end of the text (step 3)
+  EXPECT_EQ(with_head->n_frames, skipped->n_frames);
+  EXPECT_TRUE(with_head->pcm == skipped->pcm);
+  // The cut is what ended the text: without it the same seed says more.
+  auto uncut = turn(l, 10, 40);
+  ASSERT_TRUE(uncut.ok());
+  EXPECT_GT(uncut->text_tokens.size(), 3u);
+}
+
+// Context::eval_embeddings_hidden leaves the same hidden state as eval_embeddings, no logits,
+// and the cache as eval_embeddings does (the next logits agree); fewer step threads change
+// nothing.
+TEST(VoiceTurn, HiddenOnlyEvaluationMatchesTheFullOne) {
+  Loaded l = load("omni-tiny", 21);
+  ASSERT_TRUE(l.model);
+  const int64_t d = l.model->hparams().n_embd, V = l.model->hparams().n_vocab;
+  ContextParams cp;
+  cp.n_ctx = 64;
+  cp.n_threads = 2;
+  auto a = Context::create(*l.model, cp);
+  auto b = Context::create(*l.model, cp);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ((*a)->last_logits(), nullptr);  // nothing evaluated yet
+  EXPECT_EQ((*b)->set_step_threads(0).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*b)->set_step_threads(3).code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE((*b)->set_step_threads(1).ok());
+  EXPECT_EQ((*b)->step_pool().n_threads(), 1);
+  std::vector<float> rows(static_cast<size_t>(5 * d));
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] = 0.05f * std::sin(0.37f * static_cast<float>(i));
+  // 3 rows at once, then 2 single rows (the step path).
+  ASSERT_TRUE((*a)->eval_embeddings(rows.data(), 3, false).ok());
+  ASSERT_TRUE((*b)->eval_embeddings_hidden(rows.data(), 3).ok());
+  for (int64_t r = 3; r < 5; ++r) {
+    ASSERT_TRUE((*a)->eval_embeddings(rows.data() + r * d, 1, false).ok());
+    ASSERT_TRUE((*b)->eval_embeddings_hidden(rows.data() + r * d, 1).ok());
+    EXPECT_EQ((*b)->n_logit_rows(), 0);
+    EXPECT_EQ((*b)->last_logits(), nullptr);
+    ASSERT_NE((*b)->last_hidden(), nullptr);
+    for (int64_t j = 0; j < d; ++j) ASSERT_EQ((*a)->last_hidden()[j], (*b)->last_hidden()[j]) << r << "," << j;
+  }
+  EXPECT_EQ((*a)->n_past(), (*b)->n_past());
+  EXPECT_EQ((*b)->eval_embeddings_hidden(nullptr, 1).code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE((*a)->eval_embeddings(rows.data(), 1, false).ok());
+  ASSERT_TRUE((*b)->eval_embeddings(rows.data(), 1, false).ok());
+  ASSERT_NE((*b)->last_logits(), nullptr);
+  for (int64_t v = 0; v < V; ++v) ASSERT_EQ((*a)->last_logits()[v], (*b)->last_logits()[v]) << v;
 }
 
 TEST(VoiceTurn, LatencySpreadIsMedianNearestRankP95AndMin) {

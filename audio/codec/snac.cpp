@@ -23,10 +23,18 @@ SnacSnake SnacSnake::from_alpha(std::vector<float> alpha) {
   return s;
 }
 
-SnacDecoder::SnacDecoder(const SnacWeights& w, ThreadPool& pool) : w_(w), pool_(pool) {
+SnacDecoder::SnacDecoder(const SnacWeights& w, ThreadPool& pool) : w_(w), pool_(&pool) {
   int64_t max_in = w.hp.latent_dim;
   for (const SnacBlock& b : w.blocks) max_in = std::max(max_in, b.in_dim);
   scratch_.resize(size_t(cpu::matmul_scratch_floats(max_in, pool.n_threads())));
+}
+
+void SnacDecoder::set_thread_pool(ThreadPool& pool) {
+  pool_ = &pool;
+  int64_t max_in = w_.hp.latent_dim;
+  for (const SnacBlock& b : w_.blocks) max_in = std::max(max_in, b.in_dim);
+  const size_t need = size_t(cpu::matmul_scratch_floats(max_in, pool.n_threads()));
+  if (scratch_.size() < need) scratch_.resize(need);
 }
 
 float* SnacDecoder::buf(int i, int64_t n) {
@@ -47,7 +55,7 @@ void SnacDecoder::matmul(const SnacMatrix& m, const float* x, int64_t T, float* 
   int64_t rt = std::max<int64_t>(16, (int64_t(8) << 10) / n_in / 16 * 16);
   rt = std::min(rt, n_out);
   const int64_t n_tc = (T + tc - 1) / tc, n_rt = (n_out + rt - 1) / rt;
-  const int nt = pool_.n_threads();
+  const int nt = pool_->n_threads();
   const bool split_steps = n_tc >= 2 * nt || n_rt < nt;
   const int64_t per_thread_scratch = cpu::matmul_scratch_floats(n_in, 1);
   auto run = [&](int64_t c0, int64_t c1, int64_t r0, int64_t r1, int ti) {
@@ -60,9 +68,9 @@ void SnacDecoder::matmul(const SnacMatrix& m, const float* x, int64_t T, float* 
     }
   };
   if (split_steps) {
-    pool_.parallel_for(n_tc, 1, [&](int64_t b, int64_t e, int ti) { run(b, e, 0, n_rt, ti); });
+    pool_->parallel_for(n_tc, 1, [&](int64_t b, int64_t e, int ti) { run(b, e, 0, n_rt, ti); });
   } else {
-    pool_.parallel_for(n_rt, 1, [&](int64_t b, int64_t e, int ti) { run(0, n_tc, b, e, ti); });
+    pool_->parallel_for(n_rt, 1, [&](int64_t b, int64_t e, int ti) { run(0, n_tc, b, e, ti); });
   }
 }
 
@@ -119,10 +127,10 @@ void SnacDecoder::latents(const SnacCodes& codes, std::vector<float>* z) const {
 float* SnacDecoder::run_input(const float* z, int64_t T) {
   const SnacHParams& hp = w_.hp;
   float* a = buf(1, T * hp.latent_dim);
-  snac::depthwise_conv1d(pool_, z, a, T, hp.latent_dim, w_.in_dw_w.data(), kConvK, 1, w_.in_dw_b.data());
+  snac::depthwise_conv1d(*pool_, z, a, T, hp.latent_dim, w_.in_dw_w.data(), kConvK, 1, w_.in_dw_b.data());
   float* x = buf(0, T * hp.decoder_dim);
   matmul(w_.in_pw, a, T, x);
-  snac::add_bias(pool_, x, T, hp.decoder_dim, w_.in_pw_b.data());
+  snac::add_bias(*pool_, x, T, hp.decoder_dim, w_.in_pw_b.data());
   return x;
 }
 
@@ -131,17 +139,17 @@ float* SnacDecoder::run_up(size_t bi, const float* x, int64_t T, int64_t out_t0)
   const int s = b.stride, k = 2 * s, p = (s + 1) / 2;
   const int64_t Ci = b.in_dim, C = b.out_dim, Tn = T * s;
   float* sx = buf(1, T * Ci);
-  snac::snake(pool_, x, sx, T, Ci, b.snake.alpha.data(), b.snake.inv_alpha.data());
+  snac::snake(*pool_, x, sx, T, Ci, b.snake.alpha.data(), b.snake.inv_alpha.data());
   float* zz = buf(2, T * k * C);
   matmul(b.up, sx, T, zz);
   float* y = buf(0, Tn * C);
-  snac::overlap_add(pool_, zz, T, C, k, s, p, b.up_b.data(), y);
+  snac::overlap_add(*pool_, zz, T, C, k, s, p, b.up_b.data(), y);
   if (noise_on() && b.noise.data) {
     float* h = buf(1, Tn * C);
     matmul(b.noise, y, Tn, h);
     noise_.resize(size_t(Tn));
     for (int64_t t = 0; t < Tn; ++t) noise_[size_t(t)] = snac::noise_value(seed_, int(bi), out_t0 + t);
-    snac::add_scaled_rows(pool_, y, h, noise_.data(), Tn, C);
+    snac::add_scaled_rows(*pool_, y, h, noise_.data(), Tn, C);
   }
   return y;
 }
@@ -151,20 +159,20 @@ void SnacDecoder::run_residual(size_t bi, int r, float* x, int64_t T) {
   const int64_t C = w_.blocks[bi].out_dim;
   float* y1 = buf(1, T * C);
   float* y2 = buf(2, T * C);
-  snac::snake(pool_, x, y1, T, C, u.snake1.alpha.data(), u.snake1.inv_alpha.data());
-  snac::depthwise_conv1d(pool_, y1, y2, T, C, u.dw_w.data(), kConvK, u.dilation, u.dw_b.data(),
+  snac::snake(*pool_, x, y1, T, C, u.snake1.alpha.data(), u.snake1.inv_alpha.data());
+  snac::depthwise_conv1d(*pool_, y1, y2, T, C, u.dw_w.data(), kConvK, u.dilation, u.dw_b.data(),
                          u.snake2.alpha.data(), u.snake2.inv_alpha.data());
   matmul(u.pw, y2, T, y1);
-  snac::add_residual(pool_, x, y1, u.pw_b.data(), T, C);
+  snac::add_residual(*pool_, x, y1, u.pw_b.data(), T, C);
 }
 
 void SnacDecoder::run_output(const float* x, int64_t T, float* pcm) {
   const int64_t C = w_.blocks.empty() ? w_.hp.decoder_dim : w_.blocks.back().out_dim;
   float* sx = buf(1, T * C);
-  snac::snake(pool_, x, sx, T, C, w_.out_snake.alpha.data(), w_.out_snake.inv_alpha.data());
+  snac::snake(*pool_, x, sx, T, C, w_.out_snake.alpha.data(), w_.out_snake.inv_alpha.data());
   float* taps = buf(2, T * kConvK);
   matmul(SnacMatrix{DType::kF32, w_.out_w.data(), C, kConvK}, sx, T, taps);
-  snac::taps_to_mono_tanh(pool_, taps, T, kConvK, w_.out_b, pcm);
+  snac::taps_to_mono_tanh(*pool_, taps, T, kConvK, w_.out_b, pcm);
 }
 
 void SnacDecoder::decode_latents(const float* z, int64_t T, int64_t t0, float* pcm) {

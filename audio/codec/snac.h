@@ -96,6 +96,11 @@ class SnacDecoder {
   SnacDecoder(const SnacWeights& w, ThreadPool& pool);
 
   const SnacHParams& hparams() const { return w_.hp; }
+  const SnacWeights& weights() const { return w_; }
+  ThreadPool& thread_pool() const { return *pool_; }
+  // Runs on `pool` from now on (it must outlive its use; the caller's thread drives it). Every
+  // output is the same for any pool: each value is computed in the same order whatever the split.
+  void set_thread_pool(ThreadPool& pool);
   // Noise blocks on (default, as the model was trained) or off; the seed picks the noise.
   void set_noise(bool on, uint64_t seed = 0) { noise_on_ = on; seed_ = seed; }
   bool noise_on() const { return noise_on_ && w_.hp.noise; }
@@ -128,7 +133,7 @@ class SnacDecoder {
   void matmul(const SnacMatrix& m, const float* x, int64_t T, float* y);
 
   const SnacWeights& w_;
-  ThreadPool& pool_;
+  ThreadPool* pool_;
   bool noise_on_ = true;
   uint64_t seed_ = 0;
   std::vector<float> bufs_[3];

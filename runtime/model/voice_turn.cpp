@@ -5,6 +5,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
 
 namespace omni {
 
@@ -42,9 +47,68 @@ Status check_codec_matches(const AudioOutSpec& spec, const audio::SnacHParams& h
   return Status::Ok();
 }
 
+namespace {
+
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+// The codec's own thread after the first audio: frames queue up here and are pushed in order.
+// Destruction closes the queue and joins, so every exit path of speak() waits for the thread.
+class CodecThread {
+ public:
+  using Push = std::function<Status(const audio::SnacCodes&)>;
+  explicit CodecThread(Push push) : push_(std::move(push)), thread_([this] { loop(); }) {}
+  ~CodecThread() { (void)finish(); }
+  void add(const audio::SnacCodes& codes) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      queue_.push_back(codes);
+    }
+    cv_.notify_one();
+  }
+  // Waits for every queued frame; the first push error, if any.
+  Status finish() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      closed_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+    return status_;
+  }
+
+ private:
+  void loop() {
+    for (;;) {
+      audio::SnacCodes codes;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        cv_.wait(lock, [&] { return closed_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        codes = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      if (status_.ok()) status_ = push_(codes);  // after an error the rest is dropped
+    }
+  }
+
+  Push push_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<audio::SnacCodes> queue_;
+  bool closed_ = false;
+  Status status_;
+  std::thread thread_;  // last: starts after the members it uses
+};
+
+}  // namespace
+
 StatusOr<VoiceTurnResult> speak(AudioOutDecoder& dec, const AudioOutSpec& spec, audio::SnacDecoder& codec,
                                 std::chrono::steady_clock::time_point start, const VoiceTurnTimings& timings,
-                                uint64_t noise_seed, const PcmSink& on_pcm, double cpu_start) {
+                                uint64_t noise_seed, const PcmSink& on_pcm, double cpu_start, bool codec_thread) {
   using Clock = std::chrono::steady_clock;
   if (cpu_start < 0) cpu_start = process_cpu_seconds();
   auto since = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
@@ -65,34 +129,79 @@ StatusOr<VoiceTurnResult> speak(AudioOutDecoder& dec, const AudioOutSpec& spec, 
     }
     if (on_pcm) on_pcm(r.pcm.data() + before, r.pcm.size() - before);
   };
-  while (!dec.done()) {
-    OMNI_ASSIGN_OR_RETURN(AudioOutStep st, dec.step());
-    if (st.text_token >= 0) {
-      if (r.t.first_text < 0) {
-        r.t.first_text = since();
-        r.t.cpu_first_text = cpu_since();
-      }
-      r.text_tokens.push_back(st.text_token);
-    }
-    if (!st.has_frame) continue;
-    if (r.t.first_frame < 0) {
-      r.t.first_frame = since();
-      r.t.cpu_first_frame = cpu_since();
-    }
-    // Level-major frame -> one frame group per level ({l0}, {l1a, l1b}, {l2a..l2d}).
-    int32_t slot = 0;
-    for (size_t l = 0; l < per_level.size(); ++l) {
-      codes[l].assign(st.frame.codes + slot, st.frame.codes + slot + per_level[l]);
-      slot += per_level[l];
-    }
+  // In series (on the caller's thread and all the codec pool's threads).
+  auto push_here = [&](const audio::SnacCodes& c) -> Status {
     const size_t before = r.pcm.size();
     const double c0 = since(), cc0 = cpu_since();
-    OMNI_RETURN_IF_ERROR(stream.push(codes, &r.pcm));
+    OMNI_RETURN_IF_ERROR(stream.push(c, &r.pcm));
     r.t.codec_busy += since() - c0;
     r.t.cpu_codec += cpu_since() - cc0;
     take_pcm(before);
-    ++r.n_frames;
-  }
+    return Status::Ok();
+  };
+  // After the first audio, with a codec thread: the codec on one core (its own inline pool),
+  // the decode steps on the context's other threads. The codec thread alone touches the
+  // stream, r.pcm, codec_busy and cpu_codec until finish().
+  Context& ctx = dec.context();
+  ThreadPool& codec_pool = codec.thread_pool();
+  const int step_threads = ctx.step_pool().n_threads();
+  const bool overlap = codec_thread && ctx.n_threads() >= 2;
+  ThreadPool solo(1);
+  std::unique_ptr<CodecThread> worker;
+  auto restore = [&]() -> Status {
+    Status st = worker ? worker->finish() : Status::Ok();
+    worker.reset();
+    codec.set_thread_pool(codec_pool);
+    Status st2 = ctx.set_step_threads(step_threads);
+    return st.ok() ? st2 : st;
+  };
+  auto run = [&]() -> Status {
+    while (!dec.done()) {
+      OMNI_ASSIGN_OR_RETURN(AudioOutStep st, dec.step());
+      if (st.text_token >= 0) {
+        if (r.t.first_text < 0) {
+          r.t.first_text = since();
+          r.t.cpu_first_text = cpu_since();
+        }
+        r.text_tokens.push_back(st.text_token);
+      }
+      if (!st.has_frame) continue;
+      if (r.t.first_frame < 0) {
+        r.t.first_frame = since();
+        r.t.cpu_first_frame = cpu_since();
+      }
+      // Level-major frame -> one frame group per level ({l0}, {l1a, l1b}, {l2a..l2d}).
+      int32_t slot = 0;
+      for (size_t l = 0; l < per_level.size(); ++l) {
+        codes[l].assign(st.frame.codes + slot, st.frame.codes + slot + per_level[l]);
+        slot += per_level[l];
+      }
+      ++r.n_frames;
+      if (worker) {
+        worker->add(codes);
+        continue;
+      }
+      OMNI_RETURN_IF_ERROR(push_here(codes));
+      if (overlap && r.t.first_pcm >= 0 && !dec.done()) {
+        codec.set_thread_pool(solo);
+        OMNI_RETURN_IF_ERROR(ctx.set_step_threads(std::max(1, ctx.n_threads() - 1)));
+        worker = std::make_unique<CodecThread>([&](const audio::SnacCodes& c) -> Status {
+          const size_t before = r.pcm.size();
+          const double c0 = since(), cc0 = thread_cpu_seconds();
+          OMNI_RETURN_IF_ERROR(stream.push(c, &r.pcm));
+          r.t.codec_busy += since() - c0;
+          r.t.cpu_codec += thread_cpu_seconds() - cc0;
+          take_pcm(before);
+          return Status::Ok();
+        });
+      }
+    }
+    return Status::Ok();
+  };
+  Status st = run();
+  Status restored = restore();
+  OMNI_RETURN_IF_ERROR(st);
+  OMNI_RETURN_IF_ERROR(restored);
   const size_t before = r.pcm.size();
   const double c0 = since(), cc0 = cpu_since();
   OMNI_RETURN_IF_ERROR(stream.flush(&r.pcm));
@@ -121,7 +230,7 @@ StatusOr<VoiceTurnResult> run_voice_turn(Context& ctx, const AudioOutHeads& head
   VoiceTurnTimings t;
   t.prefill_done = std::chrono::duration<double>(Clock::now() - start).count();
   t.cpu_prefill_done = process_cpu_seconds() - cpu_start;
-  return speak(*dec, heads.spec, codec, start, t, params.noise_seed, on_pcm, cpu_start);
+  return speak(*dec, heads.spec, codec, start, t, params.noise_seed, on_pcm, cpu_start, params.codec_thread);
 }
 
 }  // namespace omni

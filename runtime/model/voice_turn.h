@@ -25,6 +25,12 @@ Status check_codec_matches(const AudioOutSpec& spec, const audio::SnacHParams& h
 struct VoiceTurnParams {
   AudioOutParams decode;
   uint64_t noise_seed = 0;  // SNAC noise blocks (on, as the model was trained)
+  // Once the first audio is out, the codec decodes each frame on its own thread (one core)
+  // while the decode loop computes the next steps on the context's other threads
+  // (Context::set_step_threads(n - 1)); before it, every push runs in series on all threads
+  // (the first audio waits for nothing else). Same samples either way. Off, or a context with
+  // one thread: all in series.
+  bool codec_thread = true;
 };
 
 // CPU seconds used so far by this process, all its threads (the caller and the pool's workers,
@@ -35,11 +41,13 @@ double process_cpu_seconds();
 // happened. input_encoded: the audio encoder's last chunk is in (audio input only).
 struct VoiceTurnTimings {
   double input_encoded = -1, prefill_done = -1, first_text = -1, first_frame = -1, first_pcm = -1, done = -1;
-  double codec_busy = 0;  // of which the SNAC decoder (pushes and flush), in seconds
+  // Wall seconds the SNAC decoder worked (pushes and flush); with the codec thread part of it
+  // overlaps the decode loop.
+  double codec_busy = 0;
   // The same events on process_cpu_seconds(), from the start of the turn.
   double cpu_input_encoded = -1, cpu_prefill_done = -1, cpu_first_text = -1, cpu_first_frame = -1, cpu_first_pcm = -1,
          cpu_done = -1;
-  double cpu_codec = 0;
+  double cpu_codec = 0;  // the codec's CPU seconds (its thread's clock while it has one)
   // Wall seconds of the decode loop's parts, all steps (AudioOutDecoder::StepTimes).
   double step_forward = 0, step_heads = 0, step_sample = 0;
 };
@@ -75,8 +83,12 @@ StatusOr<VoiceTurnResult> run_voice_turn(Context& ctx, const AudioOutHeads& head
 // rows while the user spoke, then end_audio_input()). `start` is the end of the user's input,
 // `cpu_start` process_cpu_seconds() then (< 0: taken when speak() starts); `timings` carries
 // what the caller measured before (input_encoded, prefill_done and their cpu_ twins).
+// codec_thread: VoiceTurnParams::codec_thread; on_pcm is then called from the codec's thread
+// after the first audio (one call at a time, in order). The codec and the context's step
+// threads are restored before it returns.
 StatusOr<VoiceTurnResult> speak(AudioOutDecoder& dec, const AudioOutSpec& spec, audio::SnacDecoder& codec,
                                 std::chrono::steady_clock::time_point start, const VoiceTurnTimings& timings,
-                                uint64_t noise_seed, const PcmSink& on_pcm = {}, double cpu_start = -1);
+                                uint64_t noise_seed, const PcmSink& on_pcm = {}, double cpu_start = -1,
+                                bool codec_thread = true);
 
 }  // namespace omni

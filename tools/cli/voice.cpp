@@ -51,6 +51,8 @@ struct VoiceOptions {
   uint64_t seed = 0;
   float temperature = 0.8f;
   int32_t top_k = 40;
+  int64_t max_text = -1;  // text tokens at most (-1: until the model ends its text)
+  bool no_codec_thread = false, keep_text_head = false;
 };
 
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -267,6 +269,9 @@ int run_voice(const VoiceOptions& o) {
 
   VoiceTurnParams p;
   p.decode.max_steps = o.max_steps;
+  p.decode.max_text_tokens = o.max_text;
+  p.decode.skip_text_head = !o.keep_text_head;
+  p.codec_thread = !o.no_codec_thread;
   for (SamplerParams* s : {&p.decode.text_sampling, &p.decode.audio_sampling}) {
     s->temperature = o.temperature;
     s->top_k = o.top_k;
@@ -339,7 +344,7 @@ int run_voice(const VoiceOptions& o) {
       t.cpu_prefill_done = process_cpu_seconds() - cpu_start;
       input_rows = stream->stats().rows - rows_before;
       tail_frames = stream->stats().finish_frames;
-      r = speak(**dec, heads->spec, codec, start, t, p.noise_seed, {}, cpu_start);
+      r = speak(**dec, heads->spec, codec, start, t, p.noise_seed, {}, cpu_start, p.codec_thread);
     }
     if (!r.ok()) return fail("voice turn: " + r.status().to_string());
     if (turn >= o.warmup) {
@@ -369,11 +374,13 @@ int run_voice(const VoiceOptions& o) {
     const std::string head = fmt(
         "\"text\": \"%s\", \"synthetic\": %s, \"frames\": %lld, \"steps\": %lld, \"speech_ended\": %s, "
         "\"audio_s\": %.3f, \"input_encoded_ms\": %.2f, \"prefill_ms\": %.2f, \"first_text_ms\": %.2f, \"first_frame_ms\": %.2f, "
-        "\"first_pcm_ms\": %.2f, \"total_ms\": %.2f, \"codec_ms\": %.2f, \"rtf\": %.4f, \"prompt_tokens\": %zu, \"input_rows\": %lld, \"tail_frames\": %lld, \"chunk_frames\": %lld, \"threads\": %d",
+        "\"first_pcm_ms\": %.2f, \"total_ms\": %.2f, \"codec_ms\": %.2f, \"rtf\": %.4f, \"prompt_tokens\": %zu, \"input_rows\": %lld, \"tail_frames\": %lld, \"chunk_frames\": %lld, \"threads\": %d, "
+        "\"codec_thread\": %s, \"skip_text_head\": %s, \"max_text\": %lld",
         answer.c_str(), synthetic ? "true" : "false", (long long)r->n_frames, (long long)r->n_steps,
         r->speech_ended ? "true" : "false", audio_s, ms(r->t.input_encoded), ms(r->t.prefill_done), ms(r->t.first_text),
         ms(r->t.first_frame), ms(r->t.first_pcm), ms(r->t.done), ms(r->t.codec_busy), rtf, prompt->size(), (long long)input_rows, (long long)tail_frames,
-        (long long)(stream ? stream->chunk_frames() : -1), (*ctx)->n_threads());
+        (long long)(stream ? stream->chunk_frames() : -1), (*ctx)->n_threads(), p.codec_thread ? "true" : "false",
+        p.decode.skip_text_head ? "true" : "false", (long long)o.max_text);
     if (o.turns == 1) std::printf("{%s}\n", head.c_str());
     else print_turn_stats(o, audio_in, head, records, load_before, load_after);
   } else {
@@ -414,6 +421,15 @@ void add_voice_command(CLI::App& root, std::vector<Command>& out) {
   c->add_option("--top-k", o->top_k, "Top-k (0: off)")->capture_default_str();
   c->add_option("--seed", o->seed, "Sampling and codec-noise seed")->capture_default_str();
   c->add_option("--threads,-t", o->threads, "Threads")->capture_default_str();
+  c->add_option("--max-text", o->max_text,
+                "Text tokens at most, then the text ends as if the model ended it (-1: no limit; random "
+                "weights never end their text)")
+      ->capture_default_str();
+  c->add_flag("--no-codec-thread", o->no_codec_thread,
+              "Decode every frame in series with the decode loop (default: after the first audio the codec "
+              "runs on its own core beside it)");
+  c->add_flag("--keep-text-head", o->keep_text_head,
+              "Compute the text logits even after the text has ended (default: skipped, same tokens)");
   c->add_flag("--json", o->json, "One JSON line with the text and the breakdown");
   c->add_option("--turns", o->turns, "Measured turns (same input, context rewound each time); > 1 prints p50/p95/min")
       ->capture_default_str();
