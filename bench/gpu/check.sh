@@ -74,6 +74,14 @@ for t in bf16 q8_0 q4_K; do
   timeout 150 "$BIN/omnirt_gpu_bench" model --model "$f" --label "$t" --prefill 512 --steps 64 --batch 16 2>&1 | tee -a "$LOG"
 done
 
+# The previous single-token Q8_0/Q4_K matvec kernels (OMNIRT_CUDA_MATVEC_V1=1), same run, for the A/B.
+for t in q8_0 q4_K; do
+  f="$MODELS/$PRESET-$t.gguf"
+  [ -s "$f" ] || continue
+  OMNIRT_CUDA_MATVEC_V1=1 timeout 120 "$BIN/omnirt_gpu_bench" model --model "$f" --label "${t}_v1" --prefill 16 \
+    --steps 64 --batch 1 --breakdown 0 2>&1 | grep -E '^(RESULT name=decode1|ERROR)' | tee -a "$LOG"
+done
+
 # Sub-commands registered by bench/gpu/*_gpu.cpp (the usage text lists them), with their defaults.
 for c in $("$BIN/omnirt_gpu_bench" 2>&1 | awk 'NR > 1 { print $2 }'); do
   stamp "omnirt_gpu_bench $c"
@@ -111,6 +119,12 @@ for t, target in (("bf16", 0.85), ("q8_0", 0.70), ("q4_K", 0.70)):
     gbs = by / (ms * 1e-3) / 1e9
     rows.append(("decode b1 %s: %.2f ms/step, %.0f GB/s" % (t, ms, gbs), "%.0f GB/s" % gbs, fmt(bw, "%.0f GB/s"),
                  fmt(gbs / bw if bw else None, "%.2f"), ">= %.2f" % target))
+for t in ("q8_0", "q4_K"):
+    ms, by = f("decode1_%s_v1" % t), f("decode1_%s_v1" % t, "bytes")
+    if ms is not None and by:
+        gbs = by / (ms * 1e-3) / 1e9
+        rows.append(("decode b1 %s, previous kernels (V1): %.2f ms" % (t, ms), "%.0f GB/s" % gbs,
+                     fmt(bw, "%.0f GB/s"), fmt(gbs / bw if bw else None, "%.2f"), "(A/B)"))
 p = res.get("prefill512_bf16")
 if p:
     tf = float(p["tflops"])
