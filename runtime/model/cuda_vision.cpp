@@ -190,10 +190,12 @@ Status CudaViT::Impl::ensure(int64_t cells, int64_t pixel_floats) {
 
 Status CudaViT::Impl::upload_positions(int64_t gw, int64_t gh) {
   if (gw == pos_gw && gh == pos_gh) return Status::Ok();
+  // On the stream, after the previous image's reads of the old table; a pageable source is
+  // staged before cudaMemcpyAsync returns, so `table` may go.
   const std::vector<float> table = cpu->patch_positions(gw, gh);
-  OMNI_RETURN_IF_ERROR(stream.synchronize());  // the previous table may still be read
   OMNI_RETURN_IF_ERROR(cuda::cuda_status(
-      cudaMemcpy(pos, table.data(), table.size() * sizeof(float), cudaMemcpyHostToDevice), "cuda vit: upload positions"));
+      cudaMemcpyAsync(pos, table.data(), table.size() * sizeof(float), cudaMemcpyHostToDevice, s()),
+      "cuda vit: upload positions"));
   pos_gw = gw;
   pos_gh = gh;
   return Status::Ok();
@@ -603,6 +605,9 @@ StatusOr<std::unique_ptr<CudaViT>> CudaViT::create(const vision::ViTWeights& w, 
     I.proj.n_out = hp.n_proj_out;
     OMNI_ASSIGN_OR_RETURN(I.proj.w, upload_vec(w.mm_input_proj));
   }
+  // cudaMemcpy from pageable memory may return before its DMA lands, and the work stream does
+  // not order against the legacy stream: wait for the uploads once here.
+  OMNI_RETURN_IF_ERROR(cuda::cuda_status(cudaDeviceSynchronize(), "cuda vit: upload weights"));
   // Scratch for the trained grid now, so the first image of that size allocates nothing.
   const int64_t g = std::max<int64_t>(hp.grid(), 1), side = std::max<int64_t>(hp.image_size, hp.patch_size);
   OMNI_RETURN_IF_ERROR(I.ensure(g * g, 3 * side * side));
