@@ -281,11 +281,12 @@ TEST(CudaMatvec, BatchedEqualsSingleToken) {
   }
 }
 
-// Single-token Q8_0 / Q4_K: the row-span kernels (generation 2, the default) and the previous
-// kernels (generation 1, OMNIRT_CUDA_MATVEC_V1=1) both against ref::matmul on awkward shapes:
-// one row, odd row counts, rows that do not start 16-byte aligned (Q8_0 with odd block counts),
-// partial last spans, long rows split into 8 slices; with bias and accumulate on every other case.
-TEST(CudaMatvec, SingleTokenSpanKernelsMatchReference) {
+// Q8_0 / Q4_K kernels of generation 2 (the default: single-token row-span kernels, batched
+// loads by 4- and 16-byte words) and generation 1 (OMNIRT_CUDA_MATVEC_V1=1, the previous
+// kernels), 1 and 9 tokens, against ref::matmul on awkward shapes: one row, odd row counts, rows
+// that do not start 4- or 16-byte aligned (Q8_0 with odd block counts), partial last spans, long
+// rows split into 8 slices; bias and accumulate on every other case, NaN-poisoned output on the rest.
+TEST(CudaMatvec, QuantizedGenerationsMatchReference) {
   OMNI_CUDA_SKIP_WITHOUT_DEVICE();
   const int generation_before = cuda::matvec_generation();
   uint32_t seed = 500;
@@ -295,36 +296,46 @@ TEST(CudaMatvec, SingleTokenSpanKernelsMatchReference) {
       {DType::kQ4_K, 37, 256 * 5}, {DType::kQ4_K, 131, 256 * 14}, {DType::kQ4_K, 9, 256 * 74}, {DType::kQ4_K, 66, 256 * 9}};
   int i_case = 0;
   for (const MatvecCase& c : cases) {
-    const bool extras = (i_case++ % 2) == 1;
     const std::vector<uint8_t> w = make_weights(c.t, c.n_out, c.n_in, seed++, nullptr);
-    const std::vector<float> x = random_floats(static_cast<size_t>(c.n_in), seed++);
-    const std::vector<float> bias = random_floats(static_cast<size_t>(c.n_out), seed++);
-    const std::vector<float> y0 = random_floats(static_cast<size_t>(c.n_out), seed++);
-    std::vector<float> want(static_cast<size_t>(c.n_out));
-    ref::matmul(c.t, w.data(), c.n_out, c.n_in, x.data(), 1, want.data());
-    if (extras)
-      for (size_t i = 0; i < want.size(); ++i) want[i] += bias[i] + y0[i];
     DeviceArray<uint8_t> dw(w);
-    DeviceArray<float> dx(x), db(bias), dy(want.size());
-    for (int generation : {2, 1}) {
-      cuda::set_matvec_generation(generation);
+    for (int64_t n_tok : {1, 9}) {
+      const bool extras = (i_case++ % 2) == 1;
+      const std::vector<float> x = random_floats(static_cast<size_t>(n_tok * c.n_in), seed++);
+      const std::vector<float> bias = random_floats(static_cast<size_t>(c.n_out), seed++);
+      const std::vector<float> y0 = random_floats(static_cast<size_t>(n_tok * c.n_out), seed++);
+      std::vector<float> want(static_cast<size_t>(n_tok * c.n_out));
+      ref::matmul(c.t, w.data(), c.n_out, c.n_in, x.data(), n_tok, want.data());
       if (extras)
-        dy.upload(y0);
-      else
-        dy.poison();
-      cuda::MatvecParams p;
-      p.w_type = c.t;
-      p.w = dw.get();
-      p.x = dx.get();
-      p.y = dy.get();
-      p.bias = extras ? db.get() : nullptr;
-      p.accumulate = extras;
-      p.n_out = c.n_out;
-      p.n_in = c.n_in;
-      OMNI_CUDA_OK(cuda::launch_matvec(p, nullptr));
-      EXPECT_TRUE(close_rel(dy.download(), want, 1e-5,
-                            case_name(c.t, c.n_out, c.n_in, 1) + (extras ? " bias+accumulate" : "") + " generation " +
-                                std::to_string(generation)));
+        for (size_t i = 0; i < want.size(); ++i) want[i] += bias[i % static_cast<size_t>(c.n_out)] + y0[i];
+      DeviceArray<float> dx(x), db(bias), dy(want.size());
+      std::vector<float> got[3];
+      for (int generation : {2, 1}) {
+        cuda::set_matvec_generation(generation);
+        if (extras)
+          dy.upload(y0);
+        else
+          dy.poison();
+        cuda::MatvecParams p;
+        p.w_type = c.t;
+        p.w = dw.get();
+        p.x = dx.get();
+        p.y = dy.get();
+        p.bias = extras ? db.get() : nullptr;
+        p.accumulate = extras;
+        p.n_out = c.n_out;
+        p.n_in = c.n_in;
+        p.n_tok = n_tok;
+        OMNI_CUDA_OK(cuda::launch_matvec(p, nullptr));
+        got[generation] = dy.download();
+        EXPECT_TRUE(close_rel(got[generation], want, 1e-5,
+                              case_name(c.t, c.n_out, c.n_in, n_tok) + (extras ? " bias+accumulate" : "") +
+                                  " generation " + std::to_string(generation)));
+      }
+      // Several tokens: the generations differ only in how the same bytes are loaded.
+      if (n_tok > 1) {
+        EXPECT_EQ(std::memcmp(got[1].data(), got[2].data(), got[1].size() * sizeof(float)), 0)
+            << case_name(c.t, c.n_out, c.n_in, n_tok) << ": generations 1 and 2 differ";
+      }
     }
   }
   cuda::set_matvec_generation(generation_before);

@@ -471,29 +471,63 @@ struct MmaInt {
 template <>
 struct MmaInt<DType::kQ8_0> {
   static constexpr bool kOn = true, kHasMin = false;
-  __device__ __forceinline__ static void load(const uint8_t* row, int64_t k8, uint32_t (&q)[4], float* d, float* m) {
+  // V2 with 4-byte aligned rows (an even block count): the 8 bytes as 2 aligned 4-byte loads
+  // (odd blocks) or 3 and two funnel shifts (even blocks: they start 2 bytes past a word), not
+  // four 2-byte loads. The same bytes, so the same bits.
+  template <bool V2>
+  __device__ __forceinline__ static void load(const uint8_t* row, int64_t k8, bool rows_a4, uint32_t (&q)[4], float* d,
+                                              float* m) {
     const uint8_t* blk = row + (k8 >> 2) * 34;
     *d = half_bits_to_f32(ld_u16(blk));
     *m = 0.0f;
     const uint8_t* qs = blk + 2 + 8 * (k8 & 3);  // 2-byte aligned
+    uint32_t v[4];  // bytes 2p, 2p+1 in bits 0..15
+    if (V2 && rows_a4) {
+      const uint32_t* w = reinterpret_cast<const uint32_t*>(reinterpret_cast<uintptr_t>(qs) & ~uintptr_t(3));
+      uint32_t u0, u1;
+      if ((reinterpret_cast<uintptr_t>(qs) & 3) == 0) {  // the same for every lane of the chunk
+        u0 = __ldg(w);
+        u1 = __ldg(w + 1);
+      } else {
+        const uint32_t a = __ldg(w), b = __ldg(w + 1), c = __ldg(w + 2);
+        u0 = __funnelshift_r(a, b, 16);
+        u1 = __funnelshift_r(b, c, 16);
+      }
+      v[0] = u0 & 0xFFFF, v[1] = u0 >> 16, v[2] = u1 & 0xFFFF, v[3] = u1 >> 16;
+    } else {
+#pragma unroll
+      for (int p = 0; p < 4; ++p) v[p] = ld_u16(qs + 2 * p);
+    }
 #pragma unroll
     for (int p = 0; p < 4; ++p) {
-      const uint32_t v = ld_u16(qs + 2 * p) ^ 0x8080u;  // int8 + 128, two bytes
-      q[p] = pack_upper(small_to_f32(v & 0xFF, 8388736.0f), small_to_f32(v >> 8, 8388736.0f));
+      const uint32_t x = v[p] ^ 0x8080u;  // int8 + 128, two bytes
+      q[p] = pack_upper(small_to_f32(x & 0xFF, 8388736.0f), small_to_f32(x >> 8, 8388736.0f));
     }
   }
 };
 template <>
 struct MmaInt<DType::kQ4_K> {
   static constexpr bool kOn = true, kHasMin = true;
-  __device__ __forceinline__ static void load(const uint8_t* row, int64_t k8, uint32_t (&q)[4], float* d1, float* m1) {
+  // V2: the 16-byte header in one load and the scale/min pair selected without byte loads
+  // (quant_cuda.cuh q4_k_scale_min_pair); V1: 2-byte and 1-byte loads. The same values.
+  template <bool V2>
+  __device__ __forceinline__ static void load(const uint8_t* row, int64_t k8, bool, uint32_t (&q)[4], float* d1,
+                                              float* m1) {
     const uint8_t* blk = row + (k8 >> 5) * 144;
     const int kk = static_cast<int>(k8 & 31), s = kk >> 2, l0 = 8 * (kk & 3);
-    const float d = half_bits_to_f32(ld_u16(blk)), dmin = half_bits_to_f32(ld_u16(blk + 2));
-    int sc, mn;
-    k_scale_min(blk + 4, s, &sc, &mn);
-    *d1 = __fmul_rn(d, static_cast<float>(sc));
-    *m1 = __fmul_rn(dmin, static_cast<float>(mn));
+    if (V2) {
+      const uint4 h = __ldg(reinterpret_cast<const uint4*>(blk));
+      uint32_t sc2, mn2;
+      q4_k_scale_min_pair(h.y, h.z, h.w, s >> 1, &sc2, &mn2);
+      *d1 = __fmul_rn(half_bits_to_f32(static_cast<uint16_t>(h.x & 0xFFFF)), byte_to_f32(sc2, s & 1, kMagicU8));
+      *m1 = __fmul_rn(half_bits_to_f32(static_cast<uint16_t>(h.x >> 16)), byte_to_f32(mn2, s & 1, kMagicU8));
+    } else {
+      const float d = half_bits_to_f32(ld_u16(blk)), dmin = half_bits_to_f32(ld_u16(blk + 2));
+      int sc, mn;
+      k_scale_min(blk + 4, s, &sc, &mn);
+      *d1 = __fmul_rn(d, static_cast<float>(sc));
+      *m1 = __fmul_rn(dmin, static_cast<float>(mn));
+    }
     const uint2 b = __ldg(reinterpret_cast<const uint2*>(blk + 16 + 32 * (s >> 1) + l0));
     const int shift = (s & 1) ? 4 : 0;
     const uint32_t w[2] = {(b.x >> shift) & 0x0F0F0F0Fu, (b.y >> shift) & 0x0F0F0F0Fu};
@@ -507,7 +541,7 @@ struct MmaInt<DType::kQ4_K> {
 
 // One chunk's operands as loaded: bf16 rows raw; Q8_0/Q4_K as integer bf16 pairs and the rows'
 // chunk scales; other types decoded to f32 (split later); x f32.
-template <DType T, int NT, int MT>
+template <DType T, int NT, int MT, bool V2>
 struct MmaChunk {
   static constexpr bool kExactW = T == DType::kBF16;
   static constexpr bool kInt = MmaInt<T>::kOn;
@@ -520,6 +554,7 @@ struct MmaChunk {
 
   __device__ __forceinline__ void load(const MatvecArgs& a, const uint8_t* const (&row)[MT][2], int64_t c, int g, int t) {
     const int64_t k8 = 4 * c + t;
+    const bool rows_a4 = (a.row_bytes & 3) == 0;  // the matrix is 16-byte aligned
     const bool valid = k8 < (a.n_in >> 3);
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
@@ -542,7 +577,7 @@ struct MmaChunk {
           wr[mt][h] = valid ? __ldg(reinterpret_cast<const uint4*>(row[mt][h]) + k8) : make_uint4(0, 0, 0, 0);
         } else if constexpr (kInt) {
           if (valid) {
-            MmaInt<T>::load(row[mt][h], k8, wq[mt][h], &wd[mt][h], &wm[mt][h]);
+            MmaInt<T>::template load<V2>(row[mt][h], k8, rows_a4, wq[mt][h], &wd[mt][h], &wm[mt][h]);
           } else {
 #pragma unroll
             for (int p = 0; p < 4; ++p) wq[mt][h][p] = 0;
@@ -633,7 +668,7 @@ struct MmaChunk {
 
 // The chunk loop is software-pipelined: chunk c + S is loaded before chunk c is multiplied, so
 // each warp has two chunks of weights in flight (HBM latency is what limits a warp here).
-template <DType T, int NT, int MT>
+template <DType T, int NT, int MT, bool V2>
 __global__ void __launch_bounds__(kWarps * 32, 2) matvec_mma(MatvecSegs segs) {  // <= 128 registers: 16 warps per SM
   MatvecArgs a;
   int S;
@@ -656,7 +691,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) matvec_mma(MatvecSegs segs) { 
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
       for (int h = 0; h < 2; ++h) row[mt][h] = a.w + min(o0 + 16 * mt + 8 * h + g, a.n_out - 1) * a.row_bytes;
-    MmaChunk<T, NT, MT> cur, nxt;
+    MmaChunk<T, NT, MT, V2> cur, nxt;
     cur.load(a, row, slice, g, t);
 #pragma unroll 2
     for (int64_t c = slice; c < n_chunks; c += S) {
@@ -809,6 +844,18 @@ cudaError_t launch_nt(const MatvecArgs* a, int n, bool vector_path, cudaStream_t
   return cudaGetLastError();
 }
 
+// Generation 1 (OMNIRT_CUDA_MATVEC_V1=1): Q8_0/Q4_K weights through the previous 2- and 1-byte loads.
+template <DType T, int NT, int MT>
+void launch_mma_kernel(unsigned grid, const MatvecSegs& m, cudaStream_t stream) {
+  if constexpr (T == DType::kQ8_0 || T == DType::kQ4_K) {
+    if (matvec_generation() < 2) {
+      matvec_mma<T, NT, MT, false><<<grid, kWarps * 32, 0, stream>>>(m);
+      return;
+    }
+  }
+  matvec_mma<T, NT, MT, true><<<grid, kWarps * 32, 0, stream>>>(m);
+}
+
 // bf16, Q8_0: two m-tiles (32 rows) per warp share each x fragment; where that leaves fewer than
 // kMmaTargetWarps warps (ffn_down, attention: n_out of a few thousand, long rows) one m-tile per
 // warp doubles the warps in flight. Other types: one m-tile. S comes from the 32-row count either way, and an output's
@@ -822,13 +869,13 @@ cudaError_t launch_mma(const MatvecArgs* a, int n, cudaStream_t stream) {
   if constexpr (T == DType::kBF16 || T == DType::kQ8_0) {  // Q4_K at two m-tiles spills (ptxas, sm_90)
     if (warps >= kMmaTargetWarps) {
       const MatvecSegs m = make_segs(a, n, 16 * kMmaTiles, true, false, &grid);
-      matvec_mma<T, NT, kMmaTiles><<<grid, kWarps * 32, 0, stream>>>(m);
+      launch_mma_kernel<T, NT, kMmaTiles>(grid, m, stream);
       return cudaGetLastError();
     }
   }
   // Weights decoded to f32 take twice the registers: two m-tiles would spill at 128.
   const MatvecSegs m = make_segs(a, n, 16, true, false, &grid);
-  matvec_mma<T, NT, 1><<<grid, kWarps * 32, 0, stream>>>(m);
+  launch_mma_kernel<T, NT, 1>(grid, m, stream);
   return cudaGetLastError();
 }
 
