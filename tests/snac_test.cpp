@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "audio/codec/snac.h"
+#include "audio/codec/snac_gemm.h"
 #include "audio/codec/snac_ops.h"
+#include "kernels/core/thread_pool.h"
 #include "runtime/model/snac_loader.h"
 #include "test_util.h"
 
@@ -318,6 +320,64 @@ TEST(SnacSynthetic, TinyPresetLoadsAndDecodes) {
   EXPECT_EQ(hp->latent_dim, 768);
   EXPECT_EQ(hp->decoder_dim, 1024);
   EXPECT_EQ(hp->codebook_size, 4096);
+}
+
+// The packed GEMM of the 1x1 / transposed convs against a double-precision sum, at shapes with
+// partial panels and partial step tiles; outputs outside the panels asked for stay untouched
+// (NaN poison), and every panel range gives the same values (windows of a stream).
+TEST(SnacPackedMatmul, MatchesADoubleSumAndWritesOnlyItsPanels) {
+  if (!audio::snac::packed_matmul_supported(DType::kF32)) GTEST_SKIP() << "needs AVX-512";
+  uint32_t s = 7;
+  auto rnd = [&] {
+    s = s * 1664525u + 1013904223u;
+    return float(int32_t(s >> 8) % 2001 - 1000) / 1000.0f;
+  };
+  struct Shape {
+    int64_t n_out, n_in, T;
+  } shapes[] = {{32, 16, 12}, {45, 5, 1}, {77, 64, 25}, {96, 33, 13}, {8, 7, 3}};
+  for (const Shape& sh : shapes) {
+    for (DType t : {DType::kF32, DType::kF16}) {
+      std::vector<float> w(size_t(sh.n_out * sh.n_in)), x(size_t(sh.T * sh.n_in));
+      std::vector<uint16_t> w16(w.size());
+      for (size_t i = 0; i < w.size(); ++i) {
+        w16[i] = f32_to_f16(rnd());
+        w[i] = t == DType::kF16 ? f16_to_f32(w16[i]) : rnd();
+      }
+      for (float& v : x) v = rnd();
+      const void* src = t == DType::kF16 ? static_cast<const void*>(w16.data()) : w.data();
+      const audio::snac::PackedWeights pw = audio::snac::pack_weights(t, src, sh.n_out, sh.n_in);
+      ASSERT_EQ(pw.n_panels(), (sh.n_out + 31) / 32);
+      const int64_t ys = sh.n_out + 3;  // a wider row stride: columns past n_out stay NaN
+      std::vector<float> all(size_t(sh.T * ys), NAN), part(size_t(sh.T * ys), NAN);
+      audio::snac::packed_matmul(pw, 0, pw.n_panels(), x.data(), sh.T, all.data(), ys);
+      for (int64_t tt = 0; tt < sh.T; ++tt)
+        for (int64_t o = 0; o < ys; ++o) {
+          const float g = all[size_t(tt * ys + o)];
+          if (o >= sh.n_out) {
+            ASSERT_TRUE(std::isnan(g)) << "wrote column " << o;
+            continue;
+          }
+          double ref = 0, mag = 0;
+          for (int64_t i = 0; i < sh.n_in; ++i) {
+            ref += double(w[size_t(o * sh.n_in + i)]) * x[size_t(tt * sh.n_in + i)];
+            mag += std::fabs(double(w[size_t(o * sh.n_in + i)]) * x[size_t(tt * sh.n_in + i)]);
+          }
+          ASSERT_NEAR(g, ref, 1e-6 * mag + 1e-7) << sh.n_out << "x" << sh.n_in << " y[" << tt << "," << o << "]";
+        }
+      // The last panel alone writes only its rows, with the same values.
+      const int64_t last = pw.n_panels() - 1;
+      audio::snac::packed_matmul(pw, last, last + 1, x.data(), sh.T, part.data(), ys);
+      for (int64_t tt = 0; tt < sh.T; ++tt)
+        for (int64_t o = 0; o < ys; ++o) {
+          const float g = part[size_t(tt * ys + o)];
+          if (o >= last * 32 && o < sh.n_out) {
+            ASSERT_EQ(g, all[size_t(tt * ys + o)]);
+          } else {
+            ASSERT_TRUE(std::isnan(g)) << "panel " << last << " wrote row " << o;
+          }
+        }
+    }
+  }
 }
 
 }  // namespace

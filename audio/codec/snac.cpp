@@ -27,6 +27,24 @@ SnacDecoder::SnacDecoder(const SnacWeights& w, ThreadPool& pool) : w_(w), pool_(
   int64_t max_in = w.hp.latent_dim;
   for (const SnacBlock& b : w.blocks) max_in = std::max(max_in, b.in_dim);
   scratch_.resize(size_t(cpu::matmul_scratch_floats(max_in, pool.n_threads())));
+  // Pack every matrix with a panel's worth of rows (the 7-tap output conv keeps the plain path).
+  auto add = [&](const SnacMatrix& m) {
+    if (m.data && m.n_out >= snac::kPanelRows && snac::packed_matmul_supported(m.type))
+      packed_.emplace_back(m.data, snac::pack_weights(m.type, m.data, m.n_out, m.n_in));
+  };
+  add(w.in_pw);
+  for (const SnacBlock& b : w.blocks) {
+    add(b.up);
+    add(b.noise);
+    for (const SnacResidualUnit& r : b.res) add(r.pw);
+  }
+}
+
+const snac::PackedWeights* SnacDecoder::packed(const SnacMatrix& m) const {
+  if (!snac::packed_matmul_supported(m.type)) return nullptr;  // the ISA can change (cpu::set_isa)
+  for (const auto& [data, p] : packed_)
+    if (data == m.data && p.n_out == m.n_out && p.n_in == m.n_in) return &p;
+  return nullptr;
 }
 
 void SnacDecoder::set_thread_pool(ThreadPool& pool) {
@@ -50,6 +68,25 @@ float* SnacDecoder::buf(int i, int64_t n) {
 // per chunk. Threads split the chunks when there are enough of them, else the row tiles.
 void SnacDecoder::matmul(const SnacMatrix& m, const float* x, int64_t T, float* y) {
   const int64_t n_in = m.n_in, n_out = m.n_out;
+  if (const snac::PackedWeights* pw = packed(m)) {
+    // Steps in chunks whose x fits in L2, panels (n_in x 32 floats) streamed from L2; threads
+    // split the chunks when there are enough, else the panels.
+    const int64_t tc = std::min(T, std::max<int64_t>(12, (int64_t(64) << 10) / n_in / 12 * 12));
+    const int64_t n_tc = (T + tc - 1) / tc, n_p = pw->n_panels();
+    const int nt = pool_->n_threads();
+    auto run = [&](int64_t c0, int64_t c1, int64_t p0, int64_t p1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t t0 = c * tc;
+        snac::packed_matmul(*pw, p0, p1, x + t0 * n_in, std::min(tc, T - t0), y + t0 * n_out, n_out);
+      }
+    };
+    if (n_tc >= 2 * nt || n_p < nt) {
+      pool_->parallel_for(n_tc, 1, [&](int64_t b, int64_t e, int) { run(b, e, 0, n_p); });
+    } else {
+      pool_->parallel_for(n_p, 1, [&](int64_t b, int64_t e, int) { run(0, n_tc, b, e); });
+    }
+    return;
+  }
   int64_t tc = std::max<int64_t>(6, (int64_t(64) << 10) / n_in / 6 * 6);
   tc = std::min(tc, T);
   int64_t rt = std::max<int64_t>(16, (int64_t(8) << 10) / n_in / 16 * 16);

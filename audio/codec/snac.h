@@ -14,8 +14,10 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
+#include "audio/codec/snac_gemm.h"
 #include "kernels/core/dtype.h"
 #include "kernels/core/status.h"
 #include "kernels/core/thread_pool.h"
@@ -131,6 +133,7 @@ class SnacDecoder {
  private:
   float* buf(int i, int64_t n);
   void matmul(const SnacMatrix& m, const float* x, int64_t T, float* y);
+  const snac::PackedWeights* packed(const SnacMatrix& m) const;
 
   const SnacWeights& w_;
   ThreadPool* pool_;
@@ -138,6 +141,8 @@ class SnacDecoder {
   uint64_t seed_ = 0;
   std::vector<float> bufs_[3];
   std::vector<float> scratch_, noise_;
+  // The decoder's matrices packed for snac::packed_matmul (AVX-512 CPUs), by their data pointer.
+  std::vector<std::pair<const void*, snac::PackedWeights>> packed_;
 };
 
 // Streaming decode: push frame groups as they arrive; each push returns the samples that no
