@@ -135,7 +135,9 @@ int run_whisper(int argc, char** argv) {
     const char* title;
   };
   const std::string short_name = preset.substr(0, preset.find("-enc")) ;
-  for (const Case& c : {Case{std::min<int64_t>(3000, max_frames), "30s", "30 s window"}, Case{100, "1s", "1 s chunk"}}) {
+  const int64_t window = std::min<int64_t>(3000, max_frames);  // a preset with fewer positions: its longest window
+  const std::string window_title = window == 3000 ? "30 s window" : fmt("%lld-frame window", (long long)window);
+  for (const Case& c : {Case{window, "30s", window_title.c_str()}, Case{100, "1s", "1 s chunk"}}) {
     auto ms = median_ms(reps, [&]() { return (*enc)->encode_device(mel_dev, c.frames, out); });
     if (!ms.ok()) {
       cudaFree(out);
@@ -146,7 +148,7 @@ int run_whisper(int argc, char** argv) {
     const double flops = 2.0 * per_pos * n_tok + 4.0 * n_tok * n_tok * double(d) * double(ww.hp.n_audio_layer);
     std::string name = preset;
     for (char& ch : name) if (ch == '-') ch = '_';
-    std::printf("RESULT name=%s_%s value=%.3f unit=ms tflops=%.1f table=\"%s encoder %s, %s, GPU\" target=\"(info)\"\n",
+    std::printf("RESULT name=%s_%s value=%.3f unit=ms tflops=%.3g table=\"%s encoder %s, %s, GPU\" target=\"(info)\"\n",
                 name.c_str(), c.suffix, *ms, flops / (*ms * 1e-3) / 1e12, short_name.c_str(), type_name.c_str(),
                 c.title);
   }
