@@ -341,6 +341,89 @@ TEST(CudaMatvec, QuantizedGenerationsMatchReference) {
   cuda::set_matvec_generation(generation_before);
 }
 
+// Decode FFN with the GLU in the matvec epilogue: launch_matvec_glu equals launch_matvecs
+// (gate, up) + launch_glu bit for bit (fused kernel for plain and Q4_0/Q5_0/Q5_K/Q6_K rows on the
+// vector path at generation 2; the unfused fallback elsewhere) and ref within 1e-5; NaN-poisoned
+// outputs, odd row counts, 8-slice rows, both activations.
+TEST(CudaMatvec, GluEpilogueEqualsMatvecsThenGlu) {
+  OMNI_CUDA_SKIP_WITHOUT_DEVICE();
+  const int generation_before = cuda::matvec_generation();
+  uint32_t seed = 700;
+  struct GluCase {
+    DType t;
+    int64_t n_out, n_in;
+  };
+  const GluCase cases[] = {{DType::kBF16, 37, 512},  {DType::kBF16, 301, 4096}, {DType::kF16, 129, 1312},
+                           {DType::kF32, 33, 100},   {DType::kQ6_K, 67, 1024},  {DType::kQ5_0, 45, 4096},
+                           {DType::kQ8_0, 77, 1312}, {DType::kQ4_K, 41, 2048}};
+  int i_case = 0;
+  for (const GluCase& c : cases) {
+    const cuda::GluAct act = (i_case++ % 2) ? cuda::GluAct::kGeluTanh : cuda::GluAct::kSilu;
+    const std::vector<uint8_t> wg = make_weights(c.t, c.n_out, c.n_in, seed++, nullptr);
+    const std::vector<uint8_t> wu = make_weights(c.t, c.n_out, c.n_in, seed++, nullptr);
+    const std::vector<float> x = random_floats(static_cast<size_t>(c.n_in), seed++);
+    std::vector<float> g(static_cast<size_t>(c.n_out)), u(g.size()), want(g.size());
+    ref::matmul(c.t, wg.data(), c.n_out, c.n_in, x.data(), 1, g.data());
+    ref::matmul(c.t, wu.data(), c.n_out, c.n_in, x.data(), 1, u.data());
+    for (size_t i = 0; i < g.size(); ++i) {
+      const double v = g[i];
+      const double a = act == cuda::GluAct::kSilu
+                           ? v / (1.0 + std::exp(-v))
+                           : 0.5 * v * (1.0 + std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
+      want[i] = static_cast<float>(a * u[i]);
+    }
+    DeviceArray<uint8_t> dg(wg), du(wu);
+    DeviceArray<float> dx(x), dy(g.size()), dtmp(g.size()), dy_sep(g.size()), dtmp_sep(g.size());
+    const std::string name = case_name(c.t, c.n_out, c.n_in, 1) + (act == cuda::GluAct::kSilu ? " silu" : " gelu");
+    for (int generation : {2, 1}) {
+      cuda::set_matvec_generation(generation);
+      dy.poison();
+      dtmp.poison();
+      dy_sep.poison();
+      dtmp_sep.poison();
+      cuda::MatvecGluParams p;
+      p.w_type = c.t;
+      p.gate = dg.get();
+      p.up = du.get();
+      p.x = dx.get();
+      p.y = dy.get();
+      p.tmp = dtmp.get();
+      p.n_out = c.n_out;
+      p.n_in = c.n_in;
+      p.act = act;
+      ASSERT_TRUE(cuda::check_params(p).ok()) << cuda::check_params(p).to_string();
+      OMNI_CUDA_OK(cuda::launch_matvec_glu(p, nullptr));
+      cuda::MatvecParams m[2];
+      for (int i = 0; i < 2; ++i) {
+        m[i].w_type = c.t;
+        m[i].w = i == 0 ? dg.get() : du.get();
+        m[i].x = dx.get();
+        m[i].y = i == 0 ? dy_sep.get() : dtmp_sep.get();
+        m[i].n_out = c.n_out;
+        m[i].n_in = c.n_in;
+        OMNI_CUDA_OK(cuda::launch_matvec(m[i], nullptr));
+      }
+      OMNI_CUDA_OK(cuda::launch_glu(cuda::GluParams{dy_sep.get(), dtmp_sep.get(), dy_sep.get(), c.n_out, act}, nullptr));
+      const std::vector<float> got = dy.download(), sep = dy_sep.download();
+      EXPECT_TRUE(close_rel(got, want, 1e-5, name + " generation " + std::to_string(generation)));
+      int64_t differ = 0;
+      for (size_t i = 0; i < got.size(); ++i) differ += std::memcmp(&got[i], &sep[i], sizeof(float)) != 0;
+      EXPECT_EQ(differ, 0) << name << " generation " << generation << ": fused GLU differs from matvecs + glu";
+    }
+    cuda::MatvecGluParams bad;
+    bad.w_type = c.t;
+    bad.gate = dg.get();
+    bad.up = du.get();
+    bad.x = dx.get();
+    bad.y = dy.get();
+    bad.tmp = dy.get();  // tmp must not alias y
+    bad.n_out = c.n_out;
+    bad.n_in = c.n_in;
+    EXPECT_EQ(cuda::launch_matvec_glu(bad, nullptr), cudaErrorInvalidValue);
+  }
+  cuda::set_matvec_generation(generation_before);
+}
+
 // q/k/v and gate/up fusion: one launch over up to 3 matrices equals each matrix's own launch bit
 // for bit (same slicing per matrix), for one token (CUDA cores) and 16 (tensor cores), with biases;
 // plain rows off the vector path (n_in % 8 != 0) fall back to one launch each.

@@ -144,15 +144,7 @@ __global__ void rope_kv_append_kernel(RopeKvAppendParams p) {
 __global__ void glu_kernel(GluParams p) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= p.n) return;
-  const float g = p.gate[i], u = p.up[i];
-  float a;
-  if (p.act == GluAct::kSilu) {
-    a = g / (1.0f + expf(-g));
-  } else {
-    const float k = 0.7978845608028654f;  // sqrt(2/pi)
-    a = 0.5f * g * (1.0f + tanhf(k * (g + 0.044715f * g * g * g)));
-  }
-  p.out[i] = a * u;
+  p.out[i] = glu_value(p.gate[i], p.up[i], static_cast<int>(p.act));  // reduce.cuh
 }
 
 __global__ void add_kernel(AddParams p) {

@@ -15,6 +15,7 @@
 // matrix keeps its own slicing, so fused and separate launches give the same bits.
 #include "kernels/cuda/ops_cuda.h"
 #include "kernels/cuda/quant_cuda.cuh"
+#include "kernels/cuda/reduce.cuh"
 
 #include <atomic>
 #include <cstdlib>
@@ -148,6 +149,65 @@ __global__ void __launch_bounds__(kWarps * 32) matvec_tiled(MatvecSegs segs) {
     }
   }
   reduce_and_store<R, NT>(acc, a, o0, S);
+}
+
+// GLU epilogue, one token: a warp owns rows o0 .. o0+R-1 of gate (acc[0, R)) and the same rows
+// of up (acc[R, 2R)), with the slicing S of a launch of gate or up alone, so each sum is
+// matvec_tiled's bit for bit (same lanes, order and slice combination) and y = glu_value(gate, up)
+// is what launch_glu computes from them. Each x load feeds 2R rows.
+template <DType T, int R>
+__global__ void __launch_bounds__(kWarps * 32) matvec_glu_tiled(MatvecArgs g, const uint8_t* up, int S, int act) {
+  __shared__ float part[kWarps][2 * R];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int group = warp / S, slice = warp % S;
+  const int64_t o0 = (static_cast<int64_t>(blockIdx.x) * (kWarps / S) + group) * R;
+  const int64_t n8 = g.n_in >> 3;
+  float acc[2 * R];
+#pragma unroll
+  for (int r = 0; r < 2 * R; ++r) acc[r] = 0.0f;
+  if (o0 < g.n_out) {
+    const uint8_t* row[2 * R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int64_t o = min(o0 + r, g.n_out - 1);  // clamped rows are not stored
+      row[r] = g.w + o * g.row_bytes;
+      row[R + r] = up + o * g.row_bytes;
+    }
+#pragma unroll 2
+    for (int64_t k = slice * 32 + lane; k < n8; k += 32 * S) {
+      float w[2 * R][8];
+#pragma unroll
+      for (int r = 0; r < 2 * R; ++r) Quant<T>::load8(row[r], k, w[r]);
+      const float4* xp = reinterpret_cast<const float4*>(g.x) + 2 * k;
+      const float4 x0 = __ldg(xp), x1 = __ldg(xp + 1);
+#pragma unroll
+      for (int r = 0; r < 2 * R; ++r) acc[r] += dot8(w[r], x0, x1);
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < 2 * R; ++r)
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], off);
+  if (S == 1) {
+    if (lane == 0)
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+        if (o0 + r < g.n_out) g.y[o0 + r] = glu_value(acc[r] + 0.0f, acc[R + r] + 0.0f, act);  // + 0: store_row's null bias
+    return;
+  }
+  if (lane == 0)
+#pragma unroll
+    for (int r = 0; r < 2 * R; ++r) part[warp][r] = acc[r];
+  __syncthreads();
+  if (warp % S == 0 && lane < R) {
+    const int r = lane;
+    float vg = part[warp][r], vu = part[warp][R + r];
+    for (int i = 1; i < S; ++i) {
+      vg += part[warp + i][r];
+      vu += part[warp + i][R + r];
+    }
+    if (o0 + r < g.n_out) g.y[o0 + r] = glu_value(vg + 0.0f, vu + 0.0f, act);
+  }
 }
 
 // Exact small integer v (< 2^23) as a float: one OR and one subtract, no I2F.
@@ -922,6 +982,62 @@ int matvec_generation() {
 }
 
 void set_matvec_generation(int g) { g_matvec_generation.store(g == 1 ? 1 : 2, std::memory_order_relaxed); }
+
+Status check_params(const MatvecGluParams& p) {
+  MatvecParams m;
+  m.w_type = p.w_type;
+  m.w = p.gate;
+  m.x = p.x;
+  m.y = p.y;
+  m.n_out = p.n_out;
+  m.n_in = p.n_in;
+  OMNI_RETURN_IF_ERROR(check_params(m));
+  if (!p.up || !p.tmp) return invalid_argument("matvec_glu: up and tmp must be set");
+  if (!is_plain_type(p.w_type) && !aligned16(p.up)) return invalid_argument("matvec_glu: quantized up must be 16-byte aligned");
+  if (p.act != GluAct::kSilu && p.act != GluAct::kGeluTanh) return invalid_argument("matvec_glu: unknown activation");
+  const auto* xb = reinterpret_cast<const uint8_t*>(p.x);
+  const auto* yb = reinterpret_cast<const uint8_t*>(p.y);
+  const auto* tb = reinterpret_cast<const uint8_t*>(p.tmp);
+  const int64_t ob = p.n_out * 4;
+  if ((tb < xb + p.n_in * 4 && xb < tb + ob) || (tb < yb + ob && yb < tb + ob))
+    return invalid_argument("matvec_glu: tmp overlaps x or y");
+  return Status::Ok();
+}
+
+cudaError_t launch_matvec_glu(const MatvecGluParams& p, cudaStream_t stream) {
+  if (!check_params(p).ok()) return cudaErrorInvalidValue;
+  const int64_t row_bytes = dtype_row_bytes(p.w_type, p.n_in);
+  const bool vector_path =
+      p.n_in % 8 == 0 && aligned16(p.gate) && aligned16(p.up) && aligned16(p.x) && row_bytes % 16 == 0;
+  const bool span_type = p.w_type == DType::kQ8_0 || p.w_type == DType::kQ4_K;
+  // Q8_0/Q4_K single-token rows have their own kernels (span, or matvec_q4_k below sm_80).
+  if (matvec_generation() >= 2 && vector_path && !span_type) {
+    const MatvecArgs g{static_cast<const uint8_t*>(p.gate), p.x, p.y, nullptr, p.n_out, p.n_in, row_bytes, 1, false};
+    const int S = slices_for(p.n_out, p.n_in >> 3);  // as launch_matvec of gate or up: the same sums
+    const int64_t rows_per_block = int64_t(kWarps / S) * kRows;
+    const unsigned grid = static_cast<unsigned>((p.n_out + rows_per_block - 1) / rows_per_block);
+    cudaError_t err = cudaErrorInvalidValue;
+    dispatch_weight_type(p.w_type, [&]<DType T>() {
+      if constexpr (T != DType::kQ8_0 && T != DType::kQ4_K) {
+        matvec_glu_tiled<T, kRows><<<grid, kWarps * 32, 0, stream>>>(g, static_cast<const uint8_t*>(p.up), S,
+                                                                     static_cast<int>(p.act));
+        err = cudaGetLastError();
+      }
+    });
+    return err;
+  }
+  MatvecParams m[2];
+  for (int i = 0; i < 2; ++i) {
+    m[i].w_type = p.w_type;
+    m[i].w = i == 0 ? p.gate : p.up;
+    m[i].x = p.x;
+    m[i].y = i == 0 ? p.y : p.tmp;
+    m[i].n_out = p.n_out;
+    m[i].n_in = p.n_in;
+  }
+  if (const cudaError_t err = launch_matvecs(m, 2, stream); err != cudaSuccess) return err;
+  return launch_glu(GluParams{p.y, p.tmp, p.y, p.n_out, p.act}, stream);
+}
 
 bool weight_type_supported(DType t) {
   switch (t) {

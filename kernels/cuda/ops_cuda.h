@@ -116,6 +116,25 @@ struct GluParams {
 Status check_params(const GluParams& p);
 cudaError_t launch_glu(const GluParams& p, cudaStream_t stream);
 
+// y[o] = act(gate[o, :] . x) * (up[o, :] . x) for one token (decode FFN): gate and up of one
+// type and shape, no bias. Bit for bit launch_matvecs(gate -> y, up -> tmp) then
+// launch_glu(y, tmp -> y), which is what it runs where the fused kernel does not apply (Q8_0 and
+// Q4_K at matvec generation 2, rows off the 16-byte vector path, generation 1); the fused kernel
+// (a warp owns the same rows of gate and up, the product in the epilogue) saves the GLU launch
+// and the round trip of gate/up through memory.
+struct MatvecGluParams {
+  DType w_type = DType::kF32;
+  const void* gate = nullptr;  // in:  [n_out, n_in] in w_type's layout, 16-byte aligned
+  const void* up = nullptr;    // in:  [n_out, n_in]
+  const float* x = nullptr;    // in:  [n_in] f32, 16-byte aligned
+  float* y = nullptr;          // out: [n_out]
+  float* tmp = nullptr;        // scratch [n_out] for the unfused fallback; must not overlap x or y
+  int64_t n_out = 0, n_in = 0;
+  GluAct act = GluAct::kSilu;
+};
+Status check_params(const MatvecGluParams& p);
+cudaError_t launch_matvec_glu(const MatvecGluParams& p, cudaStream_t stream);
+
 // y[i] = a[i] + b[i]  (y may alias a or b).
 struct AddParams {
   const float* a = nullptr;

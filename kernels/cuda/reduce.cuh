@@ -1,4 +1,4 @@
-// Warp and block reductions shared by the CUDA kernels. Block versions need blockDim.x to be a
+// Warp and block reductions shared by the CUDA kernels (and the GLU arithmetic, below). Block versions need blockDim.x to be a
 // multiple of 32 (at most 1024), are called by every thread of the block, and return the result
 // to every thread.
 #pragma once
@@ -37,6 +37,20 @@ __device__ __forceinline__ float block_max(float v) {
   if (lane == 0) partial[warp] = v;
   __syncthreads();
   return warp_max(lane < n_warps ? partial[lane] : -INFINITY);
+}
+
+// act(g) * u of the GLU kernel (elementwise.cu) and of the matvec GLU epilogue (matvec.cu), every
+// rounding explicit so that both give the same bits. act: 0 SiLU, 1 GELU-tanh (GluAct).
+__device__ __forceinline__ float glu_value(float g, float u, int act) {
+  float a;
+  if (act == 0) {
+    a = __fdiv_rn(g, __fadd_rn(1.0f, expf(-g)));
+  } else {
+    const float k = 0.7978845608028654f;  // sqrt(2/pi)
+    const float inner = __fmaf_rn(__fmul_rn(__fmul_rn(0.044715f, g), g), g, g);
+    a = __fmul_rn(__fmul_rn(0.5f, g), __fadd_rn(1.0f, tanhf(__fmul_rn(k, inner))));
+  }
+  return __fmul_rn(a, u);
 }
 
 }  // namespace omni::cuda

@@ -449,11 +449,25 @@ Status CudaContext::run_step(int64_t n, bool batch_decode, bool all_logits, bool
       OMNI_RETURN_IF_ERROR(mm(L.wo, I.attn, I.x, n, nullptr, true, "attn_output"));
       OMNI_RETURN_IF_ERROR(norm(I.x, nullptr, nullptr, L.ffn_norm, I.xn, n, d));
     }
-    OMNI_RETURN_IF_ERROR(
-        mm_fused({{&L.gate, I.ffn_a, nullptr, "ffn_gate"}, {&L.up, I.ffn_b, nullptr, "ffn_up"}}, I.xn, n, "ffn_gate_up"));
-    {
-      cuda::GluParams g{I.ffn_a, I.ffn_b, I.ffn_a, n * hp.n_ff,
-                        hp.ffn_act == FfnActivation::kSilu ? cuda::GluAct::kSilu : cuda::GluAct::kGeluTanh};
+    const cuda::GluAct act = hp.ffn_act == FfnActivation::kSilu ? cuda::GluAct::kSilu : cuda::GluAct::kGeluTanh;
+    if (n == 1 && cuda::matvec_generation() >= 2 && L.gate.type == L.up.type && L.gate.n_in == L.up.n_in &&
+        L.gate.n_out == L.up.n_out) {
+      // One token: GLU in the gate/up matvec's epilogue (the same bits as the two launches below).
+      cuda::MatvecGluParams g;
+      g.w_type = L.gate.type;
+      g.gate = L.gate.data;
+      g.up = L.up.data;
+      g.x = I.xn;
+      g.y = I.ffn_a;
+      g.tmp = I.ffn_b;
+      g.n_out = L.gate.n_out;
+      g.n_in = L.gate.n_in;
+      g.act = act;
+      OMNI_RETURN_IF_ERROR(done(cuda::launch_matvec_glu(g, s), "ffn_gate_up_glu"));
+    } else {
+      OMNI_RETURN_IF_ERROR(mm_fused({{&L.gate, I.ffn_a, nullptr, "ffn_gate"}, {&L.up, I.ffn_b, nullptr, "ffn_up"}},
+                                    I.xn, n, "ffn_gate_up"));
+      cuda::GluParams g{I.ffn_a, I.ffn_b, I.ffn_a, n * hp.n_ff, act};
       OMNI_RETURN_IF_ERROR(done(cuda::launch_glu(g, s), "glu"));
     }
     if (L.post_ffn_norm) {
