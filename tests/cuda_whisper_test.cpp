@@ -40,6 +40,13 @@ using test::close_rel;
 using test::DeviceArray;
 using test::random_floats;
 
+// The log-mel needs cuFFT as the GEMMs need cuBLAS: a machine without it skips with the reason.
+#define SKIP_WITHOUT_CUFFT()                                               \
+  do {                                                                     \
+    auto fft_ = ::omni::cuda::fft_api();                                   \
+    if (!fft_.ok()) GTEST_SKIP() << fft_.status().message();               \
+  } while (0)
+
 std::string data_path(const std::string& name) { return test::source_path("tests/data/whisper/" + name); }
 
 double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b, size_t* at = nullptr) {
@@ -210,6 +217,7 @@ TEST(CudaWhisperKernels, Im2colMatchesHost) {
 
 TEST(CudaWhisperMel, MatchesWhisperAndCpuOnLibriVoxClip) {
   OMNI_CUDA_SKIP_WITHOUT_DEVICE();
+  SKIP_WITHOUT_CUFFT();
   const std::vector<float> audio = test::read_wav_pcm16(data_path("librivox_0880.wav"));
   ASSERT_EQ(audio.size(), 47840u);
   for (int n_mels : {80, 128}) {
@@ -238,6 +246,7 @@ TEST(CudaWhisperMel, MatchesWhisperAndCpuOnLibriVoxClip) {
 
 TEST(CudaWhisperMel, IncrementalEqualsWholeAndCpu) {
   OMNI_CUDA_SKIP_WITHOUT_DEVICE();
+  SKIP_WITHOUT_CUFFT();
   const std::vector<float> audio = test::read_wav_pcm16(data_path("librivox_0880.wav"));
   ASSERT_FALSE(audio.empty());
   auto whole_mel = CudaLogMel::create(80, 400);
@@ -293,6 +302,7 @@ TEST(CudaWhisperMel, IncrementalEqualsWholeAndCpu) {
 
 TEST(CudaWhisperMel, BadInputAndFullBufferAreStatuses) {
   OMNI_CUDA_SKIP_WITHOUT_DEVICE();
+  SKIP_WITHOUT_CUFFT();
   auto mel = CudaLogMel::create(80, 10);
   ASSERT_TRUE(mel.ok()) << mel.status().to_string();
   std::vector<float> out;
@@ -488,6 +498,7 @@ TEST(CudaWhisperEncoder, BadInputIsAStatus) {
 // and vs CTranslate2's encoder rows (the fixture the CPU test uses; f16-rounded).
 TEST(CudaWhisperEncoder, TinyEnMatchesCpuOnLibriVoxClip) {
   OMNI_CUDA_SKIP_WITHOUT_DEVICE();
+  SKIP_WITHOUT_CUFFT();
   const std::string path = test::source_path("models/whisper-tiny.en.gguf");
   if (!test::file_exists(path)) GTEST_SKIP() << "models/whisper-tiny.en.gguf is not installed (tools/setup.sh)";
   auto model = load_whisper(path);
