@@ -78,6 +78,11 @@ struct CudaViT::Impl {
   int32_t *kept = nullptr, *idx = nullptr, *off = nullptr;
   uint16_t *x_scratch = nullptr, *w_scratch = nullptr;
   int64_t pos_gw = -1, pos_gh = -1;
+  // Pinned staging for the pixels in and the result out (pageable copies cost ~2x); the result
+  // is copied to pending_dst after the call's final synchronisation.
+  cuda::PinnedBuffer pinned;
+  float* pending_dst = nullptr;
+  size_t pending_n = 0;
   std::vector<int32_t> h_idx, h_off;
 
   bool profiling = false;
@@ -141,7 +146,20 @@ struct CudaViT::Impl {
   Status upload_positions(int64_t gw, int64_t gh);
   Status encode_device(const vision::PixelTensor& px, const vision::PatchMask* mask, vision::ViTOutput* meta);
   Status adapt_device(const vision::ViTOutput& meta, std::vector<float>* embeds, int64_t* n_out);
+  // The previous call ended with a synchronisation, so the staging buffer is free.
+  const float* stage_pixels(const vision::PixelTensor& px) {
+    std::memcpy(pinned.data(), px.chw.data(), px.chw.size() * 4);
+    return pinned.as<float>();
+  }
+  Status download(float* host_dst, const float* dev, size_t n) {
+    pending_dst = host_dst;
+    pending_n = n;
+    return cuda::cuda_status(cudaMemcpyAsync(pinned.data(), dev, n * 4, cudaMemcpyDeviceToHost, s()),
+                             "cuda vit: copy result");
+  }
   void begin_call() {
+    pending_dst = nullptr;
+    pending_n = 0;
     ev_used = 0;
     ev_class.clear();
   }
@@ -181,6 +199,10 @@ Status CudaViT::Impl::ensure(int64_t cells, int64_t pixel_floats) {
   OMNI_ASSIGN_OR_RETURN(work, cuda::DeviceArena::create(total));
   for (const Item& it : items) {
     OMNI_ASSIGN_OR_RETURN(*it.ptr, work.alloc(it.bytes));
+  }
+  const size_t stage = size_t(std::max(P, N * std::max(d, max_out))) * 4;
+  if (pinned.size() < stage) {
+    OMNI_ASSIGN_OR_RETURN(pinned, cuda::PinnedBuffer::create(stage));
   }
   cap_cells = G;
   cap_pixels = P;
@@ -236,7 +258,7 @@ Status CudaViT::Impl::encode_device(const vision::PixelTensor& px, const vision:
   OMNI_RETURN_IF_ERROR(cuda::cuda_status(
       cudaMemcpyAsync(kept, kept_h.data(), kept_h.size() * 4, cudaMemcpyHostToDevice, s()), "cuda vit: copy patches"));
   OMNI_RETURN_IF_ERROR(cuda::cuda_status(
-      cudaMemcpyAsync(pixels, px.chw.data(), px.chw.size() * 4, cudaMemcpyHostToDevice, s()), "cuda vit: copy pixels"));
+      cudaMemcpyAsync(pixels, stage_pixels(px), px.chw.size() * 4, cudaMemcpyHostToDevice, s()), "cuda vit: copy pixels"));
 
   cuda::PatchGatherParams pg;
   pg.pixels = pixels;
@@ -416,8 +438,7 @@ Status CudaViT::Impl::adapt_device(const vision::ViTOutput& meta, std::vector<fl
     result = outb;
   }
   embeds->resize(size_t(rows * width));
-  OMNI_RETURN_IF_ERROR(cuda::cuda_status(
-      cudaMemcpyAsync(embeds->data(), result, embeds->size() * 4, cudaMemcpyDeviceToHost, s()), "cuda vit: copy embeddings"));
+  OMNI_RETURN_IF_ERROR(download(embeds->data(), result, embeds->size()));
   *n_out = width;
   return Status::Ok();
 }
@@ -425,6 +446,8 @@ Status CudaViT::Impl::adapt_device(const vision::ViTOutput& meta, std::vector<fl
 Status CudaViT::Impl::finish_call(CudaViTProfile* prof, double* gpu_ms) {
   OMNI_RETURN_IF_ERROR(end.record(s()));
   OMNI_RETURN_IF_ERROR(stream.synchronize());
+  if (pending_n > 0) std::memcpy(pending_dst, pinned.data(), pending_n * 4);
+  pending_n = 0;
   OMNI_ASSIGN_OR_RETURN(float ms, cuda::Event::elapsed_ms(begin, end));
   *gpu_ms = ms;
   if (profiling && ev_used >= 2) {
@@ -633,9 +656,7 @@ Status CudaViT::encode(const vision::PixelTensor& px, const vision::PatchMask* m
   OMNI_RETURN_IF_ERROR(I.begin.record(I.s()));
   OMNI_RETURN_IF_ERROR(I.encode_device(px, mask, out));
   out->hidden.resize(size_t(out->n_tokens * out->n_embd));
-  OMNI_RETURN_IF_ERROR(cuda::cuda_status(cudaMemcpyAsync(out->hidden.data(), I.x, out->hidden.size() * 4,
-                                                         cudaMemcpyDeviceToHost, I.s()),
-                                         "cuda vit: copy hidden states"));
+  OMNI_RETURN_IF_ERROR(I.download(out->hidden.data(), I.x, out->hidden.size()));
   return I.finish_call(&profile_, &last_gpu_ms_);
 }
 
