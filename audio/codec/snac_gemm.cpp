@@ -101,10 +101,13 @@ void packed_matmul(const PackedWeights& w, int64_t p0, int64_t p1, const float* 
   for (int64_t p = p0; p < p1; ++p) {
     const float* panel = w.panels.data() + p * n_in * kPanelRows;
     const int64_t rows = std::min(kPanelRows, w.n_out - p * kPanelRows);
-    for (int64_t t0 = 0; t0 < T; t0 += kTileSteps) {
-      const int64_t n = std::min<int64_t>(kTileSteps, T - t0);
-      kTiles[static_cast<size_t>(n - 1)](panel, n_in, x + t0 * n_in, y + t0 * y_stride + p * kPanelRows, y_stride,
-                                         rows);
+    // Near-equal tiles (17 steps: 9 + 8, not 12 + 5): a short tile reloads the panel for few FMAs.
+    const int64_t n_tiles = (T + kTileSteps - 1) / kTileSteps;
+    for (int64_t k = 0, t0 = 0; k < n_tiles; ++k) {
+      const int64_t t1 = T * (k + 1) / n_tiles;
+      kTiles[static_cast<size_t>(t1 - t0 - 1)](panel, n_in, x + t0 * n_in, y + t0 * y_stride + p * kPanelRows,
+                                               y_stride, rows);
+      t0 = t1;
     }
   }
 #else
