@@ -3,7 +3,7 @@
 # recording paced in real time, N measured turns after one warm-up, wall and process-CPU spread
 # of every stage plus the load average. A few minutes on the 2-core build machine.
 #
-#   bench/voice_bench.sh [BUILD_DIR] [TURNS]      (default build-p, 10)
+#   bench/voice_bench.sh [BUILD_DIR] [TURNS]      (default build-p, 10; about 8 minutes)
 #
 # Needs a build of omnirt_cli with FFmpeg (-DOMNIRT_WITH_FFMPEG=ON: the input is decoded and
 # resampled to 16 kHz). Makes models/mini-omni-0.5b-q8_0.gguf when missing (random weights:
@@ -28,14 +28,21 @@ top -b -n1 | sed -n 7,14p || true
 common=(voice -m "$MODEL" -t 2 --max-steps 40 --turns "$TURNS" --warmup 1 --seed 1)
 # The work left at the end of the input is the last encoder chunk, whose length is where the
 # utterance ends inside it: two chunk sizes on one recording, the default on a second one.
+# Two more on the first recording: the codec in series with the decode loop (what the codec
+# thread saves), and a text answer of 8 tokens (random weights never end their text; a trained
+# Mini-Omni does, and from then on the steps skip the text head).
 PS=/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0930.wav
 runs=("$INPUT 2000" "$INPUT 1000")
 [ -f "$PS" ] && runs+=("$PS 2000")
+runs+=("$INPUT 2000 --no-codec-thread" "$INPUT 2000 --max-text 8")
 for run in "${runs[@]}"; do
   set -- $run
-  tag=$(basename "$1" .wav)_$2
-  echo "== $(basename "$1"), encoder chunk $2 ms"
-  "$OMNIRT" "${common[@]}" -i "$1" --chunk-ms "$2" -o "$OUT/answer_$tag.wav" --json \
+  in=$1 chunk=$2
+  shift 2
+  extra=$(echo "$*" | tr -d ' -')
+  tag=$(basename "$in" .wav)_$chunk${extra:+_$extra}
+  echo "== $(basename "$in"), encoder chunk $chunk ms${*:+, $*}"
+  "$OMNIRT" "${common[@]}" -i "$in" --chunk-ms "$chunk" "$@" -o "$OUT/answer_$tag.wav" --json \
     > "$OUT/voice_$tag.json" 2> "$OUT/voice_$tag.txt"
   grep -v "^note:\|^wrote " "$OUT/voice_$tag.txt"
 done
