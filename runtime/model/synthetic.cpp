@@ -1,5 +1,7 @@
 #include "runtime/model/synthetic.h"
 
+#include "runtime/model/synthetic_internal.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -15,6 +17,8 @@
 
 namespace omni {
 namespace {
+
+using synthetic_detail::Extras;
 
 // ---- presets ---------------------------------------------------------------------------------
 
@@ -126,25 +130,29 @@ struct PlannedTensor {
   std::string name;
   DType type = DType::kF32;
   DType requested = DType::kF32;
-  int64_t ne0 = 0, ne1 = 1;  // ne0: row length (n_in); ne1: rows (n_out), 1 for vectors
   int n_dims = 1;
+  int64_t ne[4] = {1, 1, 1, 1};  // ggml order: ne[0] is the row length (n_in), ne[1] the rows
   Fill fill = Fill::kNormal;
   float stddev = 0.0f;
   uint64_t seed = 0;
+  const uint8_t* copy_from = nullptr;  // an appended tensor: its bytes as they are
   uint64_t offset = 0, n_bytes = 0;
+
+  int64_t rows() const { return ne[1] * ne[2] * ne[3]; }
 };
 
 constexpr float kBiasStd = 0.02f;
 
-std::vector<PlannedTensor> plan_tensors(const SyntheticShape& s, DType type, uint64_t seed) {
+std::vector<PlannedTensor> plan_tensors(const SyntheticShape& s, DType type, uint64_t seed,
+                                        const Extras& extras) {
   std::vector<PlannedTensor> out;
   auto matrix = [&](std::string name, int64_t n_in, int64_t n_out) {
     PlannedTensor t;
     t.name = std::move(name);
     t.requested = type;
     t.type = synthetic_weight_type(type, n_in);
-    t.ne0 = n_in;
-    t.ne1 = n_out;
+    t.ne[0] = n_in;
+    t.ne[1] = n_out;
     t.n_dims = 2;
     t.stddev = 1.0f / std::sqrt(static_cast<float>(n_in));
     out.push_back(std::move(t));
@@ -152,7 +160,7 @@ std::vector<PlannedTensor> plan_tensors(const SyntheticShape& s, DType type, uin
   auto vec = [&](std::string name, int64_t n, Fill fill) {
     PlannedTensor t;
     t.name = std::move(name);
-    t.ne0 = n;
+    t.ne[0] = n;
     t.fill = fill;
     t.stddev = kBiasStd;
     out.push_back(std::move(t));
@@ -184,14 +192,29 @@ std::vector<PlannedTensor> plan_tensors(const SyntheticShape& s, DType type, uin
   }
   vec("output_norm.weight", d, Fill::kOnes);
   if (!s.tied_output) matrix("output.weight", d, s.n_vocab);
+  for (const Extras::Matrix& m : extras.matrices) matrix(m.name, m.n_in, m.n_out);
 
   // One seed per tensor, drawn in file order, so each tensor's data depends only on (seed, index).
   std::mt19937_64 gen(seed);
-  uint64_t offset = 0;
   for (PlannedTensor& t : out) {
     t.seed = gen();
+    t.n_bytes = static_cast<uint64_t>(dtype_row_bytes(t.type, t.ne[0]) * t.rows());
+  }
+  if (extras.appended) {
+    for (const gguf::TensorInfo& ti : extras.appended->tensors()) {
+      PlannedTensor t;
+      t.name = ti.name;
+      t.type = t.requested = ti.type;
+      t.n_dims = static_cast<int>(ti.n_dims);
+      std::copy(ti.ne, ti.ne + 4, t.ne);
+      t.copy_from = ti.data;
+      t.n_bytes = ti.n_bytes;
+      out.push_back(std::move(t));
+    }
+  }
+  uint64_t offset = 0;
+  for (PlannedTensor& t : out) {
     t.offset = offset;
-    t.n_bytes = static_cast<uint64_t>(dtype_row_bytes(t.type, t.ne0) * t.ne1);
     offset += (t.n_bytes + 31) / 32 * 32;
   }
   return out;
@@ -202,6 +225,9 @@ std::vector<PlannedTensor> plan_tensors(const SyntheticShape& s, DType type, uin
 class MetadataEncoder {
  public:
   uint64_t count() const { return count_; }
+  bool has(const std::string& k) const {
+    return std::find(keys_.begin(), keys_.end(), k) != keys_.end();
+  }
   const std::vector<uint8_t>& bytes() const { return bytes_; }
 
   void add_u32(const std::string& k, uint32_t v) { key(k, gguf::ValueType::kU32); pod(v); }
@@ -227,6 +253,11 @@ class MetadataEncoder {
     pod(static_cast<uint64_t>(v.size()));
     for (int32_t x : v) pod(x);
   }
+  // A parsed value, re-encoded as GGUF lays it out.
+  void add_value(const std::string& k, const gguf::Value& v) {
+    key(k, v.type);
+    value(v);
+  }
 
  private:
   template <class T>
@@ -240,10 +271,45 @@ class MetadataEncoder {
   }
   void key(const std::string& k, gguf::ValueType t) {
     ++count_;
+    keys_.push_back(k);
     str(k);
     pod(static_cast<uint32_t>(t));
   }
+  // The value without its type tag (array elements carry none).
+  void value(const gguf::Value& v) {
+    using T = gguf::ValueType;
+    auto size_of = [](T t) -> size_t {
+      switch (t) {
+        case T::kU8: case T::kI8: case T::kBool: return 1;
+        case T::kU16: case T::kI16: return 2;
+        case T::kU32: case T::kI32: case T::kF32: return 4;
+        default: return 8;
+      }
+    };
+    switch (v.type) {
+      case T::kF32: pod(static_cast<float>(v.scalar.f)); break;
+      case T::kF64: pod(v.scalar.f); break;
+      case T::kString:
+        pod(static_cast<uint64_t>(v.str.size()));
+        bytes_.insert(bytes_.end(), v.str.begin(), v.str.end());
+        break;
+      case T::kArray:
+        pod(static_cast<uint32_t>(v.elem_type));
+        pod(v.n_elems);
+        if (v.elem_type == T::kString || v.elem_type == T::kArray) {
+          for (const gguf::Value& e : v.elements) value(e);
+        } else if (v.n_elems > 0) {
+          bytes_.insert(bytes_.end(), v.raw, v.raw + v.n_elems * size_of(v.elem_type));
+        }
+        break;
+      default: {  // integers and bool: the low bytes of the little-endian u64
+        const auto* p = reinterpret_cast<const uint8_t*>(&v.scalar.u);
+        bytes_.insert(bytes_.end(), p, p + size_of(v.type));
+      }
+    }
+  }
   std::vector<uint8_t> bytes_;
+  std::vector<std::string> keys_;
   uint64_t count_ = 0;
 };
 
@@ -313,8 +379,9 @@ void add_tokenizer(const SyntheticShape& s, MetadataEncoder* md) {
   md->add_bool("tokenizer.ggml.add_bos_token", true);
 }
 
-MetadataEncoder build_metadata(const SyntheticSpec& spec, const SyntheticShape& s,
-                               const std::vector<PlannedTensor>& tensors) {
+StatusOr<MetadataEncoder> build_metadata(const SyntheticSpec& spec, const SyntheticShape& s,
+                                         const std::vector<PlannedTensor>& tensors,
+                                         const Extras& extras) {
   MetadataEncoder md;
   const std::string& a = s.arch;
   md.add_string("general.architecture", a);
@@ -324,16 +391,18 @@ MetadataEncoder build_metadata(const SyntheticSpec& spec, const SyntheticShape& 
   md.add_bool("omnirt.synthetic", true);
   md.add_u64("omnirt.synthetic.seed", spec.seed);
   md.add_string("omnirt.synthetic.preset", spec.preset);
-  std::vector<std::string> fallbacks;
-  for (const PlannedTensor& t : tensors) {
-    if (t.n_dims == 2 && t.type != t.requested) {
-      fallbacks.push_back(fmt("%s: %s -> %s (row of %lld is not a multiple of %lld)", t.name.c_str(),
-                              dtype_name(t.requested), dtype_name(t.type),
-                              static_cast<long long>(t.ne0),
-                              static_cast<long long>(dtype_traits(t.requested).block_size)));
+  if (extras.fallbacks_key) {
+    std::vector<std::string> fallbacks;
+    for (const PlannedTensor& t : tensors) {
+      if (t.n_dims == 2 && t.type != t.requested) {
+        fallbacks.push_back(fmt("%s: %s -> %s (row of %lld is not a multiple of %lld)",
+                                t.name.c_str(), dtype_name(t.requested), dtype_name(t.type),
+                                static_cast<long long>(t.ne[0]),
+                                static_cast<long long>(dtype_traits(t.requested).block_size)));
+      }
     }
+    md.add_string_array("omnirt.synthetic.fallbacks", fallbacks);
   }
-  md.add_string_array("omnirt.synthetic.fallbacks", fallbacks);
 
   md.add_u32(a + ".vocab_size", static_cast<uint32_t>(s.n_vocab));
   md.add_u32(a + ".context_length", static_cast<uint32_t>(s.n_ctx_train));
@@ -350,6 +419,12 @@ MetadataEncoder build_metadata(const SyntheticSpec& spec, const SyntheticShape& 
   if (s.sliding_window > 0)
     md.add_u32(a + ".attention.sliding_window", static_cast<uint32_t>(s.sliding_window));
   add_tokenizer(s, &md);
+  if (extras.appended) {
+    for (const gguf::KeyValue& kv : extras.appended->metadata()) {
+      if (md.has(kv.key)) return internal_error(fmt("key '%s' is written twice", kv.key.c_str()));
+      md.add_value(kv.key, kv.value);
+    }
+  }
   return md;
 }
 
@@ -368,8 +443,7 @@ std::vector<uint8_t> encode_header(const MetadataEncoder& md, const std::vector<
     pod(static_cast<uint64_t>(t.name.size()));
     h.insert(h.end(), t.name.begin(), t.name.end());
     pod(static_cast<uint32_t>(t.n_dims));
-    pod(static_cast<uint64_t>(t.ne0));
-    if (t.n_dims == 2) pod(static_cast<uint64_t>(t.ne1));
+    for (int i = 0; i < t.n_dims; ++i) pod(static_cast<uint64_t>(t.ne[i]));
     pod(static_cast<uint32_t>(t.type));
     pod(t.offset);
   }
@@ -450,16 +524,35 @@ class ChunkStream {
   int cur_ = 0;
 };
 
+// Copies an appended tensor's bytes into `stream` chunk by chunk, padded to 32 bytes.
+Status copy_tensor(const PlannedTensor& t, ChunkStream& stream) {
+  uint64_t b0 = 0;
+  do {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunkBytes, t.n_bytes - b0));
+    const bool last = b0 + n == t.n_bytes;
+    const size_t pad = last ? static_cast<size_t>((32 - t.n_bytes % 32) % 32) : 0;
+    std::vector<uint8_t>* chunk = nullptr;
+    OMNI_RETURN_IF_ERROR(stream.next_buffer(n + pad, &chunk));
+    if (n) std::memcpy(chunk->data(), t.copy_from + b0, n);
+    std::fill(chunk->begin() + static_cast<std::ptrdiff_t>(n), chunk->end(), uint8_t{0});
+    stream.submit();
+    b0 += n;
+  } while (b0 < t.n_bytes);
+  return Status::Ok();
+}
+
 // Generates tensor `t` chunk by chunk (rows in parallel; row r's values depend only on
 // (t.seed, r), so the bytes do not depend on the thread count) and appends it to `stream`,
 // padded to the 32-byte alignment.
 Status write_tensor(const PlannedTensor& t, ThreadPool& pool,
                     std::vector<std::vector<float>>& scratch, ChunkStream& stream) {
-  const int64_t row_bytes = dtype_row_bytes(t.type, t.ne0);
+  if (t.copy_from) return copy_tensor(t, stream);
+  const int64_t n_in = t.ne[0], n_rows_all = t.rows();
+  const int64_t row_bytes = dtype_row_bytes(t.type, n_in);
   const int64_t rows_per_chunk = std::max<int64_t>(1, static_cast<int64_t>(kChunkBytes) / row_bytes);
-  for (int64_t r0 = 0; r0 < t.ne1; r0 += rows_per_chunk) {
-    const int64_t n_rows = std::min(rows_per_chunk, t.ne1 - r0);
-    const bool last = r0 + n_rows == t.ne1;
+  for (int64_t r0 = 0; r0 < n_rows_all; r0 += rows_per_chunk) {
+    const int64_t n_rows = std::min(rows_per_chunk, n_rows_all - r0);
+    const bool last = r0 + n_rows == n_rows_all;
     const size_t pad = last ? static_cast<size_t>((32 - t.n_bytes % 32) % 32) : 0;
     std::vector<uint8_t>* chunk = nullptr;
     OMNI_RETURN_IF_ERROR(stream.next_buffer(static_cast<size_t>(n_rows * row_bytes) + pad, &chunk));
@@ -467,15 +560,15 @@ Status write_tensor(const PlannedTensor& t, ThreadPool& pool,
     std::fill(dst + n_rows * row_bytes, dst + chunk->size(), uint8_t{0});
     pool.parallel_for(n_rows, 1, [&](int64_t b, int64_t e, int ti) {
       std::vector<float>& x = scratch[static_cast<size_t>(ti)];
-      x.resize(static_cast<size_t>(t.ne0));
+      x.resize(static_cast<size_t>(n_in));
       for (int64_t r = b; r < e; ++r) {
         if (t.fill == Fill::kOnes) {
           std::fill(x.begin(), x.end(), 1.0f);
         } else {
           const uint64_t row_seed = t.seed ^ (static_cast<uint64_t>(r0 + r) * 0xD1B54A32D192ED03ull);
-          fill_normal(row_seed, t.stddev, x.data(), t.ne0);
+          fill_normal(row_seed, t.stddev, x.data(), n_in);
         }
-        ref::quantize_row(t.type, x.data(), dst + r * row_bytes, t.ne0);
+        ref::quantize_row(t.type, x.data(), dst + r * row_bytes, n_in);
       }
     });
     stream.submit();
@@ -521,15 +614,30 @@ DType synthetic_weight_type(DType requested, int64_t n_in) {
 
 Status create_synthetic_model(const SyntheticSpec& spec, const std::string& out_path) {
   OMNI_ASSIGN_OR_RETURN(SyntheticShape shape, synthetic_shape(spec.preset, spec.arch));
-  const DTypeTraits* traits = dtype_traits(static_cast<uint32_t>(spec.type));
-  if (!traits || !creatable_type(spec.type))
+  OMNI_RETURN_IF_ERROR(synthetic_detail::check_output(spec.type, out_path));
+  return synthetic_detail::write_model(spec, shape, Extras{}, out_path);
+}
+
+namespace synthetic_detail {
+
+Status check_output(DType type, const std::string& out_path) {
+  const DTypeTraits* traits = dtype_traits(static_cast<uint32_t>(type));
+  if (!traits || !creatable_type(type))
     return unsupported(fmt("cannot create weights of type '%s' (use f32, f16, bf16, q8_0, q4_0, "
                            "q5_0, q4_K, q5_K or q6_K)",
-                           traits ? traits->name : std::to_string(static_cast<uint32_t>(spec.type)).c_str()));
+                           traits ? traits->name : std::to_string(static_cast<uint32_t>(type)).c_str()));
   if (out_path.empty()) return invalid_argument("empty output path");
+  return Status::Ok();
+}
 
-  const std::vector<PlannedTensor> tensors = plan_tensors(shape, spec.type, spec.seed);
-  const MetadataEncoder md = build_metadata(spec, shape, tensors);
+Status write_model(const SyntheticSpec& spec, const SyntheticShape& shape, const Extras& extras,
+                   const std::string& out_path) {
+  const std::vector<PlannedTensor> tensors = plan_tensors(shape, spec.type, spec.seed, extras);
+  for (size_t i = 0; i < tensors.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (tensors[i].name == tensors[j].name)
+        return internal_error(fmt("tensor '%s' is written twice", tensors[i].name.c_str()));
+  OMNI_ASSIGN_OR_RETURN(const MetadataEncoder md, build_metadata(spec, shape, tensors, extras));
   const std::vector<uint8_t> header = encode_header(md, tensors);
 
   const std::string tmp_path = out_path + ".partial";
@@ -574,5 +682,7 @@ Status create_synthetic_model(const SyntheticSpec& spec, const std::string& out_
   }
   return Status::Ok();
 }
+
+}  // namespace synthetic_detail
 
 }  // namespace omni
