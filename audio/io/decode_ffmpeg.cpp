@@ -3,13 +3,12 @@
 #include <sys/stat.h>
 
 #include <cerrno>
-#include <cstdarg>
 #include <cstdlib>
 #include <cmath>
 #include <cstring>
-#include <mutex>
 
 #include "audio/io/decode.h"
+#include "kernels/core/ffmpeg_log.h"
 
 extern "C" {
 #include <libavcodec/avcodec.h>
@@ -23,48 +22,8 @@ extern "C" {
 namespace omni::audio {
 namespace {
 
-std::string ffmpeg_said();
-
-// av_strerror's text, plus what FFmpeg logged about it.
-std::string av_error_text(int err) {
-  char buf[AV_ERROR_MAX_STRING_SIZE] = {};
-  av_strerror(err, buf, sizeof(buf));
-  return buf + ffmpeg_said();
-}
-
-// FFmpeg's own explanation of the last failure on this thread ("invalid residual"), appended to
-// our statuses. FFmpeg's log is process-wide: we take it over once, keep errors per thread
-// instead of printing them, and print as before when OMNIRT_FFMPEG_LOG is set.
-thread_local char t_last_ffmpeg_error[256];
-
-void capture_log(void* avcl, int level, const char* format, va_list args) {
-  static const bool forward = std::getenv("OMNIRT_FFMPEG_LOG") != nullptr;
-  if (forward) {
-    va_list copy;
-    va_copy(copy, args);
-    av_log_default_callback(avcl, level, format, copy);
-    va_end(copy);
-  }
-  if (level > AV_LOG_ERROR) return;
-  int print_prefix = 0;
-  char line[sizeof(t_last_ffmpeg_error)];
-  av_log_format_line2(nullptr, level, format, args, line, sizeof(line), &print_prefix);
-  size_t n = std::strlen(line);
-  while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' ')) line[--n] = '\0';
-  if (n > 0) std::memcpy(t_last_ffmpeg_error, line, n + 1);
-}
-
-void take_over_ffmpeg_log() {
-  static std::once_flag once;
-  std::call_once(once, [] { av_log_set_callback(&capture_log); });
-  t_last_ffmpeg_error[0] = '\0';
-}
-
-// " (ffmpeg: <last error>)" or "".
-std::string ffmpeg_said() {
-  if (t_last_ffmpeg_error[0] == '\0') return "";
-  return std::string(" (ffmpeg: ") + t_last_ffmpeg_error + ")";
-}
+// av_strerror's text, plus what FFmpeg logged about it (the log is taken over in open_*).
+std::string av_error_text(int err) { return ffmpeg::error_text(err) + ffmpeg::said(); }
 
 // Bytes in memory as a seekable AVIOContext source.
 struct MemorySource {
@@ -345,7 +304,7 @@ StreamDecoder::~StreamDecoder() = default;
 StatusOr<std::unique_ptr<StreamDecoder>> StreamDecoder::open(const std::string& path,
                                                              int sample_rate) {
   OMNI_RETURN_IF_ERROR(check_sample_rate(sample_rate));
-  take_over_ffmpeg_log();
+  ffmpeg::take_over_log();
   auto impl = std::make_unique<Impl>();
   impl->out_rate = sample_rate;
   std::string url;
@@ -376,7 +335,7 @@ StatusOr<std::unique_ptr<StreamDecoder>> StreamDecoder::open_memory(const uint8_
   OMNI_RETURN_IF_ERROR(check_sample_rate(sample_rate));
   if (size == 0) return corrupt_file(fmt("'%s' is empty (0 bytes)", name.c_str()));
   if (!data) return invalid_argument("decode from memory: null data");
-  take_over_ffmpeg_log();
+  ffmpeg::take_over_log();
   auto impl = std::make_unique<Impl>();
   impl->out_rate = sample_rate;
   impl->name = name;
@@ -396,7 +355,7 @@ StatusOr<std::unique_ptr<StreamDecoder>> StreamDecoder::open_memory(const uint8_
 StatusOr<size_t> StreamDecoder::read(float* out, size_t max_samples) {
   if (max_samples == 0) return size_t{0};
   if (!out) return invalid_argument("StreamDecoder::read: null output buffer");
-  t_last_ffmpeg_error[0] = '\0';
+  ffmpeg::forget_last_error();
   OMNI_RETURN_IF_ERROR(impl_->fill());
   size_t n = std::min(max_samples, impl_->pending.size() - impl_->pending_pos);
   if (n > 0) std::memcpy(out, impl_->pending.data() + impl_->pending_pos, n * sizeof(float));

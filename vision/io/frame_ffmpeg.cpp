@@ -1,9 +1,12 @@
-// Shared FFmpeg plumbing of vision/io: memory-backed AVIO and frame -> RGB24 conversion.
+// Shared FFmpeg plumbing of vision/io: memory-backed AVIO, the video stream's decoder, and
+// frame -> RGB24 conversion.
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "vision/io/frame_ffmpeg.h"
+
+#include "kernels/core/ffmpeg_log.h"
 
 extern "C" {
 #include <libavcodec/avcodec.h>
@@ -14,12 +17,6 @@ extern "C" {
 }
 
 namespace omni::vision::detail {
-
-std::string av_error_text(int err) {
-  char buf[AV_ERROR_MAX_STRING_SIZE] = {};
-  av_strerror(err, buf, sizeof(buf));
-  return buf;
-}
 
 int MemorySource::read(void* opaque, uint8_t* buf, int buf_size) {
   auto* m = static_cast<MemorySource*>(opaque);
@@ -43,6 +40,84 @@ int64_t MemorySource::seek(void* opaque, int64_t offset, int whence) {
   if (target < 0 || target > static_cast<int64_t>(m->size)) return AVERROR(EINVAL);
   m->pos = static_cast<size_t>(target);
   return target;
+}
+
+MediaDecoder::~MediaDecoder() {
+  sws_freeContext(sws);
+  av_frame_free(&frame);
+  av_packet_free(&packet);
+  avcodec_free_context(&codec);
+  avformat_close_input(&format);
+  if (io) {
+    av_freep(&io->buffer);
+    avio_context_free(&io);
+  }
+}
+
+Status MediaDecoder::open_io(int io_bytes) {
+  auto* buffer = static_cast<uint8_t*>(av_malloc(static_cast<size_t>(io_bytes)));
+  if (!buffer) return Status(StatusCode::kOutOfMemory, "av_malloc failed");
+  io = avio_alloc_context(buffer, io_bytes, 0, &src, &MemorySource::read, nullptr,
+                          &MemorySource::seek);
+  if (!io) {
+    av_free(buffer);
+    return Status(StatusCode::kOutOfMemory, "avio_alloc_context failed");
+  }
+  format = avformat_alloc_context();
+  if (!format) return Status(StatusCode::kOutOfMemory, "avformat_alloc_context failed");
+  format->pb = io;
+  format->flags |= AVFMT_FLAG_CUSTOM_IO;
+  return Status::Ok();
+}
+
+Status MediaDecoder::open_stream(const DecodeOptions& limits, bool video) {
+  const AVCodec* decoder = nullptr;
+  int stream = av_find_best_stream(format, AVMEDIA_TYPE_VIDEO, -1, -1, &decoder, 0);
+  const char* demuxer = format->iformat ? format->iformat->name : "?";
+  if (stream == AVERROR_STREAM_NOT_FOUND) {
+    if (!video) return corrupt_file(fmt("'%s' (%s) holds no image", name.c_str(), demuxer));
+    int audio = 0;
+    for (unsigned i = 0; i < format->nb_streams; ++i)
+      audio += format->streams[i]->codecpar->codec_type == AVMEDIA_TYPE_AUDIO;
+    return corrupt_file(fmt("'%s' (%s) holds no video stream (%u streams, %d audio)", name.c_str(),
+                            demuxer, format->nb_streams, audio));
+  }
+  if (stream < 0 || !decoder) {
+    const AVStream* s = stream >= 0 ? format->streams[stream] : nullptr;
+    return unsupported(fmt("'%s': no decoder in this FFmpeg build for %s codec '%s'", name.c_str(),
+                           video ? "video" : "image",
+                           s ? avcodec_get_name(s->codecpar->codec_id) : "?"));
+  }
+  for (unsigned i = 0; i < format->nb_streams; ++i) {
+    if (static_cast<int>(i) != stream) format->streams[i]->discard = AVDISCARD_ALL;
+  }
+  const AVStream* st = format->streams[stream];
+  const AVCodecParameters* par = st->codecpar;
+  // The bomb guard, on the header's dimensions (0 x 0 = not known yet: checked on the frame).
+  if (par->width != 0 || par->height != 0) {
+    OMNI_RETURN_IF_ERROR(check_image_dimensions(par->width, par->height, limits, name));
+  }
+  codec = avcodec_alloc_context3(decoder);
+  if (!codec) return Status(StatusCode::kOutOfMemory, "avcodec_alloc_context3 failed");
+  codec->log_level_offset = ffmpeg::kQuietLogOffset;
+  codec->thread_count = 1;
+  int err = avcodec_parameters_to_context(codec, par);
+  if (err >= 0) {
+    // libavcodec's own pixel limit, so a frame header larger than the container's is refused
+    // before allocation.
+    codec->max_pixels = limits.max_pixels;
+    if (video) codec->pkt_timebase = st->time_base;
+    err = avcodec_open2(codec, decoder, nullptr);
+  }
+  if (err < 0) {
+    return unsupported(fmt("'%s': cannot open the %s decoder: %s", name.c_str(), decoder->name,
+                           ffmpeg::error_text(err).c_str()));
+  }
+  packet = av_packet_alloc();
+  frame = av_frame_alloc();
+  if (!packet || !frame) return Status(StatusCode::kOutOfMemory, "av_packet/frame_alloc failed");
+  stream_index = stream;
+  return Status::Ok();
 }
 
 StatusOr<Image> frame_to_rgb(const AVFrame* frame, SwsContext** sws_ctx,

@@ -2,12 +2,13 @@
 // decode the first frame of the first video stream (libavcodec), convert to RGB24 (libswscale,
 // exact rounding, full-resolution chroma).
 // FFmpeg's log stays as configured by the process (audio/io takes it over when used); our
-// decoders run with a log-level offset so that corrupt input does not print.
+// decoders run with a log-level offset so that corrupt input does not print (frame_ffmpeg.cpp).
 #include <algorithm>
 #include <cstring>
 #include <string_view>
 #include <vector>
 
+#include "kernels/core/ffmpeg_log.h"
 #include "vision/io/frame_ffmpeg.h"
 #include "vision/io/image.h"
 
@@ -23,9 +24,7 @@ extern "C" {
 namespace omni::vision {
 namespace {
 
-using detail::av_error_text;
 using detail::frame_to_rgb;
-using detail::MemorySource;
 
 // The demuxer for the formats we recognise by their magic: no probing (which also warns on a
 // JPEG whose headers outrun the probe buffer); nullptr when the magic is not one of them.
@@ -64,45 +63,10 @@ const AVInputFormat* probe_image_demuxer(const uint8_t* d, size_t n) {
 }
 
 constexpr int kIoBufferBytes = 16 * 1024;
-// Messages logged through our contexts are shifted below AV_LOG_DEBUG: a corrupt image is
-// reported through our Status, not on stderr.
-constexpr int kQuietLogOffset = AV_LOG_TRACE;
 
-struct Decoder {
-  std::string name;
-  MemorySource src;
-  AVIOContext* io = nullptr;
-  AVFormatContext* format = nullptr;
-  AVCodecContext* codec = nullptr;
-  AVPacket* packet = nullptr;
-  AVFrame* frame = nullptr;
-  SwsContext* sws = nullptr;
-
-  ~Decoder() {
-    sws_freeContext(sws);
-    av_frame_free(&frame);
-    av_packet_free(&packet);
-    avcodec_free_context(&codec);
-    avformat_close_input(&format);
-    if (io) {
-      av_freep(&io->buffer);
-      avio_context_free(&io);
-    }
-  }
-
+struct Decoder : detail::MediaDecoder {
   Status open(const DecodeOptions& opts) {
-    auto* buffer = static_cast<uint8_t*>(av_malloc(kIoBufferBytes));
-    if (!buffer) return Status(StatusCode::kOutOfMemory, "av_malloc failed");
-    io = avio_alloc_context(buffer, kIoBufferBytes, 0, &src, &MemorySource::read, nullptr,
-                            &MemorySource::seek);
-    if (!io) {
-      av_free(buffer);
-      return Status(StatusCode::kOutOfMemory, "avio_alloc_context failed");
-    }
-    format = avformat_alloc_context();
-    if (!format) return Status(StatusCode::kOutOfMemory, "avformat_alloc_context failed");
-    format->pb = io;
-    format->flags |= AVFMT_FLAG_CUSTOM_IO;
+    OMNI_RETURN_IF_ERROR(open_io(kIoBufferBytes));
     const AVInputFormat* demuxer = demuxer_for(src.data, src.size);
     if (!demuxer) demuxer = probe_image_demuxer(src.data, src.size);
     if (!demuxer) {
@@ -116,50 +80,10 @@ struct Decoder {
                                 name.c_str()));
       }
       return corrupt_file(fmt("'%s': not a recognised image format (%s)", name.c_str(),
-                              av_error_text(err).c_str()));
+                              ffmpeg::error_text(err).c_str()));
     }
-    const AVCodec* decoder = nullptr;
-    int stream = av_find_best_stream(format, AVMEDIA_TYPE_VIDEO, -1, -1, &decoder, 0);
-    if (stream == AVERROR_STREAM_NOT_FOUND) {
-      return corrupt_file(fmt("'%s' (%s) holds no image", name.c_str(),
-                              format->iformat ? format->iformat->name : "?"));
-    }
-    if (stream < 0 || !decoder) {
-      const AVStream* s = stream >= 0 ? format->streams[stream] : nullptr;
-      return unsupported(fmt("'%s': no decoder in this FFmpeg build for image codec '%s'",
-                             name.c_str(), s ? avcodec_get_name(s->codecpar->codec_id) : "?"));
-    }
-    for (unsigned i = 0; i < format->nb_streams; ++i) {
-      if (static_cast<int>(i) != stream) format->streams[i]->discard = AVDISCARD_ALL;
-    }
-    const AVCodecParameters* par = format->streams[stream]->codecpar;
-    // The bomb guard, on the header's dimensions (0 x 0 = not known yet: checked on the frame).
-    if (par->width != 0 || par->height != 0) {
-      OMNI_RETURN_IF_ERROR(check_image_dimensions(par->width, par->height, opts, name));
-    }
-    codec = avcodec_alloc_context3(decoder);
-    if (!codec) return Status(StatusCode::kOutOfMemory, "avcodec_alloc_context3 failed");
-    codec->log_level_offset = kQuietLogOffset;
-    codec->thread_count = 1;
-    err = avcodec_parameters_to_context(codec, par);
-    if (err >= 0) {
-      // libavcodec's own pixel limit, so a frame header larger than the container's is refused
-      // before allocation.
-      codec->max_pixels = opts.max_pixels;
-      err = avcodec_open2(codec, decoder, nullptr);
-    }
-    if (err < 0) {
-      return unsupported(fmt("'%s': cannot open the %s decoder: %s", name.c_str(), decoder->name,
-                             av_error_text(err).c_str()));
-    }
-    packet = av_packet_alloc();
-    frame = av_frame_alloc();
-    if (!packet || !frame) return Status(StatusCode::kOutOfMemory, "av_packet/frame_alloc failed");
-    stream_index = stream;
-    return Status::Ok();
+    return open_stream(opts, /*video=*/false);
   }
-
-  int stream_index = -1;
 
   // The first decoded frame into `frame`.
   Status first_frame() {
@@ -172,7 +96,7 @@ struct Decoder {
       }
       if (err != AVERROR(EAGAIN)) {
         return corrupt_file(fmt("'%s': image data do not decode: %s", name.c_str(),
-                                av_error_text(err).c_str()));
+                                ffmpeg::error_text(err).c_str()));
       }
       if (flushed) {
         return corrupt_file(fmt("'%s': decoder produced no image", name.c_str()));
@@ -185,14 +109,14 @@ struct Decoder {
       }
       if (err < 0) {
         return corrupt_file(fmt("'%s': cannot read image data: %s", name.c_str(),
-                                av_error_text(err).c_str()));
+                                ffmpeg::error_text(err).c_str()));
       }
       if (packet->stream_index == stream_index) {
         err = avcodec_send_packet(codec, packet);
         av_packet_unref(packet);
         if (err < 0 && err != AVERROR(EAGAIN)) {
           return corrupt_file(fmt("'%s': image data do not decode: %s", name.c_str(),
-                                  av_error_text(err).c_str()));
+                                  ffmpeg::error_text(err).c_str()));
         }
       } else {
         av_packet_unref(packet);

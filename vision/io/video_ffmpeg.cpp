@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/core/ffmpeg_log.h"
 #include "vision/io/frame_ffmpeg.h"
 #include "vision/io/video.h"
 
@@ -19,56 +20,22 @@ extern "C" {
 namespace omni::vision {
 namespace {
 
-using detail::av_error_text;
-using detail::MemorySource;
 
 constexpr int kIoBufferBytes = 64 * 1024;
-constexpr int kQuietLogOffset = AV_LOG_TRACE;  // corrupt input is reported by Status, not stderr
 // Probing reads at most this much (libavformat's default is 5 MB / 5 s of analysis).
 constexpr int64_t kProbeBytes = 4 << 20;
 
-struct VideoDecoder {
-  std::string name;
-  MemorySource src;
-  AVIOContext* io = nullptr;
-  AVFormatContext* format = nullptr;
-  AVCodecContext* codec = nullptr;
-  AVPacket* packet = nullptr;
-  AVFrame* frame = nullptr;
-  SwsContext* sws = nullptr;
-  int stream_index = -1;
+struct VideoDecoder : detail::MediaDecoder {
   AVRational time_base = {0, 1};
-
-  ~VideoDecoder() {
-    sws_freeContext(sws);
-    av_frame_free(&frame);
-    av_packet_free(&packet);
-    avcodec_free_context(&codec);
-    avformat_close_input(&format);
-    if (io) {
-      av_freep(&io->buffer);
-      avio_context_free(&io);
-    }
-  }
+  bool flushed = false;
 
   Status open(const DecodeOptions& limits) {
-    auto* buffer = static_cast<uint8_t*>(av_malloc(kIoBufferBytes));
-    if (!buffer) return Status(StatusCode::kOutOfMemory, "av_malloc failed");
-    io = avio_alloc_context(buffer, kIoBufferBytes, 0, &src, &MemorySource::read, nullptr,
-                            &MemorySource::seek);
-    if (!io) {
-      av_free(buffer);
-      return Status(StatusCode::kOutOfMemory, "avio_alloc_context failed");
-    }
-    format = avformat_alloc_context();
-    if (!format) return Status(StatusCode::kOutOfMemory, "avformat_alloc_context failed");
-    format->pb = io;
-    format->flags |= AVFMT_FLAG_CUSTOM_IO;
+    OMNI_RETURN_IF_ERROR(open_io(kIoBufferBytes));
     format->probesize = kProbeBytes;
     int err = avformat_open_input(&format, nullptr, nullptr, nullptr);
     if (err < 0) {  // frees `format`
       return corrupt_file(fmt("'%s': not a recognised media file (%s)", name.c_str(),
-                              av_error_text(err).c_str()));
+                              ffmpeg::error_text(err).c_str()));
     }
     format->flags |= AVFMT_FLAG_DISCARD_CORRUPT;
     // The bomb guard on the container's dimensions, before any decoder allocates.
@@ -89,50 +56,10 @@ struct VideoDecoder {
     for (AVDictionary*& d : stream_opts) av_dict_free(&d);
     if (err < 0) {
       return corrupt_file(fmt("'%s': cannot read stream information: %s", name.c_str(),
-                              av_error_text(err).c_str()));
+                              ffmpeg::error_text(err).c_str()));
     }
-    const AVCodec* decoder = nullptr;
-    int stream = av_find_best_stream(format, AVMEDIA_TYPE_VIDEO, -1, -1, &decoder, 0);
-    if (stream == AVERROR_STREAM_NOT_FOUND) {
-      int audio = 0;
-      for (unsigned i = 0; i < format->nb_streams; ++i)
-        audio += format->streams[i]->codecpar->codec_type == AVMEDIA_TYPE_AUDIO;
-      return corrupt_file(fmt("'%s' (%s) holds no video stream (%u streams, %d audio)",
-                              name.c_str(), format->iformat ? format->iformat->name : "?",
-                              format->nb_streams, audio));
-    }
-    if (stream < 0 || !decoder) {
-      const AVStream* s = stream >= 0 ? format->streams[stream] : nullptr;
-      return unsupported(fmt("'%s': no decoder in this FFmpeg build for video codec '%s'",
-                             name.c_str(), s ? avcodec_get_name(s->codecpar->codec_id) : "?"));
-    }
-    for (unsigned i = 0; i < format->nb_streams; ++i) {
-      if (static_cast<int>(i) != stream) format->streams[i]->discard = AVDISCARD_ALL;
-    }
-    const AVStream* st = format->streams[stream];
-    const AVCodecParameters* par = st->codecpar;
-    if (par->width != 0 || par->height != 0) {
-      OMNI_RETURN_IF_ERROR(check_image_dimensions(par->width, par->height, limits, name));
-    }
-    codec = avcodec_alloc_context3(decoder);
-    if (!codec) return Status(StatusCode::kOutOfMemory, "avcodec_alloc_context3 failed");
-    codec->log_level_offset = kQuietLogOffset;
-    codec->thread_count = 1;
-    err = avcodec_parameters_to_context(codec, par);
-    if (err >= 0) {
-      codec->max_pixels = limits.max_pixels;
-      codec->pkt_timebase = st->time_base;
-      err = avcodec_open2(codec, decoder, nullptr);
-    }
-    if (err < 0) {
-      return unsupported(fmt("'%s': cannot open the %s decoder: %s", name.c_str(), decoder->name,
-                             av_error_text(err).c_str()));
-    }
-    packet = av_packet_alloc();
-    frame = av_frame_alloc();
-    if (!packet || !frame) return Status(StatusCode::kOutOfMemory, "av_packet/frame_alloc failed");
-    stream_index = stream;
-    time_base = st->time_base;
+    OMNI_RETURN_IF_ERROR(open_stream(limits, /*video=*/true));
+    time_base = format->streams[stream_index]->time_base;
     return Status::Ok();
   }
 
@@ -168,7 +95,6 @@ struct VideoDecoder {
       av_packet_unref(packet);
     }
   }
-  bool flushed = false;
 };
 
 }  // namespace
@@ -242,7 +168,7 @@ StatusOr<Video> decode_video_memory(const uint8_t* data, size_t size, const Vide
   }
   if (video.frames.empty()) {
     return corrupt_file(fmt("'%s': no video frame decodes (%d damaged packets%s%s)", name.c_str(),
-                            bad, bad ? ": " : "", bad ? av_error_text(last_error).c_str() : ""));
+                            bad, bad ? ": " : "", bad ? ffmpeg::error_text(last_error).c_str() : ""));
   }
   return video;
 }

@@ -1,0 +1,71 @@
+// FFmpeg's log as omnirt's media decoders use it (audio/io, vision/io): error text for a
+// status, the log-level offset our codec contexts run with, and the process-wide log capture.
+// Header-only, included only by *_ffmpeg.cpp sources (they have FFmpeg's headers; kernels/
+// itself does not link FFmpeg). Inline functions and variables: one copy in the process
+// however many libraries include it.
+#pragma once
+
+#include <cstdarg>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+
+extern "C" {
+#include <libavutil/error.h>
+#include <libavutil/log.h>
+}
+
+namespace omni::ffmpeg {
+
+// Messages logged through our codec contexts are shifted below AV_LOG_DEBUG: corrupt input is
+// reported through our Status, not on stderr (AVCodecContext::log_level_offset).
+inline constexpr int kQuietLogOffset = AV_LOG_TRACE;
+
+// av_strerror's text for an AVERROR code.
+inline std::string error_text(int err) {
+  char buf[AV_ERROR_MAX_STRING_SIZE] = {};
+  av_strerror(err, buf, sizeof(buf));
+  return buf;
+}
+
+// The last error FFmpeg logged on this thread since take_over_log() ("invalid residual").
+inline thread_local char t_last_error[256];
+
+// av_log callback: keeps errors per thread instead of printing them; prints as before too when
+// OMNIRT_FFMPEG_LOG is set.
+inline void capture_log(void* avcl, int level, const char* format, va_list args) {
+  static const bool forward = std::getenv("OMNIRT_FFMPEG_LOG") != nullptr;
+  if (forward) {
+    va_list copy;
+    va_copy(copy, args);
+    av_log_default_callback(avcl, level, format, copy);
+    va_end(copy);
+  }
+  if (level > AV_LOG_ERROR) return;
+  int print_prefix = 0;
+  char line[sizeof(t_last_error)];
+  av_log_format_line2(nullptr, level, format, args, line, sizeof(line), &print_prefix);
+  size_t n = std::strlen(line);
+  while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' ')) line[--n] = '\0';
+  if (n > 0) std::memcpy(t_last_error, line, n + 1);
+}
+
+// Forgets this thread's last error: call it before an operation whose failure said() explains.
+inline void forget_last_error() { t_last_error[0] = '\0'; }
+
+// FFmpeg's log is process-wide: the first call installs capture_log; every call also forgets
+// this thread's last error.
+inline void take_over_log() {
+  static std::once_flag once;
+  std::call_once(once, [] { av_log_set_callback(&capture_log); });
+  forget_last_error();
+}
+
+// " (ffmpeg: <last error>)" or "".
+inline std::string said() {
+  if (t_last_error[0] == '\0') return "";
+  return std::string(" (ffmpeg: ") + t_last_error + ")";
+}
+
+}  // namespace omni::ffmpeg
