@@ -1,9 +1,9 @@
 // The opt-in int8-activation decode path (cpu::matvec_int8, ContextParams::int8_activations):
-//  (a) exactness (Q8_0, Q4_0, Q5_0, Q4_K): on every ISA this machine has, the SIMD quantiser is bit-identical to
+//  (a) exactness (Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K): on every ISA this machine has, the SIMD quantiser is bit-identical to
 //      ref::quantize_act_q8 and the rows equal ref::dot_int8 (the same integer computation in
 //      scalar code) to f32 rounding, for odd row counts, several row lengths and 1-3 threads;
 //  (b) the bound against the f32 path: matvec vs ref::matmul (double) on Gaussian data, and
-//      token-by-token decode logits of the golden Q8_0 / Q4_0 / Q5_0 / Q4_K models vs their transformers
+//      token-by-token decode logits of the golden Q8_0 / Q4_0 / Q5_0 / Q4_K / Q5_K / Q6_K models vs their transformers
 //      reference (tests/data/golden);
 //  (c) Gemma 3 270M: greedy tokens over 32 steps with int8 on vs off, agreement reported (not
 //      asserted: one flipped near-tie changes the rest of the sequence).
@@ -26,41 +26,46 @@
 namespace omni {
 namespace {
 
-std::vector<CpuIsa> all_isas() {
-  std::vector<CpuIsa> out;
-  for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512})
-    if (cpu::set_isa(isa)) out.push_back(isa);
-  cpu::set_isa(out.back());
-  return out;
-}
-
-std::vector<float> gauss(int64_t n, uint32_t seed, float sigma = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g(0.0f, sigma);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = g(rng);
-  return v;
-}
-
 struct Matrix {
   std::vector<uint8_t> w;
   std::vector<float> wf;  // decoded
   int64_t rb = 0;
 };
 
-// Gaussian rows quantised by ref::quantize_row; raw_q8 instead fills Q8_0 quants with random
-// bytes (all of [-128, 127], which the quantiser never emits) under valid f16 scales.
+// Gaussian rows quantised by ref::quantize_row; raw_q8 instead fills the quants with random
+// bytes under valid f16 scales: Q8_0's int8 quants (all of [-128, 127], which the quantiser
+// never emits); for Q5_K / Q6_K every byte but d / dmin (all 6-bit scales and mins, q5 and
+// q6 at 0 and at their maximum, Q6_K scales down to -128).
 Matrix make_matrix(DType t, int64_t n_out, int64_t n_in, uint32_t seed, bool raw_q8 = false) {
   Matrix m;
   m.rb = dtype_row_bytes(t, n_in);
   m.w.resize(static_cast<size_t>(m.rb * n_out));
-  const auto src = gauss(n_out * n_in, seed);
+  const auto src = test::randn(n_out * n_in, seed);
   for (int64_t o = 0; o < n_out; ++o) ref::quantize_row(t, src.data() + o * n_in, m.w.data() + o * m.rb, n_in);
   if (raw_q8) {
     std::mt19937 rng(seed + 7);
     auto* blocks = reinterpret_cast<BlockQ8_0*>(m.w.data());
-    for (int64_t b = 0; b < n_out * n_in / kQK; ++b)
-      for (auto& q : blocks[b].qs) q = static_cast<int8_t>(rng() & 0xFF);
+    if (t == DType::kQ8_0) {
+      for (int64_t b = 0; b < n_out * n_in / kQK; ++b)
+        for (auto& q : blocks[b].qs) q = static_cast<int8_t>(rng() & 0xFF);
+    } else if (t == DType::kQ5_K) {
+      auto* kb = reinterpret_cast<BlockQ5_K*>(m.w.data());
+      for (int64_t b = 0; b < n_out * n_in / kQK_K; ++b) {
+        for (auto& v : kb[b].scales) v = static_cast<uint8_t>(rng());
+        for (auto& v : kb[b].qh) v = static_cast<uint8_t>(rng());
+        for (auto& v : kb[b].qs) v = static_cast<uint8_t>(rng());
+      }
+    } else if (t == DType::kQ6_K) {
+      auto* kb = reinterpret_cast<BlockQ6_K*>(m.w.data());
+      for (int64_t b = 0; b < n_out * n_in / kQK_K; ++b) {
+        for (auto& v : kb[b].scales) v = static_cast<int8_t>(rng() & 0xFF);
+        for (auto& v : kb[b].qh) v = static_cast<uint8_t>(rng());
+        for (auto& v : kb[b].ql) v = static_cast<uint8_t>(rng());
+        kb[b].scales[0] = -128;  // the extremes, always present
+        kb[b].ql[0] = 0xFF;
+        kb[b].qh[0] = 0xFF;
+      }
+    }
   }
   m.wf.resize(static_cast<size_t>(n_out * n_in));
   for (int64_t o = 0; o < n_out; ++o) ref::dequantize_row(t, m.w.data() + o * m.rb, m.wf.data() + o * n_in, n_in);
@@ -79,10 +84,10 @@ QuantX ref_quant(const std::vector<float>& x) {
 }
 
 TEST(CpuInt8, QuantiserMatchesRefBitForBit) {
-  for (CpuIsa isa : all_isas()) {
+  for (CpuIsa isa : test::cpu_isas()) {
     ASSERT_TRUE(cpu::set_isa(isa));
     for (int64_t n : {32, 96, 640, 2080}) {
-      auto x = gauss(n, 11 + static_cast<uint32_t>(n), 3.0f);
+      auto x = test::randn(n, 11 + static_cast<uint32_t>(n), 3.0f);
       for (int i = 0; i < 32; ++i) x[static_cast<size_t>(i)] = 0.0f;  // an all-zero block: d = 0
       if (n > 64) x[40] = 1e-30f;                                     // tiny amax
       // Exact .5 ties after scaling: 127 * k / 254 rounds to even.
@@ -104,7 +109,7 @@ TEST(CpuInt8, QuantiserMatchesRefBitForBit) {
 // terms' magnitude; summation order is the only difference).
 void check_exact(DType t, int64_t n_out, int64_t n_in, uint32_t seed, bool raw_q8) {
   const Matrix m = make_matrix(t, n_out, n_in, seed, raw_q8);
-  const auto x = gauss(n_in, seed + 1);
+  const auto x = test::randn(n_in, seed + 1);
   const QuantX qx = ref_quant(x);
   std::vector<float> want(static_cast<size_t>(n_out));
   std::vector<double> mag(static_cast<size_t>(n_out));
@@ -112,7 +117,7 @@ void check_exact(DType t, int64_t n_out, int64_t n_in, uint32_t seed, bool raw_q
     want[o] = ref::dot_int8(t, m.w.data() + o * m.rb, qx.q.data(), qx.d.data(), qx.s.data(), n_in);
     for (int64_t i = 0; i < n_in; ++i) mag[o] += std::fabs(double(m.wf[o * n_in + i]) * x[i]);
   }
-  for (CpuIsa isa : all_isas()) {
+  for (CpuIsa isa : test::cpu_isas()) {
     ASSERT_TRUE(cpu::set_isa(isa));
     for (int nt : {1, 2, 3}) {
       ThreadPool pool(nt);
@@ -149,14 +154,56 @@ TEST(CpuInt8, Q4_KRowsEqualScalarInt8Reference) {
   check_exact(DType::kQ4_K, 9, 1280, 8, false);
 }
 
+// Awkward sizes: 1 to 9 super-blocks per row, odd row counts (one row, a prime, fewer rows than
+// threads), and raw bytes covering every quant / scale value.
+TEST(CpuInt8, Q5_KRowsEqualScalarInt8Reference) {
+  for (int64_t n_in : {256, 768, 2304}) check_exact(DType::kQ5_K, 37, n_in, 400 + static_cast<uint32_t>(n_in), false);
+  check_exact(DType::kQ5_K, 1, 512, 17, false);
+  check_exact(DType::kQ5_K, 2, 1280, 18, false);
+  check_exact(DType::kQ5_K, 23, 1792, 19, /*raw=*/true);
+}
+
+TEST(CpuInt8, Q6_KRowsEqualScalarInt8Reference) {
+  for (int64_t n_in : {256, 768, 2304}) check_exact(DType::kQ6_K, 37, n_in, 500 + static_cast<uint32_t>(n_in), false);
+  check_exact(DType::kQ6_K, 1, 512, 27, false);
+  check_exact(DType::kQ6_K, 2, 1280, 28, false);
+  check_exact(DType::kQ6_K, 23, 1792, 29, /*raw=*/true);
+}
+
+// The scalar int8 reference itself, against a direct double sum over the decoded weights and
+// the dequantised x (sum_i w_i * d[i/32] * q[i]): the integer bookkeeping (nibble order, fifth
+// and top bits, the -32 offset, per-16 scales, the min term) must be right, not only
+// consistent between ref and SIMD.
+TEST(CpuInt8, ReferenceMatchesDequantisedProduct) {
+  for (DType t : {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
+    for (bool raw : {false, true}) {
+      const int64_t n_out = 5, n_in = 768;
+      const Matrix m = make_matrix(t, n_out, n_in, 61, raw && t != DType::kQ4_K);
+      const auto x = test::randn(n_in, 62);
+      const QuantX qx = ref_quant(x);
+      for (int64_t o = 0; o < n_out; ++o) {
+        double want = 0, mag = 0;
+        for (int64_t i = 0; i < n_in; ++i) {
+          const double xi = double(qx.d[i / kQK]) * qx.q[i];
+          want += double(m.wf[o * n_in + i]) * xi;
+          mag += std::fabs(double(m.wf[o * n_in + i]) * xi);
+        }
+        const float got = ref::dot_int8(t, m.w.data() + o * m.rb, qx.q.data(), qx.d.data(), qx.s.data(), n_in);
+        EXPECT_LE(std::fabs(got - want), 1e-5 * mag) << dtype_name(t) << " raw " << raw << " row " << o;
+      }
+    }
+  }
+}
+
 TEST(CpuInt8, DeclinesWhatItCannotDo) {
   ThreadPool pool(1);
   std::vector<uint8_t> scratch(static_cast<size_t>(cpu::matvec_int8_scratch_bytes(256)));
   std::vector<uint8_t> w(1024);
   std::vector<float> x(256, 1.0f), y(4, 42.0f);
   const auto sb = static_cast<int64_t>(scratch.size());
-  EXPECT_FALSE(cpu::matvec_int8(pool, DType::kQ6_K, w.data(), 1, 256, x.data(), y.data(), scratch.data(), sb));
+  EXPECT_FALSE(cpu::matvec_int8(pool, DType::kQ2_K, w.data(), 1, 256, x.data(), y.data(), scratch.data(), sb));
   EXPECT_FALSE(cpu::matvec_int8(pool, DType::kF32, w.data(), 1, 256, x.data(), y.data(), scratch.data(), sb));
+  EXPECT_FALSE(cpu::matvec_int8(pool, DType::kQ6_K, w.data(), 1, 160, x.data(), y.data(), scratch.data(), sb));
   EXPECT_FALSE(cpu::matvec_int8(pool, DType::kQ4_K, w.data(), 1, 96, x.data(), y.data(), scratch.data(), sb));
   EXPECT_FALSE(cpu::matvec_int8(pool, DType::kQ8_0, w.data(), 1, 256, x.data(), y.data(), scratch.data(), sb - 1));
   EXPECT_FALSE(cpu::matvec_int8(pool, DType::kQ8_0, w.data(), 1, 256, x.data(), y.data(), nullptr, sb));
@@ -166,10 +213,10 @@ TEST(CpuInt8, DeclinesWhatItCannotDo) {
 // (b) Against the exact product of the same weights (ref::matmul, double): x's 8-bit rounding
 // (per-block step amax/127, error uniform in +-step/2) gives ~0.5% relative L2 on Gaussian x.
 TEST(CpuInt8, BoundAgainstF32Path) {
-  for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ5_0, DType::kQ4_K}) {
+  for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ5_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
     const int64_t n_out = 64, n_in = 1024;
     const Matrix m = make_matrix(t, n_out, n_in, 31);
-    const auto x = gauss(n_in, 32);
+    const auto x = test::randn(n_in, 32);
     std::vector<float> want(n_out), got(n_out);
     ref::matmul(t, m.w.data(), n_out, n_in, x.data(), 1, want.data());
     ThreadPool pool(2);
@@ -186,7 +233,7 @@ using json = nlohmann::json;
 
 // Token-by-token decode of the golden models with int8 on: logits vs the transformers reference.
 TEST(CpuInt8, GoldenDecodeLogitsWithinBound) {
-  for (const char* name : {"llama_q8_0", "llama_q4_0", "llama_q5_0", "gemma3_q4_k"}) {
+  for (const char* name : {"llama_q8_0", "llama_q4_0", "llama_q5_0", "gemma3_q4_k", "llama_q6_k", "qwen2_q5_k"}) {
     std::ifstream f(test::source_path(std::string("tests/data/golden/") + name + ".json"));
     ASSERT_TRUE(f.good()) << name;
     const json meta = json::parse(f);

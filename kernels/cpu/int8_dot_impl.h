@@ -99,23 +99,27 @@ void dot_rows_d32(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n
   }
 }
 
-// Q4_K: each 32-byte run of qs holds sub-block 2j (low nibbles) and 2j + 1 (high nibbles), so
-// one nibble vector meets one ymm of x. Scales/mins unpacked 8 at a time (ggml's kmask trick);
-// the min term is a per-sub-block f32 product with s (sum of x), accumulated separately.
-void dot_rows_q4_k(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const int8_t* q,
-                   const float* d, const float* s, float* y) {
+// Q4_K / Q5_K: each 32-byte run of qs holds sub-block 2j (low nibbles) and 2j + 1 (high
+// nibbles), so one nibble vector meets one ymm of x. Scales/mins unpacked 8 at a time (ggml's
+// kmask trick); the min term is a per-sub-block f32 product with s (sum of x), accumulated
+// separately. Q5_K ORs in bit 4 from qh: bit sb of qh[l] belongs to element l of sub-block sb.
+template <class Block>
+void dot_rows_k_affine(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const int8_t* q,
+                       const float* d, const float* s, float* y) {
+  constexpr bool kQ5 = sizeof(Block) == sizeof(BlockQ5_K);
   constexpr uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
   const int64_t nb = n_in / kQK_K;
   const __m256i low4 = _mm256_set1_epi8(0x0F);
   for (int64_t r = 0; r < n_rows; ++r) {
-    const auto* blk = reinterpret_cast<const BlockQ4_K*>(w + r * row_bytes);
+    const auto* blk = reinterpret_cast<const Block*>(w + r * row_bytes);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), bias = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; ++i) {
-      const BlockQ4_K& b = blk[i];
+      const Block& b = blk[i];
       const char* pf = reinterpret_cast<const char*>(&b) + kPrefetchBytes;
       _mm_prefetch(pf, _MM_HINT_T0);
       _mm_prefetch(pf + 64, _MM_HINT_T0);
       _mm_prefetch(pf + 128, _MM_HINT_T0);
+      if constexpr (kQ5) _mm_prefetch(pf + 175, _MM_HINT_T0);  // 176-byte blocks
       uint32_t u[4];
       std::memcpy(u, b.scales, 12);
       u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
@@ -129,10 +133,19 @@ void dot_rows_q4_k(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t 
       const __m256 f = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(b.d)), scf), _mm256_loadu_ps(d + 8 * i));
       bias = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(b.dmin)), mf), _mm256_loadu_ps(s + 8 * i), bias);
       const int8_t* qx = q + kQK_K * i;
+      // Q5_K: hcur = qh >> 2j (16-bit shifts; bits 0-1 of every byte stay that byte's own).
+      __m256i hcur = _mm256_setzero_si256();
+      if constexpr (kQ5) hcur = load256(b.qh);
 #pragma GCC unroll 4
       for (int j = 0; j < 4; ++j) {
         const __m256i qv = load256(b.qs + 32 * j);
-        const __m256i lo = _mm256_and_si256(qv, low4), hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), low4);
+        __m256i lo = _mm256_and_si256(qv, low4), hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), low4);
+        if constexpr (kQ5) {
+          const __m256i bit4 = _mm256_set1_epi8(0x10);
+          lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(hcur, 4), bit4));  // bit 2j -> 4
+          hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(hcur, 3), bit4));  // bit 2j + 1 -> 4
+          hcur = _mm256_srli_epi16(hcur, 2);
+        }
         const __m256i plo = dot_u8s8(lo, load256(qx + 64 * j)), phi = dot_u8s8(hi, load256(qx + 64 * j + 32));
         acc0 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(f, _mm256_set1_epi32(2 * j)), _mm256_cvtepi32_ps(plo), acc0);
         acc1 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(f, _mm256_set1_epi32(2 * j + 1)), _mm256_cvtepi32_ps(phi), acc1);
@@ -142,13 +155,68 @@ void dot_rows_q4_k(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t 
   }
 }
 
+// Q6_K: per 32-value run (one ymm of x) the unsigned q6 (0..63) meets x in one dot_u8s8 and
+// the -32 offset is a second one with 32s (no saturation: 2 * 63 * 127 < 2^15); each int32 lane
+// covers 4 elements of one 16-value scale group, so lanes 0-3 take the run's first int8 scale
+// and lanes 4-7 its second (vpmulld, exact: |lane| <= 4 * 32 * 127 * 128 < 2^24), then one f32
+// FMA with d * d_x per run.
+void dot_rows_q6_k(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const int8_t* q,
+                   const float* d, float* y) {
+  const int64_t nb = n_in / kQK_K;
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x30), k32 = _mm256_set1_epi8(32);
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const auto* blk = reinterpret_cast<const BlockQ6_K*>(w + r * row_bytes);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; ++i) {
+      const BlockQ6_K& b = blk[i];
+      const char* pf = reinterpret_cast<const char*>(&b) + kPrefetchBytes;
+      _mm_prefetch(pf, _MM_HINT_T0);
+      _mm_prefetch(pf + 64, _MM_HINT_T0);
+      _mm_prefetch(pf + 128, _MM_HINT_T0);
+      _mm_prefetch(pf + 209, _MM_HINT_T0);  // 210-byte blocks
+      const __m256 f = _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(b.d)), _mm256_loadu_ps(d + 8 * i));
+      const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+      const __m256i sc32[2] = {_mm256_cvtepi8_epi32(sc8), _mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8))};
+      const int8_t* qx = q + kQK_K * i;
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) {
+        const __m256i ql0 = load256(b.ql + 64 * h), ql1 = load256(b.ql + 64 * h + 32), qh = load256(b.qh + 32 * h);
+        // Run k of the half: nibbles of ql0 / ql1 (low for k < 2), bits 2k..2k+1 of qh moved
+        // to bits 4-5 (16-bit shifts; the masked bits never cross a byte).
+        const __m256i w6[4] = {
+            _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m2)),
+            _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m2)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m2)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                            _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2))};
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) {
+          const __m256i xv = load256(qx + 128 * h + 32 * k);
+          const __m256i p = _mm256_sub_epi32(dot_u8s8(w6[k], xv), dot_u8s8(k32, xv));
+          const __m256i sc = _mm256_permutevar8x32_epi32(
+              sc32[h], _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1));
+          const __m256 g = _mm256_permutevar8x32_ps(f, _mm256_set1_epi32(4 * h + k));
+          const __m256 pf32 = _mm256_cvtepi32_ps(_mm256_mullo_epi32(p, sc));
+          if (k & 1)
+            acc1 = _mm256_fmadd_ps(g, pf32, acc1);
+          else
+            acc0 = _mm256_fmadd_ps(g, pf32, acc0);
+        }
+      }
+    }
+    y[r] = hsum8(_mm256_add_ps(acc0, acc1));
+  }
+}
+
 void dot_rows(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const int8_t* q,
               const float* d, const float* s, float* y) {
   switch (t) {
     case DType::kQ8_0: return dot_rows_d32<BlockQ8_0>(w, row_bytes, n_rows, n_in, q, d, y);
     case DType::kQ4_0: return dot_rows_d32<BlockQ4_0>(w, row_bytes, n_rows, n_in, q, d, y);
     case DType::kQ5_0: return dot_rows_d32<BlockQ5_0>(w, row_bytes, n_rows, n_in, q, d, y);
-    case DType::kQ4_K: return dot_rows_q4_k(w, row_bytes, n_rows, n_in, q, d, s, y);
+    case DType::kQ4_K: return dot_rows_k_affine<BlockQ4_K>(w, row_bytes, n_rows, n_in, q, d, s, y);
+    case DType::kQ5_K: return dot_rows_k_affine<BlockQ5_K>(w, row_bytes, n_rows, n_in, q, d, s, y);
+    case DType::kQ6_K: return dot_rows_q6_k(w, row_bytes, n_rows, n_in, q, d, y);
     default:
       for (int64_t r = 0; r < n_rows; ++r) y[r] = __builtin_nanf("");
       return;

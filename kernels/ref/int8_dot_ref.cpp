@@ -69,7 +69,8 @@ void quantize_act_q8(const float* x, int64_t n, int8_t* q, float* d, float* s) {
 }
 
 bool int8_dot_supported(DType t) {
-  return t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ5_0 || t == DType::kQ4_K;
+  return t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ5_0 || t == DType::kQ4_K || t == DType::kQ5_K ||
+         t == DType::kQ6_K;
 }
 
 float dot_int8(DType t, const void* w_row, const int8_t* q, const float* d, const float* s, int64_t n) {
@@ -86,22 +87,35 @@ float dot_int8(DType t, const void* w_row, const int8_t* q, const float* d, cons
     }
     return acc;
   }
-  if (t == DType::kQ4_K) {
-    const auto* blocks = static_cast<const BlockQ4_K*>(w_row);
+  if (t == DType::kQ4_K || t == DType::kQ5_K) {
+    // The two layouts differ only in qh (Q5_K: bit sb of qh[l] is the fifth bit of element l of
+    // sub-block sb) and the block size.
+    const bool q5 = t == DType::kQ5_K;
+    const auto* row = static_cast<const uint8_t*>(w_row);
+    const int64_t bsize = dtype_traits(t).type_size;
     float acc = 0.0f, bias = 0.0f;
     for (int64_t b = 0; b < n / kQK_K; ++b) {
-      const BlockQ4_K& blk = blocks[b];
-      const float dw = f16_to_f32(blk.d), dmin = f16_to_f32(blk.dmin);
+      uint16_t dh, dminh;
+      const uint8_t *scales, *qs_all, *qh = nullptr;
+      if (q5) {
+        const auto& blk = *reinterpret_cast<const BlockQ5_K*>(row + b * bsize);
+        dh = blk.d, dminh = blk.dmin, scales = blk.scales, qs_all = blk.qs, qh = blk.qh;
+      } else {
+        const auto& blk = *reinterpret_cast<const BlockQ4_K*>(row + b * bsize);
+        dh = blk.d, dminh = blk.dmin, scales = blk.scales, qs_all = blk.qs;
+      }
+      const float dw = f16_to_f32(dh), dmin = f16_to_f32(dminh);
       for (int sb = 0; sb < 8; ++sb) {
         int sc, m;
-        scale_min_k4(blk.scales, sb, &sc, &m);
+        scale_min_k4(scales, sb, &sc, &m);
         // Sub-block sb: nibbles of qs[32 * (sb / 2) + l], low for even sb, high for odd.
-        const uint8_t* qs = blk.qs + 32 * (sb / 2);
+        const uint8_t* qs = qs_all + 32 * (sb / 2);
         const int64_t xo = b * kQK_K + 32 * sb;
         int32_t isum = 0;
         for (int l = 0; l < 32; ++l) {
-          const int nib = (sb & 1) ? qs[l] >> 4 : qs[l] & 0xF;
-          isum += nib * q[xo + l];
+          int v = (sb & 1) ? qs[l] >> 4 : qs[l] & 0xF;
+          if (q5) v |= ((qh[l] >> sb) & 1) << 4;
+          isum += v * q[xo + l];
         }
         const int64_t xb = b * 8 + sb;
         acc += (dw * static_cast<float>(sc) * d[xb]) * static_cast<float>(isum);
@@ -109,6 +123,33 @@ float dot_int8(DType t, const void* w_row, const int8_t* q, const float* d, cons
       }
     }
     return acc - bias;
+  }
+  if (t == DType::kQ6_K) {
+    // Per 32-value run r (one x block): isum_r = sum_l scale[16-group of l] * (q6_l - 32) * q_l,
+    // an exact int32 (|.| <= 32 * 128 * 32 * 127 < 2^24), then one f32 product (d * d[r]).
+    const auto* blocks = static_cast<const BlockQ6_K*>(w_row);
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / kQK_K; ++b) {
+      const BlockQ6_K& blk = blocks[b];
+      const float dw = f16_to_f32(blk.d);
+      for (int r = 0; r < 8; ++r) {
+        // Run r = 32k + l within half h = r / 4, k = r % 4: nibble from ql[64h + 32(k & 1) + l]
+        // (low for k < 2), top two bits from qh[32h + l] >> 2k; scale scales[8h + 2k + l / 16].
+        const int h = r / 4, k = r % 4;
+        const uint8_t* ql = blk.ql + 64 * h + 32 * (k & 1);
+        const uint8_t* qh = blk.qh + 32 * h;
+        const int8_t* sc = blk.scales + 8 * h + 2 * k;
+        const int64_t xo = b * kQK_K + 32 * r;
+        int32_t isum = 0;
+        for (int l = 0; l < 32; ++l) {
+          const int nib = k < 2 ? ql[l] & 0xF : ql[l] >> 4;
+          const int v = (nib | (((qh[l] >> (2 * k)) & 3) << 4)) - 32;
+          isum += sc[l / 16] * v * q[xo + l];
+        }
+        acc += (dw * d[b * 8 + r]) * static_cast<float>(isum);
+      }
+    }
+    return acc;
   }
   return std::nanf("");
 }

@@ -46,6 +46,7 @@ float dot(DType t, const void* w_row, const float* x, int64_t n);
 // n must be a multiple of 32. q: n int8, d and s: n / 32 floats.
 void quantize_act_q8(const float* x, int64_t n, int8_t* q, float* d, float* s);
 // Weight types with an int8-activation dot: Q8_0, Q4_0, Q5_0 and Q4_K.
+// (Added: Q5_K and Q6_K.)
 bool int8_dot_supported(DType t);
 // The int8 dot of one weight row with quantised x, defining the computation the SIMD kernels
 // reproduce (to f32 rounding: they sum the same terms in another order):
@@ -53,6 +54,9 @@ bool int8_dot_supported(DType t);
 //         (w_int the signed integer weight: q, nibble - 8, q5 - 16);
 //   Q4_K: sum_s (d * sc_s * d[s]) * isum_s - sum_s (dmin * m_s) * s[s] over 32-value
 //         sub-blocks s, isum_s = sum of nibble * q (integers, exact).
+//   Q5_K: as Q4_K with the 5-bit q5 = nibble | fifth bit << 4 in place of the nibble;
+//   Q6_K: sum_r (d * d[r]) * isum_r over 32-value runs r, isum_r = sum of sc * (q6 - 32) * q
+//         with sc the int8 scale of the element's 16-value group (integers, exact).
 // Accumulated in f32 in index order. NaN for unsupported types.
 float dot_int8(DType t, const void* w_row, const int8_t* q, const float* d, const float* s, int64_t n);
 
