@@ -351,10 +351,12 @@ __global__ void __launch_bounds__(kWarps * 32) matvec_q4_k(MatvecSegs segs) {
 // loaded feeds kSpanRows rows. OMNIRT_CUDA_MATVEC_V1=1 selects the kernels above instead.
 constexpr int kSpanRows = 4;
 
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+// 16 bytes to shared memory, of which the first src_bytes (1..16) are read and the rest zero
+// (the last piece of a matrix whose end is not 16-byte aligned reads nothing past it).
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src_bytes) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem) : "memory");
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes) : "memory");
 #else
   __trap();  // launch_type never selects the span kernels below sm_80
 #endif
@@ -442,13 +444,16 @@ __global__ void __launch_bounds__(kWarps * 32) matvec_span(MatvecSegs segs) {
       shift[r] = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(row[r]) & 15);
     }
     // Copies span sp of every row into buffer b (one commit group).
+    const uint8_t* const w_end = a.w + a.n_out * a.row_bytes;
     auto issue = [&](int64_t sp, int b) {
       const int64_t bytes = min(static_cast<int64_t>(Sp::kSpanBytes), a.row_bytes - sp * Sp::kSpanBytes);
 #pragma unroll
       for (int r = 0; r < R; ++r) {
         const SpanCopy c = span_copy(reinterpret_cast<uintptr_t>(row[r] + sp * Sp::kSpanBytes), bytes);
-        for (int v = lane; v < c.nvec; v += 32)
-          cp_async16(&stage[warp][b][r][v], reinterpret_cast<const uint8_t*>(c.base) + 16 * v);
+        for (int v = lane; v < c.nvec; v += 32) {
+          const uint8_t* src = reinterpret_cast<const uint8_t*>(c.base) + 16 * v;
+          cp_async16(&stage[warp][b][r][v], src, static_cast<int>(min(static_cast<int64_t>(16), w_end - src)));
+        }
       }
       cp_async_commit();
     };
