@@ -176,6 +176,7 @@ int breakdown(CudaContext& ctx, const Model& m, const std::string& label, int n_
   for (const auto& [name, w] : mats) op_bytes[name] = double(dtype_row_bytes(w->type, w->n_in)) * w->n_out;
   op_bytes["attn_qkv"] = op_bytes["attn_q"] + op_bytes["attn_k"] + op_bytes["attn_v"];  // fused launches
   op_bytes["ffn_gate_up"] = op_bytes["ffn_gate"] + op_bytes["ffn_up"];
+  op_bytes["ffn_gate_up_glu"] = op_bytes["ffn_gate_up"];  // one token: GLU in the gate/up epilogue
   for (const auto& [op, v] : per_op) {
     const double us = v.first * 1e3 / steps, calls = double(v.second) / steps;
     std::printf("BREAKDOWN label=%s batch=%d op=\"%s\" calls=%.0f us=%.1f us_per_call=%.2f share=%.3f", label.c_str(),
