@@ -189,7 +189,12 @@ TEST(AudioFileDevice, StarvedSpeakerUnderrunsWithSilence) {
   auto play = audio::open_file_playback("", config(16000, 160), FileDeviceOptions{4.0, 0});
   ASSERT_TRUE(play.ok());
   ASSERT_TRUE((*play)->start().ok());
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // nothing written
+  // Nothing is written: wait (on a deadline, not a fixed sleep: a loaded machine may not run
+  // the device thread for a while) until the device has played a few periods.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while ((*play)->counters().frames < 3 * 160 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   ASSERT_TRUE((*play)->stop().ok());
   auto c = (*play)->counters();
   EXPECT_GT(c.frames, 0u);

@@ -44,11 +44,6 @@ std::string fixture_dir() {
   return dir;
 }
 
-bool have_ffmpeg() {
-  static const bool ok = std::system("ffmpeg -version >/dev/null 2>&1") == 0;
-  return ok;
-}
-
 int sh(const std::string& cmd) { return std::system(cmd.c_str()); }
 
 std::string quote(const std::string& s) { return "'" + s + "'"; }
@@ -78,7 +73,7 @@ std::vector<float> ffmpeg_decode(const std::string& path, int rate, const std::s
 
 #define REQUIRE_MEDIA()                                                              \
   do {                                                                               \
-    if (!have_ffmpeg()) GTEST_SKIP() << "the ffmpeg command is not installed";       \
+    if (!test::have_ffmpeg_cli()) GTEST_SKIP() << "the ffmpeg command is not installed";       \
     if (!test::file_exists(kClip)) GTEST_SKIP() << kClip << " missing (pocketsphinx-testdata)"; \
   } while (0)
 
@@ -318,10 +313,7 @@ TEST(AudioEncode, OpusIsCloseToTheInput) {
 // ---- bad input --------------------------------------------------------------------------
 
 void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
-  FILE* f = std::fopen(path.c_str(), "wb");
-  ASSERT_NE(f, nullptr);
-  if (!bytes.empty()) std::fwrite(bytes.data(), 1, bytes.size(), f);
-  std::fclose(f);
+  ASSERT_TRUE(test::write_file(path, bytes)) << path;
 }
 
 // A canonical 44-byte-header WAV with the given header fields and raw data bytes.

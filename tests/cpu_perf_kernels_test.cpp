@@ -17,37 +17,22 @@
 #include "kernels/cpu/ops_cpu.h"
 #include "kernels/cpu/probe_cpu.h"
 #include "kernels/ref/ops_ref.h"
+#include "tests/test_util.h"
 
 namespace omni {
 namespace {
 
-std::vector<CpuIsa> all_isas() {
-  std::vector<CpuIsa> out;
-  for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512})
-    if (cpu::set_isa(isa)) out.push_back(isa);
-  cpu::set_isa(out.back());
-  return out;
-}
-
-std::vector<float> gauss(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g;
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = g(rng);
-  return v;
-}
-
 void check_matmul(DType t, int64_t n_out, int64_t n_in, int64_t n_tok, uint32_t seed) {
-  const auto wsrc = gauss(n_out * n_in, seed);
+  const auto wsrc = test::randn(n_out * n_in, seed);
   const int64_t rb = dtype_row_bytes(t, n_in);
   std::vector<uint8_t> w(static_cast<size_t>(rb * n_out));
   for (int64_t o = 0; o < n_out; ++o) ref::quantize_row(t, wsrc.data() + o * n_in, w.data() + o * rb, n_in);
   std::vector<float> wf(static_cast<size_t>(n_out * n_in));
   for (int64_t o = 0; o < n_out; ++o) ref::dequantize_row(t, w.data() + o * rb, wf.data() + o * n_in, n_in);
-  const auto x = gauss(n_tok * n_in, seed + 1);
+  const auto x = test::randn(n_tok * n_in, seed + 1);
   std::vector<float> want(static_cast<size_t>(n_tok * n_out));
   ref::matmul(t, w.data(), n_out, n_in, x.data(), n_tok, want.data());
-  for (CpuIsa isa : all_isas()) {
+  for (CpuIsa isa : test::cpu_isas()) {
     ASSERT_TRUE(cpu::set_isa(isa));
     for (int nt : {1, 2, 3}) {
       ThreadPool pool(nt);
@@ -69,7 +54,7 @@ void check_matmul(DType t, int64_t n_out, int64_t n_in, int64_t n_tok, uint32_t 
       ASSERT_EQ(bad, 0);
     }
   }
-  cpu::set_isa(all_isas().back());
+  cpu::set_isa(test::cpu_isas().back());
 }
 
 TEST(CpuPerfKernelsTest, PrefillGemmTileRemainders) {
@@ -96,7 +81,7 @@ TEST(CpuPerfKernelsTest, StreamReadIndependentOfThreadsAndSizes) {
   // with every kind of tail must give a deterministic result and stay in bounds (the ASan
   // preset checks the latter).
   std::vector<uint8_t> buf(3 * 4096 + 77, 0x5A);
-  for (CpuIsa isa : all_isas()) {
+  for (CpuIsa isa : test::cpu_isas()) {
     ASSERT_TRUE(cpu::set_isa(isa));
     for (int nt : {1, 2, 3}) {
       ThreadPool pool(nt);
@@ -106,17 +91,17 @@ TEST(CpuPerfKernelsTest, StreamReadIndependentOfThreadsAndSizes) {
       }
     }
   }
-  cpu::set_isa(all_isas().back());
+  cpu::set_isa(test::cpu_isas().back());
 }
 
 TEST(CpuPerfKernelsTest, FmaBurstCountsFlops) {
-  for (CpuIsa isa : all_isas()) {
+  for (CpuIsa isa : test::cpu_isas()) {
     ASSERT_TRUE(cpu::set_isa(isa));
     ThreadPool pool(2);
     const double lanes = isa == CpuIsa::kAvx512 ? 16 * 12 : isa == CpuIsa::kAvx2 ? 8 * 12 : 8;
     EXPECT_EQ(cpu::fma_burst(pool, 1000), 2.0 * lanes * 1000 * 2) << cpu_isa_name(isa);
   }
-  cpu::set_isa(all_isas().back());
+  cpu::set_isa(test::cpu_isas().back());
 }
 
 }  // namespace

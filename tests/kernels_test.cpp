@@ -19,25 +19,10 @@
 
 #include "kernels/cpu/ops_cpu.h"
 #include "kernels/ref/ops_ref.h"
+#include "tests/test_util.h"
 
 namespace omni {
 namespace {
-
-std::vector<CpuIsa> isas_here() {
-  std::vector<CpuIsa> out;
-  for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512})
-    if (cpu::set_isa(isa)) out.push_back(isa);
-  cpu::set_isa(out.back());
-  return out;
-}
-
-std::vector<float> randn(int64_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g(0.0f, scale);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = g(rng);
-  return v;
-}
 
 std::vector<float> nans(int64_t n) { return std::vector<float>(static_cast<size_t>(n), std::nanf("")); }
 
@@ -90,7 +75,7 @@ TEST(ThreadPoolTest, RunCallsEveryThreadIndexOnce) {
 // Weights for a test: random Gaussian rows encoded with ref::quantize_row (K types, Q*_0,
 // F16, BF16), or raw f32.
 std::vector<uint8_t> make_weights(DType t, int64_t n_out, int64_t n_in, uint32_t seed) {
-  const auto w = randn(n_out * n_in, seed);
+  const auto w = test::randn(n_out * n_in, seed);
   const int64_t rb = dtype_row_bytes(t, n_in);
   std::vector<uint8_t> out(static_cast<size_t>(rb * n_out));
   for (int64_t o = 0; o < n_out; ++o) ref::quantize_row(t, w.data() + o * n_in, out.data() + o * rb, n_in);
@@ -105,14 +90,14 @@ TEST(KernelsTest, MatmulMatchesRefEveryTypeIsaAndTokenCount) {
                 {DType::kQ8_0, 96},  {DType::kQ4_0, 160}, {DType::kQ5_0, 96},
                 {DType::kQ4_K, 512}, {DType::kQ5_K, 256}, {DType::kQ6_K, 768}};
   const int64_t n_out = 37;
-  const auto isas = isas_here();
+  const auto isas = test::cpu_isas();
   for (const auto& s : shapes) {
     const auto w = make_weights(s.t, n_out, s.n_in, 11);
     const int64_t rb = dtype_row_bytes(s.t, s.n_in);
     std::vector<float> wf(static_cast<size_t>(n_out * s.n_in));
     for (int64_t o = 0; o < n_out; ++o) ref::dequantize_row(s.t, w.data() + o * rb, wf.data() + o * s.n_in, s.n_in);
     for (int64_t n_tok : {1, 2, 3, 7, 33}) {
-      const auto x = randn(n_tok * s.n_in, 5 + static_cast<uint32_t>(n_tok));
+      const auto x = test::randn(n_tok * s.n_in, 5 + static_cast<uint32_t>(n_tok));
       std::vector<float> want(static_cast<size_t>(n_tok * n_out));
       ref::matmul(s.t, w.data(), n_out, s.n_in, x.data(), n_tok, want.data());
       for (CpuIsa isa : isas) {
@@ -145,10 +130,10 @@ TEST(KernelsTest, MatmulRowsWritesOnlyItsRange) {
   const DType t = DType::kQ4_K;
   const int64_t n_out = 20, n_in = 256, n_tok = 3;
   const auto w = make_weights(t, n_out, n_in, 3);
-  const auto x = randn(n_tok * n_in, 4);
+  const auto x = test::randn(n_tok * n_in, 4);
   std::vector<float> want(static_cast<size_t>(n_tok * n_out));
   ref::matmul(t, w.data(), n_out, n_in, x.data(), n_tok, want.data());
-  for (CpuIsa isa : isas_here()) {
+  for (CpuIsa isa : test::cpu_isas()) {
     ASSERT_TRUE(cpu::set_isa(isa));
     for (int64_t nt : {1, 3}) {
       std::vector<float> scratch = nans(cpu::matmul_scratch_floats(n_in, 1));
@@ -168,12 +153,12 @@ TEST(KernelsTest, MatmulRowsWritesOnlyItsRange) {
 }
 
 TEST(KernelsTest, ElementwiseOpsMatchRef) {
-  for (CpuIsa isa : isas_here()) {
+  for (CpuIsa isa : test::cpu_isas()) {
     ASSERT_TRUE(cpu::set_isa(isa));
     const std::string tag = cpu_isa_name(isa);
     for (int64_t n : {1, 15, 16, 17, 640, 1031}) {
-      const auto x = randn(n, 100 + static_cast<uint32_t>(n), 3.0f);
-      const auto w = randn(n, 200 + static_cast<uint32_t>(n));
+      const auto x = test::randn(n, 100 + static_cast<uint32_t>(n), 3.0f);
+      const auto w = test::randn(n, 200 + static_cast<uint32_t>(n));
       for (const float* wp : {w.data(), static_cast<const float*>(nullptr)}) {
         std::vector<float> want(x.size()), got = nans(n);
         ref::rms_norm(x.data(), wp, want.data(), n, 1e-6f);
@@ -218,12 +203,12 @@ TEST(KernelsTest, ElementwiseOpsMatchRef) {
 
 TEST(KernelsTest, RopeMatchesRefBothStyles) {
   const int64_t n_heads = 3, head_dim = 72;
-  for (CpuIsa isa : isas_here()) {
+  for (CpuIsa isa : test::cpu_isas()) {
     ASSERT_TRUE(cpu::set_isa(isa));
     for (RopeStyle style : {RopeStyle::kNormal, RopeStyle::kNeox})
       for (int64_t rot_dim : {head_dim, int64_t{32}})
         for (int64_t pos : {0, 1, 17, 5000, 100000}) {
-          const auto x = randn(n_heads * head_dim, static_cast<uint32_t>(pos + rot_dim));
+          const auto x = test::randn(n_heads * head_dim, static_cast<uint32_t>(pos + rot_dim));
           std::vector<float> want = x, got = x;
           ref::rope(want.data(), n_heads, head_dim, rot_dim, pos, 10000.0f, 0.5f, style);
           cpu::rope(got.data(), n_heads, head_dim, rot_dim, pos, 10000.0f, 0.5f, style);
@@ -258,7 +243,7 @@ TEST(KernelsTest, AttentionMatchesRef) {
       {5, 6, 3, 24, 7, 0, 30.0f},     // prefill chunk after a prefix, softcap
       {7, 4, 4, 33, 0, 3, 0.0f},      // prefill from 0, window shorter than the chunk, MHA
   };
-  for (CpuIsa isa : isas_here()) {
+  for (CpuIsa isa : test::cpu_isas()) {
     ASSERT_TRUE(cpu::set_isa(isa));
     for (const auto& c : cases)
       for (DType kv : {DType::kF32, DType::kF16})
@@ -274,8 +259,8 @@ TEST(KernelsTest, AttentionMatchesRef) {
           p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
           p.kv_type = kv;
           const int64_t n_ctx = c.pos0 + c.n_q, kv_n = n_ctx * c.n_kv_head * c.head_dim;
-          const auto q = randn(c.n_q * c.n_head * c.head_dim, 1, 2.0f);
-          const auto kf = randn(kv_n, 2, 2.0f), vf = randn(kv_n, 3);
+          const auto q = test::randn(c.n_q * c.n_head * c.head_dim, 1, 2.0f);
+          const auto kf = test::randn(kv_n, 2, 2.0f), vf = test::randn(kv_n, 3);
           std::vector<uint16_t> kh(static_cast<size_t>(kv_n)), vh(static_cast<size_t>(kv_n));
           for (int64_t i = 0; i < kv_n; ++i) {
             kh[i] = f32_to_f16(kf[i]);
@@ -307,7 +292,7 @@ TEST(KernelsTest, AttentionWindowOfOneCopiesCurrentValue) {
   p.head_dim = 4;
   p.pos0 = 3;
   p.window = 1;
-  const auto q = randn(2 * 2 * 4, 9), k = randn(5 * 4, 10), v = randn(5 * 4, 11);
+  const auto q = test::randn(2 * 2 * 4, 9), k = test::randn(5 * 4, 10), v = test::randn(5 * 4, 11);
   std::vector<float> out(16);
   ref::attention(p, q.data(), k.data(), v.data(), out.data());
   for (int i = 0; i < 2; ++i)
@@ -319,7 +304,7 @@ TEST(KernelsTest, IsaSelection) {
   EXPECT_TRUE(cpu::set_isa(CpuIsa::kScalar));
   EXPECT_EQ(cpu_isa(), CpuIsa::kScalar);
   EXPECT_NE(std::string(cpu_features_string()), "");
-  const auto isas = isas_here();
+  const auto isas = test::cpu_isas();
   EXPECT_EQ(cpu_isa(), isas.back());
 }
 

@@ -15,6 +15,7 @@
 
 #include "kernels/cpu/ops_cpu.h"
 #include "kernels/ref/ops_ref.h"
+#include "tests/test_util.h"
 
 namespace omni {
 namespace {
@@ -52,14 +53,6 @@ bool load_fixture(const std::string& file, bool encode, Fixture* fx) {
   return ok;
 }
 
-std::vector<CpuIsa> available_isas() {
-  std::vector<CpuIsa> out;
-  for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512})
-    if (cpu::set_isa(isa)) out.push_back(isa);
-  cpu::set_isa(out.back());
-  return out;
-}
-
 uint32_t bits(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
@@ -80,7 +73,7 @@ int count_mismatches(const float* got, const float* want, int64_t n, const std::
 const char* kDecodeFixtures[] = {"q8_0", "q4_0", "q5_0", "q4_k", "q5_k", "q6_k", "f16", "bf16"};
 
 TEST(QuantTest, DequantizeMatchesGgufPyBitExact) {
-  const auto isas = available_isas();
+  const auto isas = test::cpu_isas();
   for (const char* name : kDecodeFixtures) {
     Fixture fx;
     ASSERT_TRUE(load_fixture(std::string(name) + ".bin", false, &fx)) << name;

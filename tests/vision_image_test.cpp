@@ -17,8 +17,7 @@ namespace {
 std::string data(const std::string& name) { return test::source_path("tests/data/vision/" + name); }
 
 nlohmann::json manifest() {
-  std::ifstream f(data("manifest.json"));
-  return nlohmann::json::parse(f);
+  return test::load_json(data("manifest.json"));
 }
 
 Image raw_image(const std::string& name, int w, int h) {

@@ -21,8 +21,7 @@ namespace {
 std::string data(const std::string& name) { return test::source_path("tests/data/vision/" + name); }
 
 nlohmann::json manifest() {
-  std::ifstream f(data("pool_manifest.json"));
-  return nlohmann::json::parse(f);
+  return test::load_json(data("pool_manifest.json"));
 }
 
 TEST(VisionPool, LoadsGemma3Projector) {

@@ -22,11 +22,6 @@ namespace {
 
 std::string data(const std::string& name) { return test::source_path("tests/data/vision/" + name); }
 
-bool have_ffmpeg() {
-  static const bool ok = std::system("ffmpeg -version >/dev/null 2>&1") == 0;
-  return ok;
-}
-
 // The clip `name` (made once per process); empty when ffmpeg failed.
 std::string clip(const std::string& name, const std::string& codec_args) {
   const std::string out = test::temp_path(name);
@@ -65,7 +60,7 @@ class VisionVideo : public ::testing::Test {
 #ifndef OMNIRT_HAVE_FFMPEG
     GTEST_SKIP() << "built without FFmpeg: video decoding returns kUnsupported";
 #endif
-    if (!have_ffmpeg()) GTEST_SKIP() << "the ffmpeg command-line tool is not installed (makes the clips)";
+    if (!test::have_ffmpeg_cli()) GTEST_SKIP() << "the ffmpeg command-line tool is not installed (makes the clips)";
     auto img = decode_image_file(data("astro.png"));
     ASSERT_TRUE(img.ok()) << img.status().to_string();
     picture_ = *img;

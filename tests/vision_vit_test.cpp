@@ -17,8 +17,7 @@ namespace {
 std::string data(const std::string& name) { return test::source_path("tests/data/vision/" + name); }
 
 nlohmann::json vit_cases() {
-  std::ifstream f(data("manifest.json"));
-  return nlohmann::json::parse(f)["vit"];
+  return test::load_json(data("manifest.json"))["vit"];
 }
 
 PixelTensor pixels(const nlohmann::json& c) {

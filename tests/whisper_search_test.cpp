@@ -37,8 +37,7 @@ using test::words_of;
 using nlohmann::json;
 
 json load_json(const std::string& name) {
-  const std::vector<uint8_t> b = test::read_file(test::source_path("tests/data/whisper/" + name));
-  return json::parse(b.begin(), b.end());
+  return test::load_json(test::source_path("tests/data/whisper/" + name));
 }
 
 bool require_models() {
