@@ -1,6 +1,7 @@
 // The int8-activation decode kernels for AVX512-VNNI: one vpdpbusd (256-bit, VL) per 32
-// weights. This file gets the AVX-512 F/BW/VL/DQ flags and, for it alone, -mavx512vnni from
-// kernels/CMakeLists.txt; the dispatcher (int8_dot.cpp) calls it after checking CPUID.
+// weights, Q4_0 / Q5_0 two blocks per 512-bit vpdpbusd. This file gets the AVX-512
+// F/BW/VL/DQ flags and, for it alone, -mavx512vnni from kernels/CMakeLists.txt; the
+// dispatcher (int8_dot.cpp) calls it after checking CPUID.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -19,9 +20,86 @@ namespace {
 inline __m256i dot_u8s8(__m256i a, __m256i b) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b); }
 #include "kernels/cpu/int8_dot_impl.h"
 
+// Q4_0 / Q5_0 two blocks per zmm (the shared 256-bit loop does one per ymm): 64 weights per
+// vpdpbusd, the blocks' scales converted 4 at a time. The weights stay unsigned (nibble, or
+// nibble | fifth bit << 4) and the offset (8 or 16) is a second vpdpbusd with x, so each int32
+// lane is exactly the sum of 4 terms (q - offset) * x of ref::dot_int8's isum (zmm has no vpsignb
+// for the |w| x sign(w)q form).
+
+// Blocks b0, b1 as 64 unsigned bytes in element order: [b0 low nibbles | b0 high | b1 low | b1 high].
+template <class Block>
+inline __m512i nibbles64(const Block& b0, const Block& b1) {
+  const __m256i t = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b1.qs)),
+                                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(b0.qs)));
+  const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(t), _mm256_srli_epi16(t, 4), 1);
+  // 128-bit lanes [b0, b1, b0 >> 4, b1 >> 4] -> [b0, b0 >> 4, b1, b1 >> 4].
+  return _mm512_and_si512(_mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0)), _mm512_set1_epi8(0x0F));
+}
+inline __m512i unsigned64(const BlockQ4_0& b0, const BlockQ4_0& b1) { return nibbles64(b0, b1); }
+inline __m512i unsigned64(const BlockQ5_0& b0, const BlockQ5_0& b1) {
+  uint32_t h0, h1;
+  std::memcpy(&h0, b0.qh, 4);
+  std::memcpy(&h1, b1.qh, 4);
+  const __m512i n = nibbles64(b0, b1);
+  return _mm512_mask_add_epi8(n, _cvtu64_mask64(h0 | (uint64_t{h1} << 32)), n, _mm512_set1_epi8(0x10));
+}
+template <class Block>
+constexpr int kOffset = sizeof(Block) == sizeof(BlockQ4_0) ? 8 : 16;
+
+template <class Block>
+void dot_rows_d32_zmm(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const int8_t* q,
+                      const float* d, float* y) {
+  const int64_t nb = n_in / 32;
+  const __m512i off = _mm512_set1_epi8(kOffset<Block>);
+  // Lanes 0-7 take the scale of the pair's first block, 8-15 the second's.
+  const __m512i lo_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m512i hi_idx = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+  auto pair = [&](const Block* b, int64_t i, __m512 scale, __m512 acc) {
+    const __m512i xv = _mm512_loadu_si512(q + 32 * i);
+    const __m512i p = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), unsigned64(b[0], b[1]), xv),
+                                       _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, xv));
+    return _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(p), acc);
+  };
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const auto* blk = reinterpret_cast<const Block*>(w + r * row_bytes);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+      _mm_prefetch(reinterpret_cast<const char*>(blk + i) + kPrefetchBytes, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(blk + i) + kPrefetchBytes + 64, _MM_HINT_T0);
+      // d_w * d_x of the 4 blocks, as in ref (one f32 product per block).
+      const __m128i dh = _mm_setr_epi16(static_cast<int16_t>(blk[i].d), static_cast<int16_t>(blk[i + 1].d),
+                                        static_cast<int16_t>(blk[i + 2].d), static_cast<int16_t>(blk[i + 3].d), 0, 0,
+                                        0, 0);
+      const __m512 f = _mm512_castps128_ps512(_mm_mul_ps(_mm_cvtph_ps(dh), _mm_loadu_ps(d + i)));
+      acc0 = pair(blk + i, i, _mm512_permutexvar_ps(lo_idx, f), acc0);
+      acc1 = pair(blk + i + 2, i + 2, _mm512_permutexvar_ps(hi_idx, f), acc1);
+    }
+    // 0 to 3 blocks left: one ymm each, the shared loop's signed form.
+    __m256 tail = _mm256_setzero_ps();
+    for (; i < nb; ++i) {
+      const __m256i wv = weights32(blk[i]);
+      const __m256i p = dot_u8s8(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(load256(q + 32 * i), wv));
+      tail = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(blk[i].d) * d[i]), _mm256_cvtepi32_ps(p), tail);
+    }
+    y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + hsum8(tail);
+  }
+}
+
+void dot_rows_vnni(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const int8_t* q,
+                   const float* d, const float* s, float* y) {
+  switch (t) {
+    case DType::kQ4_0: return dot_rows_d32_zmm<BlockQ4_0>(w, row_bytes, n_rows, n_in, q, d, y);
+    case DType::kQ5_0: return dot_rows_d32_zmm<BlockQ5_0>(w, row_bytes, n_rows, n_in, q, d, y);
+    default: return dot_rows(t, w, row_bytes, n_rows, n_in, q, d, s, y);
+  }
+}
+
+constexpr Int8Kernels kVnniTable = {quantize, dot_rows_vnni};
+
 }  // namespace
 }  // namespace int8_vnni
 
-const Int8Kernels& int8_avx512vnni_kernels() { return int8_vnni::kInt8Table; }
+const Int8Kernels& int8_avx512vnni_kernels() { return int8_vnni::kVnniTable; }
 
 }  // namespace omni::cpu::detail
