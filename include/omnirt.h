@@ -236,6 +236,11 @@ typedef struct omni_session_params {
   float repeat_penalty;   /* 1: off. Default 1 */
   int32_t repeat_last_n;  /* tokens the penalty looks back over. Default 64 */
   uint64_t seed;          /* same seed, same input: same tokens. Default 0 */
+  /* Appended in 0.1 (struct_size tells the library whether a caller has it): */
+  int32_t int8_activations; /* nonzero: decode steps quantise activations to int8 for Q8_0,
+                               Q4_0, Q5_0 and Q4_K matrices (faster; logits differ from the f32
+                               path at ~1e-3). Default 0 (the environment's OMNIRT_INT8_DOT=1
+                               still turns it on for every session). */
 } omni_session_params;
 
 OMNI_API omni_session_params omni_session_default_params(void);
@@ -286,6 +291,26 @@ OMNI_API omni_status omni_session_append_image(omni_session* session, const uint
                                                size_t size, uint32_t flags);
 /* The same, from a file (OMNI_ERR_NOT_FOUND when there is none). */
 OMNI_API omni_status omni_session_append_image_file(omni_session* session, const char* path,
+                                                    uint32_t flags);
+/* An image the caller has decoded: rows of width * 3 bytes (R, G, B; 8 bits each), row y at
+ * rgb + y * stride (stride >= 3 * width), read during the call only; preprocessed, encoded
+ * and placed as omni_session_append_image places a file's image (cached by a hash of the
+ * pixels). OMNI_ERR_INVALID_ARGUMENT: NULL rgb, width or height < 1, stride < 3 * width;
+ * OMNI_ERR_OUT_OF_RANGE: beyond the pixel limits (64 Mpx, 65535 a side); other errors as
+ * omni_session_append_image. The session is unchanged on any error. */
+OMNI_API omni_status omni_session_append_image_rgb(omni_session* session, const uint8_t* rgb,
+                                                   int32_t width, int32_t height, size_t stride,
+                                                   uint32_t flags);
+/* Frames of a video file (any container and codec FFmpeg reads), sampled by presentation time:
+ * frame k is the first at or after k / fps seconds, each frame at most once, at most
+ * max_frames; evaluated as consecutive images at the next positions (as `omnirt generate
+ * --video` places them at its marker), one evaluation, all or nothing. fps in (0, 1000],
+ * max_frames in [1, 100000] (else OMNI_ERR_INVALID_ARGUMENT); OMNI_ERR_NOT_FOUND: no such
+ * file; OMNI_ERR_CORRUPT_FILE: no video stream or no frame decodes; OMNI_ERR_OUT_OF_RANGE:
+ * frames beyond the pixel limits, or more rows than the context holds; OMNI_ERR_UNSUPPORTED: no
+ * vision encoder, or a build without FFmpeg. The session is unchanged on any error. */
+OMNI_API omni_status omni_session_append_video_file(omni_session* session, const char* path,
+                                                    double fps, int32_t max_frames,
                                                     uint32_t flags);
 /* Text with OMNI_IMAGE_MARKER where images[i] go, in order; text without a marker gets its
  * images first. One evaluation, all or nothing. No images and no marker: as

@@ -93,6 +93,20 @@ inline Error append_prompt(omni_session* session, const char* text,
   return check(omni_session_append_prompt(session, text, images.data(), images.size(), flags));
 }
 
+// Decoded RGB8 pixels, rows packed (stride 3 * width) unless given (omni_session_append_image_rgb).
+inline Error append_image_rgb(omni_session* session, const uint8_t* rgb, int32_t width,
+                              int32_t height, size_t stride = 0,
+                              uint32_t flags = OMNI_TOKENIZE_ADD_BOS) {
+  if (stride == 0) stride = size_t(width > 0 ? width : 0) * 3;
+  return check(omni_session_append_image_rgb(session, rgb, width, height, stride, flags));
+}
+
+// A video's frames sampled at fps as consecutive images (omni_session_append_video_file).
+inline Error append_video_file(omni_session* session, const char* path, double fps = 1.0,
+                               int32_t max_frames = 8, uint32_t flags = OMNI_TOKENIZE_ADD_BOS) {
+  return check(omni_session_append_video_file(session, path, fps, max_frames, flags));
+}
+
 // One utterance streamed into a session (omni_session_audio_begin / _append_audio / _end). The
 // destructor ends an utterance still open (its status is dropped: call end() to see it).
 // Move-only; the session must outlive it.

@@ -536,6 +536,18 @@ static void test_old_struct_size(omni_engine* engine, const omni_model* model) {
   CHECK_STATUS(omni_session_create(engine, model, &p, &s), OMNI_OK);
   CHECK(omni_session_n_ctx(s) == 16);
   omni_session_destroy(s);
+  /* Built before int8_activations: whatever lies beyond struct_size is not read. */
+  p = omni_session_default_params();
+  CHECK(p.int8_activations == 0);
+  p.struct_size = offsetof(omni_session_params, int8_activations);
+  p.int8_activations = 1;
+  CHECK_STATUS(omni_session_create(engine, model, &p, &s), OMNI_OK);
+  omni_session_destroy(s);
+  p = omni_session_default_params();
+  p.int8_activations = 1;
+  CHECK_STATUS(omni_session_create(engine, model, &p, &s), OMNI_OK);
+  CHECK_STATUS(omni_session_append_text(s, "hi", OMNI_TOKENIZE_ADD_BOS), OMNI_OK);
+  omni_session_destroy(s);
 }
 
 /* ---- images ------------------------------------------------------------------------------ */
@@ -586,6 +598,17 @@ static void test_images(omni_engine* engine, omni_model* model) {
   CHECK_STATUS(omni_session_append_image(s, png_magic, sizeof png_magic, 0x80u),
                OMNI_ERR_INVALID_ARGUMENT);
   CHECK_STATUS(omni_session_append_image_file(s, NULL, 0), OMNI_ERR_INVALID_ARGUMENT);
+  /* Pixels and videos: argument errors first, then the missing encoder; nothing changes. */
+  CHECK_STATUS(omni_session_append_image_rgb(NULL, png_magic, 1, 1, 3, 0), OMNI_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(omni_session_append_image_rgb(s, NULL, 1, 1, 3, 0), OMNI_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(omni_session_append_image_rgb(s, png_magic, 2, 1, 5, 0), OMNI_ERR_INVALID_ARGUMENT);
+  CHECK(contains(omni_last_error(), "stride 5"));
+  CHECK_STATUS(omni_session_append_image_rgb(s, png_magic, 1, 0, 3, 0), OMNI_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(omni_session_append_image_rgb(s, png_magic, 1, 1, 3, 0), OMNI_ERR_UNSUPPORTED);
+  CHECK(contains(omni_last_error(), "no vision encoder"));
+  CHECK_STATUS(omni_session_append_video_file(s, NULL, 1.0, 8, 0), OMNI_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(omni_session_append_video_file(s, "clip.mp4", -1.0, 8, 0), OMNI_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(omni_session_append_video_file(s, "clip.mp4", 1.0, 8, 0), OMNI_ERR_UNSUPPORTED);
   /* No image: the prompt call is a text call. */
   CHECK_STATUS(omni_session_append_prompt(s, "", NULL, 0, 0), OMNI_OK);
   CHECK(omni_session_n_tokens(s) == n_before);

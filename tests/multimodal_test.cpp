@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -25,6 +26,7 @@
 #include "runtime/model/vision_loader.h"
 #include "test_util.h"
 #include "vision/io/image.h"
+#include "vision/io/video.h"
 #include "vision/preprocess/preprocess.h"
 #include "vision/vit/vit_encoder.h"
 
@@ -387,6 +389,150 @@ std::vector<float> logits_of(omni_session* s) {
   return std::vector<float>(l, l + n);
 }
 
+// A session on the fixture's model with its projector, one thread, greedy.
+void open_with_vision(CModel* c, const std::string& model, const std::string& mmproj) {
+  omni_model_params mp = omni_model_default_params();
+  mp.mmproj_path = mmproj.c_str();
+  ASSERT_EQ(omni_model_load(model.c_str(), &mp, &c->m), OMNI_OK) << omni_last_error();
+  omni_engine_params ep = omni_engine_default_params();
+  ep.n_threads = 1;
+  ASSERT_EQ(omni_engine_create(&ep, &c->e), OMNI_OK);
+  omni_session_params sp = omni_session_default_params();
+  sp.n_ctx = 256;
+  sp.temperature = 0;
+  ASSERT_EQ(omni_session_create(c->e, c->m, &sp, &c->s), OMNI_OK) << omni_last_error();
+}
+
+// Pixels in (any stride) equal the same image given as its file: the file path is the reference.
+TEST_F(MultimodalTest, CApiRgbPixelsEqualTheImageFile) {
+  const std::vector<uint8_t> png = test::read_file(astro());
+  auto img = vision::decode_image_memory(png.data(), png.size(), {}, "astro");
+  ASSERT_TRUE(img.ok()) << img.status().to_string();
+  CModel a, b, c;
+  open_with_vision(&a, model_path(), mmproj_path());
+  open_with_vision(&b, model_path(), mmproj_path());
+  open_with_vision(&c, model_path(), mmproj_path());
+  ASSERT_EQ(omni_session_append_text(a.s, "see", OMNI_TOKENIZE_ADD_BOS), OMNI_OK);
+  ASSERT_EQ(omni_session_append_image(a.s, png.data(), png.size(), 0), OMNI_OK) << omni_last_error();
+  ASSERT_EQ(omni_session_append_text(b.s, "see", OMNI_TOKENIZE_ADD_BOS), OMNI_OK);
+  ASSERT_EQ(omni_session_append_image_rgb(b.s, img->rgb.data(), img->width, img->height,
+                                          size_t(img->width) * 3, 0),
+            OMNI_OK) << omni_last_error();
+  // Rows 5 bytes longer than the pixels, the padding poisoned.
+  const size_t stride = size_t(img->width) * 3 + 5;
+  std::vector<uint8_t> padded(stride * size_t(img->height), 0xEE);
+  for (int y = 0; y < img->height; ++y) {
+    std::memcpy(padded.data() + size_t(y) * stride, img->pixel(0, y), size_t(img->width) * 3);
+  }
+  ASSERT_EQ(omni_session_append_text(c.s, "see", OMNI_TOKENIZE_ADD_BOS), OMNI_OK);
+  ASSERT_EQ(omni_session_append_image_rgb(c.s, padded.data(), img->width, img->height, stride, 0),
+            OMNI_OK) << omni_last_error();
+  EXPECT_GT(omni_session_n_tokens(a.s), 4);
+  EXPECT_EQ(omni_session_n_tokens(b.s), omni_session_n_tokens(a.s));
+  EXPECT_EQ(omni_session_n_tokens(c.s), omni_session_n_tokens(a.s));
+  const std::vector<float> la = logits_of(a.s);
+  ASSERT_FALSE(la.empty());
+  EXPECT_EQ(logits_of(b.s), la);
+  EXPECT_EQ(logits_of(c.s), la);
+  // The C++ helper: packed rows by default.
+  CModel d;
+  open_with_vision(&d, model_path(), mmproj_path());
+  ASSERT_EQ(omni_session_append_text(d.s, "see", OMNI_TOKENIZE_ADD_BOS), OMNI_OK);
+  EXPECT_FALSE(omnirt::append_image_rgb(d.s, img->rgb.data(), img->width, img->height, 0, 0));
+  EXPECT_EQ(logits_of(d.s), la);
+}
+
+TEST_F(MultimodalTest, CApiRgbAndVideoBadInputLeaveTheSessionAsItWas) {
+  CModel c;
+  open_with_vision(&c, model_path(), mmproj_path());
+  ASSERT_EQ(omni_session_append_text(c.s, "hello", OMNI_TOKENIZE_ADD_BOS), OMNI_OK);
+  const int32_t n0 = omni_session_n_tokens(c.s);
+  const std::vector<float> l0 = logits_of(c.s);
+  ASSERT_FALSE(l0.empty());
+  auto unchanged = [&](const char* what) {
+    EXPECT_EQ(omni_session_n_tokens(c.s), n0) << what;
+    EXPECT_EQ(logits_of(c.s), l0) << what;
+  };
+  auto says = [](const char* text) {
+    EXPECT_NE(std::string(omni_last_error()).find(text), std::string::npos) << omni_last_error();
+  };
+  std::vector<uint8_t> px(64 * 64 * 3, 100);
+  EXPECT_EQ(omni_session_append_image_rgb(nullptr, px.data(), 64, 64, 192, 0), OMNI_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(omni_session_append_image_rgb(c.s, nullptr, 64, 64, 192, 0), OMNI_ERR_INVALID_ARGUMENT);
+  says("rgb is NULL");
+  EXPECT_EQ(omni_session_append_image_rgb(c.s, px.data(), 0, 64, 192, 0), OMNI_ERR_INVALID_ARGUMENT);
+  says("width 0");
+  EXPECT_EQ(omni_session_append_image_rgb(c.s, px.data(), 64, -3, 192, 0), OMNI_ERR_INVALID_ARGUMENT);
+  says("height -3");
+  EXPECT_EQ(omni_session_append_image_rgb(c.s, px.data(), 64, 64, 191, 0), OMNI_ERR_INVALID_ARGUMENT);
+  says("stride 191");
+  EXPECT_EQ(omni_session_append_image_rgb(c.s, px.data(), 64, 64, 192, 0x40u), OMNI_ERR_INVALID_ARGUMENT);
+  // Beyond the limits: refused before a byte of the (here far too small) buffer is read.
+  EXPECT_EQ(omni_session_append_image_rgb(c.s, px.data(), 65536, 1, 65536 * 3, 0), OMNI_ERR_OUT_OF_RANGE);
+  says("65536");
+  EXPECT_EQ(omni_session_append_image_rgb(c.s, px.data(), 9000, 9000, 27000, 0), OMNI_ERR_OUT_OF_RANGE);
+  unchanged("rgb");
+  EXPECT_EQ(omni_session_append_video_file(nullptr, "x.mkv", 1, 8, 0), OMNI_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(omni_session_append_video_file(c.s, nullptr, 1, 8, 0), OMNI_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(omni_session_append_video_file(c.s, "x.mkv", 0, 8, 0), OMNI_ERR_INVALID_ARGUMENT);
+  says("fps 0");
+  EXPECT_EQ(omni_session_append_video_file(c.s, "x.mkv", 1, 0, 0), OMNI_ERR_INVALID_ARGUMENT);
+  says("max_frames 0");
+  EXPECT_EQ(omni_session_append_video_file(c.s, "x.mkv", 1, 8, 0x40u), OMNI_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(omni_session_append_video_file(c.s, (*dir_ + "/none.mkv").c_str(), 1, 8, 0),
+            OMNI_ERR_NOT_FOUND);
+  EXPECT_EQ(omni_session_append_video_file(c.s, astro().c_str(), 1, 8, 0), OMNI_OK)
+      << omni_last_error();  // a still image is a one-frame video
+  EXPECT_GT(omni_session_n_tokens(c.s), n0);
+  // Wrong order: a system message waiting for its user message.
+  CModel w;
+  open_with_vision(&w, model_path(), mmproj_path());
+  if (omni_session_append_chat(w.s, "system", "be brief") == OMNI_OK) {
+    EXPECT_EQ(omni_session_append_image_rgb(w.s, px.data(), 64, 64, 192, 0), OMNI_ERR_WRONG_STATE);
+    EXPECT_EQ(omni_session_append_video_file(w.s, astro().c_str(), 1, 8, 0), OMNI_ERR_WRONG_STATE);
+    EXPECT_EQ(omni_session_n_tokens(w.s), 0);
+  }
+  // No vision encoder.
+  CModel n;
+  ASSERT_EQ(omni_model_load(model_path().c_str(), nullptr, &n.m), OMNI_OK);
+  ASSERT_EQ(omni_engine_create(nullptr, &n.e), OMNI_OK);
+  ASSERT_EQ(omni_session_create(n.e, n.m, nullptr, &n.s), OMNI_OK);
+  EXPECT_EQ(omni_session_append_image_rgb(n.s, px.data(), 64, 64, 192, 0), OMNI_ERR_UNSUPPORTED);
+  says("no vision encoder");
+  EXPECT_EQ(omni_session_append_video_file(n.s, astro().c_str(), 1, 8, 0), OMNI_ERR_UNSUPPORTED);
+  EXPECT_EQ(omni_session_n_tokens(n.s), 0);
+}
+
+// The video entry equals its frames (decoded by vision/io, the reference) given as images.
+TEST_F(MultimodalTest, CApiVideoFileEqualsItsFramesAsImages) {
+  if (!test::have_ffmpeg_cli()) GTEST_SKIP() << "the ffmpeg command-line tool makes the clip";
+  const std::string clip = *dir_ + "/capi_astro.mkv";
+  ASSERT_EQ(std::system(("ffmpeg -nostdin -v error -y -loop 1 -framerate 5 -t 2 -i '" + astro() +
+                         "' -vf 'hue=h=t*90' -r 5 -c:v ffv1 -pix_fmt bgr0 '" + clip + "'").c_str()), 0);
+  vision::VideoOptions vo;
+  vo.fps = 2;
+  vo.max_frames = 3;
+  auto video = vision::decode_video_file(clip, vo);
+  ASSERT_TRUE(video.ok()) << video.status().to_string();
+  ASSERT_EQ(video->frames.size(), 3u);
+  std::vector<std::vector<uint8_t>> bmps;
+  std::vector<omni_image> images;
+  for (const auto& f : video->frames) bmps.push_back(vision::encode_bmp(f.image));
+  for (const auto& b : bmps) images.push_back(omni_image{b.data(), b.size()});
+  CModel a, b;
+  open_with_vision(&a, model_path(), mmproj_path());
+  open_with_vision(&b, model_path(), mmproj_path());
+  ASSERT_EQ(omni_session_append_prompt(a.s, "x", images.data(), images.size(), OMNI_TOKENIZE_ADD_BOS),
+            OMNI_OK) << omni_last_error();
+  ASSERT_EQ(omni_session_append_video_file(b.s, clip.c_str(), 2, 3, OMNI_TOKENIZE_ADD_BOS), OMNI_OK)
+      << omni_last_error();
+  ASSERT_EQ(omni_session_append_text(b.s, "x", 0), OMNI_OK);
+  EXPECT_EQ(omni_session_n_tokens(b.s), omni_session_n_tokens(a.s));
+  const std::vector<float> la = logits_of(a.s);
+  ASSERT_FALSE(la.empty());
+  EXPECT_EQ(logits_of(b.s), la);
+}
+
 TEST_F(MultimodalTest, CApiBadInputLeavesTheSessionAsItWas) {
   CModel c;
   ASSERT_EQ(omni_model_load(model_path().c_str(), nullptr, &c.m), OMNI_OK) << omni_last_error();
@@ -705,7 +851,8 @@ TEST(MultimodalExports, ImageFunctionsAreInTheLibrary) {
   if (::pclose(p) != 0) GTEST_SKIP() << "nm not available";
   for (const char* fn : {"omni_model_load_mmproj", "omni_model_has_vision", "omni_model_vision_stats",
                          "omni_session_append_image", "omni_session_append_image_file",
-                         "omni_session_append_prompt", "omni_session_append_chat_images"}) {
+                         "omni_session_append_prompt", "omni_session_append_chat_images",
+                         "omni_session_append_image_rgb", "omni_session_append_video_file"}) {
     EXPECT_NE(text.find(std::string(" ") + fn + "\n"), std::string::npos) << fn;
   }
 }

@@ -184,6 +184,7 @@ OMNI_API omni_session_params omni_session_default_params(void) {
   p.repeat_penalty = sp.repeat_penalty;
   p.repeat_last_n = sp.repeat_last_n;
   p.seed = sp.seed;
+  p.int8_activations = 0;
   return p;
 }
 
@@ -226,6 +227,7 @@ OMNI_API omni_status omni_session_create(omni_engine* engine, const omni_model* 
   if (p.n_batch > 0) cp.n_batch = p.n_batch;
   cp.n_threads = p.n_threads > 0 ? p.n_threads : engine->n_threads;
   cp.kv_type = p.kv_type == OMNI_KV_F32 ? omni::DType::kF32 : omni::DType::kF16;
+  cp.int8_activations = p.int8_activations != 0;
   auto ctx = omni::Context::create(*s->model, cp);
   if (!ctx.ok()) return from_status(ctx.status());
   s->ctx = std::move(ctx).value();

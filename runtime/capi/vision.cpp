@@ -10,6 +10,8 @@
 #include "include/omnirt.h"
 #include "runtime/capi/capi_internal.h"
 #include "runtime/model/multimodal.h"
+#include "vision/io/image.h"
+#include "vision/io/video.h"
 
 using omni::capi::from_status;
 using omni::capi::set_error;
@@ -58,15 +60,31 @@ omni_status encode_all(omni_session* s, const omni_image* images, size_t n_image
   return OMNI_OK;
 }
 
-omni_status append_prompt(omni_session* s, const char* text, const omni_image* images,
-                          size_t n_images, uint32_t flags, const char* fn) {
-  std::vector<Rows> rows;
-  if (omni_status st = encode_all(s, images, n_images, fn, &rows); st != OMNI_OK) return st;
+omni_status eval_rows(omni_session* s, const char* text, const std::vector<Rows>& rows,
+                      uint32_t flags, const char* fn) {
   auto chunks = omni::build_multimodal_prompt(
       s->model->tokenizer(), omni::image_wrap_tokens(*s->model), text, rows,
       omni::capi::add_bos_now(s, flags), (flags & OMNI_TOKENIZE_PARSE_SPECIAL) != 0);
   if (!chunks.ok()) return from_status(chunks.status(), fn);
   return omni::capi::eval_input(s, *chunks, fn);
+}
+
+omni_status append_prompt(omni_session* s, const char* text, const omni_image* images,
+                          size_t n_images, uint32_t flags, const char* fn) {
+  std::vector<Rows> rows;
+  if (omni_status st = encode_all(s, images, n_images, fn, &rows); st != OMNI_OK) return st;
+  return eval_rows(s, text, rows, flags, fn);
+}
+
+// Decoded pixels through the encoder: as an exact 24-bit BMP (decode_image_memory gives the
+// pixels back unchanged), so they take the encoder's one path, cache key included.
+omni_status encode_pixels(omni::ImageEncoder& enc, const omni::vision::Image& img, int n_threads,
+                          const std::string& what, std::vector<Rows>* out) {
+  const std::vector<uint8_t> bmp = omni::vision::encode_bmp(img);
+  auto rows = enc.encode(bmp.data(), bmp.size(), n_threads);
+  if (!rows.ok()) return from_status(rows.status(), what.c_str());
+  out->push_back(std::move(rows).value());
+  return OMNI_OK;
 }
 
 }  // namespace
@@ -128,6 +146,76 @@ OMNI_API omni_status omni_session_append_image_file(omni_session* session, const
   const omni_image image{bytes.data(), bytes.size()};
   return append_prompt(session, "", &image, 1, flags,
                        omni::fmt("omni_session_append_image_file: '%s'", path).c_str());
+  OMNI_API_END
+}
+
+OMNI_API omni_status omni_session_append_image_rgb(omni_session* session, const uint8_t* rgb,
+                                                   int32_t width, int32_t height, size_t stride,
+                                                   uint32_t flags) {
+  OMNI_API_BEGIN
+  const char* fn = "omni_session_append_image_rgb";
+  OMNI_CHECK_SESSION(session, "omni_session_append_image_rgb");
+  OMNI_CHECK_ARG(rgb != nullptr, "omni_session_append_image_rgb: rgb is NULL");
+  OMNI_CHECK_ARG(width >= 1 && height >= 1,
+                 omni::fmt("%s: width %d x height %d (both must be >= 1)", fn, width, height));
+  OMNI_CHECK_ARG(stride >= size_t(width) * 3,
+                 omni::fmt("%s: stride %zu is less than 3 * width (%zu)", fn, stride,
+                           size_t(width) * 3));
+  OMNI_CHECK_ARG((flags & ~uint32_t(OMNI_TOKENIZE_ADD_BOS)) == 0,
+                 omni::fmt("%s: unknown flags 0x%x", fn, flags));
+  std::shared_ptr<omni::ImageEncoder> enc;
+  if (omni_status st = encoder_or_error(session, fn, &enc); st != OMNI_OK) return st;
+  // The limits before copying: width * height * 3 bytes are about to be allocated.
+  const omni::Status dims =
+      omni::vision::check_image_dimensions(width, height, enc->decode_options, "rgb image");
+  if (!dims.ok()) return from_status(dims, fn);
+  omni::vision::Image img;
+  img.width = width;
+  img.height = height;
+  const size_t row = size_t(width) * 3;
+  img.rgb.resize(row * size_t(height));
+  for (int32_t y = 0; y < height; ++y) {
+    std::memcpy(img.rgb.data() + size_t(y) * row, rgb + size_t(y) * stride, row);
+  }
+  std::vector<Rows> rows;
+  if (omni_status st = encode_pixels(*enc, img, session->ctx->n_threads(), fn, &rows);
+      st != OMNI_OK) {
+    return st;
+  }
+  return eval_rows(session, "", rows, flags, fn);
+  OMNI_API_END
+}
+
+OMNI_API omni_status omni_session_append_video_file(omni_session* session, const char* path,
+                                                    double fps, int32_t max_frames,
+                                                    uint32_t flags) {
+  OMNI_API_BEGIN
+  const char* fn = "omni_session_append_video_file";
+  OMNI_CHECK_SESSION(session, "omni_session_append_video_file");
+  OMNI_CHECK_ARG(path != nullptr, "omni_session_append_video_file: path is NULL");
+  OMNI_CHECK_ARG(fps > 0.0 && fps <= 1000.0,
+                 omni::fmt("%s: fps %g is outside (0, 1000]", fn, fps));
+  OMNI_CHECK_ARG(max_frames >= 1 && max_frames <= 100000,
+                 omni::fmt("%s: max_frames %d is outside [1, 100000]", fn, max_frames));
+  OMNI_CHECK_ARG((flags & ~uint32_t(OMNI_TOKENIZE_ADD_BOS)) == 0,
+                 omni::fmt("%s: unknown flags 0x%x", fn, flags));
+  std::shared_ptr<omni::ImageEncoder> enc;
+  if (omni_status st = encoder_or_error(session, fn, &enc); st != OMNI_OK) return st;
+  omni::vision::VideoOptions vo;
+  vo.fps = fps;
+  vo.max_frames = max_frames;
+  vo.limits = enc->decode_options;
+  auto video = omni::vision::decode_video_file(path, vo);
+  if (!video.ok()) return from_status(video.status(), fn);
+  std::vector<Rows> rows;
+  for (const omni::vision::VideoFrame& f : video->frames) {
+    const std::string what = omni::fmt("%s: '%s' frame at %.3f s", fn, path, f.time_s);
+    if (omni_status st = encode_pixels(*enc, f.image, session->ctx->n_threads(), what, &rows);
+        st != OMNI_OK) {
+      return st;
+    }
+  }
+  return eval_rows(session, "", rows, flags, omni::fmt("%s: '%s'", fn, path).c_str());
   OMNI_API_END
 }
 

@@ -1,7 +1,7 @@
 // `omnirt generate`: a prompt in, streamed text out (stdout), statistics on stderr.
 // Written against the C API (the CLI is the API's first user); --video decodes frames with
-// vision/io (the C API takes image files: each frame travels as an exact BMP, so it goes
-// through the same decode, preprocessing and embedding cache as an --image).
+// vision/io (to report them) and hands their pixels to omni_session_append_image_rgb; in a
+// --chat message, where images travel as files, each frame goes as an exact BMP.
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -29,7 +29,7 @@ struct GenerateOptions {
   int top_k = 40, repeat_last_n = 64, threads = 0, n_ctx = 0;
   uint64_t seed = 0;
   std::string kv = "f16";
-  bool int8 = false;  // decode with int8 activations (env OMNIRT_INT8_DOT, read at context creation)
+  bool int8 = false;  // decode with int8 activations (omni_session_params.int8_activations)
 };
 
 struct StreamState {
@@ -94,10 +94,17 @@ size_t count_of(const std::string& s, const std::string& what) {
   return n;
 }
 
-// The frames of o.video as BMP bytes, inserted into *image_bytes where they belong, and the
-// prompt with the video marker replaced by one image marker per frame; false after printing why.
-bool add_video(const GenerateOptions& o, std::string* prompt,
-               std::vector<std::vector<uint8_t>>* image_bytes) {
+// The video's frames and where they go: after `at` of the --image files, with the prompt split
+// at the video marker into before / after (no marker: before = "", the images first).
+struct VideoPlacement {
+  omni::vision::Video video;
+  size_t at = 0;
+  std::string before, after;
+};
+
+// Decodes o.video's frames and places them; false after printing why.
+bool decode_video(const GenerateOptions& o, const std::string& prompt, size_t n_images,
+                  VideoPlacement* out) {
   omni::vision::VideoOptions vo;
   vo.fps = o.fps;
   vo.max_frames = o.max_frames;
@@ -106,35 +113,66 @@ bool add_video(const GenerateOptions& o, std::string* prompt,
     fail("--video: " + video.status().message());
     return false;
   }
-  std::vector<std::vector<uint8_t>> frames;
-  std::string markers;
-  for (const auto& f : video->frames) {
-    frames.push_back(omni::vision::encode_bmp(f.image));
-    markers += OMNI_IMAGE_MARKER;
-  }
-  const size_t n_video = count_of(*prompt, kVideoMarker);
-  size_t at = image_bytes->size();  // no markers at all: after the --image files, before the text
+  out->video = std::move(video).value();
+  const size_t n_video = count_of(prompt, kVideoMarker);
+  out->at = n_images;  // no markers at all: after the --image files, before the text
+  out->after = prompt;
   if (n_video > 1) {
     fail("--prompt has " + std::to_string(n_video) + " " + kVideoMarker + " markers; --video gives one");
     return false;
   }
   if (n_video == 1) {
-    const size_t pos = prompt->find(kVideoMarker);
-    at = count_of(prompt->substr(0, pos), OMNI_IMAGE_MARKER);
-    if (at > image_bytes->size()) at = image_bytes->size();  // the marker count check reports it
-    prompt->replace(pos, std::string(kVideoMarker).size(), markers);
-  } else if (count_of(*prompt, OMNI_IMAGE_MARKER) > 0) {
+    const size_t pos = prompt.find(kVideoMarker);
+    out->before = prompt.substr(0, pos);
+    out->after = prompt.substr(pos + std::string(kVideoMarker).size());
+    out->at = count_of(out->before, OMNI_IMAGE_MARKER);
+    if (out->at > n_images) out->at = n_images;  // the marker count check reports it
+  } else if (count_of(prompt, OMNI_IMAGE_MARKER) > 0) {
     fail(std::string("--video: the prompt places images with ") + OMNI_IMAGE_MARKER + "; put " +
          kVideoMarker + " where the video's frames go");
     return false;
   }
-  image_bytes->insert(image_bytes->begin() + static_cast<std::ptrdiff_t>(at),
-                      std::make_move_iterator(frames.begin()), std::make_move_iterator(frames.end()));
-  const auto& fr = video->frames;
+  const auto& fr = out->video.frames;
   std::fprintf(stderr, "video: %zu frames (%d x %d) at %g fps, t = %.2f .. %.2f s, of %lld decoded\n",
                fr.size(), fr.front().image.width, fr.front().image.height, o.fps, fr.front().time_s,
-               fr.back().time_s, static_cast<long long>(video->frames_decoded));
+               fr.back().time_s, static_cast<long long>(out->video.frames_decoded));
   return true;
+}
+
+// A chat message takes image files: the frames as exact BMPs, at their place among the --image
+// files, and the prompt with one image marker per frame.
+void frames_as_files(const VideoPlacement& v, std::string* prompt,
+                     std::vector<std::vector<uint8_t>>* image_bytes) {
+  std::string markers;
+  std::vector<std::vector<uint8_t>> frames;
+  for (const auto& f : v.video.frames) {
+    frames.push_back(omni::vision::encode_bmp(f.image));
+    markers += OMNI_IMAGE_MARKER;
+  }
+  *prompt = v.before + markers + v.after;
+  image_bytes->insert(image_bytes->begin() + static_cast<std::ptrdiff_t>(v.at),
+                      std::make_move_iterator(frames.begin()), std::make_move_iterator(frames.end()));
+}
+
+// Outside chat: the text and images before the video, its frames as pixels, then the rest. Each
+// call evaluates its chunks as one call would (chunk by chunk), so the result is the same.
+omni_status append_with_video(omni_session* s, const VideoPlacement& v,
+                              const std::vector<omni_image>& images) {
+  const size_t n_images = images.size();
+  omni_status st = OMNI_OK;
+  if (!v.before.empty() || v.at > 0) {
+    st = omni_session_append_prompt(s, v.before.c_str(), images.data(), v.at, OMNI_TOKENIZE_ADD_BOS);
+  }
+  for (size_t i = 0; st == OMNI_OK && i < v.video.frames.size(); ++i) {
+    const omni::vision::Image& img = v.video.frames[i].image;
+    st = omni_session_append_image_rgb(s, img.rgb.data(), img.width, img.height,
+                                       size_t(img.width) * 3, OMNI_TOKENIZE_ADD_BOS);
+  }
+  if (st == OMNI_OK && (!v.after.empty() || v.at < n_images)) {
+    st = omni_session_append_prompt(s, v.after.c_str(), images.data() + v.at, n_images - v.at,
+                                    OMNI_TOKENIZE_ADD_BOS);
+  }
+  return st;
 }
 
 int run_generate(const GenerateOptions& o) {
@@ -150,6 +188,8 @@ int run_generate(const GenerateOptions& o) {
   std::vector<std::vector<uint8_t>> image_bytes;
   std::vector<omni_image> images;
   std::string prompt = o.prompt;
+  VideoPlacement video;
+  const bool with_video = !o.video.empty();
   if (!o.images.empty() || !o.video.empty()) {
     if (!omni_model_has_vision(h.model)) {
       return fail(std::string(o.images.empty() ? "--video" : "--image") +
@@ -157,14 +197,14 @@ int run_generate(const GenerateOptions& o) {
                   "' has none; give its projector with --mmproj FILE");
     }
     if (!read_images(o.images, &image_bytes)) return kExitFailure;
-    if (!o.video.empty() && !add_video(o, &prompt, &image_bytes)) return kExitFailure;
+    if (with_video && !decode_video(o, prompt, image_bytes.size(), &video)) return kExitFailure;
+    if (with_video && o.chat) frames_as_files(video, &prompt, &image_bytes);
     for (const auto& b : image_bytes) images.push_back(omni_image{b.data(), b.size()});
   } else if (count_of(prompt, kVideoMarker) > 0) {
     return fail(std::string("--prompt has ") + kVideoMarker + " but no --video");
   }
   omni_engine_params ep = omni_engine_default_params();
   ep.n_threads = o.threads;
-  if (o.int8) setenv("OMNIRT_INT8_DOT", "1", 1);
   if (omni_engine_create(&ep, &h.engine) != OMNI_OK) return fail(omni_last_error());
   omni_session_params sp = omni_session_default_params();
   sp.n_ctx = o.n_ctx;
@@ -176,6 +216,7 @@ int run_generate(const GenerateOptions& o) {
   sp.repeat_penalty = o.repeat_penalty;
   sp.repeat_last_n = o.repeat_last_n;
   sp.seed = o.seed;
+  sp.int8_activations = o.int8 ? 1 : 0;
   if (omni_session_create(h.engine, h.model, &sp, &h.session) != OMNI_OK) {
     return fail(omni_last_error());
   }
@@ -190,6 +231,8 @@ int run_generate(const GenerateOptions& o) {
       st = omni_session_append_chat_images(h.session, "user", prompt.c_str(), images.data(),
                                            images.size());
     }
+  } else if (with_video) {
+    st = append_with_video(h.session, video, images);
   } else if (images.empty()) {
     st = omni_session_append_text(h.session, prompt.c_str(), OMNI_TOKENIZE_ADD_BOS);
   } else {
@@ -202,12 +245,13 @@ int run_generate(const GenerateOptions& o) {
   }
   const int n_prompt = omni_session_n_tokens(h.session);
   const double t1 = now_seconds();
-  if (!images.empty()) {
+  const size_t n_pictures = images.size() + (with_video && !o.chat ? video.video.frames.size() : 0);
+  if (n_pictures > 0) {
     omni_vision_stats vs;
     vs.struct_size = sizeof vs;
     if (omni_model_vision_stats(h.model, &vs) == OMNI_OK) {
       std::fprintf(stderr, "images: %zu, encoded %llu in %.1f ms (%d px, cache hits %llu)\n",
-                   images.size(), static_cast<unsigned long long>(vs.encodes), vs.encode_ms,
+                   n_pictures, static_cast<unsigned long long>(vs.encodes), vs.encode_ms,
                    vs.image_size, static_cast<unsigned long long>(vs.cache_hits));
     }
   }
