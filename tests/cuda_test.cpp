@@ -289,6 +289,7 @@ TEST(CudaMatvec, BatchedEqualsSingleToken) {
 TEST(CudaMatvec, QuantizedGenerationsMatchReference) {
   OMNI_CUDA_SKIP_WITHOUT_DEVICE();
   const int generation_before = cuda::matvec_generation();
+  const bool span_before = cuda::q8_0_span();
   uint32_t seed = 500;
   const MatvecCase cases[] = {
       {DType::kQ8_0, 1, 32},   {DType::kQ8_0, 5, 96},      {DType::kQ8_0, 37, 32 * 17}, {DType::kQ8_0, 131, 32 * 31},
@@ -308,9 +309,13 @@ TEST(CudaMatvec, QuantizedGenerationsMatchReference) {
       if (extras)
         for (size_t i = 0; i < want.size(); ++i) want[i] += bias[i % static_cast<size_t>(c.n_out)] + y0[i];
       DeviceArray<float> dx(x), db(bias), dy(want.size());
+      // Variants: 0 generation 2 (Q8_0 one token: matvec_tiled), 1 generation 2 with the Q8_0
+      // span kernel, 2 generation 1.
       std::vector<float> got[3];
-      for (int generation : {2, 1}) {
+      for (int variant : {0, 1, 2}) {
+        const int generation = variant == 2 ? 1 : 2;
         cuda::set_matvec_generation(generation);
+        cuda::set_q8_0_span(variant == 1);
         if (extras)
           dy.upload(y0);
         else
@@ -326,19 +331,26 @@ TEST(CudaMatvec, QuantizedGenerationsMatchReference) {
         p.n_in = c.n_in;
         p.n_tok = n_tok;
         OMNI_CUDA_OK(cuda::launch_matvec(p, nullptr));
-        got[generation] = dy.download();
-        EXPECT_TRUE(close_rel(got[generation], want, 1e-5,
+        got[variant] = dy.download();
+        EXPECT_TRUE(close_rel(got[variant], want, 1e-5,
                               case_name(c.t, c.n_out, c.n_in, n_tok) + (extras ? " bias+accumulate" : "") +
-                                  " generation " + std::to_string(generation)));
+                                  " generation " + std::to_string(generation) + (variant == 1 ? " q8_0 span" : "")));
       }
-      // Several tokens: the generations differ only in how the same bytes are loaded.
-      if (n_tok > 1) {
-        EXPECT_EQ(std::memcmp(got[1].data(), got[2].data(), got[1].size() * sizeof(float)), 0)
+      // Several tokens: the generations differ only in how the same bytes are loaded. One Q8_0
+      // token without the span kernel: matvec_tiled with 4 steps in flight adds the same
+      // products in the same order as generation 1.
+      if (n_tok > 1 || c.t == DType::kQ8_0) {
+        EXPECT_EQ(std::memcmp(got[0].data(), got[2].data(), got[0].size() * sizeof(float)), 0)
             << case_name(c.t, c.n_out, c.n_in, n_tok) << ": generations 1 and 2 differ";
+      }
+      if (n_tok > 1 || c.t == DType::kQ4_K) {
+        EXPECT_EQ(std::memcmp(got[0].data(), got[1].data(), got[0].size() * sizeof(float)), 0)
+            << case_name(c.t, c.n_out, c.n_in, n_tok) << ": the Q8_0 span switch changed other rows";
       }
     }
   }
   cuda::set_matvec_generation(generation_before);
+  cuda::set_q8_0_span(span_before);
 }
 
 // Decode FFN with the GLU in the matvec epilogue: launch_matvec_glu equals launch_matvecs
@@ -348,6 +360,7 @@ TEST(CudaMatvec, QuantizedGenerationsMatchReference) {
 TEST(CudaMatvec, GluEpilogueEqualsMatvecsThenGlu) {
   OMNI_CUDA_SKIP_WITHOUT_DEVICE();
   const int generation_before = cuda::matvec_generation();
+  const bool span_before = cuda::q8_0_span();
   uint32_t seed = 700;
   struct GluCase {
     DType t;
@@ -355,7 +368,8 @@ TEST(CudaMatvec, GluEpilogueEqualsMatvecsThenGlu) {
   };
   const GluCase cases[] = {{DType::kBF16, 37, 512},  {DType::kBF16, 301, 4096}, {DType::kF16, 129, 1312},
                            {DType::kF32, 33, 100},   {DType::kQ6_K, 67, 1024},  {DType::kQ5_0, 45, 4096},
-                           {DType::kQ8_0, 77, 1312}, {DType::kQ4_K, 41, 2048}};
+                           {DType::kQ8_0, 77, 1312}, {DType::kQ4_K, 41, 2048}, {DType::kQ8_0, 45, 32 * 56},
+                           {DType::kQ8_0, 67, 32 * 600}};  // Q8_0 rows of 56 and 600 blocks: 16-byte multiples
   int i_case = 0;
   for (const GluCase& c : cases) {
     const cuda::GluAct act = (i_case++ % 2) ? cuda::GluAct::kGeluTanh : cuda::GluAct::kSilu;
@@ -376,8 +390,12 @@ TEST(CudaMatvec, GluEpilogueEqualsMatvecsThenGlu) {
     DeviceArray<float> dx(x), dy(g.size()), dtmp(g.size()), dy_sep(g.size()), dtmp_sep(g.size());
     const std::string name = case_name(c.t, c.n_out, c.n_in, 1) + (act == cuda::GluAct::kSilu ? " silu" : " gelu");
     std::vector<float> sep_of[3];
-    for (int generation : {2, 1}) {
+    // Variants: 0 generation 2, 1 generation 2 with the Q8_0 span kernel, 2 generation 1.
+    for (int variant : {0, 1, 2}) {
+      const int generation = variant == 2 ? 1 : 2;
       cuda::set_matvec_generation(generation);
+      cuda::set_q8_0_span(variant == 1);
+      const std::string vname = " generation " + std::to_string(generation) + (variant == 1 ? " q8_0 span" : "");
       dy.poison();
       dtmp.poison();
       dy_sep.poison();
@@ -406,16 +424,16 @@ TEST(CudaMatvec, GluEpilogueEqualsMatvecsThenGlu) {
       }
       OMNI_CUDA_OK(cuda::launch_glu(cuda::GluParams{dy_sep.get(), dtmp_sep.get(), dy_sep.get(), c.n_out, act}, nullptr));
       const std::vector<float> got = dy.download(), sep = dy_sep.download();
-      EXPECT_TRUE(close_rel(got, want, 1e-5, name + " generation " + std::to_string(generation)));
+      EXPECT_TRUE(close_rel(got, want, 1e-5, name + vname));
       int64_t differ = 0;
       for (size_t i = 0; i < got.size(); ++i) differ += std::memcmp(&got[i], &sep[i], sizeof(float)) != 0;
-      EXPECT_EQ(differ, 0) << name << " generation " << generation << ": fused GLU differs from matvecs + glu";
-      sep_of[generation] = sep;
+      EXPECT_EQ(differ, 0) << name << vname << ": fused GLU differs from matvecs + glu";
+      sep_of[variant] = sep;
     }
-    // Rows other than Q8_0/Q4_K: generation 2's grouped loads (4 steps in flight) add the same
-    // products in the same order as generation 1.
-    if (c.t != DType::kQ8_0 && c.t != DType::kQ4_K) {
-      EXPECT_EQ(std::memcmp(sep_of[1].data(), sep_of[2].data(), sep_of[1].size() * sizeof(float)), 0)
+    // Rows other than Q4_K (and Q8_0 through the span kernel): generation 2's grouped loads (4
+    // steps in flight) add the same products in the same order as generation 1.
+    if (c.t != DType::kQ4_K) {
+      EXPECT_EQ(std::memcmp(sep_of[2].data(), sep_of[0].data(), sep_of[2].size() * sizeof(float)), 0)
           << name << ": one-token matvec differs between generations";
     }
     cuda::MatvecGluParams bad;
@@ -430,6 +448,7 @@ TEST(CudaMatvec, GluEpilogueEqualsMatvecsThenGlu) {
     EXPECT_EQ(cuda::launch_matvec_glu(bad, nullptr), cudaErrorInvalidValue);
   }
   cuda::set_matvec_generation(generation_before);
+  cuda::set_q8_0_span(span_before);
 }
 
 // q/k/v and gate/up fusion: one launch over up to 3 matrices equals each matrix's own launch bit

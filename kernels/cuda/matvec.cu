@@ -348,7 +348,8 @@ __global__ void __launch_bounds__(kWarps * 32) matvec_q4_k(MatvecSegs segs) {
 // flight while this one is multiplied), then each lane decodes its 16 (Q8_0) or 32 (Q4_K)
 // weights there with the exact PRMT/2^23 conversion (quant_cuda.cuh: q8_0_span_dot,
 // q4_k_lane_dot, tested on the host), the Q4_K header read once per 32 weights. Each x value
-// loaded feeds kSpanRows rows. OMNIRT_CUDA_MATVEC_V1=1 selects the kernels above instead.
+// loaded feeds kSpanRows rows. OMNIRT_CUDA_MATVEC_V1=1 selects the kernels above instead; Q8_0
+// takes the span kernel only with OMNIRT_CUDA_Q8_0_SPAN=1 (slower than matvec_tiled in GPU run 1).
 constexpr int kSpanRows = 4;
 
 // 16 bytes to shared memory, of which the first src_bytes (1..16) are read and the rest zero
@@ -500,6 +501,7 @@ cudaError_t launch_span(const MatvecArgs* a, int n, cudaStream_t stream) {
 }
 
 std::atomic<int> g_matvec_generation{0};  // 0: not read from the environment yet
+std::atomic<int> g_q8_0_span{-1};         // -1: not read from the environment yet
 
 // ---- 2..16 tokens: tensor cores ---------------------------------------------------------
 // Batched decode reads each weight once for all tokens, so the work per weight grows with the
@@ -1004,7 +1006,9 @@ cudaError_t launch_type(const MatvecArgs* a, int n, bool vector_path, cudaStream
   if (n_tok >= mma_min_tokens() && (vector_path || !is_plain_type(T)) && device_major() >= 8)
     return n_tok <= 8 ? launch_mma<T, 1>(a, n, stream) : launch_mma<T, 2>(a, n, stream);
   if constexpr (T == DType::kQ8_0 || T == DType::kQ4_K) {
-    if (n_tok == 1 && matvec_generation() >= 2 && device_major() >= 8)
+    // Q8_0 only with q8_0_span(): GPU run 1 (H200) measured the span kernel slower than
+    // matvec_tiled for Q8_0 rows (decode step 4.48 vs 4.07 ms), faster for Q4_K (3.78 vs 4.90).
+    if (n_tok == 1 && matvec_generation() >= 2 && device_major() >= 8 && (T == DType::kQ4_K || q8_0_span()))
       return launch_span<std::conditional_t<T == DType::kQ8_0, SpanQ8_0, SpanQ4_K>>(a, n, stream);
   }
   if (n_tok <= 1) return launch_nt<T, 1>(a, n, vector_path, stream);
@@ -1028,6 +1032,19 @@ int matvec_generation() {
 }
 
 void set_matvec_generation(int g) { g_matvec_generation.store(g == 1 ? 1 : 2, std::memory_order_relaxed); }
+
+bool q8_0_span() {
+  int v = g_q8_0_span.load(std::memory_order_relaxed);
+  if (v < 0) {
+    const char* e = std::getenv("OMNIRT_CUDA_Q8_0_SPAN");
+    v = e && *e && std::atoi(e) != 0 ? 1 : 0;
+    int expected = -1;  // a set_q8_0_span() in between wins
+    if (!g_q8_0_span.compare_exchange_strong(expected, v, std::memory_order_relaxed)) v = expected;
+  }
+  return v != 0;
+}
+
+void set_q8_0_span(bool on) { g_q8_0_span.store(on ? 1 : 0, std::memory_order_relaxed); }
 
 Status check_params(const MatvecGluParams& p) {
   MatvecParams m;
@@ -1055,16 +1072,17 @@ cudaError_t launch_matvec_glu(const MatvecGluParams& p, cudaStream_t stream) {
   const int64_t row_bytes = dtype_row_bytes(p.w_type, p.n_in);
   const bool vector_path =
       p.n_in % 8 == 0 && aligned16(p.gate) && aligned16(p.up) && aligned16(p.x) && row_bytes % 16 == 0;
-  const bool span_type = p.w_type == DType::kQ8_0 || p.w_type == DType::kQ4_K;
-  // Q8_0/Q4_K single-token rows have their own kernels (span, or matvec_q4_k below sm_80).
-  if (matvec_generation() >= 2 && vector_path && !span_type) {
+  // Q4_K single-token rows have their own kernels (span, or matvec_q4_k below sm_80), and so
+  // has Q8_0 with q8_0_span(); otherwise Q8_0 rows are matvec_tiled's, as here.
+  const bool own_kernel = p.w_type == DType::kQ4_K || (p.w_type == DType::kQ8_0 && q8_0_span());
+  if (matvec_generation() >= 2 && vector_path && !own_kernel) {
     const MatvecArgs g{static_cast<const uint8_t*>(p.gate), p.x, p.y, nullptr, p.n_out, p.n_in, row_bytes, 1, false};
     const int S = slices_for(p.n_out, p.n_in >> 3);  // as launch_matvec of gate or up: the same sums
     const int64_t rows_per_block = int64_t(kWarps / S) * kRows;
     const unsigned grid = static_cast<unsigned>((p.n_out + rows_per_block - 1) / rows_per_block);
     cudaError_t err = cudaErrorInvalidValue;
     dispatch_weight_type(p.w_type, [&]<DType T>() {
-      if constexpr (T != DType::kQ8_0 && T != DType::kQ4_K) {
+      if constexpr (T != DType::kQ4_K) {
         matvec_glu_tiled<T, kRows><<<grid, kWarps * 32, 0, stream>>>(g, static_cast<const uint8_t*>(p.up), S,
                                                                      static_cast<int>(p.act));
         err = cudaGetLastError();

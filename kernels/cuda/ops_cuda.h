@@ -49,6 +49,11 @@ cudaError_t launch_matvecs(const MatvecParams* p, int count, cudaStream_t stream
 // set_matvec_generation overrides it (tests and benchmarks time and check both).
 int matvec_generation();
 void set_matvec_generation(int generation);
+// Single-token Q8_0 at generation 2: matvec_tiled (default; GPU run 1 measured it faster for
+// Q8_0) or the span kernel, read once from OMNIRT_CUDA_Q8_0_SPAN=1; set_q8_0_span overrides it.
+// Q4_K always takes the span kernel at generation 2 on sm_80+.
+bool q8_0_span();
+void set_q8_0_span(bool on);
 
 // ---- dequantize + GEMM (prefill) ---------------------------------------------------------
 // dst[r, i] = bf16(decode(src)[r, i]), or f16 (saturated at +-65504) with to_f16.
