@@ -8,7 +8,8 @@
 //       --breakdown, the device time of each op of a decode step (batch 1 and batch N), as
 //         BREAKDOWN label=L batch=B op=attn_q calls=28 us=123.4 share=0.05 gbs=3900
 //       (CUDA events between the ops of eager steps whose launches were all queued behind a
-//       host function first, so host launch time is not in the figures; gbs for matmuls only)
+//       host function first, so host launch time is not in the figures; gbs for matmuls only),
+//       and of a prefill of --prefill tokens (> 16) as BREAKDOWN label=L prefill=N ... tflops=..
 #include <unistd.h>
 
 #include <chrono>
@@ -23,6 +24,7 @@
 #include "bench/gpu/gpu_bench.h"
 #include "kernels/cuda/blas_loader.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/ops_cuda.h"
 #include "runtime/model/cuda_context.h"
 #include "runtime/model/model.h"
 
@@ -190,6 +192,68 @@ int breakdown(CudaContext& ctx, const Model& m, const std::string& label, int n_
   return 0;
 }
 
+// Per-op device time of a prefill of `prompt` from position 0 (hooked, queued behind a held
+// stream so launch gaps do not count), averaged over `reps` after one warm-up:
+//   BREAKDOWN label=L prefill=512 op="ffn_gate" calls=28 us=.. us_per_call=.. share=.. tflops=..
+// A matmul op of more than 16 rows is the whole cuBLAS path (x rounding, dequantization of
+// quantized weights into the scratch, the GEMM); tflops counts the GEMM's 2 n_in n_out n.
+int prefill_breakdown(CudaContext& ctx, const Model& m, const std::string& label, const std::vector<int32_t>& prompt,
+                      int reps) {
+  OpEvents ev;
+  ev.stream = static_cast<cudaStream_t>(ctx.stream_handle());
+  ev.pool.resize(4096);
+  ev.labels.resize(ev.pool.size());
+  for (auto& e : ev.pool) BENCH_OK(cuda::cuda_status(cudaEventCreate(&e), "event"), "prefill breakdown events");
+  cudaEvent_t start = nullptr;
+  BENCH_OK(cuda::cuda_status(cudaEventCreate(&start), "event"), "prefill breakdown events");
+  std::map<std::string, std::pair<double, int>> per_op;  // op -> (ms, calls) summed over reps
+  ctx.set_op_hook(&OpEvents::hook, &ev);
+  double total = 0;
+  for (int rep = 0; rep < reps + 1; ++rep) {  // rep 0 warms up
+    BENCH_OK(ctx.rewind(0), "rewind");
+    ev.used = 0;
+    BENCH_OK(cuda::cuda_status(cudaLaunchHostFunc(ev.stream, hold_stream, nullptr), "host func"), "prefill breakdown");
+    BENCH_OK(cuda::cuda_status(cudaEventRecord(start, ev.stream), "event"), "prefill breakdown");
+    BENCH_OK(ctx.eval(prompt, false), "prefill breakdown eval");
+    if (rep == 0) continue;
+    cudaEvent_t prev = start;
+    for (size_t i = 0; i < ev.used; ++i) {
+      float ms = 0;
+      BENCH_OK(cuda::cuda_status(cudaEventElapsedTime(&ms, prev, ev.pool[i]), "elapsed"), "prefill breakdown");
+      auto& slot = per_op[ev.labels[i]];
+      slot.first += ms;
+      slot.second += 1;
+      total += ms;
+      prev = ev.pool[i];
+    }
+  }
+  ctx.set_op_hook(nullptr, nullptr);
+  for (auto& e : ev.pool) cudaEventDestroy(e);
+  cudaEventDestroy(start);
+  const double n = static_cast<double>(prompt.size());
+  std::map<std::string, double> op_flops;  // per call
+  const LayerWeights& L0 = m.layers()[0];
+  const std::pair<const char*, const Weight*> mats[] = {{"attn_q", &L0.wq}, {"attn_k", &L0.wk}, {"attn_v", &L0.wv},
+                                                         {"attn_output", &L0.wo}, {"ffn_gate", &L0.ffn_gate},
+                                                         {"ffn_up", &L0.ffn_up}, {"ffn_down", &L0.ffn_down}};
+  for (const auto& [name, w] : mats) op_flops[name] = 2.0 * double(w->n_in) * double(w->n_out) * n;
+  double gemm_ms = 0;
+  for (const auto& [op, v] : per_op) {
+    const double us = v.first * 1e3 / reps, calls = double(v.second) / reps;
+    std::printf("BREAKDOWN label=%s prefill=%zu op=\"%s\" calls=%.0f us=%.1f us_per_call=%.2f share=%.3f", label.c_str(),
+                prompt.size(), op.c_str(), calls, us, us / calls, v.first / total);
+    if (auto it = op_flops.find(op); it != op_flops.end()) {
+      std::printf(" tflops=%.1f", it->second * calls / (us * 1e-6) / 1e12);
+      gemm_ms += v.first / reps;
+    }
+    std::printf("\n");
+  }
+  std::printf("BREAKDOWN label=%s prefill=%zu op=\"total\" us=%.1f layer_matmul_us=%.1f\n", label.c_str(), prompt.size(),
+              total * 1e3 / reps, gemm_ms * 1e3);
+  BENCH_OK(ctx.rewind(0), "rewind");
+  return 0;
+}
+
 int bench_model(const ModelArgs& a) {
   auto t_load = Clock::now();
   auto model = Model::load(a.model);
@@ -284,6 +348,8 @@ int bench_model(const ModelArgs& a) {
                 a.batch * 1e3 / step);
   }
   if (a.breakdown) {
+    if (a.prefill > cuda::kMatvecMaxTokens)
+      if (int rc = prefill_breakdown(ctx, m, a.label, prompt, 2); rc != 0) return rc;
     if (int rc = breakdown(ctx, m, a.label, 1, 4); rc != 0) return rc;
     if (a.batch > 1)
       if (int rc = breakdown(ctx, m, a.label, a.batch, 2); rc != 0) return rc;
