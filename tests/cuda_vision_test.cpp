@@ -164,7 +164,28 @@ struct AttnCase {
   bool fused;                               // q, k, v as column slices of one [n, 3 * width] buffer
 };
 
-void run_attn_case(const AttnCase& c) {
+// How run_attn_case computes: the exact flash kernel, or attn_full_fast with a scores scratch
+// for every head at once or for `chunk_heads` heads (chunked calls).
+struct AttnPath {
+  bool fast = false;
+  int64_t chunk_heads = 0;  // 0: all heads
+};
+
+// Bounds: exact 1e-5; fast (TF32 operands, f32 accumulation) 5e-3 relative L2. numpy with q, k,
+// P, v rounded to TF32 on these cases gives 3.4e-4..4.5e-4 (round to nearest), 1.2e-3 for the
+// peaky scale-2 case, and up to 1.9e-3 if the conversion truncated instead.
+constexpr double kAttnFastTol = 5e-3;
+
+double rel_l2(const std::vector<float>& got, const std::vector<float>& want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+    den += double(want[i]) * want[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+void run_attn_case(const AttnCase& c, AttnPath path = {}) {
   const int64_t hd = c.head_dim, qw = c.n_head * hd, kw = c.n_kv_head * hd;
   const float scale = c.scale > 0 ? c.scale : 1.0f / std::sqrt(float(hd));
   int64_t qs = c.q_stride ? c.q_stride : qw, ks = c.kv_stride ? c.kv_stride : kw;
@@ -226,7 +247,19 @@ void run_attn_case(const AttnCase& c) {
   p.kv_stride = ks;
   p.out_stride = os;
   p.scale = scale;
-  OMNI_CUDA_OK(cuda::launch_attn_full(p, nullptr));
+  if (path.fast) {
+    auto blas = cuda::BlasHandle::create(nullptr);
+    ASSERT_TRUE(blas.ok()) << blas.status().to_string();
+    const int64_t heads = path.chunk_heads > 0 ? path.chunk_heads : c.n_head;
+    // One float more than whole heads: the chunk is still whole heads.
+    DeviceArray<float> scores(size_t(heads * c.n_q * c.n_kv + 1));
+    scores.poison();
+    const cuda::AttnFastParams fp{p, scores.get(), int64_t(scores.size())};
+    const Status st = cuda::attn_full_fast(fp, *blas);
+    ASSERT_TRUE(st.ok()) << st.to_string();
+  } else {
+    OMNI_CUDA_OK(cuda::launch_attn_full(p, nullptr));
+  }
   std::vector<float> got = dout.download();
   // Gaps between output rows (out_stride > row) must stay untouched (poison = NaN).
   std::vector<float> got_rows, want_rows;
@@ -238,7 +271,14 @@ void run_attn_case(const AttnCase& c) {
       EXPECT_TRUE(std::isnan(got[e])) << "element " << e << " outside the output rows was written";
     }
   }
-  EXPECT_TRUE(close_rel(got_rows, want_rows, 1e-5, "attn_full"));
+  if (path.fast) {
+    std::printf("  attn_fast n_q %lld n_kv %lld heads %lld/%lld hd %lld chunk %lld: relative L2 %.3g\n",
+                (long long)c.n_q, (long long)c.n_kv, (long long)c.n_head, (long long)c.n_kv_head, (long long)hd,
+                (long long)path.chunk_heads, rel_l2(got_rows, want_rows));
+    EXPECT_TRUE(close_rel(got_rows, want_rows, kAttnFastTol, "attn_fast (TF32)"));
+  } else {
+    EXPECT_TRUE(close_rel(got_rows, want_rows, 1e-5, "attn_full"));
+  }
 }
 
 TEST(CudaEncoderOps, AttnFullSiglip384) {  // 27 x 27 patches, 16 heads of 72
@@ -246,22 +286,60 @@ TEST(CudaEncoderOps, AttnFullSiglip384) {  // 27 x 27 patches, 16 heads of 72
   run_attn_case({729, 729, 16, 16, 72, 0, 0, 0, 0.0f, false});
 }
 
-TEST(CudaEncoderOps, AttnFullShapes) {
-  OMNI_CUDA_SKIP_WITHOUT_DEVICE();
-  const AttnCase cases[] = {
-      {5, 5, 4, 4, 64, 0, 0, 0, 0.0f, false},          // fewer queries and keys than a tile
-      {40, 77, 8, 2, 128, 0, 0, 0, 0.0f, false},       // GQA, head_dim at the limit, partial tiles
-      {33, 33, 3, 3, 40, 0, 0, 0, 0.0f, true},         // fused qkv slices, odd stride
-      {70, 65, 6, 3, 17, 0, 0, 0, 0.0f, true},         // head_dim not a multiple of 4, GQA in slices
-      {33, 100, 2, 1, 64, 200, 70, 150, 2.0f, false},  // explicit strides with gaps; peaky softmax
-      {1, 1, 1, 1, 1, 0, 0, 0, 0.0f, false},
-      {64, 1500, 6, 6, 64, 0, 0, 0, 0.0f, false},      // Whisper-base length of keys
-  };
-  for (const AttnCase& c : cases) {
+const AttnCase kAttnCases[] = {
+    {5, 5, 4, 4, 64, 0, 0, 0, 0.0f, false},          // fewer queries and keys than a tile
+    {40, 77, 8, 2, 128, 0, 0, 0, 0.0f, false},       // GQA, head_dim at the limit, partial tiles
+    {33, 33, 3, 3, 40, 0, 0, 0, 0.0f, true},         // fused qkv slices, odd stride
+    {70, 65, 6, 3, 17, 0, 0, 0, 0.0f, true},         // head_dim not a multiple of 4, GQA in slices
+    {33, 100, 2, 1, 64, 200, 70, 150, 2.0f, false},  // explicit strides with gaps; peaky softmax
+    {1, 1, 1, 1, 1, 0, 0, 0, 0.0f, false},
+    {64, 1500, 6, 6, 64, 0, 0, 0, 0.0f, false},      // Whisper-base length of keys
+};
+
+void run_attn_cases(AttnPath path) {
+  for (const AttnCase& c : kAttnCases) {
     SCOPED_TRACE(testing::Message() << "n_q " << c.n_q << " n_kv " << c.n_kv << " heads " << c.n_head << "/"
                                     << c.n_kv_head << " hd " << c.head_dim << (c.fused ? " fused" : ""));
-    run_attn_case(c);
+    run_attn_case(c, path);
   }
+}
+
+TEST(CudaEncoderOps, AttnFullShapes) {
+  OMNI_CUDA_SKIP_WITHOUT_DEVICE();
+  run_attn_cases({});
+}
+
+// The tensor-core path (attn_full_fast) against the same double references.
+TEST(CudaEncoderOps, AttnFastSiglip384) {
+  OMNI_CUDA_SKIP_WITHOUT_DEVICE();
+  run_attn_case({729, 729, 16, 16, 72, 0, 0, 0, 0.0f, false}, {true, 0});
+  run_attn_case({729, 729, 16, 16, 72, 0, 0, 0, 0.0f, true}, {true, 3});  // fused slices, chunks 3+..+3+1
+}
+
+TEST(CudaEncoderOps, AttnFastShapes) {
+  OMNI_CUDA_SKIP_WITHOUT_DEVICE();
+  run_attn_cases({true, 0});
+  run_attn_cases({true, 1});  // one head per chunk
+}
+
+TEST(CudaEncoderParams, AttnFastRejectsBadValues) {
+  float f = 0;
+  cuda::AttnFastParams fp{{&f, &f, &f, &f, 3, 4, 8, 2, 64, 512, 128, 512, 0.125f}, &f, 12};
+  EXPECT_TRUE(cuda::check_params(fp).ok());
+  fp.scores_floats = 11;  // less than one head's 3 x 4
+  EXPECT_NE(cuda::check_params(fp).message().find("11 floats"), std::string::npos);
+  fp.scores_floats = 12;
+  fp.scores = nullptr;
+  EXPECT_FALSE(cuda::check_params(fp).ok());
+  fp.scores = &f;
+  fp.a.q_stride = int64_t(1) << 32;
+  EXPECT_NE(cuda::check_params(fp).message().find("int range"), std::string::npos);
+  fp.a.q_stride = 512;
+  fp.a.head_dim = 129;  // the exact path's checks apply too
+  EXPECT_FALSE(cuda::check_params(fp).ok());
+  EXPECT_EQ(cuda::attn_fast_scores_floats(729, 729, 16, size_t(256) << 20), 16 * 729 * 729);
+  EXPECT_EQ(cuda::attn_fast_scores_floats(1500, 1500, 12, size_t(4) * 1500 * 3072), 2 * 1500 * 1500);
+  EXPECT_EQ(cuda::attn_fast_scores_floats(10000, 10000, 16, size_t(256) << 20), 0);
 }
 
 // ---- whole encoder ----------------------------------------------------------------------
@@ -353,6 +431,22 @@ TEST(CudaViT, MatchesCpuVitTiny) {
     EXPECT_EQ((*gpu)->encode(px, &wrong, &out).code(), StatusCode::kInvalidArgument);
     EXPECT_EQ((*gpu)->encode(wave_pixels(7, 32), nullptr, &out).code(), StatusCode::kInvalidArgument);
   }
+}
+
+// The exact attention kernel stays selectable (CudaViTOptions::exact_attention).
+TEST(CudaViT, ExactAttentionOption) {
+  OMNI_CUDA_SKIP_WITHOUT_DEVICE();
+  const std::string path = test::temp_path("cuda_vit_tiny_exact.gguf");
+  ASSERT_TRUE(create_synthetic_vision({"vit-tiny", DType::kBF16, 7}, path).ok());
+  auto model = load_vision(path);
+  std::remove(path.c_str());
+  ASSERT_TRUE(model.ok()) << model.status().to_string();
+  const vision::ViTWeights& w = (*model)->weights;
+  CudaViTOptions opt;
+  opt.exact_attention = true;
+  auto gpu = CudaViT::create(w, 0, opt);
+  ASSERT_TRUE(gpu.ok()) << gpu.status().to_string();
+  compare_with_cpu(w, wave_pixels(32, 32), nullptr, 1e-2, gpu->get());
 }
 
 // The profile splits the GPU time by op class and adds up to about the whole.

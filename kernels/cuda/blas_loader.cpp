@@ -68,6 +68,7 @@ Loaded load() {
   bind(blas, "cublasSetStream_v2", &a.set_stream, &missing);
   bind(blas, "cublasSetWorkspace_v2", &a.set_workspace, &missing);
   bind(blas, "cublasGemmEx", &a.gemm_ex, &missing);
+  bind(blas, "cublasGemmStridedBatchedEx", &a.gemm_strided_batched_ex, &missing);
   bind(blas, "cublasGetStatusName", &a.status_name, &missing);
   bind(blas, "cublasGetStatusString", &a.status_string, &missing);
   bind(lt, "cublasLtCreate", &a.lt_create, &missing);

@@ -1,6 +1,11 @@
 // Encoder ops (ops_encoder.h): LayerNorm, bias + activation, and flash-style full attention.
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
+#include "kernels/cuda/blas_loader.h"
+#include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/ops_encoder.h"
 #include "kernels/cuda/reduce.cuh"
 
@@ -175,6 +180,23 @@ cudaError_t launch_attn_c(const AttnFullParams& p, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
+// Softmax of each row of s [rows, n] in place, one warp per row. Three passes over the row
+// (max, sum, write); the row (n floats) stays in L1 between them.
+constexpr int kSoftmaxWarps = 4;
+__global__ void __launch_bounds__(32 * kSoftmaxWarps) softmax_rows_kernel(float* s, int64_t rows, int64_t n) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kSoftmaxWarps + threadIdx.x / 32;
+  if (row >= rows) return;
+  const int lane = threadIdx.x % 32;
+  float* x = s + row * n;
+  float mx = -INFINITY;
+  for (int64_t j = lane; j < n; j += 32) mx = fmaxf(mx, x[j]);
+  mx = warp_max(mx);
+  float sum = 0.0f;
+  for (int64_t j = lane; j < n; j += 32) sum += expf(x[j] - mx);
+  const float inv = 1.0f / warp_sum(sum);
+  for (int64_t j = lane; j < n; j += 32) x[j] = expf(x[j] - mx) * inv;
+}
+
 }  // namespace
 
 Status check_params(const LayerNormParams& p) {
@@ -236,6 +258,86 @@ cudaError_t launch_attn_full(const AttnFullParams& p, cudaStream_t stream) {
     case 3: return launch_attn_c<3>(p, stream);
     default: return launch_attn_c<4>(p, stream);
   }
+}
+
+}  // namespace omni::cuda
+
+namespace omni::cuda {
+
+bool encoder_attn_exact_env() {
+  static const bool exact = [] {
+    const char* e = std::getenv("OMNIRT_ENCODER_ATTN");
+    return e && std::strcmp(e, "exact") == 0;
+  }();
+  return exact;
+}
+
+int64_t attn_fast_scores_floats(int64_t n_q, int64_t n_kv, int64_t n_head, size_t max_bytes) {
+  if (n_q <= 0 || n_kv <= 0 || n_head <= 0) return 0;
+  const int64_t per_head = n_q * n_kv;
+  const int64_t fit = static_cast<int64_t>(max_bytes / sizeof(float)) / per_head;
+  return std::min(fit, n_head) * per_head;
+}
+
+Status check_params(const AttnFastParams& p) {
+  OMNI_RETURN_IF_ERROR(check_params(p.a));
+  constexpr int64_t kIntMax = 2147483647;
+  if (p.a.n_q > kIntMax || p.a.n_kv > kIntMax || p.a.q_stride > kIntMax || p.a.kv_stride > kIntMax ||
+      p.a.out_stride > kIntMax)
+    return invalid_argument(fmt("attn_fast: n_q = %lld, n_kv = %lld or a row stride (q %lld, kv %lld, out %lld) "
+                                "exceeds cuBLAS's int range", (long long)p.a.n_q, (long long)p.a.n_kv,
+                                (long long)p.a.q_stride, (long long)p.a.kv_stride, (long long)p.a.out_stride));
+  if (!p.scores) return invalid_argument("attn_fast: scores scratch must be set");
+  if (p.scores_floats < p.a.n_q * p.a.n_kv)
+    return invalid_argument(fmt("attn_fast: scores scratch of %lld floats is smaller than one head's %lld x %lld",
+                                (long long)p.scores_floats, (long long)p.a.n_q, (long long)p.a.n_kv));
+  return Status::Ok();
+}
+
+// Column-major view (cuBLAS): a row-major [rows, cols] slice with row stride ld is the
+// column-major [cols, rows] matrix with leading dimension ld: K_h is K_cm [hd, n_kv], Q_h is
+// Q_cm [hd, n_q], O_h is O_cm [hd, n_q], and the row-major scores S [n_q, n_kv] are S_cm
+// [n_kv, n_q] with ld n_kv. Per head: S_cm = scale * K_cm^T Q_cm, then O_cm = V_cm S_cm.
+Status attn_full_fast(const AttnFastParams& p, const BlasHandle& blas) {
+  OMNI_RETURN_IF_ERROR(check_params(p));
+  OMNI_ASSIGN_OR_RETURN(const BlasApi* api, blas_api());
+  if (!blas.blas()) return wrong_state("attn_fast: the BlasHandle was not created");
+  const AttnFullParams& a = p.a;
+  auto h = static_cast<cublasHandle_t>(blas.blas());
+  const int64_t per_head = a.n_q * a.n_kv, chunk = std::min(a.n_head, p.scores_floats / per_head);
+  const int64_t group = a.n_head / a.n_kv_head;
+  const bool gqa = group > 1;
+  const int nq = static_cast<int>(a.n_q), nkv = static_cast<int>(a.n_kv), hd = static_cast<int>(a.head_dim);
+  const float zero = 0.0f, one = 1.0f;
+  for (int64_t h0 = 0; h0 < a.n_head; h0 += chunk) {
+    const int64_t h1 = std::min(a.n_head, h0 + chunk);
+    // Without GQA one batched call for the chunk (head stride head_dim in q, k, v, out);
+    // with it, one call per head (its K/V slice is its group's).
+    const int64_t step = gqa ? 1 : h1 - h0;
+    for (int64_t hh = h0; hh < h1; hh += step) {
+      const int64_t kvh = hh / group;
+      const cublasStatus_t st = api->gemm_strided_batched_ex(
+          h, CUBLAS_OP_T, CUBLAS_OP_N, nkv, nq, hd, &a.scale, a.k + kvh * a.head_dim, CUDA_R_32F,
+          static_cast<int>(a.kv_stride), a.head_dim, a.q + hh * a.head_dim, CUDA_R_32F, static_cast<int>(a.q_stride),
+          a.head_dim, &zero, p.scores + (hh - h0) * per_head, CUDA_R_32F, nkv, per_head, static_cast<int>(step),
+          CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT);
+      OMNI_RETURN_IF_ERROR(cublas_status(st, "attn_fast: scores GEMM (cublasGemmStridedBatchedEx, TF32)"));
+    }
+    const int64_t rows = (h1 - h0) * a.n_q;
+    softmax_rows_kernel<<<static_cast<unsigned>((rows + kSoftmaxWarps - 1) / kSoftmaxWarps), 32 * kSoftmaxWarps, 0,
+                          blas.stream()>>>(p.scores, rows, a.n_kv);
+    OMNI_RETURN_IF_ERROR(cuda_status(cudaGetLastError(), "attn_fast: softmax"));
+    for (int64_t hh = h0; hh < h1; hh += step) {
+      const int64_t kvh = hh / group;
+      const cublasStatus_t st = api->gemm_strided_batched_ex(
+          h, CUBLAS_OP_N, CUBLAS_OP_N, hd, nq, nkv, &one, a.v + kvh * a.head_dim, CUDA_R_32F,
+          static_cast<int>(a.kv_stride), a.head_dim, p.scores + (hh - h0) * per_head, CUDA_R_32F, nkv, per_head, &zero,
+          a.out + hh * a.head_dim, CUDA_R_32F, static_cast<int>(a.out_stride), a.head_dim, static_cast<int>(step),
+          CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT);
+      OMNI_RETURN_IF_ERROR(cublas_status(st, "attn_fast: output GEMM (cublasGemmStridedBatchedEx, TF32)"));
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace omni::cuda

@@ -8,6 +8,7 @@
 
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "kernels/core/status.h"
@@ -58,6 +59,30 @@ Status check_params(const BiasActParams& p);
 cudaError_t launch_bias_act(const BiasActParams& p, cudaStream_t stream);
 Status check_params(const AttnFullParams& p);
 cudaError_t launch_attn_full(const AttnFullParams& p, cudaStream_t stream);
+
+// Fast full attention on tensor cores (the same AttnFullParams and result): per head,
+// S = scale * Q K^T into a scores scratch [heads, n_q, n_kv] (cuBLAS strided batched GEMM,
+// TF32 on the f32 buffers: CUBLAS_COMPUTE_32F_FAST_TF32, f32 accumulation), a row softmax over
+// S in place, then O = P V (TF32 again). TF32 rounds q, k, v and P to 10 mantissa bits, so the
+// result is ~3e-4 relative L2 off the exact path (launch_attn_full stays the 1e-5 one).
+// The scratch may hold fewer heads than n_head: heads then go in chunks of scores_floats /
+// (n_q * n_kv). With GQA (n_kv_head < n_head) every head is its own GEMM (K/V shared by a group).
+// No allocation, no synchronisation; runs on blas's stream. n_q, n_kv and the strides must fit
+// in int (cuBLAS's m, n, k, ld).
+struct AttnFastParams {
+  AttnFullParams a;
+  float* scores = nullptr;    // scratch, scores_floats floats; must not overlap q/k/v/out
+  int64_t scores_floats = 0;  // >= n_q * n_kv (one head)
+};
+// Scores floats for n_head heads of n_q x n_kv, capped at max_bytes (whole heads); 0 when one
+// head alone is larger (callers then use launch_attn_full).
+int64_t attn_fast_scores_floats(int64_t n_q, int64_t n_kv, int64_t n_head, size_t max_bytes);
+Status check_params(const AttnFastParams& p);
+// True when OMNIRT_ENCODER_ATTN=exact is set (read once): encoders then use launch_attn_full.
+bool encoder_attn_exact_env();
+class BlasHandle;
+// kUnsupported without cuBLAS; cuBLAS and launch errors as Status naming the step.
+Status attn_full_fast(const AttnFastParams& p, const BlasHandle& blas);
 
 // ---- ViT helpers (vit.cu) -----------------------------------------------------------------
 // col[t, (c*p + y)*p + x] = pixels[c, gy*p + y, gx*p + x] for patch t at grid index

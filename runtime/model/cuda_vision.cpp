@@ -37,6 +37,8 @@ struct DevBlock {
 
 enum OpClass : int { kGemm = 0, kAttn = 1, kOther = 2 };
 
+constexpr size_t kScoresCapBytes = size_t(256) << 20;
+
 size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
 size_t matrix_bytes(const vision::ViTMatrix& m) {
@@ -70,6 +72,9 @@ struct CudaViT::Impl {
   DevNorm pre_ln, post_ln;
   std::vector<DevBlock> blocks;
   int64_t max_in = 0, max_w_scratch = 0, max_out = 0;
+  bool fast_attn = true;  // cuda::attn_full_fast when the scores fit (scores_floats > 0)
+  float* scores = nullptr;
+  int64_t scores_floats = 0;
 
   // Work buffers for up to cap_cells grid cells (+1 class row) and cap_pixels floats.
   int64_t cap_cells = 0, cap_pixels = 0;
@@ -171,6 +176,8 @@ Status CudaViT::Impl::ensure(int64_t cells, int64_t pixel_floats) {
   const vision::ViTHParams& hp = w->hp;
   const int64_t G = std::max(cells, cap_cells), P = std::max(pixel_floats, cap_pixels), N = G + 1;
   const int64_t d = hp.n_embd, row = 3 * hp.patch_size * hp.patch_size;
+  // Fast attention's scores [heads, N, N] (34 MB for SigLIP-384's 730 rows x 16 heads), capped.
+  const int64_t n_scores = fast_attn ? cuda::attn_fast_scores_floats(N, N, hp.n_head, kScoresCapBytes) : 0;
   OMNI_RETURN_IF_ERROR(stream.synchronize());  // the old buffers may still be in use
   work = cuda::DeviceArena();
   struct Item {
@@ -193,6 +200,7 @@ Status CudaViT::Impl::ensure(int64_t cells, int64_t pixel_floats) {
       {reinterpret_cast<void**>(&off), size_t(G + 1) * 4},
       {reinterpret_cast<void**>(&x_scratch), size_t(N * max_in) * 2},
       {reinterpret_cast<void**>(&w_scratch), size_t(std::max<int64_t>(max_w_scratch, 1)) * 2},
+      {reinterpret_cast<void**>(&scores), size_t(std::max<int64_t>(n_scores, 1)) * 4},
   };
   size_t total = 0;
   for (const Item& it : items) total += round_up(it.bytes, 256);
@@ -206,6 +214,7 @@ Status CudaViT::Impl::ensure(int64_t cells, int64_t pixel_floats) {
   }
   cap_cells = G;
   cap_pixels = P;
+  scores_floats = n_scores;
   pos_gw = pos_gh = -1;
   return Status::Ok();
 }
@@ -313,7 +322,12 @@ Status CudaViT::Impl::encode_device(const vision::PixelTensor& px, const vision:
     at.n_head = at.n_kv_head = H;
     at.head_dim = D;
     at.scale = 1.0f / std::sqrt(static_cast<float>(D));
-    OMNI_RETURN_IF_ERROR(run(kAttn, "attention", at, cuda::launch_attn_full));
+    if (scores_floats > 0) {
+      const cuda::AttnFastParams fp{at, scores, scores_floats};
+      OMNI_RETURN_IF_ERROR(op(kAttn, "attention", [&] { return cuda::attn_full_fast(fp, blas); }));
+    } else {
+      OMNI_RETURN_IF_ERROR(run(kAttn, "attention", at, cuda::launch_attn_full));
+    }
     OMNI_RETURN_IF_ERROR(gemm(b.out, attn, n, x, true));
     OMNI_RETURN_IF_ERROR(layer_norm(b.ln2, x, ln, n));
     OMNI_RETURN_IF_ERROR(gemm(b.fc1, ln, n, ff, false));
@@ -468,6 +482,11 @@ CudaViT::CudaViT() = default;
 CudaViT::~CudaViT() = default;
 
 StatusOr<std::unique_ptr<CudaViT>> CudaViT::create(const vision::ViTWeights& w, int device) {
+  return create(w, device, CudaViTOptions{});
+}
+
+StatusOr<std::unique_ptr<CudaViT>> CudaViT::create(const vision::ViTWeights& w, int device,
+                                                   const CudaViTOptions& options) {
   OMNI_ASSIGN_OR_RETURN(int n_dev, cuda::device_count());
   if (device < 0 || device >= n_dev)
     return invalid_argument(fmt("cuda vit: device %d of %d", device, n_dev));
@@ -482,6 +501,7 @@ StatusOr<std::unique_ptr<CudaViT>> CudaViT::create(const vision::ViTWeights& w, 
   Impl& I = *self->impl_;
   I.w = &w;
   I.device = device;
+  I.fast_attn = !options.exact_attention && !cuda::encoder_attn_exact_env();
   I.cpu = std::make_unique<vision::ViTEncoder>(w);
   OMNI_ASSIGN_OR_RETURN(I.stream, cuda::Stream::create());
   OMNI_ASSIGN_OR_RETURN(I.blas, cuda::BlasHandle::create(I.stream.get()));
@@ -706,6 +726,9 @@ CudaViT::CudaViT() = default;
 CudaViT::~CudaViT() = default;
 StatusOr<std::unique_ptr<CudaViT>> CudaViT::create(const vision::ViTWeights&, int) {
   return unsupported("omnirt was built without CUDA (configure with -DOMNIRT_CUDA=ON where nvcc exists)");
+}
+StatusOr<std::unique_ptr<CudaViT>> CudaViT::create(const vision::ViTWeights& w, int device, const CudaViTOptions&) {
+  return create(w, device);
 }
 Status CudaViT::encode(const vision::PixelTensor&, const vision::PatchMask*, vision::ViTOutput*) {
   return wrong_state("no CUDA");

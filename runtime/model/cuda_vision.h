@@ -34,11 +34,22 @@ struct CudaViTProfile {
   double total_ms = 0;                            // first to last op, GPU time
 };
 
+struct CudaViTOptions {
+  // Attention: false (default) = the tensor-core path (cuda::attn_full_fast: cuBLAS TF32 GEMMs
+  // and a softmax over a [heads, n, n] scores scratch, ~3e-4 relative L2 off the exact result);
+  // true = the exact flash kernel (cuda::launch_attn_full, 1e-5). OMNIRT_ENCODER_ATTN=exact in
+  // the environment also selects the exact one. Grids whose one-head scores exceed the scratch
+  // cap (256 MB: above ~8000 tokens) use the exact kernel either way.
+  bool exact_attention = false;
+};
+
 class CudaViT {
  public:
   // kUnsupported without a device or for a weight type the CUDA GEMM cannot read (or a head
   // size above the attention kernel's limit); kOutOfMemory when the weights do not fit.
   static StatusOr<std::unique_ptr<CudaViT>> create(const vision::ViTWeights& w, int device = 0);
+  static StatusOr<std::unique_ptr<CudaViT>> create(const vision::ViTWeights& w, int device,
+                                                   const CudaViTOptions& options);
   ~CudaViT();
   CudaViT(const CudaViT&) = delete;
   CudaViT& operator=(const CudaViT&) = delete;

@@ -590,7 +590,15 @@ Status CudaWhisperEncoder::Impl::run(const float* mel_in, int64_t n_frames, floa
     ap.q_stride = ap.kv_stride = 3 * d;
     ap.out_stride = d;
     ap.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-    OMNI_RETURN_IF_ERROR(ok(cuda::launch_attn_full(ap, s), "whisper: attention"));
+    // Tensor-core attention (cuBLAS TF32, ops_encoder.h) with the scores in `mlp`, free until
+    // the MLP: its n_tok x 4d floats hold 4d / n_tok heads of n_tok x n_tok (2 for small at
+    // 1500 frames, chunked); OMNIRT_ENCODER_ATTN=exact keeps the exact flash kernel.
+    const int64_t mlp_floats = n_tok * 4 * d;
+    if (!cuda::encoder_attn_exact_env() && mlp_floats >= n_tok * n_tok) {
+      OMNI_RETURN_IF_ERROR(cuda::attn_full_fast(cuda::AttnFastParams{ap, mlp, mlp_floats}, blas));
+    } else {
+      OMNI_RETURN_IF_ERROR(ok(cuda::launch_attn_full(ap, s), "whisper: attention"));
+    }
     OMNI_RETURN_IF_ERROR(gemm(b.out, attn, n_tok, x, true, true));  // x += W_o attn + b_o
 
     ln = {x, h, b.mlp_ln.w, b.mlp_ln.b, n_tok, d, 1e-5f};
