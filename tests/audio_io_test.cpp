@@ -440,6 +440,19 @@ TEST(AudioDecodeBadInput, NoAudioStream) {
   EXPECT_NE(r.status().message().find("no audio stream"), std::string::npos);
 }
 
+// Bytes in memory are all a decoder reads: an ffconcat list naming a WAV in the working
+// directory (relative names are "safe" to FFmpeg's concat demuxer) decodes to nothing.
+TEST(AudioDecodeBadInput, MemoryListOpensNoOtherFile) {
+  const std::string rel = "omnirt_concat_test_" + std::to_string(::getpid()) + ".wav";
+  write_bytes(rel, wav_bytes(1, 1, 16000, 16, std::vector<uint8_t>(3200, 7)));
+  ASSERT_TRUE(audio::decode_file(rel, 16000).ok());  // the named file itself decodes
+  const std::string list = "ffconcat version 1.0\nfile " + rel + "\n";
+  auto d = audio::decode_memory(reinterpret_cast<const uint8_t*>(list.data()), list.size(), 16000,
+                                "list.ffconcat");
+  EXPECT_FALSE(d.ok()) << d->size() << " samples read through the list";
+  std::remove(rel.c_str());
+}
+
 TEST(AudioEncodeBadInput, NonFiniteRateExtension) {
   std::vector<float> pcm(1000, 0.1f);
   std::string out = fixture_dir() + "/bad_out.wav";

@@ -183,6 +183,36 @@ TEST_F(VisionVideo, BmpCarriesFramePixelsExactly) {
   EXPECT_TRUE(encode_bmp(Image{}).empty());
 }
 
+// Playlists name other files: the bytes given are all a decoder may read, so it opens nothing
+// else and a playlist decodes to no frame (fuzz_video reached the HLS demuxer; an ffconcat list
+// read a file from the working directory before MediaDecoder refused io_open).
+TEST_F(VisionVideo, PlaylistOpensNothingOutsideTheBytes) {
+  const std::string dir = test::temp_path("hls");
+  const std::string seg = dir + "_seg.ts";
+  ASSERT_EQ(std::system(("ffmpeg -nostdin -v error -y -loop 1 -framerate 5 -t 1 -i '" +
+                         data("astro.png") + "' -vf scale=32:24 -c:v mpeg2video -f mpegts '" +
+                         seg + "'").c_str()), 0);
+  auto direct = decode_video_file(seg);
+  ASSERT_TRUE(direct.ok()) << direct.status().to_string();  // the segment itself decodes
+  const std::string list = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\n" +
+                           seg + "\n#EXT-X-ENDLIST\n";
+  auto v = decode_video_memory(reinterpret_cast<const uint8_t*>(list.data()), list.size(), {},
+                               "list.m3u8");
+  EXPECT_FALSE(v.ok()) << v->frames.size() << " frames read through the playlist";
+  EXPECT_EQ(v.status().code(), StatusCode::kCorruptFile) << v.status().to_string();
+  // ffconcat: relative names are "safe" to its demuxer; a copy of the segment in the working
+  // directory under a relative name must not be read either.
+  const std::string rel = "omnirt_playlist_test_" + std::to_string(::getpid()) + ".ts";
+  ASSERT_TRUE(test::write_file(rel, test::read_file(seg)));
+  const std::string concat = "ffconcat version 1.0\nfile " + rel + "\n";
+  auto c = decode_video_memory(reinterpret_cast<const uint8_t*>(concat.data()), concat.size(), {},
+                               "list.ffconcat");
+  EXPECT_FALSE(c.ok()) << c->frames.size() << " frames read through the concat list";
+  EXPECT_EQ(c.status().code(), StatusCode::kCorruptFile) << c.status().to_string();
+  std::remove(rel.c_str());
+  std::remove(seg.c_str());
+}
+
 TEST_F(VisionVideo, BadInput) {
   VideoOptions o;
   EXPECT_EQ(decode_video_file(test::temp_path("no_such.mp4")).status().code(), StatusCode::kNotFound);

@@ -97,10 +97,18 @@ struct StreamDecoder::Impl {
   Status open_format(const std::string& url, AVIOContext* io) {
     format = avformat_alloc_context();
     if (!format) return Status(StatusCode::kOutOfMemory, "avformat_alloc_context failed");
-    if (io) format->pb = io;
+    if (io) {
+      format->pb = io;
+      // Bytes in memory are all there is to read: a demuxer that would open more (a concat
+      // list's files, a playlist's segments) is refused.
+      format->io_open = [](AVFormatContext*, AVIOContext**, const char*, int, AVDictionary**) {
+        return AVERROR(EPERM);
+      };
+    }
     AVDictionary* opts = nullptr;
-    // Local files and pipes only: a path must never make the library open a network URL.
-    av_dict_set(&opts, "protocol_whitelist", "file,pipe,fd", 0);
+    // Local files and pipes only: a path must never make the library open a network URL; bytes
+    // in memory open nothing at all (nested inputs copy the whitelist).
+    av_dict_set(&opts, "protocol_whitelist", io ? "none" : "file,pipe,fd", 0);
     int err = avformat_open_input(&format, url.c_str(), nullptr, &opts);
     av_dict_free(&opts);
     if (err < 0) {  // avformat_open_input frees `format` on failure

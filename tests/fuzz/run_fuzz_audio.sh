@@ -28,16 +28,6 @@ for args in "-c:a pcm_s16le -f wav" "-c:a pcm_f32le -ac 2 -f wav" "-c:a flac -f 
   i=$((i + 1))
 done
 
-set +e  # the fuzzer's own status, not the pipeline's, decides
-"$fuzzer" "$work/corpus" -max_total_time="$budget" -max_len=65536 -timeout=10 \
-  -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 \
-  -artifact_prefix="$work/artifacts/" 2>&1 | tail -n 40
-status=${PIPESTATUS[0]}
-set -e
-if compgen -G "$work/artifacts/*" > /dev/null; then
-  mkdir -p "$root/build-fuzz-audio/crashes"
-  cp "$work"/artifacts/* "$root/build-fuzz-audio/crashes/"
-  echo "run_fuzz_audio.sh: crash inputs copied to build-fuzz-audio/crashes/" >&2
-  exit 1
-fi
-exit "$status"
+# shellcheck source=tests/fuzz/fuzz_lib.sh
+source "$here/fuzz_lib.sh"
+run_fuzzer run_fuzz_audio.sh "$fuzzer" "$work" 65536 "$root/build-fuzz-audio/crashes"

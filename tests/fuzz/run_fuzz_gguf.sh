@@ -14,17 +14,7 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/corpus" "$work/artifacts"
 cp "$root"/tests/data/gguf/*.gguf "$root"/tests/data/gguf/bad/*.gguf "$work/corpus/"
 
-# -rss_limit_mb / -malloc_limit_mb make a huge allocation a crash too.
-set +e  # the fuzzer's own status decides, after its crash inputs are saved
-"$fuzzer" "$work/corpus" -max_total_time="$budget" -max_len=16384 -timeout=10 \
-  -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 \
-  -artifact_prefix="$work/artifacts/" 2>&1 | tail -n 40
-status=${PIPESTATUS[0]}
-set -e
-if compgen -G "$work/artifacts/*" > /dev/null; then
-  mkdir -p "$root/build-fuzz/crashes"
-  cp "$work"/artifacts/* "$root/build-fuzz/crashes/"
-  echo "run_fuzz_gguf.sh: crash inputs copied to build-fuzz/crashes/" >&2
-  exit 1
-fi
-exit "$status"
+
+# shellcheck source=tests/fuzz/fuzz_lib.sh
+source "$here/fuzz_lib.sh"
+run_fuzzer run_fuzz_gguf.sh "$fuzzer" "$work" 16384 "$root/build-fuzz/crashes"

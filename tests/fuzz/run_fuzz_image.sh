@@ -49,16 +49,6 @@ for f in "$root"/tests/data/vision/fuzz_regressions/*; do
 done
 echo "run_fuzz_image.sh: $i seeds, ${budget}s" >&2
 
-set +e  # the fuzzer's own status, not the pipeline's, decides
-"$fuzzer" "$work/corpus" -max_total_time="$budget" -max_len=65536 -timeout=10 \
-  -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 \
-  -artifact_prefix="$work/artifacts/" 2>&1 | tail -n 40
-status=${PIPESTATUS[0]}
-set -e
-if compgen -G "$work/artifacts/*" > /dev/null; then
-  mkdir -p "$root/build-fuzz-image/crashes"
-  cp "$work"/artifacts/* "$root/build-fuzz-image/crashes/"
-  echo "run_fuzz_image.sh: crash inputs copied to build-fuzz-image/crashes/" >&2
-  exit 1
-fi
-exit "$status"
+# shellcheck source=tests/fuzz/fuzz_lib.sh
+source "$here/fuzz_lib.sh"
+run_fuzzer run_fuzz_image.sh "$fuzzer" "$work" 65536 "$root/build-fuzz-image/crashes"

@@ -12,6 +12,7 @@ extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/error.h>
+#include <libavutil/opt.h>
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 }
@@ -42,6 +43,16 @@ int64_t MemorySource::seek(void* opaque, int64_t offset, int whence) {
   return target;
 }
 
+namespace {
+
+// Input comes from memory only: a demuxer that would open another resource (a concat list's
+// files, a playlist's segments, a reference movie's) is refused (fuzz_video reached them).
+int refuse_io_open(AVFormatContext*, AVIOContext**, const char*, int, AVDictionary**) {
+  return AVERROR(EPERM);
+}
+
+}  // namespace
+
 MediaDecoder::~MediaDecoder() {
   sws_freeContext(sws);
   av_frame_free(&frame);
@@ -67,6 +78,12 @@ Status MediaDecoder::open_io(int io_bytes) {
   if (!format) return Status(StatusCode::kOutOfMemory, "avformat_alloc_context failed");
   format->pb = io;
   format->flags |= AVFMT_FLAG_CUSTOM_IO;
+  format->io_open = &refuse_io_open;
+  // Demuxers that open nested inputs of their own (concat) copy the whitelist, not io_open: no
+  // protocol is on it.
+  if (av_opt_set(format, "protocol_whitelist", "none", 0) < 0) {
+    return Status(StatusCode::kOutOfMemory, "av_opt_set(protocol_whitelist) failed");
+  }
   return Status::Ok();
 }
 
