@@ -286,10 +286,29 @@ TEST(CudaMatvec, BatchedEqualsSingleToken) {
 // kernels), 1 and 9 tokens, against ref::matmul on awkward shapes: one row, odd row counts, rows
 // that do not start 4- or 16-byte aligned (Q8_0 with odd block counts), partial last spans, long
 // rows split into 8 slices; bias and accumulate on every other case, NaN-poisoned output on the rest.
+// Kernel switches of matvec.cu for a test: variant 0 generation 2 with its defaults, 1
+// generation 2 with every alternative on (Q8_0 span kernel, batched Q8_0 word loads, 4 tiled
+// steps in flight), 2 generation 1; restore() puts back what the process had.
+struct MatvecSwitches {
+  int generation = cuda::matvec_generation(), steps = cuda::matvec_tiled_steps();
+  bool span = cuda::q8_0_span(), words = cuda::q8_0_mma_words();
+  void restore() const {
+    cuda::set_matvec_generation(generation);
+    cuda::set_matvec_tiled_steps(steps);
+    cuda::set_q8_0_span(span);
+    cuda::set_q8_0_mma_words(words);
+  }
+};
+void set_matvec_variant(int variant) {
+  cuda::set_matvec_generation(variant == 2 ? 1 : 2);
+  cuda::set_q8_0_span(variant == 1);
+  cuda::set_q8_0_mma_words(variant == 1);
+  cuda::set_matvec_tiled_steps(variant == 1 ? 4 : 1);
+}
+
 TEST(CudaMatvec, QuantizedGenerationsMatchReference) {
   OMNI_CUDA_SKIP_WITHOUT_DEVICE();
-  const int generation_before = cuda::matvec_generation();
-  const bool span_before = cuda::q8_0_span();
+  const MatvecSwitches before;
   uint32_t seed = 500;
   const MatvecCase cases[] = {
       {DType::kQ8_0, 1, 32},   {DType::kQ8_0, 5, 96},      {DType::kQ8_0, 37, 32 * 17}, {DType::kQ8_0, 131, 32 * 31},
@@ -309,13 +328,13 @@ TEST(CudaMatvec, QuantizedGenerationsMatchReference) {
       if (extras)
         for (size_t i = 0; i < want.size(); ++i) want[i] += bias[i % static_cast<size_t>(c.n_out)] + y0[i];
       DeviceArray<float> dx(x), db(bias), dy(want.size());
-      // Variants: 0 generation 2 (Q8_0 one token: matvec_tiled), 1 generation 2 with the Q8_0
-      // span kernel, 2 generation 1.
+      // Variants: 0 generation 2 with the defaults (Q8_0 one token: matvec_tiled, one step in
+      // flight; batched Q8_0 by 2-byte loads), 1 generation 2 with the alternatives (Q8_0 span
+      // kernel, batched Q8_0 word loads, 4 tiled steps), 2 generation 1.
       std::vector<float> got[3];
       for (int variant : {0, 1, 2}) {
         const int generation = variant == 2 ? 1 : 2;
-        cuda::set_matvec_generation(generation);
-        cuda::set_q8_0_span(variant == 1);
+        set_matvec_variant(variant);
         if (extras)
           dy.upload(y0);
         else
@@ -334,23 +353,21 @@ TEST(CudaMatvec, QuantizedGenerationsMatchReference) {
         got[variant] = dy.download();
         EXPECT_TRUE(close_rel(got[variant], want, 1e-5,
                               case_name(c.t, c.n_out, c.n_in, n_tok) + (extras ? " bias+accumulate" : "") +
-                                  " generation " + std::to_string(generation) + (variant == 1 ? " q8_0 span" : "")));
+                                  " generation " + std::to_string(generation) + (variant == 1 ? " alternatives" : "")));
       }
-      // Several tokens: the generations differ only in how the same bytes are loaded. One Q8_0
-      // token without the span kernel: matvec_tiled with 4 steps in flight adds the same
-      // products in the same order as generation 1.
+      // Several tokens: the variants differ only in how the same bytes are loaded. One Q8_0
+      // token without the span kernel: matvec_tiled, as generation 1.
       if (n_tok > 1 || c.t == DType::kQ8_0) {
         EXPECT_EQ(std::memcmp(got[0].data(), got[2].data(), got[0].size() * sizeof(float)), 0)
             << case_name(c.t, c.n_out, c.n_in, n_tok) << ": generations 1 and 2 differ";
       }
       if (n_tok > 1 || c.t == DType::kQ4_K) {
         EXPECT_EQ(std::memcmp(got[0].data(), got[1].data(), got[0].size() * sizeof(float)), 0)
-            << case_name(c.t, c.n_out, c.n_in, n_tok) << ": the Q8_0 span switch changed other rows";
+            << case_name(c.t, c.n_out, c.n_in, n_tok) << ": the generation 2 alternatives differ";
       }
     }
   }
-  cuda::set_matvec_generation(generation_before);
-  cuda::set_q8_0_span(span_before);
+  before.restore();
 }
 
 // Decode FFN with the GLU in the matvec epilogue: launch_matvec_glu equals launch_matvecs
@@ -359,8 +376,7 @@ TEST(CudaMatvec, QuantizedGenerationsMatchReference) {
 // outputs, odd row counts, 8-slice rows, both activations.
 TEST(CudaMatvec, GluEpilogueEqualsMatvecsThenGlu) {
   OMNI_CUDA_SKIP_WITHOUT_DEVICE();
-  const int generation_before = cuda::matvec_generation();
-  const bool span_before = cuda::q8_0_span();
+  const MatvecSwitches before;
   uint32_t seed = 700;
   struct GluCase {
     DType t;
@@ -390,12 +406,11 @@ TEST(CudaMatvec, GluEpilogueEqualsMatvecsThenGlu) {
     DeviceArray<float> dx(x), dy(g.size()), dtmp(g.size()), dy_sep(g.size()), dtmp_sep(g.size());
     const std::string name = case_name(c.t, c.n_out, c.n_in, 1) + (act == cuda::GluAct::kSilu ? " silu" : " gelu");
     std::vector<float> sep_of[3];
-    // Variants: 0 generation 2, 1 generation 2 with the Q8_0 span kernel, 2 generation 1.
+    // Variants as set_matvec_variant: 0 generation 2, 1 its alternatives, 2 generation 1.
     for (int variant : {0, 1, 2}) {
       const int generation = variant == 2 ? 1 : 2;
-      cuda::set_matvec_generation(generation);
-      cuda::set_q8_0_span(variant == 1);
-      const std::string vname = " generation " + std::to_string(generation) + (variant == 1 ? " q8_0 span" : "");
+      set_matvec_variant(variant);
+      const std::string vname = " generation " + std::to_string(generation) + (variant == 1 ? " alternatives" : "");
       dy.poison();
       dtmp.poison();
       dy_sep.poison();
@@ -430,11 +445,15 @@ TEST(CudaMatvec, GluEpilogueEqualsMatvecsThenGlu) {
       EXPECT_EQ(differ, 0) << name << vname << ": fused GLU differs from matvecs + glu";
       sep_of[variant] = sep;
     }
-    // Rows other than Q4_K (and Q8_0 through the span kernel): generation 2's grouped loads (4
-    // steps in flight) add the same products in the same order as generation 1.
+    // Rows other than Q4_K: matvec_tiled at both generations; with 4 steps in flight (variant 1,
+    // not Q8_0: span kernel there) it adds the same products in the same order.
     if (c.t != DType::kQ4_K) {
       EXPECT_EQ(std::memcmp(sep_of[2].data(), sep_of[0].data(), sep_of[2].size() * sizeof(float)), 0)
           << name << ": one-token matvec differs between generations";
+    }
+    if (c.t != DType::kQ4_K && c.t != DType::kQ8_0) {
+      EXPECT_EQ(std::memcmp(sep_of[1].data(), sep_of[0].data(), sep_of[1].size() * sizeof(float)), 0)
+          << name << ": one-token matvec differs between 1 and 4 tiled steps";
     }
     cuda::MatvecGluParams bad;
     bad.w_type = c.t;
@@ -447,8 +466,7 @@ TEST(CudaMatvec, GluEpilogueEqualsMatvecsThenGlu) {
     bad.n_in = c.n_in;
     EXPECT_EQ(cuda::launch_matvec_glu(bad, nullptr), cudaErrorInvalidValue);
   }
-  cuda::set_matvec_generation(generation_before);
-  cuda::set_q8_0_span(span_before);
+  before.restore();
 }
 
 // q/k/v and gate/up fusion: one launch over up to 3 matrices equals each matrix's own launch bit

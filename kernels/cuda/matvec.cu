@@ -114,7 +114,8 @@ __device__ __forceinline__ float dot8(const float (&w)[8], float4 x0, float4 x1)
 }
 
 // Any weight type through Quant<T>::load8; requires n_in % 8 == 0 and 16-byte aligned rows/x.
-// U > 1 (generation 2, one token): the loop runs in groups of U steps whose loads are all issued
+// U > 1 (one token, generation 2 with OMNIRT_CUDA_TILED_STEPS=4; not the default, see
+// launch_tiled): the loop runs in groups of U steps whose loads are all issued
 // before any product (steps past the row end are predicated off, not added), so a warp has U
 // steps of every row in flight: the short rows of the attention projections (3.5 steps per warp
 // at 3584 x 3584) finish in about one memory round trip instead of two. The steps are added in
@@ -502,6 +503,23 @@ cudaError_t launch_span(const MatvecArgs* a, int n, cudaStream_t stream) {
 
 std::atomic<int> g_matvec_generation{0};  // 0: not read from the environment yet
 std::atomic<int> g_q8_0_span{-1};         // -1: not read from the environment yet
+std::atomic<int> g_q8_0_mma_words{-1};    // -1: not read from the environment yet
+std::atomic<int> g_tiled_steps{0};        // 0: not read from the environment yet
+
+// A 0/1 switch read once from the environment (`unset` is its not-read-yet value); a setter
+// that ran in between wins.
+int env_switch(std::atomic<int>& v, int unset, const char* name, int (*parse)(const char*)) {
+  int x = v.load(std::memory_order_relaxed);
+  if (x == unset) {
+    const char* e = std::getenv(name);
+    x = parse(e);
+    int expected = unset;
+    if (!v.compare_exchange_strong(expected, x, std::memory_order_relaxed)) x = expected;
+  }
+  return x;
+}
+int parse_flag(const char* e) { return e && *e && std::atoi(e) != 0 ? 1 : 0; }
+int parse_steps(const char* e) { return e && std::atoi(e) == 4 ? 4 : 1; }
 
 // ---- 2..16 tokens: tensor cores ---------------------------------------------------------
 // Batched decode reads each weight once for all tokens, so the work per weight grows with the
@@ -915,12 +933,15 @@ MatvecSegs make_segs(const MatvecArgs* a, int n, int rows_per_warp, bool mma, bo
   return m;
 }
 
-// One token at generation 2: 4 steps of every row in flight per warp (matvec_tiled's U).
+// One token at generation 2 with matvec_tiled_steps() == 4: 4 steps of every row in flight per
+// warp (matvec_tiled's U). Not the default: GPU run 2 (H200) measured it at 128-130 registers
+// (one or two blocks of 8 warps per SM) and the bf16 step went from 4.79 to 7.93 ms (ffn_down
+// 3284 -> 1456 GB/s, attention projections 1.7-1.9 -> 0.7 TB/s).
 constexpr int kTiledSteps = 4;
 template <DType T, int NT, int R>
 void launch_tiled(unsigned grid, const MatvecSegs& m, cudaStream_t stream) {
   if constexpr (NT == 1) {
-    if (matvec_generation() >= 2) {
+    if (matvec_generation() >= 2 && matvec_tiled_steps() == kTiledSteps) {
       matvec_tiled<T, 1, R, kTiledSteps><<<grid, kWarps * 32, 0, stream>>>(m);
       return;
     }
@@ -952,11 +973,13 @@ cudaError_t launch_nt(const MatvecArgs* a, int n, bool vector_path, cudaStream_t
   return cudaGetLastError();
 }
 
-// Generation 1 (OMNIRT_CUDA_MATVEC_V1=1): Q8_0/Q4_K weights through the previous 2- and 1-byte loads.
+// Generation 1 (OMNIRT_CUDA_MATVEC_V1=1): Q8_0/Q4_K weights through the previous 2- and 1-byte
+// loads. Q8_0 keeps them at generation 2 too unless q8_0_mma_words(): GPU run 2 measured the
+// word loads slower (batch-16 ffn_gate_up 542 vs 671 GB/s in run 1; Q4_K's header load neutral).
 template <DType T, int NT, int MT>
 void launch_mma_kernel(unsigned grid, const MatvecSegs& m, cudaStream_t stream) {
   if constexpr (T == DType::kQ8_0 || T == DType::kQ4_K) {
-    if (matvec_generation() < 2) {
+    if (matvec_generation() < 2 || (T == DType::kQ8_0 && !q8_0_mma_words())) {
       matvec_mma<T, NT, MT, false><<<grid, kWarps * 32, 0, stream>>>(m);
       return;
     }
@@ -1033,18 +1056,12 @@ int matvec_generation() {
 
 void set_matvec_generation(int g) { g_matvec_generation.store(g == 1 ? 1 : 2, std::memory_order_relaxed); }
 
-bool q8_0_span() {
-  int v = g_q8_0_span.load(std::memory_order_relaxed);
-  if (v < 0) {
-    const char* e = std::getenv("OMNIRT_CUDA_Q8_0_SPAN");
-    v = e && *e && std::atoi(e) != 0 ? 1 : 0;
-    int expected = -1;  // a set_q8_0_span() in between wins
-    if (!g_q8_0_span.compare_exchange_strong(expected, v, std::memory_order_relaxed)) v = expected;
-  }
-  return v != 0;
-}
-
+bool q8_0_span() { return env_switch(g_q8_0_span, -1, "OMNIRT_CUDA_Q8_0_SPAN", parse_flag) != 0; }
 void set_q8_0_span(bool on) { g_q8_0_span.store(on ? 1 : 0, std::memory_order_relaxed); }
+bool q8_0_mma_words() { return env_switch(g_q8_0_mma_words, -1, "OMNIRT_CUDA_Q8_0_MMA_WORDS", parse_flag) != 0; }
+void set_q8_0_mma_words(bool on) { g_q8_0_mma_words.store(on ? 1 : 0, std::memory_order_relaxed); }
+int matvec_tiled_steps() { return env_switch(g_tiled_steps, 0, "OMNIRT_CUDA_TILED_STEPS", parse_steps); }
+void set_matvec_tiled_steps(int steps) { g_tiled_steps.store(steps == 4 ? 4 : 1, std::memory_order_relaxed); }
 
 Status check_params(const MatvecGluParams& p) {
   MatvecParams m;

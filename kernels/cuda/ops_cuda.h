@@ -54,6 +54,15 @@ void set_matvec_generation(int generation);
 // Q4_K always takes the span kernel at generation 2 on sm_80+.
 bool q8_0_span();
 void set_q8_0_span(bool on);
+// Batched (2..16 tokens) Q8_0 at generation 2: quant bytes by 2-byte loads (default; GPU run 2
+// measured the 4-byte word loads slower) or words, OMNIRT_CUDA_Q8_0_MMA_WORDS=1. Same bits.
+bool q8_0_mma_words();
+void set_q8_0_mma_words(bool on);
+// One-token matvec_tiled at generation 2: steps of each row in flight per warp, 1 (default; 4
+// took 128+ registers and halved bf16 decode bandwidth in GPU run 2) or OMNIRT_CUDA_TILED_STEPS=4.
+// Same bits either way.
+int matvec_tiled_steps();
+void set_matvec_tiled_steps(int steps);
 
 // ---- dequantize + GEMM (prefill) ---------------------------------------------------------
 // dst[r, i] = bf16(decode(src)[r, i]), or f16 (saturated at +-65504) with to_f16.
