@@ -82,6 +82,15 @@ for t in q8_0 q4_K; do
     --steps 64 --batch 1 --breakdown 0 2>&1 | grep -E '^(RESULT name=decode1|ERROR)' | tee -a "$LOG"
 done
 
+# Round-3 alternatives (span Q8_0, batched Q8_0 word loads, 4 steps in flight), same run, for the A/B.
+for t in bf16 q8_0; do
+  f="$MODELS/$PRESET-$t.gguf"
+  [ -s "$f" ] || continue
+  OMNIRT_CUDA_Q8_0_SPAN=1 OMNIRT_CUDA_Q8_0_MMA_WORDS=1 OMNIRT_CUDA_TILED_STEPS=4 timeout 120 \
+    "$BIN/omnirt_gpu_bench" model --model "$f" --label "${t}_r3" --prefill 16 --steps 64 --batch 16 2>&1 |
+    grep -E '^(RESULT name=decode|BREAKDOWN|ERROR)' | tee -a "$LOG"
+done
+
 # Sub-commands registered by bench/gpu/*_gpu.cpp (the usage text lists them), with their defaults.
 for c in $("$BIN/omnirt_gpu_bench" 2>&1 | awk 'NR > 1 { print $2 }'); do
   stamp "omnirt_gpu_bench $c"
@@ -119,12 +128,16 @@ for t, target in (("bf16", 0.85), ("q8_0", 0.70), ("q4_K", 0.70)):
     gbs = by / (ms * 1e-3) / 1e9
     rows.append(("decode b1 %s: %.2f ms/step, %.0f GB/s" % (t, ms, gbs), "%.0f GB/s" % gbs, fmt(bw, "%.0f GB/s"),
                  fmt(gbs / bw if bw else None, "%.2f"), ">= %.2f" % target))
-for t in ("q8_0", "q4_K"):
-    ms, by = f("decode1_%s_v1" % t), f("decode1_%s_v1" % t, "bytes")
+for t, what in (("q8_0_v1", "previous kernels (V1)"), ("q4_K_v1", "previous kernels (V1)"),
+                ("bf16_r3", "round-3 kernels"), ("q8_0_r3", "round-3 kernels")):
+    ms, by = f("decode1_" + t), f("decode1_" + t, "bytes")
     if ms is not None and by:
         gbs = by / (ms * 1e-3) / 1e9
-        rows.append(("decode b1 %s, previous kernels (V1): %.2f ms" % (t, ms), "%.0f GB/s" % gbs,
-                     fmt(bw, "%.0f GB/s"), fmt(gbs / bw if bw else None, "%.2f"), "(A/B)"))
+        rows.append(("decode b1 %s, %s: %.2f ms" % (t.rsplit("_", 1)[0], what, ms),
+                     "%.0f GB/s" % gbs, fmt(bw, "%.0f GB/s"), fmt(gbs / bw if bw else None, "%.2f"), "(A/B)"))
+    b16 = f("decode16_" + t, "tok_s")
+    if b16 is not None:
+        rows.append(("batch 16 %s, %s (tok/s)" % (t.rsplit("_", 1)[0], what), "%.0f" % b16, "-", "-", "(A/B)"))
 p = res.get("prefill512_bf16")
 if p:
     tf = float(p["tflops"])
