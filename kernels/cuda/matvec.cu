@@ -1089,9 +1089,10 @@ cudaError_t launch_matvec_glu(const MatvecGluParams& p, cudaStream_t stream) {
   const int64_t row_bytes = dtype_row_bytes(p.w_type, p.n_in);
   const bool vector_path =
       p.n_in % 8 == 0 && aligned16(p.gate) && aligned16(p.up) && aligned16(p.x) && row_bytes % 16 == 0;
-  // Q4_K single-token rows have their own kernels (span, or matvec_q4_k below sm_80), and so
-  // has Q8_0 with q8_0_span(); otherwise Q8_0 rows are matvec_tiled's, as here.
-  const bool own_kernel = p.w_type == DType::kQ4_K || (p.w_type == DType::kQ8_0 && q8_0_span());
+  // Q4_K single-token rows have their own kernels (span, or matvec_q4_k below sm_80). Q8_0 takes
+  // the two launches as well: on an H200 (GPU run 3, qwen2.5-7b shape) the decode step with the
+  // fused Q8_0 epilogue (2065 GB/s) took 4.41 ms, with two launches + GLU 4.08 ms; same bits.
+  const bool own_kernel = p.w_type == DType::kQ4_K || p.w_type == DType::kQ8_0;
   if (matvec_generation() >= 2 && vector_path && !own_kernel) {
     const MatvecArgs g{static_cast<const uint8_t*>(p.gate), p.x, p.y, nullptr, p.n_out, p.n_in, row_bytes, 1, false};
     const int S = slices_for(p.n_out, p.n_in >> 3);  // as launch_matvec of gate or up: the same sums
