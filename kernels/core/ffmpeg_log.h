@@ -1,5 +1,6 @@
 // FFmpeg's log as omnirt's media decoders use it (audio/io, vision/io): error text for a
-// status, the log-level offset our codec contexts run with, and the process-wide log capture.
+// status, the log-level offset our codec contexts run with, the process-wide log capture and
+// the process-wide cap on one allocation.
 // Header-only, included only by *_ffmpeg.cpp sources (they have FFmpeg's headers; kernels/
 // itself does not link FFmpeg). Inline functions and variables: one copy in the process
 // however many libraries include it.
@@ -14,6 +15,7 @@
 extern "C" {
 #include <libavutil/error.h>
 #include <libavutil/log.h>
+#include <libavutil/mem.h>
 }
 
 namespace omni::ffmpeg {
@@ -54,11 +56,24 @@ inline void capture_log(void* avcl, int level, const char* format, va_list args)
 // Forgets this thread's last error: call it before an operation whose failure said() explains.
 inline void forget_last_error() { t_last_error[0] = '\0'; }
 
-// FFmpeg's log is process-wide: the first call installs capture_log; every call also forgets
-// this thread's last error.
+// The largest single block FFmpeg may allocate (av_max_alloc; FFmpeg's default is INT_MAX).
+// Some demuxers size a buffer from a header field before reading anything: a 666-byte file
+// with a corrupt ID3v2 frame made avformat_open_input ask for 1.2 GB (found by fuzz_audio). A
+// capped allocation fails, FFmpeg returns ENOMEM and the caller gets a status. 512 MiB still
+// holds an 8K RGBA frame (133 MB) four times over. Process-wide, like the log callback.
+inline constexpr size_t kMaxAllocBytes = size_t{512} << 20;
+
+inline void cap_allocations() {
+  static std::once_flag once;
+  std::call_once(once, [] { av_max_alloc(kMaxAllocBytes); });
+}
+
+// FFmpeg's log is process-wide: the first call installs capture_log (and the allocation cap);
+// every call also forgets this thread's last error.
 inline void take_over_log() {
   static std::once_flag once;
   std::call_once(once, [] { av_log_set_callback(&capture_log); });
+  cap_allocations();
   forget_last_error();
 }
 

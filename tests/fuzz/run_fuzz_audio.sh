@@ -28,6 +28,11 @@ for args in "-c:a pcm_s16le -f wav" "-c:a pcm_f32le -ac 2 -f wav" "-c:a flac -f 
   i=$((i + 1))
 done
 
+# Inputs that once failed (the fuzz target's own byte first, as the fuzzer wrote them).
+for f in "$root"/tests/data/audio/fuzz_regressions/*; do
+  [[ -f "$f" ]] && cp "$f" "$work/corpus/regression_$(basename "$f")"
+done
+
 # shellcheck source=tests/fuzz/fuzz_lib.sh
 source "$here/fuzz_lib.sh"
 run_fuzzer run_fuzz_audio.sh "$fuzzer" "$work" 65536 "$root/build-fuzz-audio/crashes"

@@ -66,6 +66,7 @@ MediaDecoder::~MediaDecoder() {
 }
 
 Status MediaDecoder::open_io(int io_bytes) {
+  ffmpeg::cap_allocations();
   auto* buffer = static_cast<uint8_t*>(av_malloc(static_cast<size_t>(io_bytes)));
   if (!buffer) return Status(StatusCode::kOutOfMemory, "av_malloc failed");
   io = avio_alloc_context(buffer, io_bytes, 0, &src, &MemorySource::read, nullptr,
