@@ -40,7 +40,7 @@ struct IsaKernels {
 // f32 scales; results equal ref::dot_int8 to f32 rounding.
 struct Int8Kernels {
   void (*quantize)(const float* x, int64_t n, int8_t* q, float* d, float* s);
-  // y[r] = ref::dot_int8(t, row r, q, d, s, n_in) for r in [0, n_rows); t is Q8_0, Q4_0, Q5_0 or Q4_K.
+  // y[r] = ref::dot_int8(t, row r, q, d, s, n_in) for r in [0, n_rows); t is Q8_0, Q4_0, Q5_0, Q4_K, Q5_K or Q6_K.
   void (*dot_rows)(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in,
                    const int8_t* q, const float* d, const float* s, float* y);
 };

@@ -45,8 +45,7 @@ float dot(DType t, const void* w_row, const float* x, int64_t n);
 // nearbyint(x[i] * (1 / d[b])) in [-127, 127] (q = 0 where d = 0); s[b] = d[b] * sum of q in b.
 // n must be a multiple of 32. q: n int8, d and s: n / 32 floats.
 void quantize_act_q8(const float* x, int64_t n, int8_t* q, float* d, float* s);
-// Weight types with an int8-activation dot: Q8_0, Q4_0, Q5_0 and Q4_K.
-// (Added: Q5_K and Q6_K.)
+// Weight types with an int8-activation dot: Q8_0, Q4_0, Q5_0, Q4_K, Q5_K and Q6_K.
 bool int8_dot_supported(DType t);
 // The int8 dot of one weight row with quantised x, defining the computation the SIMD kernels
 // reproduce (to f32 rounding: they sum the same terms in another order):
