@@ -239,8 +239,13 @@ Status check_params(const AttnDecodeParams& p);
 cudaError_t launch_attn_decode(const AttnDecodeParams& p, cudaStream_t stream);
 
 // Prefill: n_q queries of one sequence at positions pos[i] against its f16 cache (already
-// holding their own K/V). Tiled: a block of 4 queries streams 32-key tiles through shared
-// memory with an online softmax; no [n_q, n_kv] matrix exists anywhere.
+// holding their own K/V); query i sees keys [max(0, pos[i] - window + 1), pos[i]] (a row that
+// sees none gives 0 on the flash path). No [n_q, n_kv] matrix exists anywhere. Two kernels:
+// flash (default where eligible: sm_80+, head_dim a multiple of 16, q/out 8-byte and k/v
+// 16-byte aligned): flash-attention 2 on tensor cores, 64 queries per block, f16 operands (q *
+// scale and the softmax weights rounded to f16) with f32 accumulation, ~1e-3 relative L2 of
+// ref::attention (docs/CUDA.md); tiled: CUDA cores in f32 (1e-5), a block of 8 queries streams
+// 32-key tiles with an online softmax.
 struct AttnPrefillParams {
   const float* q = nullptr;      // in:  [n_q, n_head, head_dim]
   const uint16_t* k = nullptr;   // in:  f16 [>= max(pos) + 1, n_kv_head, head_dim]
@@ -253,6 +258,13 @@ struct AttnPrefillParams {
 };
 Status check_params(const AttnPrefillParams& p);
 cudaError_t launch_attn_prefill(const AttnPrefillParams& p, cudaStream_t stream);
+// The prefill kernel: kFlash (default) or kTiled, read once from OMNIRT_CUDA_PREFILL_ATTN=tiled;
+// set_prefill_attn_kernel overrides it (tests and benchmarks run both).
+enum class PrefillAttnKernel : int { kFlash = 1, kTiled = 2 };
+PrefillAttnKernel prefill_attn_kernel();
+void set_prefill_attn_kernel(PrefillAttnKernel k);
+// Whether launch_attn_prefill(p) takes the flash kernel on the current device.
+bool attn_prefill_uses_flash(const AttnPrefillParams& p);
 
 // ---- sampling ----------------------------------------------------------------------------
 // out[r] = the lowest index of the maximum of logits[r, :] (NaN never wins).
