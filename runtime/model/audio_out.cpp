@@ -205,10 +205,18 @@ StatusOr<AudioOutHeads> load_audio_out(const Model& model) {
 
 // ---- the decode loop ---------------------------------------------------------------------------
 
-AudioOutDecoder::AudioOutDecoder(const AudioOutHeads& heads, Context& ctx, const AudioOutParams& params)
-    : heads_(heads), spec_(heads.spec), ctx_(ctx), params_(params) {}
+AudioOutDecoder::AudioOutDecoder(const AudioOutHeads& heads, Backbone& bb, const AudioOutParams& params)
+    : heads_(heads), spec_(heads.spec), bb_(bb), params_(params) {}
 
 StatusOr<std::unique_ptr<AudioOutDecoder>> AudioOutDecoder::create(const AudioOutHeads& heads, Context& ctx,
+                                                                   const AudioOutParams& params) {
+  auto own = std::make_unique<CpuBackbone>(ctx);
+  OMNI_ASSIGN_OR_RETURN(std::unique_ptr<AudioOutDecoder> dec, create(heads, static_cast<Backbone&>(*own), params));
+  dec->own_backbone_ = std::move(own);  // bb_ refers to it; it lives as long as the decoder
+  return dec;
+}
+
+StatusOr<std::unique_ptr<AudioOutDecoder>> AudioOutDecoder::create(const AudioOutHeads& heads, Backbone& ctx,
                                                                    const AudioOutParams& params) {
   if (params.max_steps < 1) return invalid_argument(fmt("max_steps = %lld must be >= 1", (long long)params.max_steps));
   if (params.max_text_tokens < -1)
@@ -226,13 +234,14 @@ StatusOr<std::unique_ptr<AudioOutDecoder>> AudioOutDecoder::create(const AudioOu
   } else if (s.token_offset + static_cast<int64_t>(s.n_codebooks) * s.codebook_size > ctx.model().hparams().n_vocab) {
     return invalid_argument("in-vocab codec tokens lie outside this context's vocabulary");
   }
+  if (s.kind == AudioOutKind::kParallel) OMNI_RETURN_IF_ERROR(ctx.set_extra_outputs(heads.head));
   std::unique_ptr<AudioOutDecoder> dec(new AudioOutDecoder(heads, ctx, params));
   OMNI_RETURN_IF_ERROR(dec->init_samplers());
   return dec;
 }
 
 Status AudioOutDecoder::init_samplers() {
-  const int64_t n_vocab = ctx_.model().hparams().n_vocab;
+  const int64_t n_vocab = bb_.model().hparams().n_vocab;
   OMNI_ASSIGN_OR_RETURN(Sampler text, Sampler::create(params_.text_sampling, n_vocab));
   text_sampler_ = std::make_unique<Sampler>(std::move(text));
   const bool has_end = spec_.kind == AudioOutKind::kParallel ? spec_.end_code >= 0 : spec_.speech_end_id >= 0;
@@ -250,7 +259,7 @@ Status AudioOutDecoder::init_samplers() {
   for (size_t l = 1; l < per_level.size(); ++l) next[l] = next[l - 1] + per_level[l - 1];
   for (int32_t l : spec_.levels) slot_of_position_.push_back(next[static_cast<size_t>(l)]++);
 
-  const int64_t d = ctx_.model().hparams().n_embd;
+  const int64_t d = bb_.model().hparams().n_embd;
   row_.resize(static_cast<size_t>(d));
   dequant_.resize(static_cast<size_t>(d));
   head_logits_.resize(static_cast<size_t>(std::max(spec_.codebook_vocab, 1)) * static_cast<size_t>(spec_.n_codebooks));
@@ -276,7 +285,7 @@ void AudioOutDecoder::to_frame(const int32_t* tokens_by_position, int64_t index,
 // for kSum, times the backbone's embedding scale (Mini-Omni scales after combining, as
 // litgpt's scale_embeddings). audio ids < 0 contribute nothing (and still count in the mean).
 Status AudioOutDecoder::fill_parallel_row(int32_t text_id, const int32_t* audio_ids, int64_t r, float* dst) {
-  const Model& m = ctx_.model();
+  const Model& m = bb_.model();
   const int64_t d = m.hparams().n_embd, n_vocab = m.hparams().n_vocab;
   const int32_t K = spec_.n_codebooks;
   auto add_row = [&](const Weight& w, int64_t id) {
@@ -307,7 +316,7 @@ Status AudioOutDecoder::fill_parallel_row(int32_t text_id, const int32_t* audio_
 // litgpt's scale_embeddings). audio ids < 0 contribute nothing (and still count in the mean).
 Status AudioOutDecoder::eval_parallel_rows(const int32_t* text_ids, const int32_t* audio_ids, int64_t n,
                                            bool hidden_only) {
-  const int64_t d = ctx_.model().hparams().n_embd;
+  const int64_t d = bb_.model().hparams().n_embd;
   float* rows = row_.data();
   if (n > 1) {
     batch_.resize(static_cast<size_t>(n * d));
@@ -315,7 +324,7 @@ Status AudioOutDecoder::eval_parallel_rows(const int32_t* text_ids, const int32_
   }
   for (int64_t r = 0; r < n; ++r)
     OMNI_RETURN_IF_ERROR(fill_parallel_row(text_ids[r], audio_ids + r * spec_.n_codebooks, r, rows + r * d));
-  return hidden_only ? ctx_.eval_embeddings_hidden(rows, n) : ctx_.eval_embeddings(rows, n, false);
+  return hidden_only ? bb_.eval_embeddings_hidden(rows, n) : bb_.eval_embeddings(rows, n, false);
 }
 
 Status AudioOutDecoder::prefill_parallel(std::span<const int32_t> text_ids, std::span<const int32_t> audio_ids) {
@@ -331,7 +340,7 @@ Status AudioOutDecoder::prefill_parallel(std::span<const int32_t> text_ids, std:
 
 Status AudioOutDecoder::prefill_tokens(std::span<const int32_t> ids) {
   if (ids.empty()) return invalid_argument("empty prompt");
-  OMNI_RETURN_IF_ERROR(ctx_.eval(ids, false));
+  OMNI_RETURN_IF_ERROR(bb_.eval(ids, false));
   if (spec_.kind == AudioOutKind::kInVocab && spec_.speech_start_id >= 0 && ids.back() == spec_.speech_start_id)
     in_speech_ = true;
   prefilled_ = true;
@@ -375,7 +384,7 @@ Status AudioOutDecoder::begin_audio_input() {
 }
 
 void AudioOutDecoder::fill_audio_rows(const float* rows, int64_t n, float* dst) {
-  const Model& m = ctx_.model();
+  const Model& m = bb_.model();
   const int64_t d = m.hparams().n_embd;
   const float k = static_cast<float>(spec_.n_codebooks);
   const float scale = (spec_.combine == InputCombine::kMean ? 1.0f / (k + 1.0f) : 1.0f) * m.hparams().embd_scale;
@@ -393,10 +402,10 @@ void AudioOutDecoder::fill_audio_rows(const float* rows, int64_t n, float* dst) 
 Status AudioOutDecoder::audio_input_rows(const float* rows, int64_t n) {
   if (!audio_input_open_) return wrong_state("audio_input_rows() outside begin/end_audio_input()");
   if (n <= 0 || rows == nullptr) return invalid_argument(fmt("audio input needs rows (got %lld)", (long long)n));
-  const int64_t d = ctx_.model().hparams().n_embd;
+  const int64_t d = bb_.model().hparams().n_embd;
   batch_.resize(static_cast<size_t>(n * d));
   fill_audio_rows(rows, n, batch_.data());
-  OMNI_RETURN_IF_ERROR(ctx_.eval_embeddings(batch_.data(), n, false));
+  OMNI_RETURN_IF_ERROR(bb_.eval_embeddings(batch_.data(), n, false));
   input_rows_ += n;
   return Status::Ok();
 }
@@ -407,7 +416,7 @@ Status AudioOutDecoder::end_audio_input(const float* last_rows, int64_t n) {
   if (!audio_input_open_) return wrong_state("end_audio_input() without begin_audio_input()");
   if (n < 0 || (n > 0 && last_rows == nullptr))
     return invalid_argument(fmt("end_audio_input: %lld last rows%s", (long long)n, n > 0 ? " but no data" : ""));
-  const int64_t d = ctx_.model().hparams().n_embd;
+  const int64_t d = bb_.model().hparams().n_embd;
   // [last audio rows | end marker | answer marker], markers whose text id is -1 left out.
   batch_.resize(static_cast<size_t>((n + 2) * d));
   if (n > 0) fill_audio_rows(last_rows, n, batch_.data());
@@ -420,30 +429,15 @@ Status AudioOutDecoder::end_audio_input(const float* last_rows, int64_t n) {
     ++rows;
   }
   if (input_rows_ + rows == 0) return wrong_state("the audio input produced no rows");
-  if (rows > 0) OMNI_RETURN_IF_ERROR(ctx_.eval_embeddings(batch_.data(), rows, false));
+  if (rows > 0) OMNI_RETURN_IF_ERROR(bb_.eval_embeddings(batch_.data(), rows, false));
   input_rows_ += rows;
   audio_input_open_ = false;
   prefilled_ = true;
   return Status::Ok();
 }
 
-void AudioOutDecoder::run_heads(const int32_t* active, int32_t n) {
-  const float* hidden = ctx_.last_hidden();
-  const int64_t V = spec_.codebook_vocab;
-  float* logits = head_logits_.data();
-  const auto& heads = heads_.head;
-  // Rows of the active heads laid end to end: [0, n * V); each thread takes a contiguous range,
-  // which may span two heads. Grain 16: a q8_0/f16 row block, and no false sharing of outputs.
-  ctx_.step_pool().parallel_for(static_cast<int64_t>(n) * V, 16, [&](int64_t b, int64_t e, int) {
-    for (int64_t g = b; g < e;) {
-      const int32_t a = static_cast<int32_t>(g / V);
-      const int64_t lo = g - a * V, hi = std::min<int64_t>(V, e - a * V);
-      const int32_t i = active[a];
-      const Weight& w = heads[static_cast<size_t>(i)];
-      cpu::matmul_rows(w.type, w.data, lo, hi, w.n_in, hidden, 1, V, logits + static_cast<int64_t>(i) * V, nullptr);
-      g = a * V + hi;
-    }
-  });
+Status AudioOutDecoder::run_heads(const int32_t* active, int32_t n) {
+  return bb_.run_extra_outputs(active, n, head_logits_.data());
 }
 
 StatusOr<AudioOutStep> AudioOutDecoder::step() {
@@ -455,7 +449,7 @@ StatusOr<AudioOutStep> AudioOutDecoder::step() {
       // After the end of text the text logits are never read again (step_parallel feeds the pad).
       OMNI_RETURN_IF_ERROR(eval_parallel_rows(&next_text_, next_audio_.data(), 1, text_ended_ && params_.skip_text_head));
     } else {
-      OMNI_RETURN_IF_ERROR(ctx_.eval(std::span<const int32_t>(&feed_token_, 1), false));
+      OMNI_RETURN_IF_ERROR(bb_.eval(std::span<const int32_t>(&feed_token_, 1), false));
     }
     times_.forward += seconds(Clock::now() - t_fwd);
     feed_pending_ = false;
@@ -475,7 +469,7 @@ StatusOr<AudioOutStep> AudioOutDecoder::step_parallel() {
   } else {
     const bool cut = params_.max_text_tokens >= 0 && spec_.text_end_id >= 0 &&
                      static_cast<int64_t>(text_history_.size()) >= params_.max_text_tokens;
-    const int32_t t = cut ? spec_.text_end_id : text_sampler_->sample(ctx_.last_logits(), text_history_);
+    const int32_t t = cut ? spec_.text_end_id : text_sampler_->sample(bb_.last_logits(), text_history_);
     text_history_.push_back(t);
     next_text_ = t;
     if (t == spec_.text_end_id) {
@@ -486,13 +480,13 @@ StatusOr<AudioOutStep> AudioOutDecoder::step_parallel() {
   }
   const double text_sample_s = seconds(Clock::now() - t_text);
   // Codebooks: i emits its token of frame s - delays[i]; inside the delay its input is the pad.
-  if (!ctx_.last_hidden()) return wrong_state("the context has no hidden state (evaluate a prompt first)");
+  if (!bb_.has_hidden()) return wrong_state("the context has no hidden state (evaluate a prompt first)");
   int32_t active[kMaxFrameCodes];
   int32_t n_active = 0;
   for (int32_t i = 0; i < K; ++i)
     if (s >= spec_.delays[static_cast<size_t>(i)]) active[n_active++] = i;
   const auto t_heads = Clock::now();
-  if (n_active > 0) run_heads(active, n_active);
+  if (n_active > 0) OMNI_RETURN_IF_ERROR(run_heads(active, n_active));
   const auto t_sample = Clock::now();
   times_.heads += seconds(t_sample - t_heads);
   for (int32_t i = 0; i < K; ++i) {
@@ -531,7 +525,7 @@ StatusOr<AudioOutStep> AudioOutDecoder::step_parallel() {
 StatusOr<AudioOutStep> AudioOutDecoder::step_in_vocab() {
   AudioOutStep out;
   ++n_steps_;
-  const float* logits = ctx_.last_logits();
+  const float* logits = bb_.last_logits();
   const int32_t cs = spec_.codebook_size;
   int32_t token;
   if (!in_speech_) {

@@ -9,7 +9,8 @@
 //  - in-vocab (Orpheus): codec tokens are ordinary vocabulary entries, K per frame, token id =
 //    token_offset + code + codebook_size * position_in_frame, between speech start/end markers.
 //
-// AudioOutDecoder drives a Context: prefill a prompt, then step() until done(), collecting a
+// AudioOutDecoder drives a Backbone (runtime/model/backbone.h: a CPU Context, or a CudaContext
+// with the heads on the device): prefill a prompt, then step() until done(), collecting a
 // text stream and a stream of codec frames in the codec's level-major layout (SNAC 24 kHz: level
 // 0 one code, level 1 two, level 2 four; the 7 tokens of a frame feed levels 0,1,2,2,1,2,2 as in
 // both Orpheus and Mini-Omni).
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "kernels/core/status.h"
+#include "runtime/model/backbone.h"
 #include "runtime/model/context.h"
 #include "runtime/model/gguf.h"
 #include "runtime/model/model.h"
@@ -113,6 +115,11 @@ class AudioOutDecoder {
   // kInvalidArgument for bad params or a context whose width differs from the heads'.
   static StatusOr<std::unique_ptr<AudioOutDecoder>> create(const AudioOutHeads& heads, Context& ctx,
                                                            const AudioOutParams& params);
+  // The same on any backbone (which must outlive the decoder). Parallel heads are handed to it
+  // as its extra outputs (Backbone::set_extra_outputs: a CudaBackbone uploads them once and
+  // keeps them while the same heads come back); errors of that call.
+  static StatusOr<std::unique_ptr<AudioOutDecoder>> create(const AudioOutHeads& heads, Backbone& backbone,
+                                                           const AudioOutParams& params);
 
   // The model family's prompt around text tokens (no BOS: the caller's tokenizer adds it):
   // parallel: text [text_input, tokens..., text_end, text_answer] with every codebook at pad
@@ -150,7 +157,7 @@ class AudioOutDecoder {
   bool speech_ended() const { return speech_ended_; }
   bool text_ended() const { return text_ended_; }
   int64_t n_steps() const { return n_steps_; }
-  Context& context() const { return ctx_; }
+  Backbone& backbone() const { return bb_; }
   int64_t n_frames() const { return next_frame_; }
 
   // Wall seconds inside step(), all steps together, by part: the backbone's forward pass of the
@@ -162,7 +169,7 @@ class AudioOutDecoder {
   const StepTimes& step_times() const { return times_; }
 
  private:
-  AudioOutDecoder(const AudioOutHeads& heads, Context& ctx, const AudioOutParams& params);
+  AudioOutDecoder(const AudioOutHeads& heads, Backbone& bb, const AudioOutParams& params);
   Status init_samplers();
   // hidden_only: no text logits (Context::eval_embeddings_hidden).
   Status eval_parallel_rows(const int32_t* text_ids, const int32_t* audio_ids, int64_t n, bool hidden_only = false);
@@ -170,9 +177,10 @@ class AudioOutDecoder {
   Status fill_parallel_row(int32_t text_id, const int32_t* audio_ids, int64_t r, float* dst);
   // Audio adapter rows [n, n_embd] -> input rows (Mini-Omni's concat_whisper_feat), scaled.
   void fill_audio_rows(const float* rows, int64_t n, float* dst);
-  // The heads of codebooks active[0..n) over the last hidden state in one pool pass (the rows of
-  // all of them split across the threads): head i's logits at head_logits_[i * codebook_vocab].
-  void run_heads(const int32_t* active, int32_t n);
+  // The heads of codebooks active[0..n) over the last hidden state (Backbone::run_extra_outputs;
+  // on the CPU one pool pass, the rows of all of them split across the threads): head i's
+  // logits at head_logits_[i * codebook_vocab].
+  Status run_heads(const int32_t* active, int32_t n);
   Status eval_marker_row(int32_t text_id, int32_t audio_code);
   StatusOr<AudioOutStep> step_parallel();
   StatusOr<AudioOutStep> step_in_vocab();
@@ -180,7 +188,8 @@ class AudioOutDecoder {
 
   const AudioOutHeads& heads_;
   const AudioOutSpec& spec_;
-  Context& ctx_;
+  std::unique_ptr<CpuBackbone> own_backbone_;  // create(heads, Context&): the adapter
+  Backbone& bb_;
   AudioOutParams params_;
   bool prefilled_ = false, done_ = false, speech_ended_ = false, text_ended_ = false;
   bool in_speech_ = false;  // in-vocab: after the speech start marker

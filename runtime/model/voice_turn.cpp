@@ -11,7 +11,18 @@
 #include <mutex>
 #include <thread>
 
+#include "runtime/model/cuda_snac.h"
+
 namespace omni {
+
+CudaCodecStream::CudaCodecStream(CudaSnacDecoder& dec)
+    : dec_(dec), stream_(std::make_unique<CudaSnacStreamDecoder>(dec)) {}
+CudaCodecStream::~CudaCodecStream() = default;
+const audio::SnacHParams& CudaCodecStream::hparams() const { return dec_.hparams(); }
+void CudaCodecStream::set_noise(bool on, uint64_t seed) { dec_.set_noise(on, seed); }
+Status CudaCodecStream::push(const audio::SnacCodes& codes, std::vector<float>* pcm) { return stream_->push(codes, pcm); }
+Status CudaCodecStream::flush(std::vector<float>* pcm) { return stream_->flush(pcm); }
+void CudaCodecStream::reset() { stream_->reset(); }
 
 LatencySpread latency_spread(std::vector<double> v) {
   std::erase_if(v, [](double x) { return !(x >= 0); });
@@ -109,16 +120,24 @@ class CodecThread {
 StatusOr<VoiceTurnResult> speak(AudioOutDecoder& dec, const AudioOutSpec& spec, audio::SnacDecoder& codec,
                                 std::chrono::steady_clock::time_point start, const VoiceTurnTimings& timings,
                                 uint64_t noise_seed, const PcmSink& on_pcm, double cpu_start, bool codec_thread) {
+  CpuCodecStream stream(codec);
+  return speak(dec, spec, static_cast<CodecStream&>(stream), start, timings, noise_seed, on_pcm, cpu_start,
+               codec_thread);
+}
+
+StatusOr<VoiceTurnResult> speak(AudioOutDecoder& dec, const AudioOutSpec& spec, CodecStream& stream,
+                                std::chrono::steady_clock::time_point start, const VoiceTurnTimings& timings,
+                                uint64_t noise_seed, const PcmSink& on_pcm, double cpu_start, bool codec_thread) {
   using Clock = std::chrono::steady_clock;
   if (cpu_start < 0) cpu_start = process_cpu_seconds();
   auto since = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
   auto cpu_since = [&] { return process_cpu_seconds() - cpu_start; };
-  OMNI_RETURN_IF_ERROR(check_codec_matches(spec, codec.hparams()));
-  codec.set_noise(true, noise_seed);
-  audio::SnacStreamDecoder stream(codec);
+  OMNI_RETURN_IF_ERROR(check_codec_matches(spec, stream.hparams()));
+  stream.set_noise(true, noise_seed);
+  stream.reset();
   VoiceTurnResult r;
   r.t = timings;
-  r.sample_rate = codec.hparams().sampling_rate;
+  r.sample_rate = stream.hparams().sampling_rate;
   const std::vector<int> per_level = spec.codes_per_level();
   audio::SnacCodes codes(per_level.size());
   auto take_pcm = [&](size_t before) {
@@ -139,20 +158,21 @@ StatusOr<VoiceTurnResult> speak(AudioOutDecoder& dec, const AudioOutSpec& spec, 
     take_pcm(before);
     return Status::Ok();
   };
-  // After the first audio, with a codec thread: the codec on one core (its own inline pool),
-  // the decode steps on the context's other threads. The codec thread alone touches the
-  // stream, r.pcm, codec_busy and cpu_codec until finish().
-  Context& ctx = dec.context();
-  ThreadPool& codec_pool = codec.thread_pool();
-  const int step_threads = ctx.step_pool().n_threads();
-  const bool overlap = codec_thread && ctx.n_threads() >= 2;
-  ThreadPool solo(1);
+  // After the first audio, with a codec thread (a CPU backbone and a CPU codec): the codec on
+  // one core (its own inline pool), the decode steps on the context's other threads. The codec
+  // thread alone touches the stream, r.pcm, codec_busy and cpu_codec until finish().
+  Context* ctx = dec.backbone().cpu_context();
+  audio::SnacDecoder* codec = stream.cpu_decoder();
+  ThreadPool* codec_pool = codec ? &codec->thread_pool() : nullptr;
+  const int step_threads = ctx ? ctx->step_pool().n_threads() : 1;
+  const bool overlap = codec_thread && ctx && codec && ctx->n_threads() >= 2;
+  std::unique_ptr<ThreadPool> solo;
   std::unique_ptr<CodecThread> worker;
   auto restore = [&]() -> Status {
     Status st = worker ? worker->finish() : Status::Ok();
     worker.reset();
-    codec.set_thread_pool(codec_pool);
-    Status st2 = ctx.set_step_threads(step_threads);
+    if (codec) codec->set_thread_pool(*codec_pool);
+    Status st2 = ctx ? ctx->set_step_threads(step_threads) : Status::Ok();
     return st.ok() ? st2 : st;
   };
   auto run = [&]() -> Status {
@@ -183,8 +203,9 @@ StatusOr<VoiceTurnResult> speak(AudioOutDecoder& dec, const AudioOutSpec& spec, 
       }
       OMNI_RETURN_IF_ERROR(push_here(codes));
       if (overlap && r.t.first_pcm >= 0 && !dec.done()) {
-        codec.set_thread_pool(solo);
-        OMNI_RETURN_IF_ERROR(ctx.set_step_threads(std::max(1, ctx.n_threads() - 1)));
+        solo = std::make_unique<ThreadPool>(1);
+        codec->set_thread_pool(*solo);
+        OMNI_RETURN_IF_ERROR(ctx->set_step_threads(std::max(1, ctx->n_threads() - 1)));
         worker = std::make_unique<CodecThread>([&](const audio::SnacCodes& c) -> Status {
           const size_t before = r.pcm.size();
           const double c0 = since(), cc0 = thread_cpu_seconds();
@@ -221,11 +242,19 @@ StatusOr<VoiceTurnResult> speak(AudioOutDecoder& dec, const AudioOutSpec& spec, 
 StatusOr<VoiceTurnResult> run_voice_turn(Context& ctx, const AudioOutHeads& heads, audio::SnacDecoder& codec,
                                          std::span<const int32_t> prompt_tokens, const VoiceTurnParams& params,
                                          const PcmSink& on_pcm) {
+  CpuBackbone backbone(ctx);
+  CpuCodecStream stream(codec);
+  return run_voice_turn(backbone, heads, stream, prompt_tokens, params, on_pcm);
+}
+
+StatusOr<VoiceTurnResult> run_voice_turn(Backbone& backbone, const AudioOutHeads& heads, CodecStream& codec,
+                                         std::span<const int32_t> prompt_tokens, const VoiceTurnParams& params,
+                                         const PcmSink& on_pcm) {
   using Clock = std::chrono::steady_clock;
   const Clock::time_point start = Clock::now();
   const double cpu_start = process_cpu_seconds();
   OMNI_RETURN_IF_ERROR(check_codec_matches(heads.spec, codec.hparams()));
-  OMNI_ASSIGN_OR_RETURN(std::unique_ptr<AudioOutDecoder> dec, AudioOutDecoder::create(heads, ctx, params.decode));
+  OMNI_ASSIGN_OR_RETURN(std::unique_ptr<AudioOutDecoder> dec, AudioOutDecoder::create(heads, backbone, params.decode));
   OMNI_RETURN_IF_ERROR(dec->prefill_text(prompt_tokens));
   VoiceTurnTimings t;
   t.prefill_done = std::chrono::duration<double>(Clock::now() - start).count();

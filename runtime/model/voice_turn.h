@@ -8,15 +8,70 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <vector>
 
 #include "audio/codec/snac.h"
 #include "kernels/core/status.h"
 #include "runtime/model/audio_out.h"
+#include "runtime/model/backbone.h"
 #include "runtime/model/context.h"
 
 namespace omni {
+
+class CudaSnacDecoder;
+class CudaSnacStreamDecoder;
+
+// The codec side of a turn: a streaming SNAC decoder with SnacStreamDecoder's contract (push
+// frame groups, get the samples no later code can change; flush() at the end), wherever it runs.
+class CodecStream {
+ public:
+  virtual ~CodecStream() = default;
+  virtual const audio::SnacHParams& hparams() const = 0;
+  // As SnacDecoder::set_noise (the same noise on every backend for the same seed).
+  virtual void set_noise(bool on, uint64_t seed) = 0;
+  virtual Status push(const audio::SnacCodes& codes, std::vector<float>* pcm) = 0;
+  virtual Status flush(std::vector<float>* pcm) = 0;
+  // Starts a new stream (the next turn).
+  virtual void reset() = 0;
+  // The CPU decoder underneath, whose pool the codec thread takes over (speak()); null when the
+  // codec runs elsewhere (the GPU: a push is then a few launches and one copy, in series).
+  virtual audio::SnacDecoder* cpu_decoder() { return nullptr; }
+};
+
+// SnacStreamDecoder over a CPU SnacDecoder (which must outlive it).
+class CpuCodecStream final : public CodecStream {
+ public:
+  explicit CpuCodecStream(audio::SnacDecoder& dec) : dec_(dec), stream_(dec) {}
+  const audio::SnacHParams& hparams() const override { return dec_.hparams(); }
+  void set_noise(bool on, uint64_t seed) override { dec_.set_noise(on, seed); }
+  Status push(const audio::SnacCodes& codes, std::vector<float>* pcm) override { return stream_.push(codes, pcm); }
+  Status flush(std::vector<float>* pcm) override { return stream_.flush(pcm); }
+  void reset() override { stream_.reset(); }
+  audio::SnacDecoder* cpu_decoder() override { return &dec_; }
+
+ private:
+  audio::SnacDecoder& dec_;
+  audio::SnacStreamDecoder stream_;
+};
+
+// CudaSnacStreamDecoder over a CudaSnacDecoder (which must outlive it). Built without CUDA it
+// exists, and the decoder it needs cannot be created.
+class CudaCodecStream final : public CodecStream {
+ public:
+  explicit CudaCodecStream(CudaSnacDecoder& dec);
+  ~CudaCodecStream() override;
+  const audio::SnacHParams& hparams() const override;
+  void set_noise(bool on, uint64_t seed) override;
+  Status push(const audio::SnacCodes& codes, std::vector<float>* pcm) override;
+  Status flush(std::vector<float>* pcm) override;
+  void reset() override;
+
+ private:
+  CudaSnacDecoder& dec_;
+  std::unique_ptr<CudaSnacStreamDecoder> stream_;
+};
 
 // kInvalidArgument naming the mismatch when the heads' codes cannot feed this codec: codebook
 // size, number of levels, or codes per level per frame (SNAC 24 kHz: 1, 2, 4).
@@ -78,6 +133,12 @@ using PcmSink = std::function<void(const float*, size_t)>;
 StatusOr<VoiceTurnResult> run_voice_turn(Context& ctx, const AudioOutHeads& heads, audio::SnacDecoder& codec,
                                          std::span<const int32_t> prompt_tokens, const VoiceTurnParams& params,
                                          const PcmSink& on_pcm = {});
+// The same on any backbone and codec (the GPU: a CudaBackbone and a CudaCodecStream). The
+// stream is reset() first. params.codec_thread applies when the backbone is a CPU context and
+// the codec a CPU decoder.
+StatusOr<VoiceTurnResult> run_voice_turn(Backbone& backbone, const AudioOutHeads& heads, CodecStream& codec,
+                                         std::span<const int32_t> prompt_tokens, const VoiceTurnParams& params,
+                                         const PcmSink& on_pcm = {});
 
 // The answer half of a turn whose input the caller already fed to `dec` (audio input: the
 // rows while the user spoke, then end_audio_input()). `start` is the end of the user's input,
@@ -87,6 +148,12 @@ StatusOr<VoiceTurnResult> run_voice_turn(Context& ctx, const AudioOutHeads& head
 // after the first audio (one call at a time, in order). The codec and the context's step
 // threads are restored before it returns.
 StatusOr<VoiceTurnResult> speak(AudioOutDecoder& dec, const AudioOutSpec& spec, audio::SnacDecoder& codec,
+                                std::chrono::steady_clock::time_point start, const VoiceTurnTimings& timings,
+                                uint64_t noise_seed, const PcmSink& on_pcm = {}, double cpu_start = -1,
+                                bool codec_thread = true);
+// The same with any codec stream (reset() first). The codec thread needs a CPU backbone and a
+// CPU codec (CodecStream::cpu_decoder()); otherwise every push runs in series.
+StatusOr<VoiceTurnResult> speak(AudioOutDecoder& dec, const AudioOutSpec& spec, CodecStream& codec,
                                 std::chrono::steady_clock::time_point start, const VoiceTurnTimings& timings,
                                 uint64_t noise_seed, const PcmSink& on_pcm = {}, double cpu_start = -1,
                                 bool codec_thread = true);
