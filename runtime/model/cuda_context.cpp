@@ -55,6 +55,18 @@ struct CudaContext::Impl {
   uint16_t *w_scratch = nullptr, *x_scratch = nullptr;
   cudaGraphExec_t graphs[kMaxBatch + 1] = {};
 
+  // Extra output matrices (set_extra_outputs): their own arena (weights, then the outputs laid
+  // end to end), the host mappings they came from (to recognise the same set), pinned outputs.
+  struct Extra {
+    const void* host = nullptr;
+    DevWeight w;
+  };
+  std::vector<Extra> extra;
+  std::vector<int64_t> extra_off;  // [n + 1]
+  cuda::DeviceArena extra_arena;
+  float* extra_out = nullptr;      // device [extra_off.back()]
+  cuda::PinnedBuffer extra_pinned;  // host [extra_off.back()]
+
   ~Impl() {
     for (cudaGraphExec_t& g : graphs)
       if (g) cudaGraphExecDestroy(g);
@@ -480,6 +492,7 @@ Status CudaContext::run_step(int64_t n, bool batch_decode, bool all_logits, bool
   }
   const int64_t first = (batch_decode || all_logits) ? 0 : n - 1, rows = n - first;
   OMNI_RETURN_IF_ERROR(norm(I.x + first * d, nullptr, nullptr, I.output_norm, I.xn, rows, d));
+  if (hidden_only_) return Status::Ok();  // eval_embeddings_hidden: xn holds the hidden state
   OMNI_RETURN_IF_ERROR(mm(I.output, I.xn, I.logits, rows, nullptr, false, "output"));
   if (hp.final_logit_softcap > 0.0f) {
     OMNI_RETURN_IF_ERROR(
@@ -499,6 +512,102 @@ Status CudaContext::eval(std::span<const int32_t> tokens, bool all_logits) {
 Status CudaContext::eval_embeddings(const float* embd, int64_t n, bool all_logits) {
   OMNI_RETURN_IF_ERROR(check_embedding_input(embd, n, model_->hparams().n_embd, seq_past_[0], n_ctx_));
   return eval_rows(nullptr, embd, n, all_logits);
+}
+
+Status CudaContext::eval_embeddings_hidden(const float* embd, int64_t n) {
+  OMNI_RETURN_IF_ERROR(check_embedding_input(embd, n, model_->hparams().n_embd, seq_past_[0], n_ctx_));
+  hidden_only_ = true;
+  Status st = eval_rows(nullptr, embd, n, false);
+  hidden_only_ = false;
+  return st;
+}
+
+Status CudaContext::set_extra_outputs(std::span<const Weight> mats) {
+  OMNI_RETURN_IF_ERROR(check_extra_outputs(mats, model_->hparams().n_embd));
+  Impl& I = *impl_;
+  bool same = mats.size() == I.extra.size();
+  for (size_t i = 0; same && i < mats.size(); ++i) {
+    const DevWeight& w = I.extra[i].w;
+    same = I.extra[i].host == mats[i].data && w.type == mats[i].type && w.n_in == mats[i].n_in &&
+           w.n_out == mats[i].n_out;
+  }
+  if (same) return Status::Ok();
+  for (size_t i = 0; i < mats.size(); ++i)
+    if (!cuda::weight_type_supported(mats[i].type))
+      return unsupported(fmt("extra output matrix %zu has type %s, which has no CUDA kernel", i, dtype_name(mats[i].type)));
+  OMNI_RETURN_IF_ERROR(I.stream.synchronize());  // nothing in flight reads the old set
+  I.extra.clear();
+  I.extra_off.clear();
+  I.extra_out = nullptr;
+  I.extra_arena = cuda::DeviceArena();
+  I.extra_pinned = cuda::PinnedBuffer();
+  const std::vector<int64_t> off = extra_output_offsets(mats);
+  size_t total = round_up(size_t(off.back()) * sizeof(float), 256);
+  for (const Weight& w : mats) total += round_up(static_cast<size_t>(dtype_row_bytes(w.type, w.n_in) * w.n_out), 256);
+  OMNI_ASSIGN_OR_RETURN(cuda::DeviceArena arena, cuda::DeviceArena::create(total));
+  OMNI_ASSIGN_OR_RETURN(cuda::PinnedBuffer pinned, cuda::PinnedBuffer::create(size_t(off.back()) * sizeof(float)));
+  std::vector<Impl::Extra> extra;
+  for (const Weight& w : mats) {
+    const size_t bytes = static_cast<size_t>(dtype_row_bytes(w.type, w.n_in) * w.n_out);
+    OMNI_ASSIGN_OR_RETURN(void* p, arena.alloc(bytes));
+    OMNI_RETURN_IF_ERROR(
+        cuda::cuda_status(cudaMemcpy(p, w.data, bytes, cudaMemcpyHostToDevice), "upload extra output matrices"));
+    extra.push_back({w.data, DevWeight{w.type, p, w.n_in, w.n_out}});
+  }
+  OMNI_ASSIGN_OR_RETURN(float* out, arena.alloc_array<float>(size_t(off.back())));
+  I.extra_arena = std::move(arena);
+  I.extra_pinned = std::move(pinned);
+  I.extra = std::move(extra);
+  I.extra_off = off;
+  I.extra_out = out;
+  return Status::Ok();
+}
+
+Status CudaContext::run_extra_outputs(const int32_t* which, int32_t n, float* out) {
+  Impl& I = *impl_;
+  if (I.extra.empty()) return wrong_state("run_extra_outputs() before set_extra_outputs()");
+  if (!hidden_valid_) return wrong_state("the context has no hidden state (evaluate a prompt first)");
+  OMNI_RETURN_IF_ERROR(check_extra_output_ids(which, n, I.extra.size()));
+  if (n > kMaxExtraOutputs) return invalid_argument(fmt("%d extra outputs at once (at most %d)", n, kMaxExtraOutputs));
+  if (n == 0) return Status::Ok();
+  if (!out) return invalid_argument("run_extra_outputs: no output buffer");
+  cudaStream_t s = I.stream.get();
+  const int64_t d = model_->hparams().n_embd;
+  const float* hidden = I.xn + hidden_row_ * d;
+  // Up to 3 matvecs per launch when they share type and width (the heads always do).
+  int64_t lo = INT64_MAX, hi = 0;  // the span of outputs to copy back
+  for (int32_t a = 0; a < n;) {
+    cuda::MatvecParams p[3];
+    int k = 0;
+    while (a < n && k < 3) {
+      const size_t i = static_cast<size_t>(which[a]);
+      const DevWeight& w = I.extra[i].w;
+      if (k > 0 && (w.type != p[0].w_type || w.n_in != p[0].n_in)) break;
+      p[k].w_type = w.type;
+      p[k].w = w.data;
+      p[k].x = hidden;
+      p[k].y = I.extra_out + I.extra_off[i];
+      p[k].n_out = w.n_out;
+      p[k].n_in = w.n_in;
+      p[k].n_tok = 1;
+      lo = std::min(lo, I.extra_off[i]);
+      hi = std::max(hi, I.extra_off[i + 1]);
+      ++k;
+      ++a;
+    }
+    for (int j = 0; j < k; ++j) OMNI_RETURN_IF_ERROR(cuda::check_params(p[j]));
+    OMNI_RETURN_IF_ERROR(launched(cuda::launch_matvecs(p, k, s), "extra output matvec"));
+  }
+  float* staged = I.extra_pinned.as<float>();
+  OMNI_RETURN_IF_ERROR(cuda::cuda_status(cudaMemcpyAsync(staged + lo, I.extra_out + lo, size_t(hi - lo) * sizeof(float),
+                                                         cudaMemcpyDeviceToHost, s),
+                                         "copy extra outputs"));
+  OMNI_RETURN_IF_ERROR(I.stream.synchronize());
+  for (int32_t a = 0; a < n; ++a) {
+    const size_t i = static_cast<size_t>(which[a]);
+    std::memcpy(out + I.extra_off[i], staged + I.extra_off[i], size_t(I.extra[i].w.n_out) * sizeof(float));
+  }
+  return Status::Ok();
 }
 
 Status CudaContext::eval_rows(const int32_t* tokens, const float* embd, int64_t n, bool all_logits) {
@@ -541,7 +650,8 @@ Status CudaContext::eval_rows(const int32_t* tokens, const float* embd, int64_t 
     Status st = run_step(len, /*batch_decode=*/false, all_logits, false);
     embd_input_ = false;
     OMNI_RETURN_IF_ERROR(st);
-    if (all_logits || last) {
+    if (last) hidden_row_ = all_logits ? len - 1 : 0;
+    if (!hidden_only_ && (all_logits || last)) {
       float* dst = all_logits ? logits_.data() + begin * n_vocab_ : logits_.data();
       const int64_t out_rows = all_logits ? len : 1;
       OMNI_RETURN_IF_ERROR(cuda::cuda_status(cudaMemcpyAsync(dst, I.logits, size_t(out_rows * n_vocab_) * 4,
@@ -552,7 +662,8 @@ Status CudaContext::eval_rows(const int32_t* tokens, const float* embd, int64_t 
   }
   OMNI_RETURN_IF_ERROR(I.stream.synchronize());
   seq_past_[0] = past + n;
-  n_logit_rows_ = rows;
+  n_logit_rows_ = hidden_only_ ? 0 : rows;
+  hidden_valid_ = true;
   return Status::Ok();
 }
 
@@ -637,6 +748,8 @@ Status CudaContext::decode_batch(std::span<const int32_t> tokens, std::span<int3
     ++seq_past_[size_t(i)];
   }
   if (copy_logits) n_logit_rows_ = n;
+  hidden_row_ = 0;  // sequence 0's row
+  hidden_valid_ = true;
   return Status::Ok();
 }
 
@@ -656,6 +769,9 @@ CudaContext::~CudaContext() = default;
 Status CudaContext::eval(std::span<const int32_t>, bool) { return wrong_state("no CUDA"); }
 Status CudaContext::eval_embeddings(const float*, int64_t, bool) { return wrong_state("no CUDA"); }
 Status CudaContext::eval_rows(const int32_t*, const float*, int64_t, bool) { return wrong_state("no CUDA"); }
+Status CudaContext::eval_embeddings_hidden(const float*, int64_t) { return wrong_state("no CUDA"); }
+Status CudaContext::set_extra_outputs(std::span<const Weight>) { return wrong_state("no CUDA"); }
+Status CudaContext::run_extra_outputs(const int32_t*, int32_t, float*) { return wrong_state("no CUDA"); }
 Status CudaContext::rewind(int64_t) { return wrong_state("no CUDA"); }
 Status CudaContext::rewind_seq(int, int64_t) { return wrong_state("no CUDA"); }
 StatusOr<int32_t> CudaContext::decode_greedy(int32_t) { return wrong_state("no CUDA"); }

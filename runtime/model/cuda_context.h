@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "kernels/core/status.h"
+#include "runtime/model/backbone.h"
 #include "runtime/model/context.h"
 #include "runtime/model/model.h"
 
@@ -88,6 +89,20 @@ class CudaContext {
   }
   void* stream_handle() const;  // the cudaStream_t every step runs on
 
+  // As Context::eval_embeddings_hidden: the rows are evaluated up to sequence 0's last row's
+  // final-norm hidden state, which stays on the device (run_extra_outputs reads it); the output
+  // head is skipped, n_logit_rows() is 0 afterwards. Same errors as eval_embeddings.
+  Status eval_embeddings_hidden(const float* embd, int64_t n);
+  // Extra output matrices on sequence 0's last final-norm hidden state (Backbone's contract,
+  // runtime/model/backbone.h): uploaded once in their stored type (any type the matvec kernels
+  // read); a set equal to the current one (same host data, types and shapes) is kept as it is.
+  Status set_extra_outputs(std::span<const Weight> mats);
+  // Matvecs of matrices which[0..n) over that hidden state (one token, the decode kernels),
+  // then one copy of their outputs to the host: matrix i's at out + offset(i).
+  Status run_extra_outputs(const int32_t* which, int32_t n, float* out);
+  // True once an evaluation left a hidden state (any eval, eval_embeddings[_hidden], decode).
+  bool has_hidden() const { return hidden_valid_; }
+
  private:
   struct Impl;
   CudaContext() = default;
@@ -95,6 +110,9 @@ class CudaContext {
   // Prefill of ids or of embedding rows (exactly one set), after the input checks.
   Status eval_rows(const int32_t* tokens, const float* embd, int64_t n, bool all_logits);
   [[maybe_unused]] bool embd_input_ = false;  // run_step: the input rows are already in the device's x (unused without CUDA)
+  [[maybe_unused]] bool hidden_only_ = false;  // run_step/eval_rows: stop after the final norm (no output head)
+  bool hidden_valid_ = false;                   // the device's xn holds sequence 0's last hidden state
+  [[maybe_unused]] int64_t hidden_row_ = 0;     // ... at row hidden_row_ of xn
 
   const Model* model_ = nullptr;
   ContextParams params_;
@@ -108,6 +126,32 @@ class CudaContext {
   OpHook op_hook_ = nullptr;
   void* op_hook_user_ = nullptr;
   std::unique_ptr<Impl> impl_;
+};
+
+// A CudaContext as a Backbone (runtime/model/backbone.h): audio-out heads run on the device
+// (set_extra_outputs / run_extra_outputs), only their logits come to the host.
+class CudaBackbone final : public Backbone {
+ public:
+  explicit CudaBackbone(CudaContext& ctx) : ctx_(ctx) {}
+  const Model& model() const override { return ctx_.model(); }
+  Status eval(std::span<const int32_t> tokens, bool all_logits) override { return ctx_.eval(tokens, all_logits); }
+  Status eval_embeddings(const float* embd, int64_t n, bool all_logits) override {
+    return ctx_.eval_embeddings(embd, n, all_logits);
+  }
+  Status eval_embeddings_hidden(const float* embd, int64_t n) override { return ctx_.eval_embeddings_hidden(embd, n); }
+  const float* last_logits() const override { return ctx_.n_logit_rows() > 0 ? ctx_.last_logits() : nullptr; }
+  bool has_hidden() const override { return ctx_.has_hidden(); }
+  Status rewind(int64_t n) override { return ctx_.rewind(n); }
+  int64_t n_past() const override { return ctx_.n_past(); }
+  Status set_extra_outputs(std::span<const Weight> mats) override { return ctx_.set_extra_outputs(mats); }
+  Status run_extra_outputs(const int32_t* which, int32_t n, float* out) override {
+    return ctx_.run_extra_outputs(which, n, out);
+  }
+  const char* backend_name() const override { return "cuda"; }
+  CudaContext& context() const { return ctx_; }
+
+ private:
+  CudaContext& ctx_;
 };
 
 }  // namespace omni
