@@ -12,6 +12,8 @@
 // --turns N (after --warmup W uncounted ones) repeats the same turn on the rewound context and
 // prints median / p95 / min of every stage on the wall clock and on the process CPU clock (all
 // threads: meaningful on a loaded machine), the real-time factor and the load average.
+// --gpu runs the backbone, the audio-out heads and the SNAC decoder on CUDA device 0 (text input
+// only for now: the CUDA Whisper encoder is not wired into the streaming audio input yet).
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -30,6 +32,8 @@
 #include "runtime/model/audio_loader.h"
 #include "runtime/model/audio_out.h"
 #include "runtime/model/context.h"
+#include "runtime/model/cuda_context.h"
+#include "runtime/model/cuda_snac.h"
 #include "runtime/model/model.h"
 #include "runtime/model/snac_loader.h"
 #include "runtime/model/voice_turn.h"
@@ -53,6 +57,7 @@ struct VoiceOptions {
   int32_t top_k = 40;
   int64_t max_text = -1;  // text tokens at most (-1: until the model ends its text)
   bool no_codec_thread = false, keep_text_head = false;
+  bool gpu = false;
 };
 
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -207,6 +212,9 @@ int run_voice(const VoiceOptions& o) {
   std::string text = o.prompt;
   std::vector<float> speech;  // 16 kHz, when the input is audio
   const bool audio_in = !o.input.empty() && !ends_with(o.input, ".txt");
+  if (audio_in && o.gpu)
+    return fail("--gpu takes text input only (--prompt or an --input .txt file): audio input on the GPU is not "
+                "implemented yet; run without --gpu for audio input");
   if (audio_in) {
     auto pcm = audio::decode_file(o.input, 16000);
     if (!pcm.ok()) return fail("cannot read --input '" + o.input + "': " + pcm.status().to_string());
@@ -263,9 +271,31 @@ int run_voice(const VoiceOptions& o) {
   const int64_t input_positions =
       audio_in ? static_cast<int64_t>(speech.size() / 16000 + 1) * 50 + 16 : static_cast<int64_t>(prompt->size());
   cp.n_ctx = std::min<int64_t>((*model)->hparams().n_ctx_train, input_positions + o.max_steps + 16);
-  auto ctx = Context::create(**model, cp);
-  if (!ctx.ok()) return fail("cannot create a context: " + ctx.status().to_string());
-  audio::SnacDecoder codec((*snac)->weights, (*ctx)->thread_pool());
+  // --gpu: backbone, heads and codec on the device; else a CPU context and codec.
+  std::unique_ptr<Context> cpu_ctx;
+  std::unique_ptr<CudaContext> gpu_ctx;
+  std::unique_ptr<Backbone> backbone;
+  std::unique_ptr<audio::SnacDecoder> cpu_codec;
+  std::unique_ptr<CudaSnacDecoder> gpu_codec;
+  std::unique_ptr<CodecStream> codec_stream;
+  if (o.gpu) {
+    auto ctx = CudaContext::create(**model, cp);
+    if (!ctx.ok()) return fail("cannot create a CUDA context: " + ctx.status().to_string());
+    gpu_ctx = std::move(*ctx);
+    backbone = std::make_unique<CudaBackbone>(*gpu_ctx);
+    auto dec = CudaSnacDecoder::create((*snac)->weights);
+    if (!dec.ok()) return fail("cannot create the CUDA SNAC decoder: " + dec.status().to_string());
+    gpu_codec = std::move(*dec);
+    codec_stream = std::make_unique<CudaCodecStream>(*gpu_codec);
+  } else {
+    auto ctx = Context::create(**model, cp);
+    if (!ctx.ok()) return fail("cannot create a context: " + ctx.status().to_string());
+    cpu_ctx = std::move(*ctx);
+    backbone = std::make_unique<CpuBackbone>(*cpu_ctx);
+    cpu_codec = std::make_unique<audio::SnacDecoder>((*snac)->weights, cpu_ctx->thread_pool());
+    codec_stream = std::make_unique<CpuCodecStream>(*cpu_codec);
+  }
+  const int n_threads = cpu_ctx ? cpu_ctx->n_threads() : 0;
 
   VoiceTurnParams p;
   p.decode.max_steps = o.max_steps;
@@ -292,7 +322,7 @@ int run_voice(const VoiceOptions& o) {
       so.chunk_frames = std::max<int64_t>(1, (o.chunk_ms / 10 + unit / 2) / unit) * unit;
     }
     auto st = audio::AudioStream::create(
-        encoder->weights, (*ctx)->thread_pool(),
+        encoder->weights, cpu_ctx->thread_pool(),
         [&](const float* rows, int64_t n) -> Status {
           if (!at_end) return cur->audio_input_rows(rows, n);
           tail_rows.insert(tail_rows.end(), rows, rows + n * (*model)->hparams().n_embd);
@@ -308,11 +338,11 @@ int run_voice(const VoiceOptions& o) {
   std::array<double, 3> load_before{}, load_after{};
   for (int turn = 0; turn < o.warmup + o.turns; ++turn) {
     if (turn == o.warmup) load_before = load_average();
-    if (Status st = (*ctx)->rewind(0); !st.ok()) return fail("voice turn: " + st.to_string());
+    if (Status st = backbone->rewind(0); !st.ok()) return fail("voice turn: " + st.to_string());
     if (!audio_in) {
-      r = run_voice_turn(**ctx, *heads, codec, *prompt, p);
+      r = run_voice_turn(*backbone, *heads, *codec_stream, *prompt, p);
     } else {
-      auto dec = AudioOutDecoder::create(*heads, **ctx, p.decode);
+      auto dec = AudioOutDecoder::create(*heads, *backbone, p.decode);
       if (!dec.ok()) return fail("voice turn: " + dec.status().to_string());
       if (Status st = (*dec)->begin_audio_input(); !st.ok()) return fail("voice turn: " + st.to_string());
       cur = dec->get();
@@ -344,7 +374,7 @@ int run_voice(const VoiceOptions& o) {
       t.cpu_prefill_done = process_cpu_seconds() - cpu_start;
       input_rows = stream->stats().rows - rows_before;
       tail_frames = stream->stats().finish_frames;
-      r = speak(**dec, heads->spec, codec, start, t, p.noise_seed, {}, cpu_start, p.codec_thread);
+      r = speak(**dec, heads->spec, *codec_stream, start, t, p.noise_seed, {}, cpu_start, p.codec_thread);
     }
     if (!r.ok()) return fail("voice turn: " + r.status().to_string());
     if (turn >= o.warmup) {
@@ -375,12 +405,12 @@ int run_voice(const VoiceOptions& o) {
         "\"text\": \"%s\", \"synthetic\": %s, \"frames\": %lld, \"steps\": %lld, \"speech_ended\": %s, "
         "\"audio_s\": %.3f, \"input_encoded_ms\": %.2f, \"prefill_ms\": %.2f, \"first_text_ms\": %.2f, \"first_frame_ms\": %.2f, "
         "\"first_pcm_ms\": %.2f, \"total_ms\": %.2f, \"codec_ms\": %.2f, \"rtf\": %.4f, \"prompt_tokens\": %zu, \"input_rows\": %lld, \"tail_frames\": %lld, \"chunk_frames\": %lld, \"threads\": %d, "
-        "\"codec_thread\": %s, \"skip_text_head\": %s, \"max_text\": %lld",
+        "\"codec_thread\": %s, \"skip_text_head\": %s, \"max_text\": %lld, \"backend\": \"%s\"",
         answer.c_str(), synthetic ? "true" : "false", (long long)r->n_frames, (long long)r->n_steps,
         r->speech_ended ? "true" : "false", audio_s, ms(r->t.input_encoded), ms(r->t.prefill_done), ms(r->t.first_text),
         ms(r->t.first_frame), ms(r->t.first_pcm), ms(r->t.done), ms(r->t.codec_busy), rtf, prompt->size(), (long long)input_rows, (long long)tail_frames,
-        (long long)(stream ? stream->chunk_frames() : -1), (*ctx)->n_threads(), p.codec_thread ? "true" : "false",
-        p.decode.skip_text_head ? "true" : "false", (long long)o.max_text);
+        (long long)(stream ? stream->chunk_frames() : -1), n_threads, p.codec_thread ? "true" : "false",
+        p.decode.skip_text_head ? "true" : "false", (long long)o.max_text, backbone->backend_name());
     if (o.turns == 1) std::printf("{%s}\n", head.c_str());
     else print_turn_stats(o, audio_in, head, records, load_before, load_after);
   } else {
@@ -397,7 +427,7 @@ int run_voice(const VoiceOptions& o) {
                  "  answer done        %s   real-time factor %.3f (codec %.1f ms of it)\n",
                  o.output.c_str(), audio_s, (long long)r->sample_rate, (long long)r->n_frames, (long long)r->n_steps,
                  r->speech_ended ? "the model ended its speech" : "step limit", prompt->size(), (long long)input_rows,
-                 (long long)tail_frames, (long long)(stream ? stream->chunk_frames() : -1), (*ctx)->n_threads(), stage(r->t.input_encoded).c_str(), stage(r->t.prefill_done).c_str(),
+                 (long long)tail_frames, (long long)(stream ? stream->chunk_frames() : -1), n_threads, stage(r->t.input_encoded).c_str(), stage(r->t.prefill_done).c_str(),
                  stage(r->t.first_text).c_str(), stage(r->t.first_frame).c_str(), stage(r->t.first_pcm).c_str(),
                  stage(r->t.done).c_str(), rtf, ms(r->t.codec_busy));
     if (synthetic) std::fprintf(stderr, "note: random weights: the text and the voice are noise\n");
@@ -431,6 +461,8 @@ void add_voice_command(CLI::App& root, std::vector<Command>& out) {
   c->add_flag("--keep-text-head", o->keep_text_head,
               "Compute the text logits even after the text has ended (default: skipped, same tokens)");
   c->add_flag("--json", o->json, "One JSON line with the text and the breakdown");
+  c->add_flag("--gpu", o->gpu,
+              "Run the backbone, the audio-out heads and the SNAC decoder on CUDA device 0 (text input only)");
   c->add_option("--turns", o->turns, "Measured turns (same input, context rewound each time); > 1 prints p50/p95/min")
       ->capture_default_str();
   c->add_option("--warmup", o->warmup, "Turns run first and not counted")->capture_default_str();
