@@ -17,6 +17,7 @@
 
 #include "kernels/core/dtype.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/dl_loader.h"
 #include "kernels/cuda/ops_cuda.h"
 #include "kernels/ref/ops_ref.h"
 #include "tests/cuda_test_util.h"
@@ -49,6 +50,35 @@ std::string case_name(DType t, int64_t n_out, int64_t n_in, int64_t n_tok) {
 }
 
 // ---- parameter checks: no device needed --------------------------------------------------
+
+// The run-time library search (no device needed): a library that exists nowhere is reported
+// with every name tried, suffix by suffix, each directory in turn; a group that cannot all open
+// is no success. libm opens from the loader's path on any Linux.
+TEST(CudaParams, DlOpenFirstTriesEveryNameAndReportsEach) {
+  auto none = cuda::dl_open_first({"libomnirt_no_such_lib"}, {".so.7", ".so"}, "Nothing");
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.status().code(), StatusCode::kUnsupported);
+  const std::string& m = none.status().message();
+  EXPECT_EQ(m.rfind("Nothing not available: libomnirt_no_such_lib.so.7: ", 0), 0u) << m;
+  size_t at = 0;
+  for (const char* suffix : {".so.7", ".so"}) {
+    for (const char* dir : {"", "/usr/local/cuda/lib64/", "/usr/local/cuda/targets/x86_64-linux/lib/",
+                            "/usr/local/cuda/targets/sbsa-linux/lib/"}) {
+      const std::string name = std::string(dir) + "libomnirt_no_such_lib" + suffix + ": ";
+      const size_t p = m.find(name, at);
+      ASSERT_NE(p, std::string::npos) << name << " missing or out of order in: " << m;
+      at = p + name.size();
+    }
+  }
+  auto half = cuda::dl_open_first({"libm", "libomnirt_no_such_lib"}, {".so.6"}, "Half");
+  ASSERT_FALSE(half.ok());
+  EXPECT_NE(half.status().message().find("libomnirt_no_such_lib.so.6: "), std::string::npos);
+  auto libm = cuda::dl_open_first({"libm"}, {".so.6"}, "libm");
+  ASSERT_TRUE(libm.ok()) << libm.status().to_string();
+  ASSERT_EQ(libm->handles.size(), 1u);
+  EXPECT_NE(libm->handles[0], nullptr);
+  EXPECT_EQ(libm->paths[0], "libm.so.6");
+}
 
 TEST(CudaParams, LaunchersRejectBadShapesWithoutTouchingTheDevice) {
   float dummy[64] = {};

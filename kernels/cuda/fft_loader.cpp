@@ -1,8 +1,8 @@
 #include "kernels/cuda/fft_loader.h"
 
-#include <dlfcn.h>
-
 #include <string>
+
+#include "kernels/cuda/dl_loader.h"
 
 namespace omni::cuda {
 namespace {
@@ -13,43 +13,23 @@ struct Loaded {
   std::string library;
 };
 
-template <class F>
-void bind(void* lib, const char* name, F* out, std::string* missing) {
-  *out = reinterpret_cast<F>(dlsym(lib, name));
-  if (!*out) *missing += std::string(name) + " ";
-}
-
 Loaded load() {
   Loaded L;
-  static const char* const kSuffixes[] = {".so.12", ".so.13", ".so.11", ".so"};
-  static const char* const kDirs[] = {"", "/usr/local/cuda/lib64/", "/usr/local/cuda/targets/x86_64-linux/lib/",
-                                      "/usr/local/cuda/targets/sbsa-linux/lib/"};
-  std::string tried;
-  void* lib = nullptr;
-  for (const char* suffix : kSuffixes) {
-    for (const char* dir : kDirs) {
-      const std::string name = std::string(dir) + "libcufft" + suffix;
-      lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
-      if (lib) {
-        L.library = name;
-        break;
-      }
-      const char* e = dlerror();
-      tried += name + ": " + (e ? e : "?") + "; ";
-    }
-    if (lib) break;
-  }
-  if (!lib) {
-    L.status = unsupported("cuFFT not available: " + tried);
+  // CUDA 12 and 13 both ship cuFFT 12.
+  auto opened = dl_open_first({"libcufft"}, {".so.12", ".so.13", ".so.11", ".so"}, "cuFFT");
+  if (!opened.ok()) {
+    L.status = opened.status();
     return L;
   }
+  void* lib = opened->handles[0];
+  L.library = opened->paths[0];
   std::string missing;
   FftApi& a = L.api;
-  bind(lib, "cufftPlanMany", &a.plan_many, &missing);
-  bind(lib, "cufftExecD2Z", &a.exec_d2z, &missing);
-  bind(lib, "cufftSetStream", &a.set_stream, &missing);
-  bind(lib, "cufftDestroy", &a.destroy, &missing);
-  bind(lib, "cufftGetVersion", &a.get_version, &missing);
+  dl_bind(lib, "cufftPlanMany", &a.plan_many, &missing);
+  dl_bind(lib, "cufftExecD2Z", &a.exec_d2z, &missing);
+  dl_bind(lib, "cufftSetStream", &a.set_stream, &missing);
+  dl_bind(lib, "cufftDestroy", &a.destroy, &missing);
+  dl_bind(lib, "cufftGetVersion", &a.get_version, &missing);
   if (!missing.empty()) L.status = unsupported("cuFFT at " + L.library + " lacks: " + missing);
   return L;  // the library stays open for the life of the process
 }
