@@ -11,6 +11,8 @@
 
 #include "audio/adapter/audio_stream.h"
 #include "kernels/core/thread_pool.h"
+#include "kernels/ref/ops_ref.h"
+#include "runtime/model/backbone.h"
 #include "runtime/model/audio_loader.h"
 #include "runtime/model/snac_loader.h"
 #include "runtime/model/synthetic_omni.h"
@@ -309,6 +311,88 @@ TEST(VoiceTurn, ACodecThatDoesNotFitTheHeadsIsRefused) {
   st = check_codec_matches(l.heads.spec, hp);
   EXPECT_NE(st.message().find("level 1"), std::string::npos) << st.to_string();
   EXPECT_TRUE(check_codec_matches(l.heads.spec, l.snac->weights.hp).ok());
+}
+
+// The Backbone interface on the CPU: extra outputs over the last hidden state equal the scalar
+// reference dot products (ref::dot, double accumulation) within f32 rounding, only the
+// requested matrices are written, and bad calls are refused with a status.
+TEST(VoiceTurn, CpuBackboneExtraOutputsMatchTheScalarReference) {
+  Loaded l = load("omni-tiny", 23);
+  ASSERT_TRUE(l.model);
+  ContextParams cp;
+  cp.n_ctx = 64;
+  cp.n_threads = 2;
+  auto ctx = Context::create(*l.model, cp);
+  ASSERT_TRUE(ctx.ok());
+  CpuBackbone bb(**ctx);
+  EXPECT_STREQ(bb.backend_name(), "cpu");
+  EXPECT_EQ(bb.cpu_context(), ctx->get());
+  const AudioOutSpec& s = l.heads.spec;
+  const int64_t V = s.codebook_vocab, d = l.model->hparams().n_embd;
+  std::vector<float> out(size_t(s.n_codebooks * V), NAN);
+  const int32_t which[] = {0, 3, 6};
+  EXPECT_EQ(bb.run_extra_outputs(which, 3, out.data()).code(), StatusCode::kWrongState);  // no set
+  ASSERT_TRUE(bb.set_extra_outputs(l.heads.head).ok());
+  EXPECT_FALSE(bb.has_hidden());
+  EXPECT_EQ(bb.run_extra_outputs(which, 3, out.data()).code(), StatusCode::kWrongState);  // no eval
+  const std::vector<int32_t> prompt = {1, 5, 9, 2};
+  ASSERT_TRUE(bb.eval(prompt, false).ok());
+  ASSERT_TRUE(bb.has_hidden());
+  ASSERT_TRUE(bb.run_extra_outputs(which, 3, out.data()).ok());
+  const float* h = (*ctx)->last_hidden();
+  for (int32_t i = 0; i < s.n_codebooks; ++i) {
+    const Weight& w = l.heads.head[size_t(i)];
+    const bool asked = i == 0 || i == 3 || i == 6;
+    for (int64_t r = 0; r < V; ++r) {
+      const float got = out[size_t(i * V + r)];
+      if (!asked) {
+        ASSERT_TRUE(std::isnan(got)) << "head " << i << " row " << r << " was written";
+        continue;
+      }
+      const auto* row = static_cast<const uint8_t*>(w.data) + r * dtype_row_bytes(w.type, d);
+      const float want = ref::dot(w.type, row, h, d);
+      ASSERT_NEAR(got, want, 1e-4f * (1.0f + std::fabs(want))) << "head " << i << " row " << r;
+    }
+  }
+  const int32_t bad = s.n_codebooks;
+  EXPECT_EQ(bb.run_extra_outputs(&bad, 1, out.data()).code(), StatusCode::kInvalidArgument);
+  std::vector<int32_t> many(size_t(kMaxExtraOutputs + 1), 0);
+  EXPECT_EQ(bb.run_extra_outputs(many.data(), kMaxExtraOutputs + 1, out.data()).code(), StatusCode::kInvalidArgument);
+  Weight narrow = l.heads.head[0];
+  narrow.n_in = d - 1;
+  EXPECT_EQ(bb.set_extra_outputs(std::span<const Weight>(&narrow, 1)).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(bb.set_extra_outputs({}).code(), StatusCode::kInvalidArgument);
+}
+
+// The backbone/codec-stream overloads are the same turn as the Context/SnacDecoder ones (same
+// tokens, same samples), and a stream reused for a second turn (reset) gives it again.
+TEST(VoiceTurn, BackboneAndCodecStreamOverloadsGiveTheSameTurn) {
+  Loaded l = load("omni-tiny", 21);
+  ASSERT_TRUE(l.model && l.snac);
+  auto a = turn(l, 9, 30);
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  ContextParams cp;
+  cp.n_ctx = 256;
+  cp.n_threads = 2;
+  auto ctx = Context::create(*l.model, cp);
+  ASSERT_TRUE(ctx.ok());
+  CpuBackbone bb(**ctx);
+  audio::SnacDecoder codec(l.snac->weights, (*ctx)->thread_pool());
+  CpuCodecStream stream(codec);
+  auto prompt = l.model->tokenizer().encode("Tell me a story.", true, false);
+  ASSERT_TRUE(prompt.ok());
+  VoiceTurnParams p;
+  p.decode.text_sampling.seed = p.decode.audio_sampling.seed = 9;
+  p.decode.max_steps = 30;
+  p.noise_seed = 9;
+  for (int rep = 0; rep < 2; ++rep) {
+    ASSERT_TRUE(bb.rewind(0).ok());
+    auto b = run_voice_turn(bb, l.heads, stream, *prompt, p);
+    ASSERT_TRUE(b.ok()) << b.status().to_string();
+    EXPECT_EQ(b->text_tokens, a->text_tokens) << "turn " << rep;
+    EXPECT_TRUE(b->pcm == a->pcm) << "turn " << rep;
+    EXPECT_EQ(&(*ctx)->step_pool(), &(*ctx)->thread_pool());
+  }
 }
 
 }  // namespace

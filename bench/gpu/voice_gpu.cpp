@@ -1,0 +1,179 @@
+// omnirt_gpu_bench voice [--preset mini-omni-0.5b|orpheus-3b|all] [--turns 10] [--steps 40] [--model PATH]
+// A text-prompt voice turn on the GPU (issue #6): CudaContext backbone, audio-out heads on the
+// device (CudaBackbone), streaming SNAC on the device (CudaCodecStream), sampling on the host.
+// Per preset: the synthetic BF16 model is written to a temp dir (tmpfs when it has room) unless
+// --model is given, then 1 warm-up + --turns turns of --steps decode steps on the same context
+// (rewound). Prints RESULT lines for bench/gpu/check.sh: time to first audio p50 (the target
+// row) and p95, the breakdown (prefill done, first text token, first frame, first PCM; p50),
+// the real-time factor and the per-step forward time. Random weights never end their text:
+// Mini-Omni's text is cut after 8 tokens (AudioOutParams::max_text_tokens, as the CPU bench's
+// --max-text 8 run), after which steps skip the text head; Orpheus's prompt ends with its
+// speech marker, so every step is a codec token.
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench/gpu/gpu_bench.h"
+#include "runtime/model/audio_out.h"
+#include "runtime/model/cuda_context.h"
+#include "runtime/model/cuda_snac.h"
+#include "runtime/model/model.h"
+#include "runtime/model/snac_loader.h"
+#include "runtime/model/synthetic_omni.h"
+#include "runtime/model/voice_turn.h"
+
+namespace omni {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+int fail(const Status& st, const std::string& what) {
+  std::printf("ERROR voice %s: %s\n", what.c_str(), st.to_string().c_str());
+  std::fflush(stdout);
+  return 1;
+}
+
+// A directory for a model of `bytes`: $TMPDIR, else /dev/shm when it has room (no disk write),
+// else /tmp.
+std::string temp_dir(double bytes) {
+  if (const char* t = std::getenv("TMPDIR")) return t;
+  struct statvfs vs {};
+  if (statvfs("/dev/shm", &vs) == 0 && double(vs.f_bavail) * double(vs.f_frsize) > bytes * 1.5) return "/dev/shm";
+  return "/tmp";
+}
+
+std::string tag_of(const std::string& preset) {
+  std::string t;
+  for (char c : preset) t += (c == '-' || c == '.') ? '_' : c;
+  return t;
+}
+
+int run_preset(const std::string& preset, const std::string& model_path, int turns, int64_t steps) {
+  const std::string tag = tag_of(preset);
+  std::string path = model_path;
+  bool made = false;
+  if (path.empty()) {
+    const double approx = preset == "orpheus-3b" ? 7.0e9 : 1.5e9;
+    path = temp_dir(approx) + "/omnirt_voice_gpu_" + tag + "_" + std::to_string(::getpid()) + ".gguf";
+    const auto t0 = Clock::now();
+    if (Status st = create_synthetic_omni({preset, DType::kBF16, 1, 0}, path); !st.ok()) {
+      std::remove(path.c_str());
+      return fail(st, "create " + preset);
+    }
+    made = true;
+    std::printf("RESULT name=voice_gpu_create_%s value=%.1f unit=s path=\"%s\"\n", tag.c_str(), since(t0), path.c_str());
+    std::fflush(stdout);
+  }
+  const auto t_load = Clock::now();
+  auto model = Model::load(path);
+  if (made) std::remove(path.c_str());  // the mapping stays valid
+  if (!model.ok()) return fail(model.status(), "load " + path);
+  auto heads = load_audio_out(**model);
+  if (!heads.ok()) return fail(heads.status(), "audio-out heads");
+  auto snac = load_snac((*model)->file());
+  if (!snac.ok()) return fail(snac.status(), "codec");
+  auto prompt = (*model)->tokenizer().encode("Tell me a short story about a robot who learns to sing.", true, false);
+  if (!prompt.ok()) return fail(prompt.status(), "tokenize");
+  ContextParams cp;
+  cp.n_ctx = static_cast<int64_t>(prompt->size()) + steps + 64;
+  auto ctx = CudaContext::create(**model, cp);
+  if (!ctx.ok()) return fail(ctx.status(), "CUDA context");
+  CudaBackbone backbone(**ctx);
+  auto codec = CudaSnacDecoder::create((*snac)->weights);
+  if (!codec.ok()) return fail(codec.status(), "CUDA SNAC decoder");
+  CudaCodecStream stream(**codec);
+  std::printf("RESULT name=voice_gpu_load_%s value=%.1f unit=s card=\"%s\" weights_gb=%.2f prompt_tokens=%zu\n",
+              tag.c_str(), since(t_load), (*ctx)->device_name().c_str(), double((*ctx)->device_weight_bytes()) / 1e9,
+              prompt->size());
+  std::fflush(stdout);
+
+  VoiceTurnParams p;
+  p.decode.max_steps = steps;
+  p.decode.max_text_tokens = heads->spec.kind == AudioOutKind::kParallel ? 8 : -1;
+  for (SamplerParams* s : {&p.decode.text_sampling, &p.decode.audio_sampling}) {
+    s->temperature = 0.8f;
+    s->top_k = 40;
+    s->seed = 1;
+  }
+  p.noise_seed = 1;
+  std::vector<double> prefill, text, frame, pcm, rtf, fwd;
+  int64_t frames = 0, n_steps = 0;
+  for (int t = 0; t < 1 + turns; ++t) {
+    if (Status st = backbone.rewind(0); !st.ok()) return fail(st, "rewind");
+    auto r = run_voice_turn(backbone, *heads, stream, *prompt, p);
+    if (!r.ok()) return fail(r.status(), "turn " + std::to_string(t));
+    if (t == 0) continue;  // warm-up: graphs captured, scratch sized
+    const double audio_s = double(r->pcm.size()) / double(r->sample_rate);
+    prefill.push_back(r->t.prefill_done);
+    text.push_back(r->t.first_text);
+    frame.push_back(r->t.first_frame);
+    pcm.push_back(r->t.first_pcm);
+    rtf.push_back(audio_s > 0 ? r->t.done / audio_s : -1);
+    fwd.push_back(r->n_steps > 0 ? r->t.step_forward / double(r->n_steps) : -1);
+    frames = r->n_frames;
+    n_steps = r->n_steps;
+  }
+  const LatencySpread a = latency_spread(pcm), pf = latency_spread(prefill), tx = latency_spread(text),
+                      fr = latency_spread(frame), rt = latency_spread(rtf), fw = latency_spread(fwd);
+  if (a.n == 0) {
+    std::printf("ERROR voice %s: no turn produced audio (%lld frames in %lld steps)\n", preset.c_str(),
+                (long long)frames, (long long)n_steps);
+    return 1;
+  }
+  const char* target = preset == "orpheus-3b" ? "p50 <= 120 ms" : "p50 <= 60 ms";
+  std::printf("RESULT name=voice_gpu_ttfa_p50_%s value=%.1f unit=ms table=\"voice turn on GPU: time to first audio "
+              "p50, %s bf16\" probe=\"%d turns, min %.1f ms\" target=\"%s\"\n",
+              tag.c_str(), a.p50 * 1e3, preset.c_str(), a.n, a.min * 1e3, target);
+  std::printf("RESULT name=voice_gpu_ttfa_p95_%s value=%.1f unit=ms table=\"voice turn on GPU: time to first audio "
+              "p95, %s bf16\" target=\"(info)\"\n",
+              tag.c_str(), a.p95 * 1e3, preset.c_str());
+  std::printf("RESULT name=voice_gpu_breakdown_%s value=%.1f unit=ms table=\"voice turn on GPU: breakdown p50, %s\" "
+              "probe=\"prefill %.1f / first text %.1f / first frame %.1f / first pcm %.1f ms\" target=\"(info)\"\n",
+              tag.c_str(), a.p50 * 1e3, preset.c_str(), pf.p50 * 1e3, tx.p50 * 1e3, fr.p50 * 1e3, a.p50 * 1e3);
+  std::printf("RESULT name=voice_gpu_rtf_%s value=%.3f unit=x table=\"voice turn on GPU: real-time factor p50, %s\" "
+              "probe=\"%lld frames in %lld steps, forward %.2f ms/step\" target=\"< 1\"\n",
+              tag.c_str(), rt.p50, preset.c_str(), (long long)frames, (long long)n_steps, fw.p50 * 1e3);
+  std::fflush(stdout);
+  return 0;
+}
+
+int run_voice(int argc, char** argv) {
+  std::string preset = "all", model;
+  int turns = 10;
+  int64_t steps = 40;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--preset") preset = v;
+    else if (k == "--turns") turns = std::atoi(v.c_str());
+    else if (k == "--steps") steps = std::atoll(v.c_str());
+    else if (k == "--model") model = v;
+    else {
+      std::fprintf(stderr, "voice: unknown option %s\n", k.c_str());
+      return 2;
+    }
+  }
+  if (turns < 1 || steps < 8 || (preset != "all" && preset != "mini-omni-0.5b" && preset != "orpheus-3b") ||
+      (!model.empty() && preset == "all")) {
+    std::fprintf(stderr, "voice: --preset mini-omni-0.5b|orpheus-3b|all (--model needs one preset), --turns >= 1, "
+                         "--steps >= 8\n");
+    return 2;
+  }
+  int rc = 0;
+  for (const char* p : {"mini-omni-0.5b", "orpheus-3b"})
+    if (preset == "all" || preset == p) rc |= run_preset(p, model, turns, steps);
+  return rc;
+}
+
+const bool kRegistered = gpu_bench::add(
+    "voice", "voice [--preset mini-omni-0.5b|orpheus-3b|all] [--turns 10] [--steps 40] [--model PATH]", run_voice);
+
+}  // namespace
+}  // namespace omni
