@@ -274,6 +274,67 @@ TEST_F(MultimodalTest, SameImageIsEncodedOnce) {
   EXPECT_EQ(e.cache_stats().entries, 3u);
 }
 
+// Decoded pixels equal the same pixels given as a lossless file (PNG, and the BMP of the same
+// crop), to the bit, with or without a patch mask; they are cached under their own key.
+TEST_F(MultimodalTest, EncodeImageEqualsTheLosslessFile) {
+  auto vis = load_vision(mmproj_path());
+  ASSERT_TRUE(vis.ok());
+  auto enc = ImageEncoder::create(std::move(vis).value(), nullptr, mmproj_path(), kBackboneEmbd);
+  ASSERT_TRUE(enc.ok());
+  ImageEncoder& e = **enc;
+  const std::vector<uint8_t> png = test::read_file(astro());
+  const std::vector<uint8_t> bmp = test::read_file(test::source_path("tests/data/vision/astro.bmp"));
+  auto img = vision::decode_image_memory(png.data(), png.size(), {}, "astro");
+  ASSERT_TRUE(img.ok()) << img.status().to_string();
+  vision::PatchMask mask = vision::PatchMask::keep_all(4, 4);
+  mask.keep[5] = 0;
+  const vision::PatchMask* const masks[] = {nullptr, &mask};
+  for (const vision::PatchMask* m : masks) {
+    auto from_png = e.encode(png.data(), png.size(), 2, m);
+    ASSERT_TRUE(from_png.ok()) << from_png.status().to_string();
+    ImageEncodeInfo info;
+    auto from_pixels = e.encode_image(*img, 2, m, &info);
+    ASSERT_TRUE(from_pixels.ok()) << from_pixels.status().to_string();
+    EXPECT_FALSE(info.cached);  // not the PNG's entry: pixels have their own key
+    EXPECT_EQ((*from_pixels)->n_rows, (*from_png)->n_rows);
+    EXPECT_EQ((*from_pixels)->n_embd, (*from_png)->n_embd);
+    EXPECT_EQ((*from_pixels)->data, (*from_png)->data);
+    if (m == nullptr) {
+      auto bmp_img = vision::decode_image_memory(bmp.data(), bmp.size(), {}, "astro.bmp");
+      ASSERT_TRUE(bmp_img.ok());
+      ASSERT_TRUE(bmp_img->rgb == img->rgb);  // the fixtures hold one crop as PNG and BMP
+      auto from_bmp = e.encode(bmp.data(), bmp.size(), 2);
+      ASSERT_TRUE(from_bmp.ok());
+      EXPECT_EQ((*from_pixels)->data, (*from_bmp)->data);
+    }
+    const uint64_t runs = e.n_encodes();
+    vision::Image copy = *img;  // other memory, same pixels
+    auto again = e.encode_image(copy, 2, m, &info);
+    ASSERT_TRUE(again.ok());
+    EXPECT_TRUE(info.cached);
+    EXPECT_EQ(again->get(), from_pixels->get());
+    EXPECT_EQ(e.n_encodes(), runs);
+  }
+  // The same bytes as another shape are another image.
+  vision::Image reshaped = *img;
+  std::swap(reshaped.width, reshaped.height);
+  ImageEncodeInfo info;
+  ASSERT_TRUE(e.encode_image(reshaped, 1, nullptr, &info).ok());
+  EXPECT_FALSE(info.cached);
+  // Bad pixels: wrong byte count, zero size, beyond the decoder's limits; nothing cached.
+  const size_t entries = e.cache_stats().entries;
+  vision::Image short_rgb = *img;
+  short_rgb.rgb.pop_back();
+  EXPECT_EQ(e.encode_image(short_rgb, 1).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(e.encode_image(vision::Image{}, 1).status().code(), StatusCode::kCorruptFile);
+  vision::Image wide;
+  wide.width = 70000;
+  wide.height = 1;
+  wide.rgb.resize(size_t(wide.width) * 3);
+  EXPECT_EQ(e.encode_image(wide, 1).status().code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(e.cache_stats().entries, entries);
+}
+
 TEST_F(MultimodalTest, EncoderWidthMustBeTheBackbones) {
   auto vis = load_vision(mmproj64_path());
   ASSERT_TRUE(vis.ok());

@@ -76,12 +76,10 @@ omni_status append_prompt(omni_session* s, const char* text, const omni_image* i
   return eval_rows(s, text, rows, flags, fn);
 }
 
-// Decoded pixels through the encoder: as an exact 24-bit BMP (decode_image_memory gives the
-// pixels back unchanged), so they take the encoder's one path, cache key included.
+// Decoded pixels through the encoder (cached under their dimensions and pixels).
 omni_status encode_pixels(omni::ImageEncoder& enc, const omni::vision::Image& img, int n_threads,
                           const std::string& what, std::vector<Rows>* out) {
-  const std::vector<uint8_t> bmp = omni::vision::encode_bmp(img);
-  auto rows = enc.encode(bmp.data(), bmp.size(), n_threads);
+  auto rows = enc.encode_image(img, n_threads);
   if (!rows.ok()) return from_status(rows.status(), what.c_str());
   out->push_back(std::move(rows).value());
   return OMNI_OK;

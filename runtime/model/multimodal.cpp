@@ -262,9 +262,10 @@ StatusOr<std::unique_ptr<ImageEncoder>> ImageEncoder::create(
   return e;
 }
 
-EmbeddingKey ImageEncoder::key_for(const uint8_t* bytes, size_t n, const vision::PatchMask* mask) const {
+EmbeddingKey ImageEncoder::key_for(const uint8_t* bytes, size_t n, const vision::PatchMask* mask,
+                                   uint64_t image_seed) const {
   EmbeddingKey k;
-  hash128(bytes, n, 0, k.image);
+  hash128(bytes, n, image_seed, k.image);
   // Everything else that changes the rows, as text then hashed: preprocessing, encoder, mask.
   std::string cfg = fmt("pre %d %d %d %d %d %d %d|%g %g %g|%g %g %g|enc %s|max %lld %lld|",
                         static_cast<int>(pre_.mode), pre_.shortest_edge, pre_.resize_w,
@@ -301,9 +302,39 @@ StatusOr<std::shared_ptr<const EmbeddingRows>> ImageEncoder::encode(
     inf.cached = true;
     return hit;
   }
-  auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = std::chrono::steady_clock::now();
   OMNI_ASSIGN_OR_RETURN(vision::Image img,
                         vision::decode_image_memory(bytes, n, decode_options, "image"));
+  return encode_decoded(img, key, n_threads, mask, t0, inf);
+}
+
+StatusOr<std::shared_ptr<const EmbeddingRows>> ImageEncoder::encode_image(
+    const vision::Image& img, int n_threads, const vision::PatchMask* mask, ImageEncodeInfo* info) {
+  OMNI_RETURN_IF_ERROR(vision::check_image_dimensions(img.width, img.height, decode_options, "image"));
+  const size_t expect = size_t(img.width) * size_t(img.height) * 3;
+  if (img.rgb.size() != expect) {
+    return invalid_argument(fmt("image: %d x %d pixels need %zu RGB bytes, got %zu", img.width,
+                                img.height, expect, img.rgb.size()));
+  }
+  if (n_threads < 1) n_threads = 1;
+  ImageEncodeInfo local;
+  ImageEncodeInfo& inf = info ? *info : local;
+  inf = ImageEncodeInfo{};
+  std::lock_guard<std::mutex> lock(mu_);  // as encode(): one at a time
+  // The pixels hashed with the dimensions as the seed (a 1 x 6 and a 2 x 3 image differ); odd,
+  // so never seed 0, which file bytes use.
+  const uint64_t seed = ((uint64_t(uint32_t(img.width)) << 32 | uint32_t(img.height)) << 1) | 1;
+  const EmbeddingKey key = key_for(img.rgb.data(), img.rgb.size(), mask, seed);
+  if (std::shared_ptr<const EmbeddingRows> hit = cache_->find(key)) {
+    inf.cached = true;
+    return hit;
+  }
+  return encode_decoded(img, key, n_threads, mask, std::chrono::steady_clock::now(), inf);
+}
+
+StatusOr<std::shared_ptr<const EmbeddingRows>> ImageEncoder::encode_decoded(
+    const vision::Image& img, const EmbeddingKey& key, int n_threads,
+    const vision::PatchMask* mask, std::chrono::steady_clock::time_point t0, ImageEncodeInfo& inf) {
   OMNI_ASSIGN_OR_RETURN(vision::PixelTensor pixels, vision::preprocess(img, pre_));
   inf.decode_ms = ms_since(t0);
   t0 = std::chrono::steady_clock::now();

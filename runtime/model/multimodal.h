@@ -16,6 +16,7 @@
 // encodes run one at a time per encoder). The free functions are pure.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <list>
@@ -153,6 +154,16 @@ class ImageEncoder {
                                                         const vision::PatchMask* mask = nullptr,
                                                         ImageEncodeInfo* info = nullptr);
 
+  // Decoded pixels (an RGB buffer, a video frame) -> the rows encode() gives for a lossless file
+  // (PNG, BMP) of the same pixels, without the round trip through a file. Cached under the
+  // dimensions and pixels (a key no file's bytes share). The dimensions are checked against
+  // decode_options as a decoder checks them (kCorruptFile for zero size, kOutOfRange beyond
+  // the limits); kInvalidArgument when img.rgb is not width * height * 3 bytes.
+  StatusOr<std::shared_ptr<const EmbeddingRows>> encode_image(const vision::Image& img,
+                                                              int n_threads,
+                                                              const vision::PatchMask* mask = nullptr,
+                                                              ImageEncodeInfo* info = nullptr);
+
   EmbeddingCacheStats cache_stats() const { return cache_->stats(); }
   uint64_t n_encodes() const;        // ViT runs (cache misses that got as far as encoding)
   double total_encode_ms() const;
@@ -160,7 +171,14 @@ class ImageEncoder {
 
  private:
   ImageEncoder() = default;
-  EmbeddingKey key_for(const uint8_t* bytes, size_t n, const vision::PatchMask* mask) const;
+  // image_seed: 0 for file bytes; odd, from the dimensions, for decoded pixels.
+  EmbeddingKey key_for(const uint8_t* bytes, size_t n, const vision::PatchMask* mask,
+                       uint64_t image_seed = 0) const;
+  // Preprocess + ViT + adapter of decoded pixels, cached under key; mu_ held. t0: when the
+  // decode began (inf.decode_ms runs to the end of preprocessing).
+  StatusOr<std::shared_ptr<const EmbeddingRows>> encode_decoded(
+      const vision::Image& img, const EmbeddingKey& key, int n_threads,
+      const vision::PatchMask* mask, std::chrono::steady_clock::time_point t0, ImageEncodeInfo& inf);
 
   std::shared_ptr<const VisionModel> vision_;
   std::shared_ptr<const void> keep_alive_;
