@@ -144,7 +144,7 @@ def torch_load(path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a bad pickle
-        raise ConvertError(f"{path}: torch.load failed: {e}")
+        raise ConvertError(f"{path}: torch.load (weights_only) failed: {' '.join(str(e).split())[:300]}")
 
 
 def torch_tensors(path, state):
