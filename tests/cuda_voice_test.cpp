@@ -197,14 +197,17 @@ TEST(CudaVoice, InVocabGreedyStepsMatchCpu) {
 
 // eval_embeddings_hidden on the device: no text logits, the same hidden state as a full eval
 // (the heads over it equal the heads after eval_embeddings of the same row, bit for bit: the
-// same kernels up to the final norm), and errors as eval_embeddings.
+// same kernels up to the final norm), the same with graphs off (one-row steps are captured),
+// and errors as eval_embeddings.
 TEST(CudaVoice, HiddenOnlyEvalLeavesTheSameHiddenState) {
   OMNI_CUDA_SKIP_WITHOUT_DEVICE();
   Loaded l = load("omni-tiny");
   ASSERT_TRUE(l.model);
   auto a = make_gpu(*l.model);
   auto b = make_gpu(*l.model);
-  ASSERT_TRUE(a && b);
+  auto c = make_gpu(*l.model);
+  ASSERT_TRUE(a && b && c);
+  c->set_use_graphs(false);
   const int64_t d = l.model->hparams().n_embd;
   const std::vector<float> rows = test::random_floats(size_t(3 * d), 7, -0.1f, 0.1f);
   const int32_t K = l.heads.spec.n_codebooks, V = l.heads.spec.codebook_vocab;
@@ -214,6 +217,8 @@ TEST(CudaVoice, HiddenOnlyEvalLeavesTheSameHiddenState) {
   ASSERT_EQ(a->run_extra_outputs(all.data(), K, ha.data()).code(), StatusCode::kWrongState);  // no set yet
   ASSERT_TRUE(a->set_extra_outputs(l.heads.head).ok());
   ASSERT_TRUE(b->set_extra_outputs(l.heads.head).ok());
+  ASSERT_TRUE(c->set_extra_outputs(l.heads.head).ok());
+  ASSERT_TRUE(c->set_extra_outputs(l.heads.head).ok());  // the same set again: kept
   ASSERT_EQ(a->run_extra_outputs(all.data(), K, ha.data()).code(), StatusCode::kWrongState);  // no eval yet
   ASSERT_TRUE(a->eval_embeddings(rows.data(), 2, false).ok());
   ASSERT_TRUE(b->eval_embeddings(rows.data(), 2, false).ok());
@@ -223,6 +228,12 @@ TEST(CudaVoice, HiddenOnlyEvalLeavesTheSameHiddenState) {
   ASSERT_TRUE(a->run_extra_outputs(all.data(), K, ha.data()).ok());
   ASSERT_TRUE(b->run_extra_outputs(all.data(), K, hb.data()).ok());
   EXPECT_TRUE(test::close_rel(ha, hb, 0.0, "heads after hidden-only vs full eval"));
+  EXPECT_TRUE(a->graph_error().empty()) << a->graph_error();
+  std::vector<float> hc(ha.size(), NAN);
+  ASSERT_TRUE(c->eval_embeddings(rows.data(), 2, false).ok());
+  ASSERT_TRUE(c->eval_embeddings_hidden(rows.data() + 2 * d, 1).ok());
+  ASSERT_TRUE(c->run_extra_outputs(all.data(), K, hc.data()).ok());
+  EXPECT_TRUE(test::close_rel(hc, ha, 0.0, "heads, graphs off vs on"));
   // Only the requested matrices are written.
   std::vector<float> one(ha.size(), NAN);
   const int32_t third = 2;

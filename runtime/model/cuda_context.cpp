@@ -67,8 +67,15 @@ struct CudaContext::Impl {
   float* extra_out = nullptr;      // device [extra_off.back()]
   cuda::PinnedBuffer extra_pinned;  // host [extra_off.back()]
 
+  // eval_embedding_step: the staged row [n_embd] and its graphs (0: logits, 1: hidden only).
+  cuda::PinnedBuffer embd_pinned;
+  float* h_embd = nullptr;
+  cudaGraphExec_t embd_graphs[2] = {};
+
   ~Impl() {
     for (cudaGraphExec_t& g : graphs)
+      if (g) cudaGraphExecDestroy(g);
+    for (cudaGraphExec_t& g : embd_graphs)
       if (g) cudaGraphExecDestroy(g);
   }
 };
@@ -254,6 +261,8 @@ StatusOr<std::unique_ptr<CudaContext>> CudaContext::create(const Model& model, c
   I.h_btok = I.h_pos + stage;
   I.h_bpos = I.h_btok + kMaxBatch;
   I.h_next = I.h_bpos + kMaxBatch;
+  OMNI_ASSIGN_OR_RETURN(I.embd_pinned, cuda::PinnedBuffer::create(size_t(d) * sizeof(float)));
+  I.h_embd = I.embd_pinned.as<float>();
   try {
     c->logits_.resize(static_cast<size_t>(c->n_vocab_));
   } catch (const std::bad_alloc&) {
@@ -511,11 +520,69 @@ Status CudaContext::eval(std::span<const int32_t> tokens, bool all_logits) {
 
 Status CudaContext::eval_embeddings(const float* embd, int64_t n, bool all_logits) {
   OMNI_RETURN_IF_ERROR(check_embedding_input(embd, n, model_->hparams().n_embd, seq_past_[0], n_ctx_));
+  if (n == 1) return eval_embedding_step(embd, false);
   return eval_rows(nullptr, embd, n, all_logits);
+}
+
+Status CudaContext::eval_embedding_step(const float* row, bool hidden_only) {
+  Impl& I = *impl_;
+  cudaStream_t s = I.stream.get();
+  const int64_t d = model_->hparams().n_embd;
+  std::memcpy(I.h_embd, row, size_t(d) * sizeof(float));
+  I.h_bpos[0] = static_cast<int32_t>(seq_past_[0]);
+  // Row and position in, forward (sequence 0 as a one-sequence decode step), logits or not.
+  auto enqueue = [&]() -> Status {
+    OMNI_RETURN_IF_ERROR(cuda::cuda_status(
+        cudaMemcpyAsync(I.x, I.h_embd, size_t(d) * sizeof(float), cudaMemcpyHostToDevice, s), "copy embedding row"));
+    OMNI_RETURN_IF_ERROR(
+        cuda::cuda_status(cudaMemcpyAsync(I.d_pos, I.h_bpos, 4, cudaMemcpyHostToDevice, s), "copy positions"));
+    embd_input_ = true;
+    hidden_only_ = hidden_only;
+    Status st = run_step(1, /*batch_decode=*/true, true, false);
+    embd_input_ = false;
+    hidden_only_ = false;
+    return st;
+  };
+  bool ran = false;
+  if (options_.use_graphs && graph_error_.empty() && !op_hook_) {
+    cudaGraphExec_t& exec = I.embd_graphs[hidden_only ? 1 : 0];
+    if (!exec) {
+      cudaGraph_t graph = nullptr;
+      Status st = cuda::cuda_status(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "begin capture");
+      if (st.ok()) {
+        st = enqueue();
+        const cudaError_t end = cudaStreamEndCapture(s, &graph);
+        if (st.ok()) st = cuda::cuda_status(end, "end capture");
+      }
+      if (st.ok()) st = cuda::cuda_status(cudaGraphInstantiate(&exec, graph, 0), "instantiate graph");
+      if (graph) cudaGraphDestroy(graph);
+      if (!st.ok()) {
+        graph_error_ = st.message();
+        exec = nullptr;
+        cudaGetLastError();  // capture errors are not sticky; clear the last-error slot
+      }
+    }
+    if (exec) {
+      OMNI_RETURN_IF_ERROR(cuda::cuda_status(cudaGraphLaunch(exec, s), "graph launch"));
+      ran = true;
+    }
+  }
+  if (!ran) OMNI_RETURN_IF_ERROR(enqueue());
+  if (!hidden_only) {
+    OMNI_RETURN_IF_ERROR(cuda::cuda_status(
+        cudaMemcpyAsync(logits_.data(), I.logits, size_t(n_vocab_) * 4, cudaMemcpyDeviceToHost, s), "copy logits"));
+  }
+  OMNI_RETURN_IF_ERROR(I.stream.synchronize());
+  ++seq_past_[0];
+  n_logit_rows_ = hidden_only ? 0 : 1;
+  hidden_row_ = 0;
+  hidden_valid_ = true;
+  return Status::Ok();
 }
 
 Status CudaContext::eval_embeddings_hidden(const float* embd, int64_t n) {
   OMNI_RETURN_IF_ERROR(check_embedding_input(embd, n, model_->hparams().n_embd, seq_past_[0], n_ctx_));
+  if (n == 1) return eval_embedding_step(embd, true);
   hidden_only_ = true;
   Status st = eval_rows(nullptr, embd, n, false);
   hidden_only_ = false;
@@ -770,6 +837,7 @@ Status CudaContext::eval(std::span<const int32_t>, bool) { return wrong_state("n
 Status CudaContext::eval_embeddings(const float*, int64_t, bool) { return wrong_state("no CUDA"); }
 Status CudaContext::eval_rows(const int32_t*, const float*, int64_t, bool) { return wrong_state("no CUDA"); }
 Status CudaContext::eval_embeddings_hidden(const float*, int64_t) { return wrong_state("no CUDA"); }
+Status CudaContext::eval_embedding_step(const float*, bool) { return wrong_state("no CUDA"); }
 Status CudaContext::set_extra_outputs(std::span<const Weight>) { return wrong_state("no CUDA"); }
 Status CudaContext::run_extra_outputs(const int32_t*, int32_t, float*) { return wrong_state("no CUDA"); }
 Status CudaContext::rewind(int64_t) { return wrong_state("no CUDA"); }

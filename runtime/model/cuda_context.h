@@ -109,6 +109,10 @@ class CudaContext {
   Status run_step(int64_t n, bool batch_decode, bool all_logits, bool copy_logits);
   // Prefill of ids or of embedding rows (exactly one set), after the input checks.
   Status eval_rows(const int32_t* tokens, const float* embd, int64_t n, bool all_logits);
+  // One embedding row at sequence 0's next position (after the input checks): the decode-step
+  // path (flash-decoding attention), captured as a CUDA graph per output kind (logits or the
+  // hidden state only), the row staged in pinned memory.
+  Status eval_embedding_step(const float* row, bool hidden_only);
   [[maybe_unused]] bool embd_input_ = false;  // run_step: the input rows are already in the device's x (unused without CUDA)
   [[maybe_unused]] bool hidden_only_ = false;  // run_step/eval_rows: stop after the final norm (no output head)
   bool hidden_valid_ = false;                   // the device's xn holds sequence 0's last hidden state
