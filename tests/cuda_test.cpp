@@ -944,6 +944,13 @@ TEST(CudaAttention, DecodeSplitsMatchReferencePerSequence) {
 
 TEST(CudaAttention, PrefillTiledMatchesReference) {
   OMNI_CUDA_SKIP_WITHOUT_DEVICE();
+  // The f32 tiled kernel at its 1e-5 bound; the tensor-core default has its own test
+  // (cuda_attention_prefill_test.cpp).
+  struct Restore {
+    cuda::PrefillAttnKernel prev = cuda::prefill_attn_kernel();
+    ~Restore() { cuda::set_prefill_attn_kernel(prev); }
+  } restore;
+  cuda::set_prefill_attn_kernel(cuda::PrefillAttnKernel::kTiled);
   for (const AttnCase& c : {AttnCase{4, 2, 64, 0, 0.0f}, AttnCase{8, 1, 128, 0, 0.0f}, AttnCase{4, 2, 80, 16, 0.0f},
                             AttnCase{2, 2, 256, 0, 30.0f}}) {
     for (int64_t pos0 : {int64_t(0), int64_t(20)}) {
