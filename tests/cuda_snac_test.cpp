@@ -434,7 +434,7 @@ TEST(CudaSnacDecoder, LongDecodeThroughWindowsEqualsOneWindow) {
 }
 
 TEST(CudaSnacDecoder, NoDeviceIsACleanError) {
-  if (cuda::device_count().ok()) GTEST_SKIP() << "a device exists";
+  OMNI_CUDA_SKIP_WITH_DEVICE();
   auto m = synthetic("snac-tiny", DType::kF32);
   ASSERT_NE(m, nullptr);
   auto dec = CudaSnacDecoder::create(m->weights);

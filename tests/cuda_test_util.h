@@ -1,4 +1,4 @@
-// Helpers for the CUDA tests: skip without a device, device buffers that are poisoned (NaN /
+// Helpers for the CUDA tests: skip without a device (or with one), device buffers that are poisoned (NaN /
 // -1 bytes) before each run, and comparisons that report where and by how much a result is off.
 #pragma once
 
@@ -20,6 +20,12 @@
   do {                                                                           \
     auto omni_n_dev_ = ::omni::cuda::device_count();                             \
     if (!omni_n_dev_.ok()) GTEST_SKIP() << omni_n_dev_.status().message();       \
+  } while (0)
+
+// For the tests of the no-device error path: they skip where a device exists.
+#define OMNI_CUDA_SKIP_WITH_DEVICE()                                                \
+  do {                                                                              \
+    if (::omni::cuda::device_count().ok()) GTEST_SKIP() << "a CUDA device is present"; \
   } while (0)
 
 #define OMNI_CUDA_OK(expr)                                                                       \

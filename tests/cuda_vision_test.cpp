@@ -9,9 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "runtime/model/cuda_vision.h"
-#if OMNIRT_HAVE_CUDA
-#include "kernels/cuda/cuda_backend.h"
-#endif
+#include "tests/cuda_test_util.h"  // empty without CUDA
 
 namespace omni {
 namespace {
@@ -19,7 +17,7 @@ namespace {
 // In every build: no CUDA (built without it, or no device) is a clean kUnsupported.
 TEST(CudaViTNoDevice, CreateIsUnsupported) {
 #if OMNIRT_HAVE_CUDA
-  if (cuda::device_count().ok()) GTEST_SKIP() << "a CUDA device is present";
+  OMNI_CUDA_SKIP_WITH_DEVICE();
 #endif
   vision::ViTWeights w;
   auto vit = CudaViT::create(w);
@@ -176,15 +174,6 @@ struct AttnPath {
 // peaky scale-2 case, and up to 1.9e-3 if the conversion truncated instead.
 constexpr double kAttnFastTol = 5e-3;
 
-double rel_l2(const std::vector<float>& got, const std::vector<float>& want) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    den += double(want[i]) * want[i];
-  }
-  return std::sqrt(num / std::max(den, 1e-300));
-}
-
 void run_attn_case(const AttnCase& c, AttnPath path = {}) {
   const int64_t hd = c.head_dim, qw = c.n_head * hd, kw = c.n_kv_head * hd;
   const float scale = c.scale > 0 ? c.scale : 1.0f / std::sqrt(float(hd));
@@ -274,7 +263,7 @@ void run_attn_case(const AttnCase& c, AttnPath path = {}) {
   if (path.fast) {
     std::printf("  attn_fast n_q %lld n_kv %lld heads %lld/%lld hd %lld chunk %lld: relative L2 %.3g\n",
                 (long long)c.n_q, (long long)c.n_kv, (long long)c.n_head, (long long)c.n_kv_head, (long long)hd,
-                (long long)path.chunk_heads, rel_l2(got_rows, want_rows));
+                (long long)path.chunk_heads, test::rel_l2(got_rows.data(), want_rows.data(), want_rows.size()));
     EXPECT_TRUE(close_rel(got_rows, want_rows, kAttnFastTol, "attn_fast (TF32)"));
   } else {
     EXPECT_TRUE(close_rel(got_rows, want_rows, 1e-5, "attn_full"));
