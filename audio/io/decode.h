@@ -37,11 +37,31 @@ StatusOr<std::vector<float>> decode_file(const std::string& path, int sample_rat
 StatusOr<std::vector<float>> decode_memory(const uint8_t* data, size_t size, int sample_rate,
                                            const std::string& name = "<memory>");
 
+// Following a regular file that another process is still writing (tail -f): at the file's
+// current end the reader polls its size every poll_ms instead of ending, and the stream ends
+// once the file has not grown for idle_ms. Works for formats read front to back without
+// seeking: WAV (its header's sizes may be final, 0 or 0xFFFFFFFF: read up to the data chunk's
+// end, or to the idle end), Ogg (Opus, Vorbis, FLAC), FLAC, MP3, ADTS AAC. Not for formats
+// whose index sits at the end (MP4/M4A with the moov atom last).
+struct FollowOptions {
+  int idle_ms = 2000;  // [0, 86'400'000]: no growth for this long = the end of the stream
+  int poll_ms = 20;    // [1, 10'000]: how often the size is checked while waiting
+};
+
 // Incremental decoding: read() returns what has been decoded so far, blocking on the source
 // (a pipe, stdin, a file) only as long as needed to produce at least one sample.
 class StreamDecoder {
  public:
   static StatusOr<std::unique_ptr<StreamDecoder>> open(const std::string& path, int sample_rate);
+  // `path` followed as it grows (FollowOptions). A pipe or stdin ("-") streams anyway and is
+  // opened as open() does; an empty file is allowed (its header may come later). Errors as for
+  // open(), and kInvalidArgument for options outside their ranges. read() then also returns
+  // kCorruptFile when the file stopped growing before the end a WAV header declared (the
+  // writer died: "stopped growing at byte N, its data chunk ends at byte M"), and kIoError when
+  // the file shrank (rewritten or truncated while followed).
+  static StatusOr<std::unique_ptr<StreamDecoder>> open_follow(const std::string& path,
+                                                              int sample_rate,
+                                                              const FollowOptions& options = {});
   // Over bytes in memory that must outlive the decoder.
   static StatusOr<std::unique_ptr<StreamDecoder>> open_memory(const uint8_t* data, size_t size,
                                                               int sample_rate,
@@ -73,5 +93,13 @@ Status encode_file(const std::string& path, const float* pcm, size_t n, int samp
 
 // invalid_argument("<what> sample <i> is NaN") for the first non-finite sample; Ok otherwise.
 Status check_finite(const float* pcm, size_t n, const char* what);
+
+// invalid_argument naming the field unless both FollowOptions fields are within their ranges.
+Status check_follow_options(const FollowOptions& options);
+
+// Where a RIFF/WAVE file's data chunk ends (byte offset), from the file's first `size` bytes:
+// -1 when they are not a WAV header or the data chunk's size is unknown (0 or 0xFFFFFFFF, as a
+// streaming writer leaves it) or the data chunk's header is not within them.
+int64_t wav_data_end(const uint8_t* head, size_t size);
 
 }  // namespace omni::audio

@@ -1,11 +1,16 @@
 // StreamDecoder over FFmpeg: demux (libavformat) -> decode (libavcodec) -> average channels and
 // resample to mono float32 (libswresample, a 1 x C matrix of 1/C), delivered in read() chunks.
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <cstdlib>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include "audio/io/decode.h"
 #include "kernels/core/ffmpeg_log.h"
@@ -57,12 +62,71 @@ struct MemorySource {
 
 constexpr int kMemoryIoBufferBytes = 16 * 1024;
 
+// A regular file read front to back while another process appends to it (StreamDecoder::
+// open_follow). At the current end, read() polls the size every poll_ms and reports the end
+// only after idle_ms without growth. No seek callback: the demuxers read linearly (a WAV
+// demuxer on a seekable source would seek to its data chunk's end, waiting for the whole file).
+struct FollowSource {
+  int fd = -1;
+  FollowOptions options;
+  int64_t pos = 0;              // bytes returned so far
+  int64_t shrank_to = -1;       // >= 0: the file became this short (rewritten or truncated)
+  int read_errno = 0;           // a failed read(2) / fstat(2)
+  bool idle_end = false;        // reported the end after idle_ms without growth
+  std::vector<uint8_t> head;    // the first kHeadBytes bytes, for wav_data_end
+  static constexpr size_t kHeadBytes = 4096;
+
+  ~FollowSource() {
+    if (fd >= 0) ::close(fd);
+  }
+
+  static int read(void* opaque, uint8_t* buf, int buf_size) {
+    auto* f = static_cast<FollowSource*>(opaque);
+    using Clock = std::chrono::steady_clock;
+    const Clock::time_point wait_start = Clock::now();
+    while (true) {
+      const ssize_t n = ::read(f->fd, buf, static_cast<size_t>(buf_size));
+      if (n > 0) {
+        if (f->head.size() < kHeadBytes) {
+          const size_t keep = std::min(static_cast<size_t>(n), kHeadBytes - f->head.size());
+          f->head.insert(f->head.end(), buf, buf + keep);
+        }
+        f->pos += n;
+        return static_cast<int>(n);
+      }
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        f->read_errno = errno;
+        return AVERROR(errno);
+      }
+      struct stat st {};
+      if (::fstat(f->fd, &st) != 0) {
+        f->read_errno = errno;
+        return AVERROR(errno);
+      }
+      if (st.st_size < f->pos) {
+        f->shrank_to = st.st_size;
+        return AVERROR(EIO);
+      }
+      if (st.st_size > f->pos) continue;  // grew between read() and fstat()
+      const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - wait_start);
+      if (waited.count() >= f->options.idle_ms) {
+        f->idle_end = true;
+        return AVERROR_EOF;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(
+          std::min<int64_t>(f->options.poll_ms, f->options.idle_ms - waited.count())));
+    }
+  }
+};
+
 }  // namespace
 
 struct StreamDecoder::Impl {
   std::string name;  // for messages
   int out_rate = 0;
   MemorySource memory;
+  std::unique_ptr<FollowSource> follow;  // open_follow on a regular file
   AVIOContext* custom_io = nullptr;
   AVFormatContext* format = nullptr;
   AVCodecContext* codec = nullptr;
@@ -252,6 +316,32 @@ struct StreamDecoder::Impl {
     return s;
   }
 
+  // A followed file that went quiet before the end its WAV header declared: the writer stopped.
+  Status check_follow_end() const {
+    if (!follow) return Status::Ok();
+    OMNI_RETURN_IF_ERROR(follow_error());
+    const int64_t end = wav_data_end(follow->head.data(), follow->head.size());
+    if (end > follow->pos) {
+      return corrupt_file(fmt("'%s' stopped growing at byte %lld (no growth for %d ms); its WAV "
+                              "data chunk ends at byte %lld", name.c_str(),
+                              static_cast<long long>(follow->pos), follow->options.idle_ms,
+                              static_cast<long long>(end)));
+    }
+    return Status::Ok();
+  }
+  Status follow_error() const {
+    if (follow->shrank_to >= 0) {
+      return io_error(fmt("'%s' shrank to %lld bytes while being followed (read up to byte %lld): "
+                          "rewritten or truncated", name.c_str(),
+                          static_cast<long long>(follow->shrank_to), static_cast<long long>(follow->pos)));
+    }
+    if (follow->read_errno != 0) {
+      return io_error(fmt("'%s': read failed at byte %lld: %s", name.c_str(),
+                          static_cast<long long>(follow->pos), std::strerror(follow->read_errno)));
+    }
+    return Status::Ok();
+  }
+
   double packet_seconds(const AVPacket* p) const {
     if (p->pts == AV_NOPTS_VALUE) return -1;
     return static_cast<double>(p->pts) * av_q2d(format->streams[stream_index]->time_base);
@@ -279,10 +369,12 @@ struct StreamDecoder::Impl {
       if (demux_done) return internal_error("decoder wants input after the flush packet");
       err = av_read_frame(format, packet);
       if (err == AVERROR_EOF) {
+        OMNI_RETURN_IF_ERROR(check_follow_end());
         demux_done = true;
         avcodec_send_packet(codec, nullptr);
         continue;
       }
+      if (err < 0 && follow) OMNI_RETURN_IF_ERROR(follow_error());
       if (err < 0) {
         if (err == AVERROR_INVALIDDATA) {
           return corrupt_file(fmt("'%s': damaged container data: %s", name.c_str(),
@@ -357,6 +449,40 @@ StatusOr<std::unique_ptr<StreamDecoder>> StreamDecoder::open_memory(const uint8_
     return Status(StatusCode::kOutOfMemory, "avio_alloc_context failed");
   }
   OMNI_RETURN_IF_ERROR(impl->open_format("", impl->custom_io));
+  return std::unique_ptr<StreamDecoder>(new StreamDecoder(std::move(impl)));
+}
+
+StatusOr<std::unique_ptr<StreamDecoder>> StreamDecoder::open_follow(const std::string& path,
+                                                                    int sample_rate,
+                                                                    const FollowOptions& options) {
+  OMNI_RETURN_IF_ERROR(check_sample_rate(sample_rate));
+  OMNI_RETURN_IF_ERROR(check_follow_options(options));
+  if (path.empty()) return invalid_argument("empty audio file path");
+  struct stat st {};
+  if (path != "-" && ::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return not_found(fmt("'%s': no such file", path.c_str()));
+    return io_error(fmt("'%s': %s", path.c_str(), std::strerror(errno)));
+  }
+  if (path == "-" || !S_ISREG(st.st_mode)) return open(path, sample_rate);  // pipes stream anyway
+  ffmpeg::take_over_log();
+  auto impl = std::make_unique<Impl>();
+  impl->out_rate = sample_rate;
+  impl->name = path;
+  impl->follow = std::make_unique<FollowSource>();
+  impl->follow->options = options;
+  impl->follow->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (impl->follow->fd < 0) return io_error(fmt("'%s': %s", path.c_str(), std::strerror(errno)));
+  auto* buffer = static_cast<uint8_t*>(av_malloc(kMemoryIoBufferBytes));
+  if (!buffer) return Status(StatusCode::kOutOfMemory, "av_malloc failed");
+  impl->custom_io = avio_alloc_context(buffer, kMemoryIoBufferBytes, 0, impl->follow.get(),
+                                       &FollowSource::read, nullptr, nullptr);
+  if (!impl->custom_io) {
+    av_free(buffer);
+    return Status(StatusCode::kOutOfMemory, "avio_alloc_context failed");
+  }
+  Status s = impl->open_format("", impl->custom_io);
+  if (!s.ok() && impl->follow->shrank_to >= 0) return impl->follow_error();
+  OMNI_RETURN_IF_ERROR(s);
   return std::unique_ptr<StreamDecoder>(new StreamDecoder(std::move(impl)));
 }
 

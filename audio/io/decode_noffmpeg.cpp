@@ -20,6 +20,13 @@ StatusOr<std::unique_ptr<StreamDecoder>> StreamDecoder::open_memory(const uint8_
                                                                     const std::string& name) {
   return no_ffmpeg("decoding '" + name + "'");
 }
+StatusOr<std::unique_ptr<StreamDecoder>> StreamDecoder::open_follow(const std::string& path,
+                                                                    int sample_rate,
+                                                                    const FollowOptions& options) {
+  OMNI_RETURN_IF_ERROR(check_sample_rate(sample_rate));
+  OMNI_RETURN_IF_ERROR(check_follow_options(options));
+  return no_ffmpeg("following '" + path + "'");
+}
 StatusOr<size_t> StreamDecoder::read(float*, size_t) { return no_ffmpeg("StreamDecoder::read"); }
 int StreamDecoder::sample_rate() const { return 0; }
 int StreamDecoder::source_rate() const { return 0; }
