@@ -1,5 +1,5 @@
 // StreamDecoder::open_follow: a writer thread appends a real recording (tests/data/whisper's
-// LibriVox WAV, and an Ogg/Opus made from it) to a file in pieces while the decoder reads it.
+// LibriVox WAV, and Ogg/Opus and FLAC made from it) to a file in pieces while the decoder reads it.
 // Reference: decode_file of the finished file (itself checked against the ffmpeg CLI in
 // audio_io_test): the samples must be identical, and the first ones must arrive before the
 // writer is done. Also: the idle timeout ends a stream whose header has no sizes (0xFFFFFFFF),
@@ -185,15 +185,16 @@ TEST(AudioFollow, UnknownSizesEndAtTheIdleTimeout) {
   std::remove(path.c_str());
 }
 
-TEST(AudioFollow, GrowingOggOpusEqualsTheFinishedFile) {
+// The clip encoded by encode_file into `ext`, appended in 700-byte pieces while followed.
+void grow_encoded(const std::string& ext) {
   auto pcm = audio::decode_file(clip_path(), 16000);
   ASSERT_TRUE(pcm.ok());
-  const std::string finished = test::temp_path("follow_src.opus");
+  const std::string finished = test::temp_path("follow_src." + ext);
   ASSERT_TRUE(audio::encode_file(finished, pcm->data(), pcm->size(), 16000).ok());
   auto want = audio::decode_file(finished, 16000);
   ASSERT_TRUE(want.ok()) << want.status().to_string();
   const std::vector<uint8_t> bytes = test::read_file(finished);
-  const std::string path = empty_file("follow_grow.opus");
+  const std::string path = empty_file("follow_grow." + ext);
   std::atomic<bool> done{false};
   std::thread writer([&] { write_slowly(path, bytes, 700, 10, &done); });
   audio::FollowOptions opt;
@@ -208,6 +209,9 @@ TEST(AudioFollow, GrowingOggOpusEqualsTheFinishedFile) {
   std::remove(path.c_str());
   std::remove(finished.c_str());
 }
+
+TEST(AudioFollow, GrowingOggOpusEqualsTheFinishedFile) { grow_encoded("opus"); }
+TEST(AudioFollow, GrowingFlacEqualsTheFinishedFile) { grow_encoded("flac"); }
 
 TEST(AudioFollow, WriterStoppingBeforeTheDeclaredEndIsCorrupt) {
   std::vector<uint8_t> wav = test::read_file(clip_path());

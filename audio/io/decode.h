@@ -40,9 +40,9 @@ StatusOr<std::vector<float>> decode_memory(const uint8_t* data, size_t size, int
 // Following a regular file that another process is still writing (tail -f): at the file's
 // current end the reader polls its size every poll_ms instead of ending, and the stream ends
 // once the file has not grown for idle_ms. Works for formats read front to back without
-// seeking: WAV (its header's sizes may be final, 0 or 0xFFFFFFFF: read up to the data chunk's
-// end, or to the idle end), Ogg (Opus, Vorbis, FLAC), FLAC, MP3, ADTS AAC. Not for formats
-// whose index sits at the end (MP4/M4A with the moov atom last).
+// seeking (tested: WAV, FLAC, Ogg/Opus). A WAV header's sizes may be final (read up to the data
+// chunk's end) or 0 / 0xFFFFFFFF (read to the idle end). Not for formats whose index sits at
+// the end (MP4/M4A with the moov atom last), nor headerless raw PCM (FFmpeg cannot probe it).
 struct FollowOptions {
   int idle_ms = 2000;  // [0, 86'400'000]: no growth for this long = the end of the stream
   int poll_ms = 20;    // [1, 10'000]: how often the size is checked while waiting

@@ -3,6 +3,8 @@
 // by FFmpeg (any format, resampled to 16 kHz); a build without FFmpeg reads 16 kHz PCM16 WAV
 // itself. --mic captures through PortAudio (--device NAME|INDEX) or, with --device file:PATH, a
 // file-backed stand-in microphone that plays PATH in real time (--speed to change that).
+// --follow reads a file that is still being written (StreamDecoder::open_follow), transcribing
+// each --window (default 30 s) as soon as it has arrived, until --idle-ms pass without growth.
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -33,6 +35,9 @@ struct TranscribeOptions {
   std::string device;
   double window = 5.0;   // --mic: seconds per transcribed window
   double speed = 1.0;    // --device file:PATH pacing
+  bool window_given = false;
+  bool follow = false;
+  int idle_ms = 2000;    // --follow: no growth for this long ends the file
   audio::WhisperDecodeOptions decode;
 };
 
@@ -101,6 +106,38 @@ struct Printer {
   }
 };
 
+// A followed file as a capture stream, so transcribe_capture handles it as it does a
+// microphone: each window is transcribed as soon as its samples have arrived. read() blocks in
+// the decoder until samples come or the file has been idle for --idle-ms.
+class FollowCapture : public audio::CaptureStream {
+ public:
+  FollowCapture(std::unique_ptr<audio::StreamDecoder> d, std::string name)
+      : d_(std::move(d)), name_(std::move(name)) {}
+  Status start() override { return Status::Ok(); }
+  Status stop() override { return Status::Ok(); }
+  StatusOr<size_t> read(float* out, size_t max_samples, int /*timeout_ms*/) override {
+    if (end_) return size_t{0};
+    OMNI_ASSIGN_OR_RETURN(size_t n, d_->read(out, max_samples));
+    if (n == 0) end_ = true;
+    frames_ += n;
+    return n;
+  }
+  bool at_end() const override { return end_; }
+  audio::DeviceCounters counters() const override {
+    audio::DeviceCounters c;
+    c.frames = frames_;
+    return c;
+  }
+  int sample_rate() const override { return d_->sample_rate(); }
+  const std::string& device_name() const override { return name_; }
+
+ private:
+  std::unique_ptr<audio::StreamDecoder> d_;
+  std::string name_;
+  bool end_ = false;
+  uint64_t frames_ = 0;
+};
+
 int run_mic(const TranscribeOptions& o, audio::WhisperTranscriber& tr) {
   audio::StreamConfig cfg;
   cfg.sample_rate = audio::kWhisperSampleRate;
@@ -141,15 +178,28 @@ int run_transcribe(const TranscribeOptions& o) {
   audio::WhisperTranscriber tr((*model)->weights, pool);
   if (o.mic) return run_mic(o, tr);
   if (o.file.empty()) return fail("transcribe: give an audio FILE or --mic");
-  auto samples = audio::decode_file(o.file, audio::kWhisperSampleRate);
-  if (!samples.ok() && samples.status().code() == StatusCode::kUnsupported) samples = read_wav_16k(o.file);
-  if (!samples.ok()) return fail(samples.status().to_string());
-  const double t1 = now_seconds();
   Printer print{o.decode.timestamps, o.json, true};
-  auto segs = tr.transcribe_segments(samples->data(), samples->size(), o.decode, std::ref(print));
+  double t1 = 0, audio_s = 0;
+  StatusOr<std::vector<audio::WhisperSegment>> segs = std::vector<audio::WhisperSegment>{};
+  if (o.follow) {
+    audio::FollowOptions fo;
+    fo.idle_ms = o.idle_ms;
+    auto d = audio::StreamDecoder::open_follow(o.file, audio::kWhisperSampleRate, fo);
+    if (!d.ok()) return fail(d.status().to_string());
+    FollowCapture cap(std::move(d).value(), o.file);
+    t1 = now_seconds();
+    segs = tr.transcribe_capture(cap, o.window_given ? o.window : 30.0, o.decode, std::ref(print));
+    audio_s = static_cast<double>(cap.counters().frames) / audio::kWhisperSampleRate;
+  } else {
+    auto samples = audio::decode_file(o.file, audio::kWhisperSampleRate);
+    if (!samples.ok() && samples.status().code() == StatusCode::kUnsupported) samples = read_wav_16k(o.file);
+    if (!samples.ok()) return fail(samples.status().to_string());
+    t1 = now_seconds();
+    segs = tr.transcribe_segments(samples->data(), samples->size(), o.decode, std::ref(print));
+    audio_s = static_cast<double>(samples->size()) / audio::kWhisperSampleRate;
+  }
   if (!segs.ok()) return fail(segs.status().to_string());
   const double t2 = now_seconds();
-  const double audio_s = static_cast<double>(samples->size()) / audio::kWhisperSampleRate;
   if (o.json) {
     const audio::WhisperStats& st = tr.stats();
     std::string text;
@@ -179,8 +229,13 @@ void add_transcribe_command(CLI::App& root, std::vector<Command>& out) {
   c->add_flag("--mic", o->mic, "Transcribe live audio from a microphone, window by window");
   c->add_option("--device", o->device, "--mic: a PortAudio device (index or name part), or file:PATH for a "
                                         "stand-in microphone playing PATH");
-  c->add_option("--window", o->window, "--mic: seconds of audio per transcribed window")
-      ->check(CLI::Range(0.1, 30.0))->capture_default_str();
+  c->add_option("--window", o->window, "--mic, --follow: seconds of audio per transcribed window "
+                                        "(default 5 for --mic, 30 for --follow)")
+      ->check(CLI::Range(0.1, 30.0))->each([o](const std::string&) { o->window_given = true; });
+  c->add_flag("--follow", o->follow, "FILE is still being written: transcribe each window as it arrives, "
+                                     "until the file stops growing for --idle-ms");
+  c->add_option("--idle-ms", o->idle_ms, "--follow: milliseconds without growth that end the file")
+      ->check(CLI::Range(0, 86'400'000))->capture_default_str();
   c->add_option("--speed", o->speed, "--device file:PATH: playback speed (1 = real time, 0 = as fast as possible)")
       ->check(CLI::Range(0.0, 1000.0))->capture_default_str();
   c->add_option("--beam", o->decode.beam_size, "Beam size (1 = greedy)")->check(CLI::Range(1, 16))->capture_default_str();
