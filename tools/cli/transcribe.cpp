@@ -1,4 +1,4 @@
-// `omnirt transcribe FILE|--mic`: speech to text with a Whisper GGUF (tools/convert_whisper_ct2.py),
+// `omnirt transcribe FILE|--mic`: speech to text with a Whisper GGUF (tools/convert_whisper*.py),
 // printing each window's text (or timestamped segment) as soon as it is decoded. Files are decoded
 // by FFmpeg (any format, resampled to 16 kHz); a build without FFmpeg reads 16 kHz PCM16 WAV
 // itself. --mic captures through PortAudio (--device NAME|INDEX) or, with --device file:PATH, a
@@ -248,7 +248,8 @@ void add_transcribe_command(CLI::App& root, std::vector<Command>& out) {
   c->add_flag("--chunk-no-pad", o->decode.encode_chunk_only,
               "With --chunk: encode only the chunk's frames instead of a zero-padded 30 s window");
   c->add_flag("--json", o->json, "Print one JSON line (text, timings) instead of the text");
-  c->add_option("--model,-m", o->model, "Whisper GGUF (tools/convert_whisper_ct2.py)")->capture_default_str();
+  c->add_option("--model,-m", o->model, "Whisper GGUF (tools/convert_whisper_ct2.py, tools/convert_whisper.py)")
+      ->capture_default_str();
   c->add_option("--threads,-t", o->threads, "CPU threads")->check(CLI::Range(1, 256))->capture_default_str();
   c->add_flag("--timing", o->timing, "Print the real-time factor on stderr");
   out.push_back({c, [o] { return run_transcribe(*o); }});
