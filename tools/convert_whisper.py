@@ -10,8 +10,9 @@ Inputs:
     or vocab.json with added_tokens.json / tokenizer_config.json) and generation_config.json.
 
 --vocab-from takes the vocabulary (and the suppress lists) from another source: an omnirt
-Whisper GGUF, a CTranslate2 model directory or its vocabulary.txt, or a Hugging Face directory /
-tokenizer.json. safetensors are read with the standard library; .pt and .bin need torch (loaded
+Whisper GGUF, a CTranslate2 model directory or its vocabulary.txt, a Hugging Face directory /
+tokenizer.json, or openai-whisper's assets/gpt2.tiktoken / multilingual.tiktoken (no suppress
+list: none is written, with a warning). safetensors are read with the standard library; .pt and .bin need torch (loaded
 with weights_only=True: no code in the pickle runs).
 
 The output is the file tools/convert_whisper_ct2.py writes (same writer, keys and tensor names,
@@ -478,7 +479,63 @@ def gguf_vocab(path):
     return v
 
 
-def load_vocab(path):
+# openai-whisper's language codes in token order (whisper/tokenizer.py LANGUAGES): a model with
+# n_vocab tokens has the first n_vocab - 51765 - multilingual of them.
+OPENAI_LANGUAGES = (
+    "en zh de es ru ko fr ja pt tr pl ca nl ar sv it id hi fi vi he uk el ms cs ro da hu ta no th ur "
+    "hr bg lt la mi ml cy sk te fa lv bn sr az sl kn et mk br eu is hy ne mn bs kk sq sw gl mr pa si "
+    "km sn yo so af oc ka be tg sd gu am yi lo uz fo ht ps tk nn mt sa lb my bo tl mg as tt haw ln "
+    "ha ba jw su yue").split()
+
+
+def gpt2_byte_symbols():
+    """GPT-2's byte -> printable character map (the symbols vocabulary.txt and vocab.json use)."""
+    bs = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("\u00a1"), ord("\u00ac") + 1))
+          + list(range(ord("\u00ae"), ord("\u00ff") + 1)))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs)}
+
+
+def tiktoken_vocab(path, n_vocab):
+    """openai-whisper's assets/{gpt2,multilingual}.tiktoken ("base64(bytes) rank" lines) plus the
+    special tokens its tokenizer appends (whisper/tokenizer.py get_encoding)."""
+    import base64
+    import binascii
+    symbols = gpt2_byte_symbols()
+    ranks = {}
+    with open(path, encoding="ascii") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            try:
+                token, rank = base64.b64decode(parts[0]), int(parts[1])  # as tiktoken reads it
+            except (IndexError, ValueError, binascii.Error):
+                raise ConvertError(f"{path}:{line_no}: not a 'base64 rank' line")
+            ranks[rank] = "".join(symbols[b] for b in token)
+    tokens = vocab_from_ids(ranks, path)
+    multilingual = n_vocab >= 51865
+    n_lang = n_vocab - 51765 - int(multilingual)
+    if not 0 < n_lang <= len(OPENAI_LANGUAGES):
+        raise ConvertError(f"{path}: a model with {n_vocab} tokens has {n_lang} languages "
+                           f"(openai-whisper knows {len(OPENAI_LANGUAGES)})")
+    tokens += (["<|endoftext|>", "<|startoftranscript|>"] + [f"<|{c}|>" for c in OPENAI_LANGUAGES[:n_lang]]
+               + ["<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nospeech|>",
+                  "<|notimestamps|>"] + [f"<|{i * 0.02:.2f}|>" for i in range(1501)])
+    if len(tokens) != n_vocab:
+        raise ConvertError(f"{path}: {len(ranks)} ranks and the special tokens make {len(tokens)} tokens, "
+                           f"the model has {n_vocab} (gpt2.tiktoken is for English-only models, "
+                           "multilingual.tiktoken for the others)")
+    return Vocab(tokens, path)
+
+
+def load_vocab(path, n_vocab):
     if os.path.isdir(path):
         if os.path.exists(os.path.join(path, "vocabulary.txt")):
             return ct2_vocab(path)
@@ -487,12 +544,14 @@ def load_vocab(path):
         raise ConvertError(f"--vocab-from {path}: no such file or directory")
     if path.endswith(".gguf"):
         return gguf_vocab(path)
+    if path.endswith(".tiktoken"):
+        return tiktoken_vocab(path, n_vocab)
     if os.path.basename(path) == "tokenizer.json":
         return hf_vocab(os.path.dirname(path) or ".")
     if path.endswith(".txt"):
         return ct2_vocab(path)
-    raise ConvertError(f"--vocab-from {path}: expected a .gguf, vocabulary.txt, tokenizer.json or a "
-                       "model directory")
+    raise ConvertError(f"--vocab-from {path}: expected a .gguf, vocabulary.txt, tokenizer.json, "
+                       "openai-whisper's .tiktoken or a model directory")
 
 
 # ---- conversion --------------------------------------------------------------------------
@@ -535,7 +594,7 @@ def convert(checkpoint, out_path, out_type="f16", name=None, vocab_from=None):
         raise ConvertError(f"{checkpoint}: an OpenAI checkpoint carries no vocabulary; give --vocab-from "
                            "(an omnirt Whisper GGUF, a CTranslate2 directory / vocabulary.txt, or a "
                            "Hugging Face tokenizer directory)")
-    vocab = load_vocab(vocab_from) if vocab_from else hf_vocab(default_vocab)
+    vocab = load_vocab(vocab_from, hp["n_vocab"]) if vocab_from else hf_vocab(default_vocab)
     tokens = fill_timestamps(vocab.tokens, hp["n_vocab"], vocab.source)
 
     expected = expected_tensors(hp)
@@ -610,7 +669,8 @@ def main():
     ap.add_argument("--type", choices=("f16", "f32"), default="f16", help="tensor type (default f16)")
     ap.add_argument("--name", help="general.name (default: the checkpoint's file or directory name)")
     ap.add_argument("--vocab-from", help="vocabulary source: a Whisper GGUF, a CTranslate2 directory or "
-                                         "vocabulary.txt, a Hugging Face directory or tokenizer.json")
+                                         "vocabulary.txt, a Hugging Face directory or tokenizer.json, "
+                                         "openai-whisper's gpt2.tiktoken / multilingual.tiktoken")
     args = ap.parse_args()
     try:
         n = convert(args.checkpoint, args.out, args.type, args.name, args.vocab_from)

@@ -17,7 +17,9 @@ the references are f32 computations on the same numbers. What it checks before w
     (load_state_dict strict) and gives the same encoder output and logits as transformers;
   * the GGUFs converted from the HF directory and from the OpenAI .pt (--vocab-from the HF
     directory, and from the CTranslate2 directory) hold identical tensors and metadata (but
-    general.name and whisper.source); the f32 conversion is the f16 one widened;
+    general.name and whisper.source); the f32 conversion is the f16 one widened; the .pt with
+    --vocab-from openai-whisper's gpt2.tiktoken has the same tensors and openai-whisper's
+    tokenizer's vocabulary;
   * the vocabulary equals the CTranslate2 tiny.en vocabulary.txt.
 Writes:
   tiny_random_f16.gguf   the HF conversion (--type f16)
@@ -185,11 +187,15 @@ def main():
         torch.save({"dims": dataclasses.asdict(dims), "model_state_dict": om.state_dict()}, pt)
 
         out_f16 = os.path.join(OUT, "tiny_random_f16.gguf")
-        hf32, oa16, oa16b = (os.path.join(tmp, n) for n in ("hf32.gguf", "oa16.gguf", "oa16b.gguf"))
+        hf32, oa16, oa16b, oa16c = (os.path.join(tmp, n) for n in ("hf32.gguf", "oa16.gguf", "oa16b.gguf",
+                                                                    "oa16c.gguf"))
+        import whisper.tokenizer
+        tiktoken_file = os.path.join(os.path.dirname(whisper.tokenizer.__file__), "assets", "gpt2.tiktoken")
         run([sys.executable, conv, hf_dir, out_f16, "--name", "whisper-tiny-random"])
         run([sys.executable, conv, hf_dir, hf32, "--type", "f32"])
         run([sys.executable, conv, pt, oa16, "--vocab-from", hf_dir])
         run([sys.executable, conv, pt, oa16b, "--vocab-from", ct2_dir])
+        run([sys.executable, conv, pt, oa16c, "--vocab-from", tiktoken_file])
 
         t16, m16, order16 = gguf_contents(out_f16)
         for other in (oa16, oa16b):
@@ -202,6 +208,21 @@ def main():
                 if key in ("general.name", "whisper.source"):
                     continue
                 assert m[key] == m16[key], f"{other}: metadata {key} differs"
+        # openai-whisper's own vocabulary: its tokenizer's tokens as GPT-2 byte symbols; the tensors
+        # as from the other sources. (It names two tokens differently from the HF / CTranslate2
+        # files: <|he|> for <|iw|>, <|nospeech|> for <|nocaptions|>, and has no suppress list.)
+        tc, mc, order = gguf_contents(oa16c)
+        assert order == order16
+        for name, (ty, shape, data) in tc.items():
+            assert np.array_equal(data.view(np.uint8), t16[name][2].view(np.uint8)), name
+        tok = whisper.tokenizer.get_tokenizer(False).encoding
+        symbols = convert_whisper.gpt2_byte_symbols()
+        n_bytes = tok.n_vocab - len(tok._special_tokens)
+        want = ["".join(symbols[b] for b in tok.decode_single_token_bytes(i)) for i in range(n_bytes)]
+        want += [t for t, _ in sorted(tok._special_tokens.items(), key=lambda kv: kv[1])]
+        assert mc["tokenizer.ggml.tokens"] == want, "the tiktoken vocabulary differs from openai-whisper's"
+        diff = [i for i, (a, b) in enumerate(zip(want, vocab)) if a != b]
+        print(f"tiktoken vocabulary = openai-whisper's tokenizer; differs from CTranslate2's at {diff}")
         t32, _, order32 = gguf_contents(hf32)
         assert order32 == order16
         for name, (ty, shape, data) in t32.items():
@@ -213,7 +234,7 @@ def main():
         for name, (_, _, data) in t16.items():
             ref = sd[name].numpy().astype(np.float16)
             assert np.array_equal(data.reshape(ref.shape), ref), name
-        print(f"{len(t16)} tensors identical across HF f16, OpenAI f16 (2 vocab sources), HF f32")
+        print(f"{len(t16)} tensors identical across HF f16, OpenAI f16 (3 vocab sources), HF f32")
 
     enc_np = enc[0].numpy().astype("<f4")
     enc_np.tofile(os.path.join(OUT, "encoder.f32"))

@@ -332,6 +332,31 @@ def main():
         refused("garbage .pt", [pt, out], "garbage.pt")
         refused("bad --vocab-from", [good, out, "--vocab-from", os.path.join(tmp, "none.gguf")], "none.gguf")
 
+        # openai-whisper's .tiktoken vocabularies (in process: the model needs >= 51765 tokens).
+        import base64
+        tk = os.path.join(tmp, "gpt2.tiktoken")
+        with open(tk, "w") as f:
+            for i in range(50256):
+                f.write(f"{base64.b64encode(bytes([i % 256, i // 256 % 256])).decode()} {i}\n")
+        v = convert_whisper.tiktoken_vocab(tk, 51864)
+        check("tiktoken: byte symbols", v.tokens[0] == "\u0100\u0100" and v.tokens[33] == "!\u0100"
+              and v.tokens[32 + 256] == "\u0120\u0101", f"{v.tokens[:2]}")
+        check("tiktoken: specials", v.tokens[50256] == "<|endoftext|>" and v.tokens[50258] == "<|en|>"
+              and v.tokens[50356] == "<|su|>" and v.tokens[50361] == "<|nospeech|>"
+              and v.tokens[51863] == "<|30.00|>" and len(v.tokens) == 51864)
+
+        def tiktoken_refused(name, n_vocab, needle):
+            try:
+                convert_whisper.tiktoken_vocab(tk, n_vocab)
+                check(name, False, "(accepted)")
+            except convert_whisper.ConvertError as e:
+                check(name, needle in str(e), f"({e})")
+        tiktoken_refused("tiktoken: multilingual size", 51865, "make 51864 tokens, the model has 51865")
+        tiktoken_refused("tiktoken: too few languages", 51700, "-65 languages")
+        with open(tk, "a") as f:
+            f.write("not-a-line\n")
+        tiktoken_refused("tiktoken: bad line", 51864, "gpt2.tiktoken:50257: not a 'base64 rank' line")
+
     print(f"test_convert_whisper: {passed} passed, {failed} failed")
     return 1 if failed else 0
 
