@@ -612,7 +612,8 @@ def convert(checkpoint, out_path, out_type="f16", name=None, vocab_from=None):
 
     out = GgufOut()
     out.string("general.architecture", "whisper")
-    out.string("general.name", name or os.path.splitext(os.path.basename(os.path.normpath(checkpoint)))[0])
+    base = os.path.basename(os.path.normpath(checkpoint))  # "whisper-tiny.en" stays whole
+    out.string("general.name", name or (base if os.path.isdir(checkpoint) else os.path.splitext(base)[0]))
     out.string("whisper.source", source)
     for key in ("n_mels", "n_audio_ctx", "n_audio_state", "n_audio_head", "n_audio_layer", "n_text_ctx",
                 "n_text_state", "n_text_head", "n_text_layer", "n_vocab"):

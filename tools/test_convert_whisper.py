@@ -247,6 +247,9 @@ def main():
             t["proj_out.weight"] = list(t["model.decoder.embed_tokens.weight"])
         rc, err = convert([make_hf(tmp, "tied", tied), out])
         check("tied proj_out accepted", rc == 0, err)
+        rc, err = convert([make_hf(tmp, "whisper-tiny.en"), out])
+        check("a directory's whole name is general.name", rc == 0 and read_gguf(out)[0]["general.name"]
+              == "whisper-tiny.en", err)
         d = make_hf(tmp, "vocabfrom", tokenizer=None)
         rc, err = convert([d, out, "--vocab-from", good])
         check("--vocab-from a directory", rc == 0, err)
