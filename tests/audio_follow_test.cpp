@@ -28,7 +28,7 @@ using Clock = std::chrono::steady_clock;
 
 std::string clip_path() { return test::source_path("tests/data/whisper/librivox_0880.wav"); }
 
-int64_t ms_since(Clock::time_point t) {
+[[maybe_unused]] int64_t ms_since(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
 }
 
