@@ -145,7 +145,7 @@ TEST(AudioFollow, GrowingWavEqualsTheFinishedFile) {
     write_slowly(path, std::vector<uint8_t>(wav.begin() + 30, wav.end()), 4096, 10, &done);
   });
   audio::FollowOptions opt;
-  opt.idle_ms = 400;
+  opt.idle_ms = 1500;  // generous: a loaded CI machine may stall the writer thread
   opt.poll_ms = 5;
   Followed f = follow(path, opt, done);
   writer.join();
@@ -172,7 +172,7 @@ TEST(AudioFollow, UnknownSizesEndAtTheIdleTimeout) {
     last_write = Clock::now();
   });
   audio::FollowOptions opt;
-  opt.idle_ms = 300;
+  opt.idle_ms = 1500;  // generous: a loaded CI machine may stall the writer thread
   opt.poll_ms = 5;
   Followed f = follow(path, opt, done);
   writer.join();
@@ -185,7 +185,7 @@ TEST(AudioFollow, UnknownSizesEndAtTheIdleTimeout) {
   std::remove(path.c_str());
 }
 
-// The clip encoded by encode_file into `ext`, appended in 700-byte pieces while followed.
+// The clip encoded by encode_file into `ext`, appended in 700-byte pieces 25 ms apart while followed.
 void grow_encoded(const std::string& ext) {
   auto pcm = audio::decode_file(clip_path(), 16000);
   ASSERT_TRUE(pcm.ok());
@@ -196,9 +196,9 @@ void grow_encoded(const std::string& ext) {
   const std::vector<uint8_t> bytes = test::read_file(finished);
   const std::string path = empty_file("follow_grow." + ext);
   std::atomic<bool> done{false};
-  std::thread writer([&] { write_slowly(path, bytes, 700, 10, &done); });
+  std::thread writer([&] { write_slowly(path, bytes, 700, 25, &done); });
   audio::FollowOptions opt;
-  opt.idle_ms = 400;
+  opt.idle_ms = 1500;  // generous: a loaded CI machine may stall the writer thread
   opt.poll_ms = 5;
   Followed f = follow(path, opt, done);
   writer.join();

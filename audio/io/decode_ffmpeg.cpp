@@ -82,6 +82,9 @@ struct FollowSource {
 
   static int read(void* opaque, uint8_t* buf, int buf_size) {
     auto* f = static_cast<FollowSource*>(opaque);
+    // The end is final: FFmpeg reads again after an EOF (probing, refilling its buffer), and each
+    // of those reads must not wait idle_ms once more.
+    if (f->idle_end) return AVERROR_EOF;
     using Clock = std::chrono::steady_clock;
     const Clock::time_point wait_start = Clock::now();
     while (true) {
