@@ -97,6 +97,9 @@ if [[ -f bindings/python/test_omnirt.py ]]; then
     OMNIRT_CLI="$root/build/bin/omnirt" python3 bindings/python/test_omnirt.py
 fi
 
+# The Whisper converter on hand-made checkpoints and bad inputs (standard library only).
+step "whisper converter" python3 tools/test_convert_whisper.py
+
 if ((${#failed_steps[@]})); then echo "failed: ${failed_steps[*]}"; fi
 echo "${passed} passed, ${failed} failed"
 ((failed == 0))
