@@ -1,4 +1,4 @@
-// Loads a Whisper GGUF (made by tools/convert_whisper_ct2.py; keys and tensors in
+// Loads a Whisper GGUF (made by tools/convert_whisper_ct2.py or tools/convert_whisper.py; keys and tensors in
 // docs/WHISPER.md) into the weight views audio/whisper's networks take. Every key and tensor
 // shape is checked; a file that does not match says which key or tensor, and what it expected.
 // Matrices stay in the file's type (mapped, no copy); conv kernels, norms, biases and position
