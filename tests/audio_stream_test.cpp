@@ -121,6 +121,75 @@ TEST(AudioStreamTest, Qwen2AudioStreamedRowsEqualChunksEncodedOneCallEach) {
   stream_matches_one_call_each((*m)->weights, 20);
 }
 
+// The pluggable frame encoder (AudioStreamOptions::frame_encoder, the CUDA encoder's hook) fed
+// by the CPU Whisper encoder gives the default stream's rows bit for bit, both adapter families
+// (Ultravox asks for the final norm, Qwen2-Audio for the frames before it); the hook's errors stop
+// the stream.
+void hook_matches_default(const audio::AudioEncoderWeights& w, int64_t chunk, bool want_final_norm) {
+  const std::vector<float> pcm = librivox_0880();
+  ASSERT_FALSE(pcm.empty());
+  ThreadPool pool(2);
+  audio::WhisperEncoder cpu(w.whisper, pool);
+  int calls = 0;
+  audio::AudioStreamOptions hooked;
+  hooked.chunk_frames = chunk;
+  hooked.frame_encoder = [&](const float* mel, int64_t n, bool final_norm, std::vector<float>* frames) {
+    ++calls;
+    EXPECT_EQ(final_norm, want_final_norm);
+    return final_norm ? cpu.encode(mel, n, frames) : cpu.encode_before_final_norm(mel, n, frames);
+  };
+  std::vector<float> rows[2];
+  for (int k = 0; k < 2; ++k) {
+    audio::AudioStreamOptions opt;
+    opt.chunk_frames = chunk;
+    auto s = audio::AudioStream::create(w, pool, [&, k](const float* r, int64_t n) {
+      rows[k].insert(rows[k].end(), r, r + n * w.adapter.n_embd_out);
+      return Status::Ok();
+    }, k == 0 ? opt : hooked);
+    ASSERT_TRUE(s.ok()) << s.status().to_string();
+    for (size_t i = 0; i < pcm.size(); i += 320) ASSERT_TRUE((*s)->push(pcm.data() + i, std::min<size_t>(320, pcm.size() - i)).ok());
+    ASSERT_TRUE((*s)->finish().ok());
+  }
+  const int64_t n_frames = int64_t(pcm.size()) / 160;
+  EXPECT_EQ(calls, (n_frames + chunk - 1) / chunk);
+  ASSERT_FALSE(rows[0].empty());
+  EXPECT_EQ(rows[1], rows[0]);
+}
+
+TEST(AudioStreamTest, FrameEncoderHookWithCpuEncoderIsBitIdentical) {
+  auto m = synthetic_encoder("whisper-tiny-enc", 64, "stream_hook.gguf");
+  ASSERT_TRUE(m);
+  hook_matches_default(m->weights, 96, true);
+  auto q = load_audio_encoder(test::source_path("tests/data/audio_adapter/qwen2a.gguf"));
+  ASSERT_TRUE(q.ok());
+  hook_matches_default((*q)->weights, 64, false);
+}
+
+TEST(AudioStreamTest, FrameEncoderHookErrorsStopTheStream) {
+  auto m = synthetic_encoder("whisper-tiny-enc", 64, "stream_hook_bad.gguf");
+  ASSERT_TRUE(m);
+  ThreadPool pool(1);
+  const std::vector<float> pcm(16000, 0.01f);
+  auto sink = [](const float*, int64_t) { return Status::Ok(); };
+  audio::AudioStreamOptions opt;
+  opt.chunk_frames = 32;
+  opt.frame_encoder = [](const float*, int64_t, bool, std::vector<float>*) { return unsupported("no device"); };
+  auto s = audio::AudioStream::create(m->weights, pool, sink, opt);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ((*s)->push(pcm.data(), pcm.size()).code(), StatusCode::kUnsupported);
+  EXPECT_TRUE((*s)->closed());
+  // A hook that returns the wrong number of values is caught before the adapter reads them.
+  opt.frame_encoder = [](const float*, int64_t n, bool, std::vector<float>* f) {
+    f->assign(size_t(n / 2 * 10), 0.0f);
+    return Status::Ok();
+  };
+  auto short_out = audio::AudioStream::create(m->weights, pool, sink, opt);
+  ASSERT_TRUE(short_out.ok());
+  Status st = (*short_out)->push(pcm.data(), pcm.size());
+  EXPECT_EQ(st.code(), StatusCode::kInternal);
+  EXPECT_NE(st.message().find("frame encoder"), std::string::npos) << st.message();
+}
+
 // Encoding chunk by chunk is a real model's encoder: transformers' Qwen2_5OmniAudioEncoder
 // (n_window 16: 32-frame chunks with their own conv stem, positions from 0 and attention inside
 // the chunk, then pooling, ln_post, proj), stored in the qwen2a layout, equals our encoder run

@@ -29,12 +29,14 @@ StatusOr<std::unique_ptr<AudioStream>> AudioStream::create(const AudioEncoderWei
                                 static_cast<long long>(chunk), static_cast<long long>(unit),
                                 audio_projector_name(w.adapter.type), static_cast<long long>(max_frames)));
   OMNI_ASSIGN_OR_RETURN(std::unique_ptr<LogMel> mel, LogMel::create(static_cast<int>(w.whisper.hp.n_mels)));
-  return std::unique_ptr<AudioStream>(new AudioStream(w, pool, std::move(sink), chunk, std::move(mel)));
+  return std::unique_ptr<AudioStream>(
+      new AudioStream(w, pool, std::move(sink), opt.frame_encoder, chunk, std::move(mel)));
 }
 
-AudioStream::AudioStream(const AudioEncoderWeights& w, ThreadPool& pool, AudioRowSink sink, int64_t chunk_frames,
-                         std::unique_ptr<LogMel> mel)
-    : w_(w), encoder_(w, pool), sink_(std::move(sink)), chunk_frames_(chunk_frames), mel_(std::move(mel)),
+AudioStream::AudioStream(const AudioEncoderWeights& w, ThreadPool& pool, AudioRowSink sink,
+                         AudioFrameEncoder frame_encoder, int64_t chunk_frames, std::unique_ptr<LogMel> mel)
+    : w_(w), encoder_(w, pool), sink_(std::move(sink)), frame_encoder_(std::move(frame_encoder)),
+      chunk_frames_(chunk_frames), mel_(std::move(mel)),
       running_max_(-std::numeric_limits<float>::infinity()) {}
 
 void AudioStream::reset() {
@@ -76,7 +78,19 @@ Status AudioStream::encode_chunk(int64_t n) {
   pending_.erase(pending_.begin(), pending_.begin() + n * n_mels);
   if (encoder_.rows_for_mel_frames(n_even) == 0) return Status::Ok();  // too short for one row
   auto t0 = std::chrono::steady_clock::now();
-  OMNI_RETURN_IF_ERROR(encoder_.encode(chunk_.data(), n_even, &rows_));
+  if (!frame_encoder_) {
+    OMNI_RETURN_IF_ERROR(encoder_.encode(chunk_.data(), n_even, &rows_));
+  } else {
+    // What AudioEncoder::encode does, with the frames from the hook: Ultravox stacks normed
+    // frames; Qwen2-Audio pools the residual stream and norms after (project()).
+    const bool final_norm = w_.adapter.type == AudioProjector::kUltravox;
+    OMNI_RETURN_IF_ERROR(frame_encoder_(chunk_.data(), n_even, final_norm, &frames_));
+    const int64_t want = n_even / 2 * w_.whisper.hp.n_audio_state;
+    if (static_cast<int64_t>(frames_.size()) != want)
+      return internal_error(fmt("audio stream: the frame encoder gave %zu values for %lld mel frames (want %lld)",
+                                frames_.size(), static_cast<long long>(n_even), static_cast<long long>(want)));
+    OMNI_RETURN_IF_ERROR(encoder_.project(frames_.data(), n_even / 2, &rows_));
+  }
   stats_.encode_s += seconds_since(t0);
   const int64_t n_rows = static_cast<int64_t>(rows_.size()) / w_.adapter.n_embd_out;
   t0 = std::chrono::steady_clock::now();

@@ -16,6 +16,8 @@
 // Chunk boundaries fall on adapter groups (2 * frames_per_row mel frames), so a row never
 // spans two chunks; the last partial chunk is padded to an even frame count with one zero
 // (normalized) frame, and the adapter pads or drops its last group as its family does.
+// The Whisper encoder step can be replaced (AudioStreamOptions::frame_encoder: `omnirt voice
+// --gpu` runs it on a CudaWhisperEncoder); the adapter then runs on the CPU on its frames.
 // Thread-safety: one thread at a time; the weights and pool may be shared with other users
 // that do not run concurrently on the same pool.
 #pragma once
@@ -37,11 +39,21 @@ namespace omni::audio {
 // the push()/finish() that called it; reset() to start over).
 using AudioRowSink = std::function<Status(const float* rows, int64_t n_rows)>;
 
+// Replaces the stream's Whisper encoder (e.g. a CudaWhisperEncoder; log-mel, normalization,
+// chunking and the adapter stay on the CPU): normalized log-mel [n_frames, n_mels] (n_frames
+// even) -> encoder frames [n_frames / 2, n_audio_state] into *frames, after the final layer
+// norm when final_norm, before it otherwise (Qwen2-Audio's adapter pools first, then norms).
+// A non-ok status stops the stream as a sink's does.
+using AudioFrameEncoder =
+    std::function<Status(const float* mel, int64_t n_frames, bool final_norm, std::vector<float>* frames)>;
+
 struct AudioStreamOptions {
   // Mel frames (10 ms each) per encoder chunk; 0 = the default, the multiple of the adapter's
   // group (2 * frames_per_row) nearest to kDefaultChunkMs. Must be such a multiple and at most
   // 2 * n_audio_ctx (invalid_argument otherwise).
   int64_t chunk_frames = 0;
+  // Empty: the CPU encoder (AudioEncoder::encode).
+  AudioFrameEncoder frame_encoder = {};
   static constexpr int64_t kDefaultChunkMs = 2000;
 };
 
@@ -75,8 +87,8 @@ class AudioStream {
   bool closed() const { return done_; }
 
  private:
-  AudioStream(const AudioEncoderWeights& w, ThreadPool& pool, AudioRowSink sink, int64_t chunk_frames,
-              std::unique_ptr<LogMel> mel);
+  AudioStream(const AudioEncoderWeights& w, ThreadPool& pool, AudioRowSink sink, AudioFrameEncoder frame_encoder,
+              int64_t chunk_frames, std::unique_ptr<LogMel> mel);
   // Normalizes, encodes and sinks `n` raw frames from pending_ (n <= chunk_frames_).
   Status encode_chunk(int64_t n);
   Status drain_full_chunks();
@@ -84,10 +96,11 @@ class AudioStream {
   const AudioEncoderWeights& w_;
   AudioEncoder encoder_;
   AudioRowSink sink_;
+  AudioFrameEncoder frame_encoder_;
   int64_t chunk_frames_;
   std::unique_ptr<LogMel> mel_;
   std::vector<float> pending_;  // raw log10 frames not yet encoded [n, n_mels]
-  std::vector<float> chunk_, rows_;
+  std::vector<float> chunk_, rows_, frames_;  // frames_: frame_encoder_'s output
   float running_max_;
   bool done_ = false;  // finished or failed
   AudioStreamStats stats_;
