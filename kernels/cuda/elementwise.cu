@@ -147,6 +147,15 @@ __global__ void glu_kernel(GluParams p) {
   p.out[i] = glu_value(p.gate[i], p.up[i], static_cast<int>(p.act));  // reduce.cuh
 }
 
+// One thread per output element; a row's gate and up halves are ld apart from the next row's.
+__global__ void glu_rows_kernel(GluRowsParams p) {
+  const int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (g >= p.rows * p.n) return;
+  const int64_t t = g / p.n, i = g - t * p.n;
+  const float* row = p.gate_up + t * p.ld;
+  p.out[g] = glu_value(row[i], row[p.n + i], static_cast<int>(p.act));  // reduce.cuh, as glu_kernel
+}
+
 __global__ void add_kernel(AddParams p) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < p.n) p.y[i] = p.a[i] + p.b[i];
@@ -254,6 +263,25 @@ Status check_params(const GluParams& p) {
 cudaError_t launch_glu(const GluParams& p, cudaStream_t stream) {
   if (!check_params(p).ok()) return cudaErrorInvalidValue;
   glu_kernel<<<blocks_for(p.n, 256), 256, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
+Status check_params(const GluRowsParams& p) {
+  if (!p.gate_up || !p.out) return invalid_argument("glu_rows: gate_up and out must be set");
+  if (p.rows <= 0 || p.n <= 0 || p.ld < 2 * p.n)
+    return invalid_argument(fmt("glu_rows: bad shape rows = %lld, n = %lld, ld = %lld (ld must be >= 2 n)",
+                                (long long)p.rows, (long long)p.n, (long long)p.ld));
+  if (p.act != GluAct::kSilu && p.act != GluAct::kGeluTanh) return invalid_argument("glu_rows: unknown activation");
+  const auto in_lo = reinterpret_cast<uintptr_t>(p.gate_up);
+  const auto in_hi = reinterpret_cast<uintptr_t>(p.gate_up + (p.rows - 1) * p.ld + 2 * p.n);
+  const auto out_lo = reinterpret_cast<uintptr_t>(p.out), out_hi = reinterpret_cast<uintptr_t>(p.out + p.rows * p.n);
+  if (out_lo < in_hi && in_lo < out_hi) return invalid_argument("glu_rows: out overlaps gate_up");
+  return Status::Ok();
+}
+
+cudaError_t launch_glu_rows(const GluRowsParams& p, cudaStream_t stream) {
+  if (!check_params(p).ok()) return cudaErrorInvalidValue;
+  glu_rows_kernel<<<blocks_for(p.rows * p.n, 256), 256, 0, stream>>>(p);
   return cudaGetLastError();
 }
 

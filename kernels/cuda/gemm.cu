@@ -63,6 +63,17 @@ __global__ void add_bias_rows(float* y, const float* bias, int64_t rows, int64_t
   if (i < rows * n) y[i] += bias[i % n];
 }
 
+// One thread per source element: coalesced reads of src, coalesced writes within each output.
+__global__ void split_cols_kernel(SplitColsParams p, int64_t total) {
+  const int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (g >= p.rows * total) return;
+  const int64_t t = g / total;
+  int64_t i = g - t * total;
+  int j = 0;
+  while (j < 2 && i >= p.width[j]) i -= p.width[j++];
+  p.dst[j][t * p.width[j] + i] = p.src[g];
+}
+
 unsigned blocks_for(int64_t n, int threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
 
 // The heuristic's answer depends on the handle, shape, operand type and beta (workspace and
@@ -118,6 +129,33 @@ cudaError_t launch_dequant_bf16(const DequantBf16Params& p, cudaStream_t stream)
     err = cudaGetLastError();
   });
   return err;
+}
+
+Status check_params(const SplitColsParams& p) {
+  if (!p.src) return invalid_argument("split_cols: src must be set");
+  if (p.rows <= 0) return invalid_argument(fmt("split_cols: rows = %lld must be > 0", (long long)p.rows));
+  int64_t total = 0;
+  const auto src_lo = reinterpret_cast<uintptr_t>(p.src);
+  for (int j = 0; j < 3; ++j) {
+    if (p.width[j] < 0) return invalid_argument(fmt("split_cols: width[%d] = %lld < 0", j, (long long)p.width[j]));
+    if (p.width[j] > 0 && !p.dst[j]) return invalid_argument(fmt("split_cols: dst[%d] must be set", j));
+    total += p.width[j];
+  }
+  if (total <= 0) return invalid_argument("split_cols: all widths are 0");
+  const auto src_hi = reinterpret_cast<uintptr_t>(p.src + p.rows * total);
+  for (int j = 0; j < 3; ++j) {
+    if (p.width[j] == 0) continue;
+    const auto lo = reinterpret_cast<uintptr_t>(p.dst[j]), hi = reinterpret_cast<uintptr_t>(p.dst[j] + p.rows * p.width[j]);
+    if (lo < src_hi && src_lo < hi) return invalid_argument(fmt("split_cols: dst[%d] overlaps src", j));
+  }
+  return Status::Ok();
+}
+
+cudaError_t launch_split_cols(const SplitColsParams& p, cudaStream_t stream) {
+  if (!check_params(p).ok()) return cudaErrorInvalidValue;
+  const int64_t total = p.width[0] + p.width[1] + p.width[2];
+  split_cols_kernel<<<blocks_for(p.rows * total, 256), 256, 0, stream>>>(p, total);
+  return cudaGetLastError();
 }
 
 Status check_params(const GemmParams& p) {

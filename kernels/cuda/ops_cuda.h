@@ -93,6 +93,18 @@ struct GemmParams {
 Status check_params(const GemmParams& p);
 Status gemm_bf16(const GemmParams& p, const BlasHandle& blas);  // runs on blas.stream()
 
+// Splits the rows of a fused GEMM's output (q|k|v over one concatenated weight) into up to 3
+// contiguous matrices: dst[j][t, i] = src[t, off_j + i], off_j = width[0] + .. + width[j-1].
+// One pass over src (read once, written once); outputs must not overlap src.
+struct SplitColsParams {
+  const float* src = nullptr;  // in:  [rows, width[0] + width[1] + width[2]]
+  float* dst[3] = {};          // out: [rows, width[j]] each (may be null where width[j] == 0)
+  int64_t width[3] = {};
+  int64_t rows = 0;
+};
+Status check_params(const SplitColsParams& p);
+cudaError_t launch_split_cols(const SplitColsParams& p, cudaStream_t stream);
+
 // ---- normalization and element-wise ------------------------------------------------------
 // s = x (+ residual); x_sum_out = s when residual is set; y = s / sqrt(mean(s^2) + eps) * w.
 struct RmsNormParams {
@@ -129,6 +141,16 @@ struct GluParams {
 };
 Status check_params(const GluParams& p);
 cudaError_t launch_glu(const GluParams& p, cudaStream_t stream);
+// The GLU over a fused gate|up GEMM output: row t of gate_up is [gate (n) | up (n)], ld apart.
+// out[t, i] = act(gate_up[t * ld + i]) * gate_up[t * ld + n + i], bit for bit launch_glu's value.
+struct GluRowsParams {
+  const float* gate_up = nullptr;  // in:  [rows, ld], ld >= 2 n
+  float* out = nullptr;            // out: [rows, n] contiguous; must not overlap gate_up
+  int64_t rows = 0, n = 0, ld = 0;
+  GluAct act = GluAct::kSilu;
+};
+Status check_params(const GluRowsParams& p);
+cudaError_t launch_glu_rows(const GluRowsParams& p, cudaStream_t stream);
 
 // y[o] = act(gate[o, :] . x) * (up[o, :] . x) for one token (decode FFN): gate and up of one
 // type and shape, no bias. Bit for bit launch_matvecs(gate -> y, up -> tmp) then

@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <initializer_list>
 #include <unordered_map>
@@ -26,6 +27,11 @@ struct DevLayer {
   const float *attn_norm = nullptr, *q_norm = nullptr, *k_norm = nullptr, *post_attn_norm = nullptr;
   const float *ffn_norm = nullptr, *post_ffn_norm = nullptr, *bq = nullptr, *bk = nullptr, *bv = nullptr;
   DevWeight wq, wk, wv, wo, gate, up, down;
+  // Prefill fusion (data null where not fused): [wq; wk; wv] and [gate; up] rows concatenated in
+  // the stored type; wq/wk/wv and gate/up are then views into them. bqkv: [bq | bk | bv], zeros
+  // for a missing bias.
+  DevWeight wqkv, gate_up;
+  const float* bqkv = nullptr;
   uint16_t *k_cache = nullptr, *v_cache = nullptr;  // f16 [n_seq][n_ctx, n_head_kv, head_dim]
   bool swa = false;
 };
@@ -51,6 +57,8 @@ struct CudaContext::Impl {
   int64_t rows = 0;  // activation rows the buffers hold: max(n_batch, kMaxBatch)
   float *x = nullptr, *xn = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *attn = nullptr;
   float *ffn_a = nullptr, *ffn_b = nullptr, *tmp = nullptr, *logits = nullptr, *attn_ws = nullptr;
+  float* fused = nullptr;  // [rows, fused_cols]: a fused GEMM's output (q|k|v, then gate|up)
+  bool any_fused = false;
   int32_t *d_tokens = nullptr, *d_pos = nullptr, *d_next = nullptr;
   uint16_t *w_scratch = nullptr, *x_scratch = nullptr;
   cudaGraphExec_t graphs[kMaxBatch + 1] = {};
@@ -81,6 +89,8 @@ struct CudaContext::Impl {
 };
 
 bool CudaContext::has_gemm() const { return impl_ && impl_->have_blas && impl_->x_scratch != nullptr; }
+
+bool CudaContext::prefill_fused() const { return impl_ && impl_->any_fused; }
 
 void* CudaContext::stream_handle() const { return impl_ ? impl_->stream.get() : nullptr; }
 
@@ -143,9 +153,48 @@ StatusOr<std::unique_ptr<CudaContext>> CudaContext::create(const Model& model, c
     total += round_up(static_cast<size_t>(dtype_row_bytes(w->type, w->n_in) * w->n_out), 256);
   }
   for (const auto* v : vecs) total += round_up(v->size() * sizeof(float), 256);
+  // Prefill fusion applies where prefill chunks take the GEMM (cuBLAS, n_batch > 16 tokens).
+  const char* fused_env = std::getenv("OMNIRT_CUDA_PREFILL_FUSED");
+  const bool fuse = options.prefill_fused && !(fused_env && std::strcmp(fused_env, "0") == 0) && I.have_blas &&
+                    std::min(params.n_batch, c->n_ctx_) > cuda::kMatvecMaxTokens;
+  if (fuse)  // the concatenated biases; the fused matrices take no more than their parts' round-ups
+    for (const LayerWeights& L : model.layers())
+      total += round_up(size_t(L.wq.n_out + L.wk.n_out + L.wv.n_out) * sizeof(float), 256);
   OMNI_ASSIGN_OR_RETURN(I.weights, cuda::DeviceArena::create(total));
   seen.clear();
   std::unordered_map<const void*, const void*> dev_of;
+  // Matrices that can be stored as one: present, distinct, not uploaded yet, one type and row
+  // length, and each part a whole number of 16-byte units (a part's rows are contiguous bytes in
+  // any type's layout, so its view stays 16-byte aligned for the matvec kernels).
+  auto can_fuse = [&](std::initializer_list<const Weight*> ws) {
+    const Weight* first = *ws.begin();
+    for (const Weight* w : ws) {
+      if (!w->data || dev_of.count(w->data) || w->type != first->type || w->n_in != first->n_in) return false;
+      if (dtype_row_bytes(w->type, w->n_in) * w->n_out % 16 != 0) return false;
+      for (const Weight* o : ws)
+        if (o != w && o->data == w->data) return false;
+    }
+    return true;
+  };
+  // Uploads the parts end to end and records each host pointer's view.
+  auto upload_fused = [&](std::initializer_list<const Weight*> ws) -> StatusOr<DevWeight> {
+    const Weight* first = *ws.begin();
+    DevWeight d{first->type, nullptr, first->n_in, 0};
+    size_t bytes = 0;
+    for (const Weight* w : ws) bytes += static_cast<size_t>(dtype_row_bytes(w->type, w->n_in) * w->n_out);
+    OMNI_ASSIGN_OR_RETURN(void* p, I.weights.alloc(bytes));
+    size_t off = 0;
+    for (const Weight* w : ws) {
+      const size_t b = static_cast<size_t>(dtype_row_bytes(w->type, w->n_in) * w->n_out);
+      char* dst = static_cast<char*>(p) + off;
+      OMNI_RETURN_IF_ERROR(cuda::cuda_status(cudaMemcpy(dst, w->data, b, cudaMemcpyHostToDevice), "upload weights"));
+      dev_of[w->data] = dst;
+      off += b;
+      d.n_out += w->n_out;
+    }
+    d.data = p;
+    return d;
+  };
   auto upload_weight = [&](const Weight& w) -> StatusOr<DevWeight> {
     DevWeight d{w.type, nullptr, w.n_in, w.n_out};
     if (!w.data) return d;
@@ -182,6 +231,26 @@ StatusOr<std::unique_ptr<CudaContext>> CudaContext::create(const Model& model, c
     OMNI_ASSIGN_OR_RETURN(D.bq, upload_vec(L.bq));
     OMNI_ASSIGN_OR_RETURN(D.bk, upload_vec(L.bk));
     OMNI_ASSIGN_OR_RETURN(D.bv, upload_vec(L.bv));
+    if (fuse && can_fuse({&L.wq, &L.wk, &L.wv})) {
+      bool bias_ok = true;
+      std::vector<float> b;
+      if (!L.bq.empty() || !L.bk.empty() || !L.bv.empty()) {
+        b.assign(size_t(L.wq.n_out + L.wk.n_out + L.wv.n_out), 0.0f);
+        int64_t off = 0;
+        for (auto [w, v] : {std::pair{&L.wq, &L.bq}, std::pair{&L.wk, &L.bk}, std::pair{&L.wv, &L.bv}}) {
+          if (!v->empty() && static_cast<int64_t>(v->size()) != w->n_out) bias_ok = false;
+          if (bias_ok && !v->empty()) std::copy(v->begin(), v->end(), b.begin() + off);
+          off += w->n_out;
+        }
+      }
+      if (bias_ok) {
+        OMNI_ASSIGN_OR_RETURN(D.wqkv, upload_fused({&L.wq, &L.wk, &L.wv}));
+        OMNI_ASSIGN_OR_RETURN(D.bqkv, upload_vec(b));
+      }
+    }
+    if (fuse && L.ffn_gate.n_out == L.ffn_up.n_out && can_fuse({&L.ffn_gate, &L.ffn_up})) {
+      OMNI_ASSIGN_OR_RETURN(D.gate_up, upload_fused({&L.ffn_gate, &L.ffn_up}));
+    }
     OMNI_ASSIGN_OR_RETURN(D.wq, upload_weight(L.wq));
     OMNI_ASSIGN_OR_RETURN(D.wk, upload_weight(L.wk));
     OMNI_ASSIGN_OR_RETURN(D.wv, upload_weight(L.wv));
@@ -209,8 +278,13 @@ StatusOr<std::unique_ptr<CudaContext>> CudaContext::create(const Model& model, c
     };
     need(I.output);
     for (const DevLayer& D : I.layers)
-      for (const DevWeight* w : {&D.wq, &D.wk, &D.wv, &D.wo, &D.gate, &D.up, &D.down}) need(*w);
+      for (const DevWeight* w : {&D.wq, &D.wk, &D.wv, &D.wo, &D.gate, &D.up, &D.down, &D.wqkv, &D.gate_up}) need(*w);
   }
+  int64_t fused_cols = 0;
+  for (const DevLayer& D : I.layers)
+    for (const DevWeight* w : {&D.wqkv, &D.gate_up})
+      if (w->data) fused_cols = std::max(fused_cols, w->n_out);
+  I.any_fused = fused_cols > 0;
   const size_t kv_layer_bytes = static_cast<size_t>(n_seq * c->n_ctx_ * kv_dim) * 2;
   const int64_t ws_floats = cuda::attn_decode_workspace_floats(n_seq, hp.n_head, hp.head_dim, c->n_ctx_);
   size_t need_bytes = 0;
@@ -223,6 +297,7 @@ StatusOr<std::unique_ptr<CudaContext>> CudaContext::create(const Model& model, c
   add(size_t(ws_floats) * 4);
   for (int i = 0; i < 3; ++i) add(size_t(R) * 4);            // tokens, pos, next
   add(w_scratch_elems * 2);
+  add(size_t(R * fused_cols) * 4);
   if (I.have_blas && nb > cuda::kMatvecMaxTokens) add(size_t(R * max_in) * 2);
   need_bytes += 2 * kv_layer_bytes * I.layers.size() + 256 * 2 * I.layers.size();
   OMNI_ASSIGN_OR_RETURN(I.work, cuda::DeviceArena::create(need_bytes));
@@ -240,6 +315,9 @@ StatusOr<std::unique_ptr<CudaContext>> CudaContext::create(const Model& model, c
   OMNI_ASSIGN_OR_RETURN(I.d_tokens, I.work.alloc_array<int32_t>(size_t(R)));
   OMNI_ASSIGN_OR_RETURN(I.d_pos, I.work.alloc_array<int32_t>(size_t(R)));
   OMNI_ASSIGN_OR_RETURN(I.d_next, I.work.alloc_array<int32_t>(size_t(R)));
+  if (fused_cols > 0) {
+    OMNI_ASSIGN_OR_RETURN(I.fused, I.work.alloc_array<float>(size_t(R * fused_cols)));
+  }
   if (w_scratch_elems > 0) {
     OMNI_ASSIGN_OR_RETURN(I.w_scratch, I.work.alloc_array<uint16_t>(w_scratch_elems));
   }
@@ -404,8 +482,25 @@ Status CudaContext::run_step(int64_t n, bool batch_decode, bool all_logits, bool
   const int64_t seq_stride = batch_decode ? n_ctx_ * kv_dim : 0;
   for (const DevLayer& L : I.layers) {
     OMNI_RETURN_IF_ERROR(norm(I.x, nullptr, nullptr, L.attn_norm, I.xn, n, d));
-    OMNI_RETURN_IF_ERROR(mm_fused({{&L.wq, I.q, L.bq, "attn_q"}, {&L.wk, I.k, L.bk, "attn_k"}, {&L.wv, I.v, L.bv, "attn_v"}},
-                                  I.xn, n, "attn_qkv"));
+    if (gemm && L.wqkv.data) {
+      // One GEMM into [n, q|k|v], then one copy into q, k, v: the ops after (q/k norms,
+      // rope_kv_append, attention) read contiguous rows.
+      OMNI_RETURN_IF_ERROR(mm(L.wqkv, I.xn, I.fused, n, L.bqkv, false, "attn_qkv"));
+      cuda::SplitColsParams sp;
+      sp.src = I.fused;
+      sp.dst[0] = I.q;
+      sp.dst[1] = I.k;
+      sp.dst[2] = I.v;
+      sp.width[0] = L.wq.n_out;
+      sp.width[1] = L.wk.n_out;
+      sp.width[2] = L.wv.n_out;
+      sp.rows = n;
+      OMNI_RETURN_IF_ERROR(done(cuda::launch_split_cols(sp, s), "qkv_split"));
+    } else {
+      OMNI_RETURN_IF_ERROR(mm_fused(
+          {{&L.wq, I.q, L.bq, "attn_q"}, {&L.wk, I.k, L.bk, "attn_k"}, {&L.wv, I.v, L.bv, "attn_v"}}, I.xn, n,
+          "attn_qkv"));
+    }
     if (L.q_norm) OMNI_RETURN_IF_ERROR(norm(I.q, nullptr, nullptr, L.q_norm, I.q, n * hp.n_head, hd));
     if (L.k_norm) OMNI_RETURN_IF_ERROR(norm(I.k, nullptr, nullptr, L.k_norm, I.k, n * hp.n_head_kv, hd));
     {  // rope(q), rope(k), append k and v to the caches: one launch
@@ -485,6 +580,11 @@ Status CudaContext::run_step(int64_t n, bool batch_decode, bool all_logits, bool
       g.n_in = L.gate.n_in;
       g.act = act;
       OMNI_RETURN_IF_ERROR(done(cuda::launch_matvec_glu(g, s), "ffn_gate_up_glu"));
+    } else if (gemm && L.gate_up.data) {
+      // One GEMM into [n, gate|up]; the GLU reads both halves of each row.
+      OMNI_RETURN_IF_ERROR(mm(L.gate_up, I.xn, I.fused, n, nullptr, false, "ffn_gate_up"));
+      cuda::GluRowsParams g{I.fused, I.ffn_a, n, L.gate.n_out, L.gate_up.n_out, act};
+      OMNI_RETURN_IF_ERROR(done(cuda::launch_glu_rows(g, s), "glu"));
     } else {
       OMNI_RETURN_IF_ERROR(mm_fused({{&L.gate, I.ffn_a, nullptr, "ffn_gate"}, {&L.up, I.ffn_b, nullptr, "ffn_up"}},
                                     I.xn, n, "ffn_gate_up"));

@@ -31,6 +31,10 @@ struct CudaContextOptions {
   int device = 0;
   bool use_graphs = true;  // false: launch every kernel each step (to measure host overhead)
   int n_seq = 1;           // sequences with their own KV cache, for decode_batch (1..16)
+  // Prefill chunks on the GEMM path (> 16 tokens) run q|k|v as one GEMM and gate|up as one
+  // (over concatenated weights that wq/wk/wv and gate/up are views into); false, or the
+  // environment's OMNIRT_CUDA_PREFILL_FUSED=0 (read at create), keeps separate GEMMs.
+  bool prefill_fused = true;
 };
 
 class CudaContext {
@@ -77,6 +81,8 @@ class CudaContext {
   size_t device_kv_bytes() const { return kv_bytes_; }
   // True when prefill chunks of more than 16 tokens go through cuBLASLt (cuBLAS was found).
   bool has_gemm() const;
+  // True when at least one layer's q|k|v or gate|up prefill GEMMs are fused (prefill_fused).
+  bool prefill_fused() const;
   std::string device_name() const { return device_name_; }
 
   // Profiling (bench/gpu): hook(user, label) runs on the calling thread right after each op of a
