@@ -57,7 +57,7 @@ struct CudaContext::Impl {
   int64_t rows = 0;  // activation rows the buffers hold: max(n_batch, kMaxBatch)
   float *x = nullptr, *xn = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *attn = nullptr;
   float *ffn_a = nullptr, *ffn_b = nullptr, *tmp = nullptr, *logits = nullptr, *attn_ws = nullptr;
-  float* fused = nullptr;  // [rows, fused_cols]: a fused GEMM's output (q|k|v, then gate|up)
+  float* fused = nullptr;  // [rows, fused_cols]: a fused GEMM's output (q|k|v, then gate|up); may hold ffn_b
   bool any_fused = false;
   int32_t *d_tokens = nullptr, *d_pos = nullptr, *d_next = nullptr;
   uint16_t *w_scratch = nullptr, *x_scratch = nullptr;
@@ -292,7 +292,11 @@ StatusOr<std::unique_ptr<CudaContext>> CudaContext::create(const Model& model, c
   for (int i = 0; i < 3; ++i) add(size_t(R * d) * 4);        // x, xn, tmp
   for (int i = 0; i < 2; ++i) add(size_t(R * q_dim) * 4);    // q, attn
   for (int i = 0; i < 2; ++i) add(size_t(R * kv_dim) * 4);   // k, v
-  for (int i = 0; i < 2; ++i) add(size_t(R * hp.n_ff) * 4);  // ffn_a, ffn_b
+  // ffn_b is the fused buffer's start when that holds it: the fused buffer is dead between
+  // qkv_split and the next layer's attn_qkv, and ffn_b lives only inside the FFN.
+  const bool ffn_b_in_fused = fused_cols >= hp.n_ff;
+  add(size_t(R * hp.n_ff) * 4);                              // ffn_a
+  if (!ffn_b_in_fused) add(size_t(R * hp.n_ff) * 4);         // ffn_b
   add(size_t(R * c->n_vocab_) * 4);                          // logits
   add(size_t(ws_floats) * 4);
   for (int i = 0; i < 3; ++i) add(size_t(R) * 4);            // tokens, pos, next
@@ -309,7 +313,9 @@ StatusOr<std::unique_ptr<CudaContext>> CudaContext::create(const Model& model, c
   OMNI_ASSIGN_OR_RETURN(I.k, I.work.alloc_array<float>(size_t(R * kv_dim)));
   OMNI_ASSIGN_OR_RETURN(I.v, I.work.alloc_array<float>(size_t(R * kv_dim)));
   OMNI_ASSIGN_OR_RETURN(I.ffn_a, I.work.alloc_array<float>(size_t(R * hp.n_ff)));
-  OMNI_ASSIGN_OR_RETURN(I.ffn_b, I.work.alloc_array<float>(size_t(R * hp.n_ff)));
+  if (!ffn_b_in_fused) {
+    OMNI_ASSIGN_OR_RETURN(I.ffn_b, I.work.alloc_array<float>(size_t(R * hp.n_ff)));
+  }
   OMNI_ASSIGN_OR_RETURN(I.logits, I.work.alloc_array<float>(size_t(R * c->n_vocab_)));
   OMNI_ASSIGN_OR_RETURN(I.attn_ws, I.work.alloc_array<float>(size_t(ws_floats)));
   OMNI_ASSIGN_OR_RETURN(I.d_tokens, I.work.alloc_array<int32_t>(size_t(R)));
@@ -317,6 +323,7 @@ StatusOr<std::unique_ptr<CudaContext>> CudaContext::create(const Model& model, c
   OMNI_ASSIGN_OR_RETURN(I.d_next, I.work.alloc_array<int32_t>(size_t(R)));
   if (fused_cols > 0) {
     OMNI_ASSIGN_OR_RETURN(I.fused, I.work.alloc_array<float>(size_t(R * fused_cols)));
+    if (ffn_b_in_fused) I.ffn_b = I.fused;
   }
   if (w_scratch_elems > 0) {
     OMNI_ASSIGN_OR_RETURN(I.w_scratch, I.work.alloc_array<uint16_t>(w_scratch_elems));
