@@ -953,6 +953,7 @@ StatusOr<int32_t> CudaContext::decode_greedy(int32_t) { return wrong_state("no C
 Status CudaContext::decode_batch(std::span<const int32_t>, std::span<int32_t>, bool) { return wrong_state("no CUDA"); }
 Status CudaContext::run_step(int64_t, bool, bool, bool) { return wrong_state("no CUDA"); }
 bool CudaContext::has_gemm() const { return false; }
+bool CudaContext::prefill_fused() const { return false; }
 void* CudaContext::stream_handle() const { return nullptr; }
 
 }  // namespace omni
