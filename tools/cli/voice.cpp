@@ -12,8 +12,9 @@
 // --turns N (after --warmup W uncounted ones) repeats the same turn on the rewound context and
 // prints median / p95 / min of every stage on the wall clock and on the process CPU clock (all
 // threads: meaningful on a loaded machine), the real-time factor and the load average.
-// --gpu runs the backbone, the audio-out heads and the SNAC decoder on CUDA device 0 (text input
-// only for now: the CUDA Whisper encoder is not wired into the streaming audio input yet).
+// --gpu runs the backbone, the audio-out heads and the SNAC decoder on CUDA device 0, and for
+// audio input the Whisper encoder too (CudaWhisperEncoder behind the stream's frame encoder;
+// log-mel and the small adapter stay on the CPU, the adapter on --threads threads).
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -34,6 +35,7 @@
 #include "runtime/model/context.h"
 #include "runtime/model/cuda_context.h"
 #include "runtime/model/cuda_snac.h"
+#include "runtime/model/cuda_whisper.h"
 #include "runtime/model/model.h"
 #include "runtime/model/snac_loader.h"
 #include "runtime/model/voice_turn.h"
@@ -212,9 +214,6 @@ int run_voice(const VoiceOptions& o) {
   std::string text = o.prompt;
   std::vector<float> speech;  // 16 kHz, when the input is audio
   const bool audio_in = !o.input.empty() && !ends_with(o.input, ".txt");
-  if (audio_in && o.gpu)
-    return fail("--gpu takes text input only (--prompt or an --input .txt file): audio input on the GPU is not "
-                "implemented yet; run without --gpu for audio input");
   if (audio_in) {
     auto pcm = audio::decode_file(o.input, 16000);
     if (!pcm.ok()) return fail("cannot read --input '" + o.input + "': " + pcm.status().to_string());
@@ -314,15 +313,26 @@ int run_voice(const VoiceOptions& o) {
   AudioOutDecoder* cur = nullptr;
   bool at_end = false;
   std::vector<float> tail_rows;
-  std::unique_ptr<audio::AudioStream> stream;
+  std::unique_ptr<CudaWhisperEncoder> gpu_encoder;
+  std::unique_ptr<ThreadPool> adapter_pool;  // --gpu: the adapter's threads (there is no CPU context)
+  std::unique_ptr<audio::AudioStream> stream;  // after what it uses: destroyed first
   if (audio_in) {
     audio::AudioStreamOptions so;
     if (o.chunk_ms > 0) {  // the nearest multiple of the adapter's group of mel frames
       const int64_t unit = 2 * encoder->weights.adapter.frames_per_row();
       so.chunk_frames = std::max<int64_t>(1, (o.chunk_ms / 10 + unit / 2) / unit) * unit;
     }
+    if (o.gpu) {
+      auto enc = CudaWhisperEncoder::create(encoder->weights.whisper);
+      if (!enc.ok()) return fail("cannot create the CUDA Whisper encoder: " + enc.status().to_string());
+      gpu_encoder = std::move(*enc);
+      adapter_pool = std::make_unique<ThreadPool>(std::max(1, o.threads));
+      so.frame_encoder = [&gpu_encoder](const float* mel, int64_t n, bool final_norm, std::vector<float>* frames) {
+        return final_norm ? gpu_encoder->encode(mel, n, frames) : gpu_encoder->encode_before_final_norm(mel, n, frames);
+      };
+    }
     auto st = audio::AudioStream::create(
-        encoder->weights, cpu_ctx->thread_pool(),
+        encoder->weights, o.gpu ? *adapter_pool : cpu_ctx->thread_pool(),
         [&](const float* rows, int64_t n) -> Status {
           if (!at_end) return cur->audio_input_rows(rows, n);
           tail_rows.insert(tail_rows.end(), rows, rows + n * (*model)->hparams().n_embd);
@@ -462,7 +472,7 @@ void add_voice_command(CLI::App& root, std::vector<Command>& out) {
               "Compute the text logits even after the text has ended (default: skipped, same tokens)");
   c->add_flag("--json", o->json, "One JSON line with the text and the breakdown");
   c->add_flag("--gpu", o->gpu,
-              "Run the backbone, the audio-out heads and the SNAC decoder on CUDA device 0 (text input only)");
+              "Run the backbone, the audio-out heads, the SNAC decoder and the audio input's Whisper encoder on CUDA device 0");
   c->add_option("--turns", o->turns, "Measured turns (same input, context rewound each time); > 1 prints p50/p95/min")
       ->capture_default_str();
   c->add_option("--warmup", o->warmup, "Turns run first and not counted")->capture_default_str();
