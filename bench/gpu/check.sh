@@ -81,6 +81,10 @@ f="$MODELS/$PRESET-bf16.gguf"
 [ -s "$f" ] && OMNIRT_CUDA_PREFILL_ATTN=tiled timeout 120 "$BIN/omnirt_gpu_bench" model --model "$f" \
   --label bf16_tiledattn --prefill 512 --steps 4 --batch 1 2>&1 |
   grep -E '^(RESULT name=prefill|BREAKDOWN label=bf16_tiledattn prefill|ERROR)' | tee -a "$LOG"
+# The separate q, k, v and gate, up GEMMs of the prefill (OMNIRT_CUDA_PREFILL_FUSED=0), for the A/B.
+[ -s "$f" ] && OMNIRT_CUDA_PREFILL_FUSED=0 timeout 120 "$BIN/omnirt_gpu_bench" model --model "$f" \
+  --label bf16_unfused --prefill 512 --steps 4 --batch 1 2>&1 |
+  grep -E '^(RESULT name=prefill|BREAKDOWN label=bf16_unfused prefill|ERROR)' | tee -a "$LOG"
 
 # Sub-commands registered by bench/gpu/*_gpu.cpp (the usage text lists them), with their defaults.
 for c in $("$BIN/omnirt_gpu_bench" 2>&1 | awk 'NR > 1 { print $2 }'); do
@@ -134,10 +138,11 @@ if p:
     tf = float(p["tflops"])
     rows.append(("prefill 512 bf16: %.1f ms" % float(p["value"]), "%.0f TFLOP/s" % tf, fmt(gemm, "%.0f TFLOP/s"),
                  fmt(tf / gemm if gemm else None, "%.2f"), ">= 0.60"))
-p, q = res.get("prefill512_bf16"), res.get("prefill512_bf16_tiledattn")
-if p and q:
-    rows.append(("prefill 512 bf16, f32 tiled attention (A/B)", "%.1f ms" % float(q["value"]),
-                 "flash: %.1f ms" % float(p["value"]), "%.2f" % (float(q["value"]) / float(p["value"])), "(A/B)"))
+for lab, what in (("tiledattn", "f32 tiled attention"), ("unfused", "separate q,k,v and gate,up GEMMs")):
+    p, q = res.get("prefill512_bf16"), res.get("prefill512_bf16_" + lab)
+    if p and q:
+        rows.append(("prefill 512 bf16, %s (A/B)" % what, "%.1f ms" % float(q["value"]),
+                     "default: %.1f ms" % float(p["value"]), "%.2f" % (float(q["value"]) / float(p["value"])), "(A/B)"))
 for t in ("q8_0", "q4_K"):
     p = res.get("prefill512_" + t)
     if p:

@@ -237,6 +237,9 @@ int prefill_breakdown(CudaContext& ctx, const Model& m, const std::string& label
                                                          {"attn_output", &L0.wo}, {"ffn_gate", &L0.ffn_gate},
                                                          {"ffn_up", &L0.ffn_up}, {"ffn_down", &L0.ffn_down}};
   for (const auto& [name, w] : mats) op_flops[name] = 2.0 * double(w->n_in) * double(w->n_out) * n;
+  // The fused prefill GEMMs (CudaContextOptions::prefill_fused).
+  op_flops["attn_qkv"] = op_flops["attn_q"] + op_flops["attn_k"] + op_flops["attn_v"];
+  op_flops["ffn_gate_up"] = op_flops["ffn_gate"] + op_flops["ffn_up"];
   double gemm_ms = 0;
   for (const auto& [op, v] : per_op) {
     const double us = v.first * 1e3 / reps, calls = double(v.second) / reps;
