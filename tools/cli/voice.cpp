@@ -20,7 +20,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -93,6 +95,47 @@ Status write_wav16(const std::string& path, const std::vector<float>& pcm, int r
   const bool ok = std::fwrite(b.data(), 1, b.size(), f) == b.size();
   if (std::fclose(f) != 0 || !ok) return io_error("writing '" + path + "' failed");
   return Status::Ok();
+}
+
+// 16 kHz 16-bit PCM WAV (channels averaged) -> f32 (s16 / 32768), for builds without FFmpeg
+// (there is no resampler then: other rates and formats are kUnsupported, naming them).
+StatusOr<std::vector<float>> read_wav16(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return not_found("cannot open '" + path + "'");
+  const std::vector<char> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (b.size() < 12 || std::memcmp(b.data(), "RIFF", 4) != 0 || std::memcmp(b.data() + 8, "WAVE", 4) != 0)
+    return unsupported("'" + path + "' is not a WAV file, and omnirt was built without FFmpeg");
+  uint16_t tag = 0, channels = 0, bits = 0;
+  uint32_t rate = 0;
+  for (size_t at = 12; at + 8 <= b.size();) {
+    uint32_t len;
+    std::memcpy(&len, b.data() + at + 4, 4);
+    if (len > b.size() - at - 8) return corrupt_file(fmt("'%s': the chunk at byte %zu runs past the end", path.c_str(), at));
+    const char* body = b.data() + at + 8;
+    if (std::memcmp(b.data() + at, "fmt ", 4) == 0 && len >= 16) {
+      std::memcpy(&tag, body, 2);
+      std::memcpy(&channels, body + 2, 2);
+      std::memcpy(&rate, body + 4, 4);
+      std::memcpy(&bits, body + 14, 2);
+    } else if (std::memcmp(b.data() + at, "data", 4) == 0) {
+      if (tag != 1 || bits != 16 || channels == 0 || rate != 16000)
+        return unsupported(fmt("'%s': without FFmpeg only 16 kHz 16-bit PCM WAV is read (format %u, %u bits, %u "
+                               "channels, %u Hz)", path.c_str(), tag, bits, channels, rate));
+      std::vector<float> out(len / (2u * channels));
+      for (size_t i = 0; i < out.size(); ++i) {
+        float sum = 0;
+        for (size_t c = 0; c < channels; ++c) {
+          int16_t v;
+          std::memcpy(&v, body + 2 * (i * channels + c), 2);
+          sum += static_cast<float>(v) / 32768.0f;
+        }
+        out[i] = sum / channels;
+      }
+      return out;
+    }
+    at += 8 + size_t(len) + (len & 1);
+  }
+  return corrupt_file("'" + path + "' has no data chunk");
 }
 
 // The 1-minute load average (and 5, 15) from /proc/loadavg; -1 where unreadable.
@@ -216,6 +259,8 @@ int run_voice(const VoiceOptions& o) {
   const bool audio_in = !o.input.empty() && !ends_with(o.input, ".txt");
   if (audio_in) {
     auto pcm = audio::decode_file(o.input, 16000);
+    if (!pcm.ok() && pcm.status().code() == StatusCode::kUnsupported && ends_with(o.input, ".wav"))
+      pcm = read_wav16(o.input);  // a build without FFmpeg
     if (!pcm.ok()) return fail("cannot read --input '" + o.input + "': " + pcm.status().to_string());
     speech = std::move(*pcm);
     if (speech.size() < 201) return fail("the input '" + o.input + "' holds no audio (under 13 ms)");
