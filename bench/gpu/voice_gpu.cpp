@@ -1,4 +1,5 @@
 // omnirt_gpu_bench voice [--preset mini-omni-0.5b|orpheus-3b|all] [--turns 10] [--steps 40] [--model PATH]
+//                        [--audio-turns 5] [--clip tests/data/whisper/librivox_0880.wav] [--chunk-ms 1000]
 // A text-prompt voice turn on the GPU (issue #6): CudaContext backbone, audio-out heads on the
 // device (CudaBackbone), streaming SNAC on the device (CudaCodecStream), sampling on the host.
 // Per preset: the synthetic BF16 model is written to a temp dir (tmpfs when it has room) unless
@@ -9,20 +10,36 @@
 // Mini-Omni's text is cut after 8 tokens (AudioOutParams::max_text_tokens, as the CPU bench's
 // --max-text 8 run), after which steps skip the text head; Orpheus's prompt ends with its
 // speech marker, so every step is a codec token.
+// Audio input (Mini-Omni, --audio-turns > 0, after the text turns on the same context): the
+// clip (16 kHz PCM16 WAV; relative to the working directory, check.sh's is the checkout) is
+// pushed at real-time pace in 20 ms blocks through an AudioStream whose frame encoder is a
+// CudaWhisperEncoder (1 s chunks; log-mel and adapter on the CPU), rows into the context as they
+// come, the last chunk's rows batched with the end/answer rows (as `omnirt voice --gpu --input`);
+// the clock starts at the end of the input. 1 warm-up + --audio-turns turns: TTFA p50 and the
+// breakdown (last encoder chunk / prefill done / first frame / first PCM).
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "audio/adapter/audio_stream.h"
 #include "bench/gpu/gpu_bench.h"
+#include "kernels/core/thread_pool.h"
+#include "runtime/model/audio_loader.h"
 #include "runtime/model/audio_out.h"
 #include "runtime/model/cuda_context.h"
 #include "runtime/model/cuda_snac.h"
+#include "runtime/model/cuda_whisper.h"
 #include "runtime/model/model.h"
 #include "runtime/model/snac_loader.h"
 #include "runtime/model/synthetic_omni.h"
@@ -56,7 +73,140 @@ std::string tag_of(const std::string& preset) {
   return t;
 }
 
-int run_preset(const std::string& preset, const std::string& model_path, int turns, int64_t steps) {
+// 16 kHz mono 16-bit PCM WAV -> f32 (s16 / 32768); the gpu-check build has no FFmpeg.
+StatusOr<std::vector<float>> read_wav16_mono(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return not_found("cannot open '" + path + "' (run from the checkout)");
+  const std::vector<char> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (b.size() < 12 || std::memcmp(b.data(), "RIFF", 4) != 0 || std::memcmp(b.data() + 8, "WAVE", 4) != 0)
+    return corrupt_file("'" + path + "' is not a WAV file");
+  uint16_t tag = 0, channels = 0, bits = 0;
+  uint32_t rate = 0;
+  for (size_t at = 12; at + 8 <= b.size();) {
+    uint32_t len;
+    std::memcpy(&len, b.data() + at + 4, 4);
+    if (len > b.size() - at - 8) return corrupt_file(fmt("'%s': the chunk at byte %zu runs past the end", path.c_str(), at));
+    const char* body = b.data() + at + 8;
+    if (std::memcmp(b.data() + at, "fmt ", 4) == 0 && len >= 16) {
+      std::memcpy(&tag, body, 2);
+      std::memcpy(&channels, body + 2, 2);
+      std::memcpy(&rate, body + 4, 4);
+      std::memcpy(&bits, body + 14, 2);
+    } else if (std::memcmp(b.data() + at, "data", 4) == 0) {
+      if (tag != 1 || bits != 16 || channels != 1 || rate != 16000)
+        return unsupported(fmt("'%s': format %u, %u bits, %u channels, %u Hz (want 16 kHz mono PCM16)", path.c_str(),
+                               tag, bits, channels, rate));
+      std::vector<float> out(len / 2);
+      for (size_t i = 0; i < out.size(); ++i) {
+        int16_t v;
+        std::memcpy(&v, body + 2 * i, 2);
+        out[i] = static_cast<float>(v) / 32768.0f;
+      }
+      return out;
+    }
+    at += 8 + size_t(len) + (len & 1);
+  }
+  return corrupt_file("'" + path + "' has no data chunk");
+}
+
+struct AudioInput {
+  std::string clip;
+  int turns = 5;
+  int64_t chunk_ms = 1000;
+};
+
+// Audio-input turns on the loaded Mini-Omni model (see the file comment). 0 or 1 (an ERROR line).
+int run_audio_turns(const std::string& tag, const std::string& preset, const Model& model, const AudioOutHeads& heads,
+                    Backbone& backbone, CodecStream& codec, VoiceTurnParams p, const std::vector<float>& speech,
+                    const AudioInput& ai) {
+  auto enc = load_audio_encoder(model.file());
+  if (!enc.ok()) return fail(enc.status(), "audio encoder of " + preset);
+  const auto t_enc = Clock::now();
+  auto cuda_enc = CudaWhisperEncoder::create((*enc)->weights.whisper);
+  if (!cuda_enc.ok()) return fail(cuda_enc.status(), "CUDA Whisper encoder");
+  const double enc_create_s = since(t_enc);
+  ThreadPool adapter_pool(4);  // the adapter's MLP on the host
+  const int64_t unit = 2 * (*enc)->weights.adapter.frames_per_row(), n_embd = model.hparams().n_embd;
+  audio::AudioStreamOptions so;
+  so.chunk_frames = std::max<int64_t>(1, (ai.chunk_ms / 10 + unit / 2) / unit) * unit;
+  so.frame_encoder = [&cuda_enc](const float* mel, int64_t n, bool final_norm, std::vector<float>* frames) {
+    return final_norm ? (*cuda_enc)->encode(mel, n, frames) : (*cuda_enc)->encode_before_final_norm(mel, n, frames);
+  };
+  AudioOutDecoder* cur = nullptr;
+  bool at_end = false;
+  std::vector<float> tail_rows;
+  auto stream = audio::AudioStream::create(
+      (*enc)->weights, adapter_pool,
+      [&](const float* rows, int64_t n) -> Status {
+        if (!at_end) return cur->audio_input_rows(rows, n);
+        tail_rows.insert(tail_rows.end(), rows, rows + n * n_embd);
+        return Status::Ok();
+      },
+      so);
+  if (!stream.ok()) return fail(stream.status(), "audio stream");
+  std::vector<double> encoded, prefill, frame, pcm;
+  int64_t tail_frames = 0, rows = 0;
+  for (int t = 0; t < 1 + ai.turns; ++t) {
+    if (Status st = backbone.rewind(0); !st.ok()) return fail(st, "rewind");
+    auto dec = AudioOutDecoder::create(heads, backbone, p.decode);
+    if (!dec.ok()) return fail(dec.status(), "audio turn decoder");
+    if (Status st = (*dec)->begin_audio_input(); !st.ok()) return fail(st, "begin_audio_input");
+    cur = dec->get();
+    at_end = false;
+    tail_rows.clear();
+    (*stream)->reset();
+    const int64_t rows_before = (*stream)->stats().rows;
+    const Clock::time_point t0 = Clock::now();
+    constexpr size_t kBlock = 320;  // 20 ms at 16 kHz
+    for (size_t i = 0; i < speech.size(); i += kBlock) {  // a block exists once its last sample is spoken
+      std::this_thread::sleep_until(t0 + std::chrono::microseconds(static_cast<int64_t>((i + kBlock) * 1e6 / 16000)));
+      if (Status st = (*stream)->push(speech.data() + i, std::min(kBlock, speech.size() - i)); !st.ok())
+        return fail(st, "audio push");
+    }
+    const Clock::time_point start = Clock::now();  // the end of the user's input
+    const double cpu_start = process_cpu_seconds();
+    VoiceTurnTimings tm;
+    at_end = true;
+    if (Status st = (*stream)->finish(); !st.ok()) return fail(st, "audio finish");
+    tm.input_encoded = since(start);
+    tm.cpu_input_encoded = process_cpu_seconds() - cpu_start;
+    if (Status st = (*dec)->end_audio_input(tail_rows.data(), int64_t(tail_rows.size()) / n_embd); !st.ok())
+      return fail(st, "end_audio_input");
+    tm.prefill_done = since(start);
+    tm.cpu_prefill_done = process_cpu_seconds() - cpu_start;
+    auto r = speak(**dec, heads.spec, codec, start, tm, p.noise_seed, {}, cpu_start, p.codec_thread);
+    if (!r.ok()) return fail(r.status(), "audio turn " + std::to_string(t));
+    if (t == 0) continue;  // warm-up
+    if (r->t.first_pcm < 0) continue;
+    encoded.push_back(r->t.input_encoded);
+    prefill.push_back(r->t.prefill_done);
+    frame.push_back(r->t.first_frame);
+    pcm.push_back(r->t.first_pcm);
+    tail_frames = (*stream)->stats().finish_frames;
+    rows = (*stream)->stats().rows - rows_before;
+  }
+  const LatencySpread a = latency_spread(pcm), en = latency_spread(encoded), pf = latency_spread(prefill),
+                      fr = latency_spread(frame);
+  if (a.n == 0) {
+    std::printf("ERROR voice audio %s: no audio-input turn produced audio\n", preset.c_str());
+    return 1;
+  }
+  std::printf("RESULT name=voice_gpu_audio_ttfa_p50_%s value=%.1f unit=ms table=\"voice turn on GPU, audio input "
+              "paced in real time: time to first audio p50, %s bf16\" probe=\"%d turns, %.2f s clip, %lld-frame chunks, "
+              "min %.1f ms, p95 %.1f ms\" target=\"p50 <= 60 ms\"\n",
+              tag.c_str(), a.p50 * 1e3, preset.c_str(), a.n, double(speech.size()) / 16000.0,
+              (long long)(*stream)->chunk_frames(), a.min * 1e3, a.p95 * 1e3);
+  std::printf("RESULT name=voice_gpu_audio_breakdown_%s value=%.1f unit=ms table=\"voice turn on GPU, audio input: "
+              "breakdown p50, %s\" probe=\"last encoder chunk %.1f / prefill done %.1f / first frame %.1f / first pcm "
+              "%.1f ms; %lld rows, %lld mel frames left at the end; encoder upload %.2f s\" target=\"(info)\"\n",
+              tag.c_str(), a.p50 * 1e3, preset.c_str(), en.p50 * 1e3, pf.p50 * 1e3, fr.p50 * 1e3, a.p50 * 1e3,
+              (long long)rows, (long long)tail_frames, enc_create_s);
+  std::fflush(stdout);
+  return 0;
+}
+
+int run_preset(const std::string& preset, const std::string& model_path, int turns, int64_t steps,
+               const AudioInput& ai) {
   const std::string tag = tag_of(preset);
   std::string path = model_path;
   bool made = false;
@@ -82,8 +232,19 @@ int run_preset(const std::string& preset, const std::string& model_path, int tur
   if (!snac.ok()) return fail(snac.status(), "codec");
   auto prompt = (*model)->tokenizer().encode("Tell me a short story about a robot who learns to sing.", true, false);
   if (!prompt.ok()) return fail(prompt.status(), "tokenize");
+  // Audio input (parallel heads only): the clip, and room for its rows (about 12.5 a second).
+  std::vector<float> speech;
+  const bool audio_in = ai.turns > 0 && heads->spec.kind == AudioOutKind::kParallel;
+  if (audio_in) {
+    auto clip = read_wav16_mono(ai.clip);
+    if (!clip.ok()) return fail(clip.status(), "audio clip");
+    speech = std::move(*clip);
+    if (speech.size() < 16000) return fail(invalid_argument(fmt("%zu samples", speech.size())), "audio clip under 1 s");
+  }
   ContextParams cp;
-  cp.n_ctx = static_cast<int64_t>(prompt->size()) + steps + 64;
+  cp.n_ctx = std::max<int64_t>(static_cast<int64_t>(prompt->size()),
+                               audio_in ? static_cast<int64_t>(speech.size() / 16000 + 1) * 50 + 16 : 0) +
+             steps + 64;
   auto ctx = CudaContext::create(**model, cp);
   if (!ctx.ok()) return fail(ctx.status(), "CUDA context");
   CudaBackbone backbone(**ctx);
@@ -142,6 +303,7 @@ int run_preset(const std::string& preset, const std::string& model_path, int tur
               "probe=\"%lld frames in %lld steps, forward %.2f ms/step\" target=\"< 1\"\n",
               tag.c_str(), rt.p50, preset.c_str(), (long long)frames, (long long)n_steps, fw.p50 * 1e3);
   std::fflush(stdout);
+  if (audio_in) return run_audio_turns(tag, preset, **model, *heads, backbone, stream, p, speech, ai);
   return 0;
 }
 
@@ -149,31 +311,39 @@ int run_voice(int argc, char** argv) {
   std::string preset = "all", model;
   int turns = 10;
   int64_t steps = 40;
+  AudioInput ai;
+  ai.clip = "tests/data/whisper/librivox_0880.wav";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--preset") preset = v;
     else if (k == "--turns") turns = std::atoi(v.c_str());
     else if (k == "--steps") steps = std::atoll(v.c_str());
     else if (k == "--model") model = v;
+    else if (k == "--audio-turns") ai.turns = std::atoi(v.c_str());
+    else if (k == "--clip") ai.clip = v;
+    else if (k == "--chunk-ms") ai.chunk_ms = std::atoll(v.c_str());
     else {
       std::fprintf(stderr, "voice: unknown option %s\n", k.c_str());
       return 2;
     }
   }
-  if (turns < 1 || steps < 8 || (preset != "all" && preset != "mini-omni-0.5b" && preset != "orpheus-3b") ||
+  if (turns < 1 || steps < 8 || ai.turns < 0 || ai.chunk_ms < 10 || (preset != "all" && preset != "mini-omni-0.5b" && preset != "orpheus-3b") ||
       (!model.empty() && preset == "all")) {
     std::fprintf(stderr, "voice: --preset mini-omni-0.5b|orpheus-3b|all (--model needs one preset), --turns >= 1, "
-                         "--steps >= 8\n");
+                         "--steps >= 8, --audio-turns >= 0, --chunk-ms >= 10\n");
     return 2;
   }
   int rc = 0;
   for (const char* p : {"mini-omni-0.5b", "orpheus-3b"})
-    if (preset == "all" || preset == p) rc |= run_preset(p, model, turns, steps);
+    if (preset == "all" || preset == p) rc |= run_preset(p, model, turns, steps, ai);
   return rc;
 }
 
 const bool kRegistered = gpu_bench::add(
-    "voice", "voice [--preset mini-omni-0.5b|orpheus-3b|all] [--turns 10] [--steps 40] [--model PATH]", run_voice);
+    "voice",
+    "voice [--preset mini-omni-0.5b|orpheus-3b|all] [--turns 10] [--steps 40] [--model PATH] [--audio-turns 5] "
+    "[--clip tests/data/whisper/librivox_0880.wav] [--chunk-ms 1000]",
+    run_voice);
 
 }  // namespace
 }  // namespace omni
