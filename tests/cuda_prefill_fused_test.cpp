@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -105,37 +106,41 @@ void expect_fused_equals_unfused(const Model& m, const std::string& name, bool e
 // split_cols: exact copies (every output element poisoned first, every one compared).
 TEST(CudaPrefillFused, SplitColsCopiesEachColumnRange) {
   OMNI_CUDA_SKIP_WITHOUT_DEVICE();
-  const int64_t rows = 37, w[3] = {96, 33, 33}, total = w[0] + w[1] + w[2];
-  const std::vector<float> src = test::random_floats(size_t(rows * total), 3);
-  test::DeviceArray<float> dsrc(src);
-  std::vector<std::unique_ptr<test::DeviceArray<float>>> dst;
-  cuda::SplitColsParams p;
-  p.src = dsrc.get();
-  p.rows = rows;
-  for (int j = 0; j < 3; ++j) {
-    dst.push_back(std::make_unique<test::DeviceArray<float>>(size_t(rows * w[j])));
-    dst.back()->poison();
-    p.dst[j] = dst.back()->get();
-    p.width[j] = w[j];
+  // {96, 33, 33}: one float per thread; {128, 32, 32}: float4 (widths multiples of 4).
+  for (const auto& w : {std::array<int64_t, 3>{96, 33, 33}, std::array<int64_t, 3>{128, 32, 32}}) {
+    const std::string widths = std::to_string(w[0]) + "," + std::to_string(w[1]) + "," + std::to_string(w[2]);
+    const int64_t rows = 37, total = w[0] + w[1] + w[2];
+    const std::vector<float> src = test::random_floats(size_t(rows * total), 3);
+    test::DeviceArray<float> dsrc(src);
+    std::vector<std::unique_ptr<test::DeviceArray<float>>> dst;
+    cuda::SplitColsParams p;
+    p.src = dsrc.get();
+    p.rows = rows;
+    for (int j = 0; j < 3; ++j) {
+      dst.push_back(std::make_unique<test::DeviceArray<float>>(size_t(rows * w[j])));
+      dst.back()->poison();
+      p.dst[j] = dst.back()->get();
+      p.width[j] = w[j];
+    }
+    OMNI_CUDA_OK(cuda::launch_split_cols(p, nullptr));
+    int64_t off = 0;
+    for (int j = 0; j < 3; ++j) {
+      const std::vector<float> got = dst[size_t(j)]->download();
+      int64_t differ = 0;
+      for (int64_t t = 0; t < rows; ++t)
+        for (int64_t i = 0; i < w[j]; ++i)
+          differ += std::memcmp(&got[size_t(t * w[j] + i)], &src[size_t(t * total + off + i)], 4) != 0;
+      EXPECT_EQ(differ, 0) << "part " << j << " of widths " << widths;
+      off += w[j];
+    }
+    cuda::SplitColsParams overlap = p;
+    overlap.dst[1] = dsrc.get() + 5;
+    EXPECT_FALSE(cuda::check_params(overlap).ok());
+    EXPECT_EQ(cuda::launch_split_cols(overlap, nullptr), cudaErrorInvalidValue);
+    cuda::SplitColsParams missing = p;
+    missing.dst[2] = nullptr;
+    EXPECT_FALSE(cuda::check_params(missing).ok());
   }
-  OMNI_CUDA_OK(cuda::launch_split_cols(p, nullptr));
-  int64_t off = 0;
-  for (int j = 0; j < 3; ++j) {
-    const std::vector<float> got = dst[size_t(j)]->download();
-    int64_t differ = 0;
-    for (int64_t t = 0; t < rows; ++t)
-      for (int64_t i = 0; i < w[j]; ++i)
-        differ += std::memcmp(&got[size_t(t * w[j] + i)], &src[size_t(t * total + off + i)], 4) != 0;
-    EXPECT_EQ(differ, 0) << "part " << j;
-    off += w[j];
-  }
-  cuda::SplitColsParams overlap = p;
-  overlap.dst[1] = dsrc.get() + 5;
-  EXPECT_FALSE(cuda::check_params(overlap).ok());
-  EXPECT_EQ(cuda::launch_split_cols(overlap, nullptr), cudaErrorInvalidValue);
-  cuda::SplitColsParams missing = p;
-  missing.dst[2] = nullptr;
-  EXPECT_FALSE(cuda::check_params(missing).ok());
 }
 
 // glu_rows over [rows, ld] with ld >= 2n: against ref::silu/gelu_tanh times up (1e-5, as

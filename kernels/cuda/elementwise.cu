@@ -1,6 +1,8 @@
 // Normalization, rotary embedding, GLU, add/scale, embedding gather and KV append.
 #include <cuda_fp16.h>
 
+#include <algorithm>
+
 #include "kernels/cuda/ops_cuda.h"
 #include "kernels/cuda/quant_cuda.cuh"
 #include "kernels/cuda/reduce.cuh"
@@ -147,13 +149,26 @@ __global__ void glu_kernel(GluParams p) {
   p.out[i] = glu_value(p.gate[i], p.up[i], static_cast<int>(p.act));  // reduce.cuh
 }
 
-// One thread per output element; a row's gate and up halves are ld apart from the next row's.
+// Rows on grid y (strided), V outputs per thread on x (4 where n and ld are multiples of 4 and
+// the pointers 16-byte aligned); a row's gate and up halves are ld apart from the next row's.
+// No 64-bit division per element (g / n made this 17% slower than glu_kernel).
+template <int V>
 __global__ void glu_rows_kernel(GluRowsParams p) {
-  const int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (g >= p.rows * p.n) return;
-  const int64_t t = g / p.n, i = g - t * p.n;
-  const float* row = p.gate_up + t * p.ld;
-  p.out[g] = glu_value(row[i], row[p.n + i], static_cast<int>(p.act));  // reduce.cuh, as glu_kernel
+  for (int64_t t = blockIdx.y; t < p.rows; t += gridDim.y) {
+    const float* row = p.gate_up + t * p.ld;
+    float* out = p.out + t * p.n;
+    for (int64_t i = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * V; i < p.n;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x * V) {
+      if constexpr (V == 4) {
+        const float4 g = *reinterpret_cast<const float4*>(row + i), u = *reinterpret_cast<const float4*>(row + p.n + i);
+        const int a = static_cast<int>(p.act);
+        *reinterpret_cast<float4*>(out + i) =
+            make_float4(glu_value(g.x, u.x, a), glu_value(g.y, u.y, a), glu_value(g.z, u.z, a), glu_value(g.w, u.w, a));
+      } else {
+        out[i] = glu_value(row[i], row[p.n + i], static_cast<int>(p.act));  // reduce.cuh, as glu_kernel
+      }
+    }
+  }
 }
 
 __global__ void add_kernel(AddParams p) {
@@ -281,7 +296,15 @@ Status check_params(const GluRowsParams& p) {
 
 cudaError_t launch_glu_rows(const GluRowsParams& p, cudaStream_t stream) {
   if (!check_params(p).ok()) return cudaErrorInvalidValue;
-  glu_rows_kernel<<<blocks_for(p.rows * p.n, 256), 256, 0, stream>>>(p);
+  const bool vec4 = p.n % 4 == 0 && p.ld % 4 == 0 &&
+                    ((reinterpret_cast<uintptr_t>(p.gate_up) | reinterpret_cast<uintptr_t>(p.out)) & 15) == 0;
+  const int64_t per_thread = vec4 ? 4 : 1;
+  const dim3 grid(static_cast<unsigned>(std::min<int64_t>((p.n / per_thread + 255) / 256, 65535)),
+                  static_cast<unsigned>(std::min<int64_t>(p.rows, 65535)));
+  if (vec4)
+    glu_rows_kernel<4><<<grid, 256, 0, stream>>>(p);
+  else
+    glu_rows_kernel<1><<<grid, 256, 0, stream>>>(p);
   return cudaGetLastError();
 }
 

@@ -12,6 +12,8 @@
 #include "kernels/cuda/ops_cuda.h"
 #include "kernels/cuda/quant_cuda.cuh"
 
+#include <algorithm>
+#include <type_traits>
 #include <unordered_map>
 
 namespace omni::cuda {
@@ -64,14 +66,28 @@ __global__ void add_bias_rows(float* y, const float* bias, int64_t rows, int64_t
 }
 
 // One thread per source element: coalesced reads of src, coalesced writes within each output.
+// Rows on grid y (strided), columns on x; V floats per thread (4: widths multiples of 4 and the
+// pointers 16-byte aligned, so every float4 lies inside one part). No 64-bit division: one thread
+// per float with g / total ran the qwen2.5-7b q|k|v split (512 x 4608) at ~470 GB/s.
+template <int V>
 __global__ void split_cols_kernel(SplitColsParams p, int64_t total) {
-  const int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (g >= p.rows * total) return;
-  const int64_t t = g / total;
-  int64_t i = g - t * total;
-  int j = 0;
-  while (j < 2 && i >= p.width[j]) i -= p.width[j++];
-  p.dst[j][t * p.width[j] + i] = p.src[g];
+  using Vec = std::conditional_t<V == 4, float4, float>;
+  const int64_t nv = total / V;
+  for (int64_t t = blockIdx.y; t < p.rows; t += gridDim.y) {
+    const Vec* src = reinterpret_cast<const Vec*>(p.src + t * total);
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < nv;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+      int64_t c = i * V;
+      int j = 0;
+      while (j < 2 && c >= p.width[j]) c -= p.width[j++];
+      reinterpret_cast<Vec*>(p.dst[j] + t * p.width[j])[c / V] = src[i];
+    }
+  }
+}
+
+dim3 row_col_grid(int64_t rows, int64_t cols, int threads) {
+  return dim3(static_cast<unsigned>(std::min<int64_t>((cols + threads - 1) / threads, 65535)),
+              static_cast<unsigned>(std::min<int64_t>(rows, 65535)));
 }
 
 unsigned blocks_for(int64_t n, int threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
@@ -154,7 +170,13 @@ Status check_params(const SplitColsParams& p) {
 cudaError_t launch_split_cols(const SplitColsParams& p, cudaStream_t stream) {
   if (!check_params(p).ok()) return cudaErrorInvalidValue;
   const int64_t total = p.width[0] + p.width[1] + p.width[2];
-  split_cols_kernel<<<blocks_for(p.rows * total, 256), 256, 0, stream>>>(p, total);
+  bool vec4 = (reinterpret_cast<uintptr_t>(p.src) & 15) == 0;
+  for (int j = 0; j < 3; ++j)
+    if (p.width[j] % 4 != 0 || (reinterpret_cast<uintptr_t>(p.dst[j]) & 15) != 0) vec4 = false;
+  if (vec4)
+    split_cols_kernel<4><<<row_col_grid(p.rows, total / 4, 256), 256, 0, stream>>>(p, total);
+  else
+    split_cols_kernel<1><<<row_col_grid(p.rows, total, 256), 256, 0, stream>>>(p, total);
   return cudaGetLastError();
 }
 
