@@ -123,9 +123,9 @@ def run_llama(model, threads, n_prompt, n_gen, reps):
             "version": getattr(L, "__version__", "?")}
 
 
-def run_omnirt(exe, model, threads, n_prompt, n_gen, reps):
+def run_omnirt(exe, model, threads, n_prompt, n_gen, reps, int8=False):
     cmd = [exe, "bench", "--model", model, "--threads", str(threads), "--prompt-tokens", str(n_prompt),
-           "--gen-tokens", str(n_gen), "--reps", str(reps), "--json"]
+           "--gen-tokens", str(n_gen), "--reps", str(reps), "--json"] + (["--int8"] if int8 else [])
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out), " ".join(cmd)
 
@@ -139,10 +139,12 @@ def main():
     ap.add_argument("--gen-tokens", type=int, default=128)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--int8", action="store_true",
+                    help="omnirt with int8 activations (as llama.cpp quantizes its activations to 8 bits)")
     a = ap.parse_args()
 
     llama = run_llama(a.model, a.threads, a.prompt_tokens, a.gen_tokens, a.reps)
-    omni, cmd = run_omnirt(a.omnirt, a.model, a.threads, a.prompt_tokens, a.gen_tokens, a.reps)
+    omni, cmd = run_omnirt(a.omnirt, a.model, a.threads, a.prompt_tokens, a.gen_tokens, a.reps, a.int8)
     row = omni["results"][0]
     res = {"model": a.model, "threads": a.threads, "prompt_tokens": a.prompt_tokens,
            "gen_tokens": a.gen_tokens, "reps": a.reps, "llama_cpp": llama,
@@ -155,7 +157,8 @@ def main():
         return
     print(f"{a.model}, {a.threads} threads, prompt {a.prompt_tokens}, decode {a.gen_tokens}, "
           f"{a.reps} reps (median [min-max])")
-    print(f"{'':10s} {'llama.cpp ' + llama['version']:>28s} {'omnirt':>28s} {'omnirt/llama':>13s}")
+    print(f"{'':10s} {'llama.cpp ' + llama['version']:>28s} {'omnirt' + (' --int8' if a.int8 else ''):>28s} "
+          f"{'omnirt/llama':>13s}")
     for k, name in (("prefill_tok_s", "prefill"), ("decode_tok_s", "decode")):
         l, o = llama[k], row[k]
         print(f"{name + ' t/s':10s} {l['median']:10.1f} [{l['min']:6.1f}-{l['max']:6.1f}] "
