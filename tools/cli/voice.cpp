@@ -15,6 +15,12 @@
 // --gpu runs the backbone, the audio-out heads and the SNAC decoder on CUDA device 0, and for
 // audio input the Whisper encoder too (CudaWhisperEncoder behind the stream's frame encoder;
 // log-mel and the small adapter stay on the CPU, the adapter on --threads threads).
+// --mic captures the user's turn live (16 kHz mono, PortAudio --device, or --device file:PATH, a
+// stand-in microphone playing PATH at --speed) into the same stream, in the blocks the device
+// delivers; the input ends when the capture ends, after --listen-s, or after --end-silence-ms of
+// quiet once speech was heard. --speaker plays the answer as it is produced (each run of stable
+// samples goes into the playback ring at the codec's rate; --speaker-device file:PATH records
+// it to PATH instead), waits for the ring to drain and reports underruns.
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -32,6 +38,7 @@
 #include "audio/adapter/audio_stream.h"
 #include "audio/codec/snac.h"
 #include "audio/io/decode.h"
+#include "audio/io/device.h"
 #include "runtime/model/audio_loader.h"
 #include "runtime/model/audio_out.h"
 #include "runtime/model/context.h"
@@ -62,7 +69,18 @@ struct VoiceOptions {
   int64_t max_text = -1;  // text tokens at most (-1: until the model ends its text)
   bool no_codec_thread = false, keep_text_head = false;
   bool gpu = false;
+  // Live audio (one turn): --mic instead of --prompt/--input, --speaker beside/instead of --output.
+  bool mic = false, speaker = false;
+  std::string device, speaker_device;  // "" default, index, name part, or file:PATH
+  double speed = 1.0;                  // file: stand-ins, 1 = real time, 0 = as fast as possible
+  double listen_s = 10.0;              // --mic: the turn ends after this much audio at most
+  int end_silence_ms = 0;              // --mic: quiet this long after speech ends the turn (0: off)
+  double silence_dbfs = -40.0;         // --mic: RMS of a block below this is quiet
 };
+
+using Clock = std::chrono::steady_clock;
+
+bool is_file_device(const std::string& d) { return d.rfind("file:", 0) == 0; }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -137,6 +155,74 @@ StatusOr<std::vector<float>> read_wav16(const std::string& path) {
   }
   return corrupt_file("'" + path + "' has no data chunk");
 }
+
+// --mic: the capture stream; file:PATH decodes PATH itself (a 16 kHz PCM16 WAV also without
+// FFmpeg) and plays it through the PCM stand-in.
+StatusOr<std::unique_ptr<audio::CaptureStream>> open_mic(const VoiceOptions& o) {
+  audio::StreamConfig cfg;
+  cfg.sample_rate = 16000;
+  cfg.ring_seconds = std::clamp(o.listen_s + 1.0, 2.0, 600.0);  // the encoder may lag behind a chunk
+  if (!is_file_device(o.device)) {
+    cfg.device = o.device;
+    return audio::open_capture(cfg);
+  }
+  const std::string path = o.device.substr(5);
+  auto pcm = audio::decode_file(path, 16000);
+  if (!pcm.ok() && pcm.status().code() == StatusCode::kUnsupported && ends_with(path, ".wav")) pcm = read_wav16(path);
+  if (!pcm.ok()) return pcm.status();
+  audio::FileDeviceOptions fo;
+  fo.speed = o.speed;
+  return audio::open_pcm_capture(std::move(*pcm), cfg, fo);
+}
+
+// --speaker: the answer's samples go into the playback ring as the codec produces them, never
+// blocking the codec (what does not fit waits in `backlog` for the next run or finish()). The
+// sink is called by one thread at a time (speak()'s contract).
+class Player {
+ public:
+  explicit Player(audio::PlaybackStream& s) : s_(s) {}
+  void push(const float* x, size_t n) {
+    if (!err_.ok() || n == 0) return;
+    if (!seen_) {
+      seen_ = true;
+      first_ = Clock::now();
+      underruns_before_ = s_.counters().underrun_samples;  // the silence before the answer is no underrun
+    }
+    backlog_.insert(backlog_.end(), x, x + n);
+    write(0);
+  }
+  // Queues what is left and waits until the device took it all.
+  Status finish(int64_t timeout_ms) {
+    const Clock::time_point end = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (err_.ok() && off_ < backlog_.size() && Clock::now() < end) write(100);
+    if (!err_.ok()) return err_;
+    if (off_ < backlog_.size()) return out_of_range(fmt("the speaker took no room for %lld ms", (long long)timeout_ms));
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now()).count();
+    return s_.drain(static_cast<int>(std::max<int64_t>(left, 100)));
+  }
+  size_t handed() const { return handed_; }
+  Clock::time_point first() const { return first_; }
+  uint64_t underruns() const { return s_.counters().underrun_samples - underruns_before_; }
+
+ private:
+  void write(int timeout_ms) {
+    auto w = s_.write(backlog_.data() + off_, backlog_.size() - off_, timeout_ms);
+    if (!w.ok()) {
+      err_ = w.status();
+      return;
+    }
+    off_ += *w;
+    handed_ += *w;
+    if (off_ == backlog_.size()) backlog_.clear(), off_ = 0;
+  }
+  audio::PlaybackStream& s_;
+  std::vector<float> backlog_;  // samples not yet in the ring from off_ on
+  size_t off_ = 0, handed_ = 0;
+  Clock::time_point first_{};
+  bool seen_ = false;
+  uint64_t underruns_before_ = 0;
+  Status err_ = Status::Ok();
+};
 
 // The 1-minute load average (and 5, 15) from /proc/loadavg; -1 where unreadable.
 std::array<double, 3> load_average() {
@@ -253,11 +339,23 @@ void print_turn_stats(const VoiceOptions& o, bool audio_in, const std::string& h
 
 int run_voice(const VoiceOptions& o) {
   if (o.turns < 1 || o.warmup < 0) return fail(fmt("--turns %d must be >= 1 and --warmup %d >= 0", o.turns, o.warmup));
-  if (o.prompt.empty() == o.input.empty()) return fail("give exactly one of --prompt TEXT or --input FILE");
+  if (int(!o.prompt.empty()) + int(!o.input.empty()) + int(o.mic) != 1)
+    return fail("give exactly one of --prompt TEXT, --input FILE or --mic");
+  if (o.output.empty() && !o.speaker) return fail("give --output FILE, --speaker, or both");
+  if ((o.mic || o.speaker) && (o.turns != 1 || o.warmup != 0))
+    return fail(fmt("--mic and --speaker are one live turn: --turns %d and --warmup %d are not for them", o.turns, o.warmup));
+  if (!o.device.empty() && !o.mic) return fail("--device '" + o.device + "' is the microphone: give --mic");
+  if (!o.speaker_device.empty() && !o.speaker) return fail("--speaker-device '" + o.speaker_device + "' needs --speaker");
+  if (!(o.listen_s > 0 && o.listen_s <= 600)) return fail(fmt("--listen-s %g is outside (0, 600]", o.listen_s));
   std::string text = o.prompt;
-  std::vector<float> speech;  // 16 kHz, when the input is audio
-  const bool audio_in = !o.input.empty() && !ends_with(o.input, ".txt");
-  if (audio_in) {
+  std::vector<float> speech;  // 16 kHz, when the input is an audio file
+  const bool audio_in = o.mic || (!o.input.empty() && !ends_with(o.input, ".txt"));
+  std::unique_ptr<audio::CaptureStream> mic;
+  if (o.mic) {  // opened before the model loads: a wrong device fails fast
+    auto cap = open_mic(o);
+    if (!cap.ok()) return fail("--mic: " + cap.status().to_string());
+    mic = std::move(*cap);
+  } else if (audio_in) {
     auto pcm = audio::decode_file(o.input, 16000);
     if (!pcm.ok() && pcm.status().code() == StatusCode::kUnsupported && ends_with(o.input, ".wav"))
       pcm = read_wav16(o.input);  // a build without FFmpeg
@@ -277,15 +375,18 @@ int run_voice(const VoiceOptions& o) {
     }
     if (text.find_first_not_of(" \t\r\n") == std::string::npos) return fail("the input is empty");
   }
-  if (!ends_with(o.output, ".wav") && !ends_with(o.output, ".flac") && !ends_with(o.output, ".opus") &&
-      !ends_with(o.output, ".ogg"))
-    return fail("--output '" + o.output + "': the extension must be .wav, .flac, .opus or .ogg");
-  {  // fail before the work when the output cannot be written (and leave no empty file)
-    const bool existed = static_cast<bool>(std::ifstream(o.output));
-    std::FILE* f = std::fopen(o.output.c_str(), "ab");
-    if (!f) return fail("cannot write --output '" + o.output + "'");
+  std::vector<std::string> outputs;  // files to write: --output, the file speaker's PATH
+  if (!o.output.empty()) outputs.push_back(o.output);
+  if (o.speaker && is_file_device(o.speaker_device)) outputs.push_back(o.speaker_device.substr(5));
+  for (const std::string& out : outputs) {
+    if (!ends_with(out, ".wav") && !ends_with(out, ".flac") && !ends_with(out, ".opus") && !ends_with(out, ".ogg"))
+      return fail("output '" + out + "': the extension must be .wav, .flac, .opus or .ogg");
+    // fail before the work when the output cannot be written (and leave no empty file)
+    const bool existed = static_cast<bool>(std::ifstream(out));
+    std::FILE* f = std::fopen(out.c_str(), "ab");
+    if (!f) return fail("cannot write output '" + out + "'");
     std::fclose(f);
-    if (!existed) std::remove(o.output.c_str());
+    if (!existed) std::remove(out.c_str());
   }
 
   auto model = Model::load(o.model);
@@ -298,6 +399,29 @@ int run_voice(const VoiceOptions& o) {
   if (!snac.ok()) return fail("'" + o.model + "' carries no usable codec: " + snac.status().to_string());
   if (Status st = check_codec_matches(heads->spec, (*snac)->weights.hp); !st.ok())
     return fail("the codec does not match the audio-out heads: " + st.to_string());
+  // --speaker: a device at the codec's rate (no resampling here: PortAudio's host API converts
+  // where the hardware cannot), or file:PATH, a stand-in that records what it plays.
+  std::unique_ptr<audio::PlaybackStream> speaker;
+  audio::FilePlaybackStream* file_speaker = nullptr;
+  const int out_rate = static_cast<int>((*snac)->weights.hp.sampling_rate);
+  if (o.speaker) {
+    audio::StreamConfig cfg;
+    cfg.sample_rate = out_rate;
+    cfg.ring_seconds = 20.0;  // more waits in the player's backlog, never blocking the codec
+    StatusOr<std::unique_ptr<audio::PlaybackStream>> sp = unsupported("no speaker");
+    if (is_file_device(o.speaker_device)) {
+      audio::FileDeviceOptions fo;
+      fo.speed = o.speed;
+      auto fs = audio::open_file_playback("", cfg, fo);  // written below (also without FFmpeg)
+      if (fs.ok()) file_speaker = fs->get(), sp = std::unique_ptr<audio::PlaybackStream>(std::move(*fs));
+      else sp = fs.status();
+    } else {
+      cfg.device = o.speaker_device;
+      sp = audio::open_playback(cfg);
+    }
+    if (!sp.ok()) return fail("--speaker: " + sp.status().to_string());
+    speaker = std::move(*sp);
+  }
   auto prompt = (*model)->tokenizer().encode(audio_in ? std::string() : text, !audio_in, false);
   if (!prompt.ok()) return fail("cannot tokenize the input: " + prompt.status().to_string());
   std::unique_ptr<AudioEncoderModel> encoder;
@@ -312,8 +436,8 @@ int run_voice(const VoiceOptions& o) {
   ContextParams cp;
   cp.n_threads = o.threads;
   // Audio: about 12.5 rows per second of speech (Whisper 50 Hz, adapter stacking), and margin.
-  const int64_t input_positions =
-      audio_in ? static_cast<int64_t>(speech.size() / 16000 + 1) * 50 + 16 : static_cast<int64_t>(prompt->size());
+  const int64_t input_seconds = o.mic ? static_cast<int64_t>(std::ceil(o.listen_s)) : static_cast<int64_t>(speech.size() / 16000);
+  const int64_t input_positions = audio_in ? (input_seconds + 1) * 50 + 16 : static_cast<int64_t>(prompt->size());
   cp.n_ctx = std::min<int64_t>((*model)->hparams().n_ctx_train, input_positions + o.max_steps + 16);
   // --gpu: backbone, heads and codec on the device; else a CPU context and codec.
   std::unique_ptr<Context> cpu_ctx;
@@ -391,11 +515,22 @@ int run_voice(const VoiceOptions& o) {
   int64_t input_rows = 0, tail_frames = -1;  // mel frames left to encode at the end of the input
   std::vector<TurnRecord> records;
   std::array<double, 3> load_before{}, load_after{};
+  std::unique_ptr<Player> player;
+  PcmSink sink;
+  if (speaker) {
+    player = std::make_unique<Player>(*speaker);
+    sink = [&player](const float* x, size_t n) { player->push(x, n); };
+    if (Status st = speaker->start(); !st.ok()) return fail("--speaker: " + st.to_string());
+  }
+  Clock::time_point turn_start{};  // the end of the user's input (text: just before the turn)
+  double captured_s = -1;
+  std::string mic_end;  // why the capture ended
   for (int turn = 0; turn < o.warmup + o.turns; ++turn) {
     if (turn == o.warmup) load_before = load_average();
     if (Status st = backbone->rewind(0); !st.ok()) return fail("voice turn: " + st.to_string());
     if (!audio_in) {
-      r = run_voice_turn(*backbone, *heads, *codec_stream, *prompt, p);
+      turn_start = Clock::now();
+      r = run_voice_turn(*backbone, *heads, *codec_stream, *prompt, p, sink);
     } else {
       auto dec = AudioOutDecoder::create(*heads, *backbone, p.decode);
       if (!dec.ok()) return fail("voice turn: " + dec.status().to_string());
@@ -405,9 +540,49 @@ int run_voice(const VoiceOptions& o) {
       tail_rows.clear();
       stream->reset();
       const int64_t rows_before = stream->stats().rows;
-      using Clock = std::chrono::steady_clock;
       const Clock::time_point t0 = Clock::now();
       constexpr size_t kBlock = 320;  // 20 ms at 16 kHz, a capture device's period
+      if (mic) {
+        // The blocks the device delivers go into the stream as they come. Quiet: a read's RMS
+        // below --silence-dbfs; N ms of it after a loud read ends the turn (--end-silence-ms N).
+        if (Status st = mic->start(); !st.ok()) return fail("--mic: " + st.to_string());
+        std::fprintf(stderr, "omnirt: listening on %s (%.1f s at most)\n",
+                     is_file_device(o.device) ? o.device.c_str() : mic->device_name().c_str(), o.listen_s);
+        const size_t max_samples = static_cast<size_t>(o.listen_s * 16000);
+        const float quiet = std::pow(10.0f, static_cast<float>(o.silence_dbfs) / 20.0f);
+        const size_t end_quiet = static_cast<size_t>(o.end_silence_ms) * 16;
+        std::array<float, kBlock> buf{};
+        size_t got = 0, quiet_run = 0;
+        bool heard = false;
+        mic_end = fmt("--listen-s %g reached", o.listen_s);
+        while (got < max_samples) {
+          auto n = mic->read(buf.data(), std::min(kBlock, max_samples - got), 200);
+          if (!n.ok()) return fail("--mic: " + n.status().to_string());
+          if (*n == 0) {
+            if (mic->at_end()) {
+              mic_end = "the capture ended";
+              break;
+            }
+            continue;
+          }
+          if (Status st = stream->push(buf.data(), *n); !st.ok()) return fail("audio input: " + st.to_string());
+          got += *n;
+          double sq = 0;
+          for (size_t k = 0; k < *n; ++k) sq += double(buf[k]) * buf[k];
+          if (std::sqrt(sq / double(*n)) >= quiet) heard = true, quiet_run = 0;
+          else if (heard) quiet_run += *n;
+          if (end_quiet > 0 && heard && quiet_run >= end_quiet) {
+            mic_end = fmt("end of speech (%d ms below %g dBFS)", o.end_silence_ms, o.silence_dbfs);
+            break;
+          }
+        }
+        (void)mic->stop();
+        captured_s = static_cast<double>(got) / 16000.0;
+        if (mic->counters().overrun_samples > 0)
+          std::fprintf(stderr, "omnirt: %llu captured samples were dropped (the encoder fell behind)\n",
+                       (unsigned long long)mic->counters().overrun_samples);
+        if (got < 201) return fail("--mic: no audio was captured (under 13 ms) from " + o.device);
+      }
       for (size_t i = 0; i < speech.size(); i += kBlock) {
         if (!o.no_pace)  // the block exists once its last sample has been spoken
           std::this_thread::sleep_until(t0 + std::chrono::microseconds(static_cast<int64_t>((i + kBlock) * 1e6 / 16000)));
@@ -415,6 +590,7 @@ int run_voice(const VoiceOptions& o) {
           return fail("audio input: " + st.to_string());
       }
       const Clock::time_point start = Clock::now();  // the end of the user's input
+      turn_start = start;
       const double cpu_start = process_cpu_seconds();
       auto since = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
       VoiceTurnTimings t;
@@ -429,7 +605,7 @@ int run_voice(const VoiceOptions& o) {
       t.cpu_prefill_done = process_cpu_seconds() - cpu_start;
       input_rows = stream->stats().rows - rows_before;
       tail_frames = stream->stats().finish_frames;
-      r = speak(**dec, heads->spec, *codec_stream, start, t, p.noise_seed, {}, cpu_start, p.codec_thread);
+      r = speak(**dec, heads->spec, *codec_stream, start, t, p.noise_seed, sink, cpu_start, p.codec_thread);
     }
     if (!r.ok()) return fail("voice turn: " + r.status().to_string());
     if (turn >= o.warmup) {
@@ -442,11 +618,33 @@ int run_voice(const VoiceOptions& o) {
     }
   }
   load_after = load_average();
+  // --speaker: everything queued, then the ring drained (the answer's length and 5 s of margin).
+  double first_out = -1;  // s from the end of the input until the first sample went to the speaker
+  uint64_t underruns = 0;
+  if (player) {
+    const double speed = is_file_device(o.speaker_device) && o.speed > 0 ? o.speed : 1.0;
+    const double answer_s = static_cast<double>(r->pcm.size()) / static_cast<double>(r->sample_rate);
+    if (Status st = player->finish(static_cast<int64_t>((answer_s / speed + 5.0) * 1e3)); !st.ok())
+      return fail("--speaker: " + st.to_string());
+    if (player->handed() > 0) first_out = std::chrono::duration<double>(player->first() - turn_start).count();
+    underruns = player->underruns();
+    if (Status st = speaker->stop(); !st.ok()) return fail("--speaker: " + st.to_string());
+  }
   if (r->pcm.empty()) return fail("the model produced no speech (no codec frame before its end of speech)");
-  Status written = audio::encode_file(o.output, r->pcm.data(), r->pcm.size(), static_cast<int>(r->sample_rate));
-  if (written.code() == StatusCode::kUnsupported && ends_with(o.output, ".wav"))  // a build without FFmpeg
-    written = write_wav16(o.output, r->pcm, static_cast<int>(r->sample_rate));
-  if (!written.ok()) return fail("cannot write '" + o.output + "': " + written.to_string());
+  auto write_pcm = [&](const std::string& path, const std::vector<float>& pcm) {
+    Status written = audio::encode_file(path, pcm.data(), pcm.size(), static_cast<int>(r->sample_rate));
+    if (written.code() == StatusCode::kUnsupported && ends_with(path, ".wav"))  // a build without FFmpeg
+      written = write_wav16(path, pcm, static_cast<int>(r->sample_rate));
+    return written;
+  };
+  if (!o.output.empty())
+    if (Status st = write_pcm(o.output, r->pcm); !st.ok()) return fail("cannot write '" + o.output + "': " + st.to_string());
+  if (file_speaker) {
+    const std::string path = o.speaker_device.substr(5);
+    if (Status st = write_pcm(path, file_speaker->played()); !st.ok())
+      return fail("--speaker-device: cannot write '" + path + "': " + st.to_string());
+  }
+  const std::string dest = !o.output.empty() ? o.output : file_speaker ? o.speaker_device : speaker->device_name();
 
   auto decoded = (*model)->tokenizer().decode(r->text_tokens);
   const std::string answer_bytes = decoded.ok() ? *decoded : std::string();
@@ -465,7 +663,10 @@ int run_voice(const VoiceOptions& o) {
         r->speech_ended ? "true" : "false", audio_s, ms(r->t.input_encoded), ms(r->t.prefill_done), ms(r->t.first_text),
         ms(r->t.first_frame), ms(r->t.first_pcm), ms(r->t.done), ms(r->t.codec_busy), rtf, prompt->size(), (long long)input_rows, (long long)tail_frames,
         (long long)(stream ? stream->chunk_frames() : -1), n_threads, p.codec_thread ? "true" : "false",
-        p.decode.skip_text_head ? "true" : "false", (long long)o.max_text, backbone->backend_name());
+        p.decode.skip_text_head ? "true" : "false", (long long)o.max_text, backbone->backend_name()) +
+        fmt(", \"input\": \"%s\", \"captured_s\": %.3f, \"first_audio_out_ms\": %.2f, \"underrun_samples\": %llu, \"input_end\": \"%s\"",
+            o.mic ? "mic" : audio_in ? "audio file" : "text", captured_s, ms(first_out), (unsigned long long)underruns,
+            json_text(mic_end).c_str());
     if (o.turns == 1) std::printf("{%s}\n", head.c_str());
     else print_turn_stats(o, audio_in, head, records, load_before, load_after);
   } else {
@@ -480,11 +681,15 @@ int run_voice(const VoiceOptions& o) {
                  "  first codec frame  %s\n"
                  "  first PCM sample   %s   <- time to first audio\n"
                  "  answer done        %s   real-time factor %.3f (codec %.1f ms of it)\n",
-                 o.output.c_str(), audio_s, (long long)r->sample_rate, (long long)r->n_frames, (long long)r->n_steps,
+                 dest.c_str(), audio_s, (long long)r->sample_rate, (long long)r->n_frames, (long long)r->n_steps,
                  r->speech_ended ? "the model ended its speech" : "step limit", prompt->size(), (long long)input_rows,
                  (long long)tail_frames, (long long)(stream ? stream->chunk_frames() : -1), n_threads, stage(r->t.input_encoded).c_str(), stage(r->t.prefill_done).c_str(),
                  stage(r->t.first_text).c_str(), stage(r->t.first_frame).c_str(), stage(r->t.first_pcm).c_str(),
                  stage(r->t.done).c_str(), rtf, ms(r->t.codec_busy));
+    if (o.mic) std::fprintf(stderr, "  captured %.2f s from the microphone, until %s\n", captured_s, mic_end.c_str());
+    if (player)
+      std::fprintf(stderr, "  first audio to the speaker %s   (%s; %llu samples of underrun)\n", stage(first_out).c_str(),
+                   file_speaker ? o.speaker_device.c_str() : speaker->device_name().c_str(), (unsigned long long)underruns);
     if (synthetic) std::fprintf(stderr, "note: random weights: the text and the voice are noise\n");
   }
   if (o.turns > 1 && !o.json) print_turn_stats(o, audio_in, {}, records, load_before, load_after);
@@ -499,7 +704,21 @@ void add_voice_command(CLI::App& root, std::vector<Command>& out) {
   c->add_option("--model,-m", o->model, "Omni model file (backbone + audio-out heads + codec)")->required();
   c->add_option("--prompt,-p", o->prompt, "The user's turn as text");
   c->add_option("--input,-i", o->input, "The user's turn from a file: audio (any FFmpeg format) or .txt");
-  c->add_option("--output,-o", o->output, "Audio file to write (.wav, .flac, .opus, .ogg)")->required();
+  c->add_option("--output,-o", o->output, "Audio file to write (.wav, .flac, .opus, .ogg); optional with --speaker");
+  c->add_flag("--mic", o->mic, "The user's turn from a microphone (16 kHz mono), live");
+  c->add_option("--device", o->device, "--mic: a PortAudio device (index or name part), or file:PATH for a "
+                                        "stand-in microphone playing PATH");
+  c->add_option("--speed", o->speed, "file: stand-in devices: speed (1 = real time, 0 = as fast as possible)")
+      ->check(CLI::Range(0.0, 1000.0))->capture_default_str();
+  c->add_option("--listen-s", o->listen_s, "--mic: seconds of audio at most in the user's turn")->capture_default_str();
+  c->add_option("--end-silence-ms", o->end_silence_ms,
+                "--mic: the turn ends after this many ms below --silence-dbfs once speech was heard (0: off)")
+      ->check(CLI::Range(0, 600000))->capture_default_str();
+  c->add_option("--silence-dbfs", o->silence_dbfs, "--mic: RMS level below which a block is quiet")
+      ->check(CLI::Range(-120.0, 0.0))->capture_default_str();
+  c->add_flag("--speaker", o->speaker, "Play the answer as it is produced");
+  c->add_option("--speaker-device", o->speaker_device, "--speaker: a PortAudio device (index or name part), or "
+                                                        "file:PATH for a stand-in speaker recording to PATH");
   c->add_flag("--no-pace", o->no_pace, "Feed audio input as fast as possible, not in real time");
   c->add_option("--max-steps", o->max_steps, "Decode steps at most")->capture_default_str();
   c->add_option("--temp", o->temperature, "Sampling temperature (text and every codebook)")->capture_default_str();
