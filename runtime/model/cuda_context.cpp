@@ -38,6 +38,26 @@ struct DevLayer {
 
 size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
+// Captures enqueue() (which enqueues on s and returns a Status) into *exec. On failure *exec is
+// null and the reason is returned; capture errors are not sticky, the last-error slot is cleared.
+template <class Enqueue>
+Status capture_graph(cudaStream_t s, Enqueue&& enqueue, cudaGraphExec_t* exec) {
+  cudaGraph_t graph = nullptr;
+  Status st = cuda::cuda_status(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "begin capture");
+  if (st.ok()) {
+    st = enqueue();
+    const cudaError_t end = cudaStreamEndCapture(s, &graph);
+    if (st.ok()) st = cuda::cuda_status(end, "end capture");
+  }
+  if (st.ok()) st = cuda::cuda_status(cudaGraphInstantiate(exec, graph, 0), "instantiate graph");
+  if (graph) cudaGraphDestroy(graph);
+  if (!st.ok()) {
+    *exec = nullptr;
+    cudaGetLastError();
+  }
+  return st;
+}
+
 }  // namespace
 
 struct CudaContext::Impl {
@@ -654,20 +674,7 @@ Status CudaContext::eval_embedding_step(const float* row, bool hidden_only) {
   if (options_.use_graphs && graph_error_.empty() && !op_hook_) {
     cudaGraphExec_t& exec = I.embd_graphs[hidden_only ? 1 : 0];
     if (!exec) {
-      cudaGraph_t graph = nullptr;
-      Status st = cuda::cuda_status(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "begin capture");
-      if (st.ok()) {
-        st = enqueue();
-        const cudaError_t end = cudaStreamEndCapture(s, &graph);
-        if (st.ok()) st = cuda::cuda_status(end, "end capture");
-      }
-      if (st.ok()) st = cuda::cuda_status(cudaGraphInstantiate(&exec, graph, 0), "instantiate graph");
-      if (graph) cudaGraphDestroy(graph);
-      if (!st.ok()) {
-        graph_error_ = st.message();
-        exec = nullptr;
-        cudaGetLastError();  // capture errors are not sticky; clear the last-error slot
-      }
+      if (Status st = capture_graph(s, enqueue, &exec); !st.ok()) graph_error_ = st.message();
     }
     if (exec) {
       OMNI_RETURN_IF_ERROR(cuda::cuda_status(cudaGraphLaunch(exec, s), "graph launch"));
@@ -885,20 +892,7 @@ Status CudaContext::decode_batch(std::span<const int32_t> tokens, std::span<int3
   if (options_.use_graphs && graph_error_.empty() && !op_hook_) {
     cudaGraphExec_t& exec = I.graphs[n];
     if (!exec) {
-      cudaGraph_t graph = nullptr;
-      Status st = cuda::cuda_status(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "begin capture");
-      if (st.ok()) {
-        st = enqueue();
-        const cudaError_t end = cudaStreamEndCapture(s, &graph);
-        if (st.ok()) st = cuda::cuda_status(end, "end capture");
-      }
-      if (st.ok()) st = cuda::cuda_status(cudaGraphInstantiate(&exec, graph, 0), "instantiate graph");
-      if (graph) cudaGraphDestroy(graph);
-      if (!st.ok()) {
-        graph_error_ = st.message();
-        exec = nullptr;
-        cudaGetLastError();  // capture errors are not sticky; clear the last-error slot
-      }
+      if (Status st = capture_graph(s, enqueue, &exec); !st.ok()) graph_error_ = st.message();
     }
     if (exec) {
       OMNI_RETURN_IF_ERROR(I.step_begin.record(s));
