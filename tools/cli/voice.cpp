@@ -1,4 +1,4 @@
-// `omnirt voice --model M (--prompt TEXT | --input FILE.txt) --output FILE`: one spoken answer
+// `omnirt voice --model M (--prompt TEXT | --input FILE | --mic) (--output FILE | --speaker)`: one spoken answer
 // from an omni model file (backbone + audio-out heads + SNAC codec, `omnirt model create
 // --preset omni-tiny|mini-omni-0.5b|orpheus-3b`): the prompt is prefilled, text and codec frames
 // come out of the decode loop, every frame goes straight into the streaming SNAC decoder, and
