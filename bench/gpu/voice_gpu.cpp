@@ -24,15 +24,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "audio/adapter/audio_stream.h"
+#include "audio/io/wav_pcm16.h"
 #include "bench/gpu/gpu_bench.h"
 #include "kernels/core/thread_pool.h"
 #include "runtime/model/audio_loader.h"
@@ -73,40 +71,13 @@ std::string tag_of(const std::string& preset) {
   return t;
 }
 
-// 16 kHz mono 16-bit PCM WAV -> f32 (s16 / 32768); the gpu-check build has no FFmpeg.
-StatusOr<std::vector<float>> read_wav16_mono(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return not_found("cannot open '" + path + "' (run from the checkout)");
-  const std::vector<char> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (b.size() < 12 || std::memcmp(b.data(), "RIFF", 4) != 0 || std::memcmp(b.data() + 8, "WAVE", 4) != 0)
-    return corrupt_file("'" + path + "' is not a WAV file");
-  uint16_t tag = 0, channels = 0, bits = 0;
-  uint32_t rate = 0;
-  for (size_t at = 12; at + 8 <= b.size();) {
-    uint32_t len;
-    std::memcpy(&len, b.data() + at + 4, 4);
-    if (len > b.size() - at - 8) return corrupt_file(fmt("'%s': the chunk at byte %zu runs past the end", path.c_str(), at));
-    const char* body = b.data() + at + 8;
-    if (std::memcmp(b.data() + at, "fmt ", 4) == 0 && len >= 16) {
-      std::memcpy(&tag, body, 2);
-      std::memcpy(&channels, body + 2, 2);
-      std::memcpy(&rate, body + 4, 4);
-      std::memcpy(&bits, body + 14, 2);
-    } else if (std::memcmp(b.data() + at, "data", 4) == 0) {
-      if (tag != 1 || bits != 16 || channels != 1 || rate != 16000)
-        return unsupported(fmt("'%s': format %u, %u bits, %u channels, %u Hz (want 16 kHz mono PCM16)", path.c_str(),
-                               tag, bits, channels, rate));
-      std::vector<float> out(len / 2);
-      for (size_t i = 0; i < out.size(); ++i) {
-        int16_t v;
-        std::memcpy(&v, body + 2 * i, 2);
-        out[i] = static_cast<float>(v) / 32768.0f;
-      }
-      return out;
-    }
-    at += 8 + size_t(len) + (len & 1);
-  }
-  return corrupt_file("'" + path + "' has no data chunk");
+// The clip: 16 kHz 16-bit PCM WAV (channels averaged) -> f32 (s16 / 32768); the gpu-check build
+// has no FFmpeg. The path is relative to the working directory.
+StatusOr<std::vector<float>> read_clip(const std::string& path) {
+  auto pcm = audio::read_wav_pcm16(path);
+  if (!pcm.ok() && pcm.status().code() == StatusCode::kNotFound)
+    return Status(StatusCode::kNotFound, pcm.status().message() + " (run from the checkout)");
+  return pcm;
 }
 
 struct AudioInput {
@@ -236,7 +207,7 @@ int run_preset(const std::string& preset, const std::string& model_path, int tur
   std::vector<float> speech;
   const bool audio_in = ai.turns > 0 && heads->spec.kind == AudioOutKind::kParallel;
   if (audio_in) {
-    auto clip = read_wav16_mono(ai.clip);
+    auto clip = read_clip(ai.clip);
     if (!clip.ok()) return fail(clip.status(), "audio clip");
     speech = std::move(*clip);
     if (speech.size() < 16000) return fail(invalid_argument(fmt("%zu samples", speech.size())), "audio clip under 1 s");

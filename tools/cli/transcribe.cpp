@@ -7,8 +7,6 @@
 // each --window (default 30 s) as soon as it has arrived, until --idle-ms pass without growth.
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
@@ -17,6 +15,7 @@
 #include "audio/features/log_mel.h"
 #include "audio/io/decode.h"
 #include "audio/io/device.h"
+#include "audio/io/wav_pcm16.h"
 #include "audio/whisper/whisper_transcriber.h"
 #include "kernels/core/thread_pool.h"
 #include "runtime/model/whisper_loader.h"
@@ -40,47 +39,6 @@ struct TranscribeOptions {
   int idle_ms = 2000;    // --follow: no growth for this long ends the file
   audio::WhisperDecodeOptions decode;
 };
-
-// 16 kHz PCM16 WAV (any channel count, averaged) for builds without FFmpeg.
-StatusOr<std::vector<float>> read_wav_16k(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return not_found(fmt("cannot open '%s'", path.c_str()));
-  const std::vector<char> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (b.size() < 12 || std::memcmp(b.data(), "RIFF", 4) != 0 || std::memcmp(b.data() + 8, "WAVE", 4) != 0)
-    return unsupported(fmt("'%s' is not a WAV file, and omnirt was built without FFmpeg", path.c_str()));
-  uint16_t tag = 0, channels = 0, bits = 0;
-  uint32_t rate = 0;
-  for (size_t o = 12; o + 8 <= b.size();) {
-    uint32_t len;
-    std::memcpy(&len, b.data() + o + 4, 4);
-    if (len > b.size() - o - 8) return corrupt_file(fmt("'%s': chunk at byte %zu runs past the end", path.c_str(), o));
-    const char* body = b.data() + o + 8;
-    if (std::memcmp(b.data() + o, "fmt ", 4) == 0 && len >= 16) {
-      std::memcpy(&tag, body, 2);
-      std::memcpy(&channels, body + 2, 2);
-      std::memcpy(&rate, body + 4, 4);
-      std::memcpy(&bits, body + 14, 2);
-    } else if (std::memcmp(b.data() + o, "data", 4) == 0) {
-      if (tag != 1 || bits != 16 || channels == 0 || rate != audio::kWhisperSampleRate)
-        return unsupported(fmt("'%s': only 16 kHz 16-bit PCM WAV without FFmpeg (format %u, %u bits, "
-                               "%u channels, %u Hz)", path.c_str(), tag, bits, channels, rate));
-      const size_t frames = len / (2u * channels);
-      std::vector<float> out(frames);
-      for (size_t i = 0; i < frames; ++i) {
-        float sum = 0;
-        for (size_t c = 0; c < channels; ++c) {
-          int16_t s;
-          std::memcpy(&s, body + 2 * (i * channels + c), 2);
-          sum += static_cast<float>(s) / 32768.0f;
-        }
-        out[i] = sum / channels;
-      }
-      return out;
-    }
-    o += 8 + len + (len & 1);
-  }
-  return corrupt_file(fmt("'%s' has no data chunk", path.c_str()));
-}
 
 std::string json_escape(const std::string& t) {
   std::string out;
@@ -192,7 +150,8 @@ int run_transcribe(const TranscribeOptions& o) {
     audio_s = static_cast<double>(cap.counters().frames) / audio::kWhisperSampleRate;
   } else {
     auto samples = audio::decode_file(o.file, audio::kWhisperSampleRate);
-    if (!samples.ok() && samples.status().code() == StatusCode::kUnsupported) samples = read_wav_16k(o.file);
+    if (!samples.ok() && samples.status().code() == StatusCode::kUnsupported)  // a build without FFmpeg
+      samples = audio::read_wav_pcm16(o.file, "omnirt was built without FFmpeg");
     if (!samples.ok()) return fail(samples.status().to_string());
     t1 = now_seconds();
     segs = tr.transcribe_segments(samples->data(), samples->size(), o.decode, std::ref(print));

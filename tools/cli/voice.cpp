@@ -26,9 +26,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
-#include <iterator>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -39,6 +37,7 @@
 #include "audio/codec/snac.h"
 #include "audio/io/decode.h"
 #include "audio/io/device.h"
+#include "audio/io/wav_pcm16.h"
 #include "runtime/model/audio_loader.h"
 #include "runtime/model/audio_out.h"
 #include "runtime/model/context.h"
@@ -86,75 +85,8 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// Mono 16-bit PCM WAV (samples clipped to [-1, 1]), for builds without FFmpeg.
-Status write_wav16(const std::string& path, const std::vector<float>& pcm, int rate) {
-  std::vector<uint8_t> b;
-  auto u32 = [&](uint32_t v) { for (int i = 0; i < 4; ++i) b.push_back(static_cast<uint8_t>(v >> (8 * i))); };
-  auto u16 = [&](uint16_t v) { b.push_back(static_cast<uint8_t>(v)); b.push_back(static_cast<uint8_t>(v >> 8)); };
-  const uint32_t data_bytes = static_cast<uint32_t>(pcm.size() * 2);
-  b.insert(b.end(), {'R', 'I', 'F', 'F'});
-  u32(36 + data_bytes);
-  b.insert(b.end(), {'W', 'A', 'V', 'E', 'f', 'm', 't', ' '});
-  u32(16);
-  u16(1);  // PCM
-  u16(1);  // mono
-  u32(static_cast<uint32_t>(rate));
-  u32(static_cast<uint32_t>(rate) * 2);
-  u16(2);
-  u16(16);
-  b.insert(b.end(), {'d', 'a', 't', 'a'});
-  u32(data_bytes);
-  for (float x : pcm) {
-    const float c = std::clamp(x, -1.0f, 1.0f);
-    u16(static_cast<uint16_t>(static_cast<int16_t>(std::lrint(c * 32767.0f))));
-  }
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f) return io_error("cannot create '" + path + "'");
-  const bool ok = std::fwrite(b.data(), 1, b.size(), f) == b.size();
-  if (std::fclose(f) != 0 || !ok) return io_error("writing '" + path + "' failed");
-  return Status::Ok();
-}
-
-// 16 kHz 16-bit PCM WAV (channels averaged) -> f32 (s16 / 32768), for builds without FFmpeg
-// (there is no resampler then: other rates and formats are kUnsupported, naming them).
-StatusOr<std::vector<float>> read_wav16(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return not_found("cannot open '" + path + "'");
-  const std::vector<char> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (b.size() < 12 || std::memcmp(b.data(), "RIFF", 4) != 0 || std::memcmp(b.data() + 8, "WAVE", 4) != 0)
-    return unsupported("'" + path + "' is not a WAV file, and omnirt was built without FFmpeg");
-  uint16_t tag = 0, channels = 0, bits = 0;
-  uint32_t rate = 0;
-  for (size_t at = 12; at + 8 <= b.size();) {
-    uint32_t len;
-    std::memcpy(&len, b.data() + at + 4, 4);
-    if (len > b.size() - at - 8) return corrupt_file(fmt("'%s': the chunk at byte %zu runs past the end", path.c_str(), at));
-    const char* body = b.data() + at + 8;
-    if (std::memcmp(b.data() + at, "fmt ", 4) == 0 && len >= 16) {
-      std::memcpy(&tag, body, 2);
-      std::memcpy(&channels, body + 2, 2);
-      std::memcpy(&rate, body + 4, 4);
-      std::memcpy(&bits, body + 14, 2);
-    } else if (std::memcmp(b.data() + at, "data", 4) == 0) {
-      if (tag != 1 || bits != 16 || channels == 0 || rate != 16000)
-        return unsupported(fmt("'%s': without FFmpeg only 16 kHz 16-bit PCM WAV is read (format %u, %u bits, %u "
-                               "channels, %u Hz)", path.c_str(), tag, bits, channels, rate));
-      std::vector<float> out(len / (2u * channels));
-      for (size_t i = 0; i < out.size(); ++i) {
-        float sum = 0;
-        for (size_t c = 0; c < channels; ++c) {
-          int16_t v;
-          std::memcpy(&v, body + 2 * (i * channels + c), 2);
-          sum += static_cast<float>(v) / 32768.0f;
-        }
-        out[i] = sum / channels;
-      }
-      return out;
-    }
-    at += 8 + size_t(len) + (len & 1);
-  }
-  return corrupt_file("'" + path + "' has no data chunk");
-}
+// Why a .wav must be 16 kHz PCM16 (audio::read_wav_pcm16's messages).
+constexpr const char* kNoFfmpeg = "omnirt was built without FFmpeg";
 
 // --mic: the capture stream; file:PATH decodes PATH itself (a 16 kHz PCM16 WAV also without
 // FFmpeg) and plays it through the PCM stand-in.
@@ -168,7 +100,8 @@ StatusOr<std::unique_ptr<audio::CaptureStream>> open_mic(const VoiceOptions& o) 
   }
   const std::string path = o.device.substr(5);
   auto pcm = audio::decode_file(path, 16000);
-  if (!pcm.ok() && pcm.status().code() == StatusCode::kUnsupported && ends_with(path, ".wav")) pcm = read_wav16(path);
+  if (!pcm.ok() && pcm.status().code() == StatusCode::kUnsupported && ends_with(path, ".wav"))
+    pcm = audio::read_wav_pcm16(path, kNoFfmpeg);
   if (!pcm.ok()) return pcm.status();
   audio::FileDeviceOptions fo;
   fo.speed = o.speed;
@@ -358,7 +291,7 @@ int run_voice(const VoiceOptions& o) {
   } else if (audio_in) {
     auto pcm = audio::decode_file(o.input, 16000);
     if (!pcm.ok() && pcm.status().code() == StatusCode::kUnsupported && ends_with(o.input, ".wav"))
-      pcm = read_wav16(o.input);  // a build without FFmpeg
+      pcm = audio::read_wav_pcm16(o.input, kNoFfmpeg);  // a build without FFmpeg
     if (!pcm.ok()) return fail("cannot read --input '" + o.input + "': " + pcm.status().to_string());
     speech = std::move(*pcm);
     if (speech.size() < 201) return fail("the input '" + o.input + "' holds no audio (under 13 ms)");
@@ -634,7 +567,7 @@ int run_voice(const VoiceOptions& o) {
   auto write_pcm = [&](const std::string& path, const std::vector<float>& pcm) {
     Status written = audio::encode_file(path, pcm.data(), pcm.size(), static_cast<int>(r->sample_rate));
     if (written.code() == StatusCode::kUnsupported && ends_with(path, ".wav"))  // a build without FFmpeg
-      written = write_wav16(path, pcm, static_cast<int>(r->sample_rate));
+      written = audio::write_wav_pcm16(path, pcm.data(), pcm.size(), static_cast<int>(r->sample_rate));
     return written;
   };
   if (!o.output.empty())
