@@ -8,7 +8,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -16,20 +15,14 @@
 
 #include "include/omnirt.h"
 #include "include/omnirt.hpp"
+#include "tests/cli_test_util.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string read_all(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
+using Result = omni::test::CliResult;
+using omni::test::read_text;
 
 class CliTest : public ::testing::Test {
  protected:
@@ -49,17 +42,7 @@ class CliTest : public ::testing::Test {
   }
 
   // Runs the CLI with `args` (shell syntax), capturing both streams.
-  static Result run(const std::string& args) {
-    const fs::path out = *dir_ / "stdout.txt", err = *dir_ / "stderr.txt";
-    const std::string cmd = std::string(OMNIRT_CLI_PATH) + " " + args + " >" + out.string() +
-                            " 2>" + err.string() + " </dev/null";
-    const int status = std::system(cmd.c_str());
-    Result r;
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = read_all(out);
-    r.err = read_all(err);
-    return r;
-  }
+  static Result run(const std::string& args) { return omni::test::run_cli(args, *dir_); }
 
   static fs::path* dir_;
   static std::string* model_;
@@ -85,7 +68,7 @@ TEST_F(CliTest, MissingModelIsAnErrorNamingTheFile) {
 }
 
 TEST_F(CliTest, CorruptModelIsAnError) {
-  const std::string bytes = read_all(*model_);
+  const std::string bytes = read_text(*model_);
   ASSERT_GT(bytes.size(), 3000u);
   const fs::path cut = *dir_ / "truncated.gguf";
   std::ofstream(cut, std::ios::binary).write(bytes.data(), 3000);
@@ -174,7 +157,7 @@ TEST_F(CliTest, EvalWritesEveryRowAndTheLastMatchesTheCApi) {
   Result r = run("eval --model " + *model_ + " --tokens '256 71 72 220' --kv f32 --logits-out " +
                  out.string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const std::string bytes = read_all(out);
+  const std::string bytes = read_text(out);
   const size_t n_vocab = 512;
   ASSERT_EQ(bytes.size(), 4 * n_vocab * sizeof(float));
   std::vector<float> rows(4 * n_vocab);

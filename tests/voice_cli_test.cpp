@@ -3,7 +3,6 @@
 // the live paths: the same clip through `--input FILE --no-pace` (the paced-file path, same seed),
 // the answer's own `--output` file, and sample counts known from how a test clip was built.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -12,28 +11,22 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "tests/cli_test_util.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string read_all(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
+using Result = omni::test::CliResult;
+using omni::test::read_text;
 
 // The samples of a 16-bit PCM WAV (what the CLI writes for .wav, with and without FFmpeg).
 std::vector<int16_t> wav_samples(const fs::path& p) {
-  const std::string b = read_all(p);
+  const std::string b = read_text(p);
   for (size_t at = 12; at + 8 <= b.size();) {
     uint32_t len;
     std::memcpy(&len, b.data() + at + 4, 4);
@@ -80,17 +73,8 @@ class VoiceCli : public ::testing::Test {
     delete dir_;
     delete model_;
   }
-  static Result run(const std::string& args) {
-    const fs::path out = *dir_ / "stdout.txt", err = *dir_ / "stderr.txt";
-    const std::string cmd = std::string(OMNIRT_CLI_PATH) + " " + args + " >" + out.string() + " 2>" + err.string() +
-                            " </dev/null";
-    const int status = std::system(cmd.c_str());
-    Result r;
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = read_all(out);
-    r.err = read_all(err);
-    return r;
-  }
+  // Runs the CLI with `args` (shell syntax), capturing both streams.
+  static Result run(const std::string& args) { return omni::test::run_cli(args, *dir_); }
   static std::string voice(const std::string& args) { return "voice --model " + *model_ + " " + args; }
   static std::string path(const std::string& name) { return (*dir_ / name).string(); }
 
