@@ -67,20 +67,40 @@ TEST(AudioFollow, OptionsAreChecked) {
 
 #ifdef OMNIRT_HAVE_FFMPEG
 
-// Appends `bytes` to `path` in pieces of `piece` bytes, `pause_ms` apart; then optionally
-// truncates the file to `shrink_to` bytes. Sets `done` after the last write.
-void write_slowly(const std::string& path, const std::vector<uint8_t>& bytes, size_t piece, int pause_ms,
-                  std::atomic<bool>* done, long shrink_to = -1) {
+// How the writer thread grows a followed file: the first `first` bytes at once, then the rest in
+// pieces of `piece` bytes, each after a `pause_ms` pause; then, when `shrink_to` >= 0, it
+// truncates the file to that many bytes.
+struct Growth {
+  size_t first = 0;
+  size_t piece = 4096;
+  int pause_ms = 10;
+  long shrink_to = -1;
+};
+
+struct Followed {
+  Status status;
+  std::vector<float> samples;
+  bool first_before_writer_done = false;
+  Clock::time_point ended;       // when read() gave the end or an error
+  Clock::time_point last_write;  // when the writer's last write (or truncation) returned
+};
+
+// Appends `bytes` to `path` as `g` says; sets `last_write`, then `done`.
+void write_slowly(const std::string& path, const std::vector<uint8_t>& bytes, const Growth& g,
+                  Clock::time_point* last_write, std::atomic<bool>* done) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND);
   ASSERT_GE(fd, 0) << path;
-  for (size_t at = 0; at < bytes.size(); at += piece) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
-    const size_t n = std::min(piece, bytes.size() - at);
+  const size_t first = std::min(g.first, bytes.size());
+  ASSERT_EQ(::write(fd, bytes.data(), first), static_cast<ssize_t>(first));
+  for (size_t at = first; at < bytes.size(); at += g.piece) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(g.pause_ms));
+    const size_t n = std::min(g.piece, bytes.size() - at);
     ASSERT_EQ(::write(fd, bytes.data() + at, n), static_cast<ssize_t>(n));
   }
-  if (shrink_to >= 0) {
-    ASSERT_EQ(::ftruncate(fd, shrink_to), 0);
+  if (g.shrink_to >= 0) {
+    ASSERT_EQ(::ftruncate(fd, g.shrink_to), 0);
   }
+  *last_write = Clock::now();
   ::close(fd);
   done->store(true);
 }
@@ -91,23 +111,26 @@ std::string empty_file(const std::string& name) {
   return path;
 }
 
-struct Followed {
-  Status status;
-  std::vector<float> samples;
-  bool first_before_writer_done = false;
-  Clock::time_point ended;
-};
+// Follow options polling every 5 ms, ending after `idle_ms` without growth.
+audio::FollowOptions polling(int idle_ms) {
+  audio::FollowOptions opt;
+  opt.idle_ms = idle_ms;
+  opt.poll_ms = 5;
+  return opt;
+}
 
-// Reads `path` (being written by `writer`) to its end with open_follow.
-Followed follow(const std::string& path, const audio::FollowOptions& opt, const std::atomic<bool>& done) {
+// A writer thread appends `bytes` to the new empty temp file `name` (as `g` says) while
+// open_follow(16 kHz, `opt`) reads it to its end; the file is removed afterwards.
+Followed follow_growing(const std::string& name, const std::vector<uint8_t>& bytes, const Growth& g,
+                        const audio::FollowOptions& opt) {
+  const std::string path = empty_file(name);
+  std::atomic<bool> done{false};
   Followed f;
+  std::thread writer([&] { write_slowly(path, bytes, g, &f.last_write, &done); });
   auto d = audio::StreamDecoder::open_follow(path, 16000, opt);
-  if (!d.ok()) {
-    f.status = d.status();
-    return f;
-  }
+  if (!d.ok()) f.status = d.status();
   std::vector<float> chunk(4096);
-  while (true) {
+  while (d.ok()) {
     auto n = (*d)->read(chunk.data(), chunk.size());
     if (!n.ok()) {
       f.status = n.status();
@@ -118,6 +141,8 @@ Followed follow(const std::string& path, const audio::FollowOptions& opt, const 
     f.samples.insert(f.samples.end(), chunk.begin(), chunk.begin() + static_cast<long>(*n));
   }
   f.ended = Clock::now();
+  writer.join();
+  std::remove(path.c_str());
   return f;
 }
 
@@ -135,25 +160,13 @@ TEST(AudioFollow, GrowingWavEqualsTheFinishedFile) {
   auto want = audio::decode_file(finished, 16000);
   ASSERT_TRUE(want.ok()) << want.status().to_string();
   ASSERT_EQ(audio::wav_data_end(wav.data(), wav.size()), static_cast<int64_t>(wav.size()));
-  const std::string path = empty_file("follow_grow.wav");
-  std::atomic<bool> done{false};
   // The header split (30 bytes first), then 4096-byte pieces every 10 ms (~1 s in all).
-  std::thread writer([&] {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND);
-    ASSERT_EQ(::write(fd, wav.data(), 30), 30);
-    ::close(fd);
-    write_slowly(path, std::vector<uint8_t>(wav.begin() + 30, wav.end()), 4096, 10, &done);
-  });
-  audio::FollowOptions opt;
-  opt.idle_ms = 1500;  // generous: a loaded CI machine may stall the writer thread
-  opt.poll_ms = 5;
-  Followed f = follow(path, opt, done);
-  writer.join();
+  // idle_ms: generous, a loaded CI machine may stall the writer thread.
+  Followed f = follow_growing("follow_grow.wav", wav, {.first = 30, .piece = 4096, .pause_ms = 10}, polling(1500));
   ASSERT_TRUE(f.status.ok()) << f.status.to_string();
   EXPECT_TRUE(f.first_before_writer_done);
   ASSERT_EQ(f.samples.size(), want->size());
   EXPECT_EQ(std::memcmp(f.samples.data(), want->data(), want->size() * sizeof(float)), 0);
-  std::remove(path.c_str());
   std::remove(finished.c_str());
 }
 
@@ -164,25 +177,14 @@ TEST(AudioFollow, UnknownSizesEndAtTheIdleTimeout) {
   ASSERT_TRUE(want.ok());
   std::memset(wav.data() + 4, 0xFF, 4);   // RIFF size unknown
   std::memset(wav.data() + 40, 0xFF, 4);  // data size unknown
-  const std::string path = empty_file("follow_unknown.wav");
-  std::atomic<bool> done{false};
-  Clock::time_point last_write;
-  std::thread writer([&] {
-    write_slowly(path, wav, 8000, 15, &done);
-    last_write = Clock::now();
-  });
-  audio::FollowOptions opt;
-  opt.idle_ms = 1500;  // generous: a loaded CI machine may stall the writer thread
-  opt.poll_ms = 5;
-  Followed f = follow(path, opt, done);
-  writer.join();
+  const audio::FollowOptions opt = polling(1500);  // generous: a loaded CI machine may stall the writer
+  Followed f = follow_growing("follow_unknown.wav", wav, {.piece = 8000, .pause_ms = 15}, opt);
   ASSERT_TRUE(f.status.ok()) << f.status.to_string();
   ASSERT_EQ(f.samples.size(), want->size());
   EXPECT_EQ(std::memcmp(f.samples.data(), want->data(), want->size() * sizeof(float)), 0);
-  const auto quiet = std::chrono::duration_cast<std::chrono::milliseconds>(f.ended - last_write).count();
+  const auto quiet = std::chrono::duration_cast<std::chrono::milliseconds>(f.ended - f.last_write).count();
   EXPECT_GE(quiet, opt.idle_ms - 20) << "ended " << quiet << " ms after the last write";
   EXPECT_LT(quiet, opt.idle_ms + 1500) << "ended " << quiet << " ms after the last write";
-  std::remove(path.c_str());
 }
 
 // The clip encoded by encode_file into `ext`, appended in 700-byte pieces 25 ms apart while followed.
@@ -194,19 +196,12 @@ void grow_encoded(const std::string& ext) {
   auto want = audio::decode_file(finished, 16000);
   ASSERT_TRUE(want.ok()) << want.status().to_string();
   const std::vector<uint8_t> bytes = test::read_file(finished);
-  const std::string path = empty_file("follow_grow." + ext);
-  std::atomic<bool> done{false};
-  std::thread writer([&] { write_slowly(path, bytes, 700, 25, &done); });
-  audio::FollowOptions opt;
-  opt.idle_ms = 1500;  // generous: a loaded CI machine may stall the writer thread
-  opt.poll_ms = 5;
-  Followed f = follow(path, opt, done);
-  writer.join();
+  // idle_ms: generous, a loaded CI machine may stall the writer thread.
+  Followed f = follow_growing("follow_grow." + ext, bytes, {.piece = 700, .pause_ms = 25}, polling(1500));
   ASSERT_TRUE(f.status.ok()) << f.status.to_string();
   EXPECT_TRUE(f.first_before_writer_done);
   ASSERT_EQ(f.samples.size(), want->size());
   EXPECT_EQ(std::memcmp(f.samples.data(), want->data(), want->size() * sizeof(float)), 0);
-  std::remove(path.c_str());
   std::remove(finished.c_str());
 }
 
@@ -217,44 +212,27 @@ TEST(AudioFollow, WriterStoppingBeforeTheDeclaredEndIsCorrupt) {
   std::vector<uint8_t> wav = test::read_file(clip_path());
   const size_t keep = wav.size() - 1000;
   wav.resize(keep);
-  const std::string path = empty_file("follow_short.wav");
-  std::atomic<bool> done{false};
-  std::thread writer([&] { write_slowly(path, wav, 16000, 10, &done); });
-  audio::FollowOptions opt;
-  opt.idle_ms = 200;
-  opt.poll_ms = 5;
-  Followed f = follow(path, opt, done);
-  writer.join();
+  Followed f = follow_growing("follow_short.wav", wav, {.piece = 16000, .pause_ms = 10}, polling(200));
   EXPECT_EQ(f.status.code(), StatusCode::kCorruptFile) << f.status.to_string();
   EXPECT_NE(f.status.message().find("stopped growing at byte " + std::to_string(keep)), std::string::npos)
       << f.status.to_string();
   EXPECT_NE(f.status.message().find("ends at byte " + std::to_string(keep + 1000)), std::string::npos)
       << f.status.to_string();
-  std::remove(path.c_str());
 }
 
 TEST(AudioFollow, ShrinkingFileIsAnIoError) {
   const std::vector<uint8_t> wav = test::read_file(clip_path());
-  const std::string path = empty_file("follow_shrink.wav");
-  std::atomic<bool> done{false};
   // Half the file, then it is truncated to 100 bytes (the writer started over).
   std::vector<uint8_t> half(wav.begin(), wav.begin() + static_cast<long>(wav.size() / 2));
-  std::thread writer([&] { write_slowly(path, half, 8000, 10, &done, 100); });
-  audio::FollowOptions opt;
-  opt.idle_ms = 1000;
-  opt.poll_ms = 5;
-  Followed f = follow(path, opt, done);
-  writer.join();
+  Followed f = follow_growing("follow_shrink.wav", half, {.piece = 8000, .pause_ms = 10, .shrink_to = 100},
+                              polling(1000));
   EXPECT_EQ(f.status.code(), StatusCode::kIoError) << f.status.to_string();
   EXPECT_NE(f.status.message().find("shrank to 100 bytes"), std::string::npos) << f.status.to_string();
-  std::remove(path.c_str());
 }
 
 TEST(AudioFollow, FileThatNeverGrowsEndsWithAStatus) {
   const std::string path = empty_file("follow_empty.wav");
-  audio::FollowOptions opt;
-  opt.idle_ms = 100;
-  opt.poll_ms = 5;
+  const audio::FollowOptions opt = polling(100);
   const Clock::time_point t0 = Clock::now();
   auto d = audio::StreamDecoder::open_follow(path, 16000, opt);
   EXPECT_EQ(d.status().code(), StatusCode::kCorruptFile) << d.status().to_string();
