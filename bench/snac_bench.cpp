@@ -8,7 +8,10 @@
 // stream, i.e. the codec's share of each step of a voice answer.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <chrono>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "audio/codec/snac.h"
@@ -24,8 +27,8 @@ struct Codec {
 };
 
 const Codec& codec(DType t) {
-  static std::unique_ptr<Codec> cache[2];
-  std::unique_ptr<Codec>& c = cache[t == DType::kF16 ? 1 : 0];
+  static std::unique_ptr<Codec> cache[3];
+  std::unique_ptr<Codec>& c = cache[t == DType::kF16 ? 1 : t == DType::kBF16 ? 2 : 0];
   if (!c) {
     c = std::make_unique<Codec>();
     gguf::GgufWriter w;
@@ -62,10 +65,14 @@ double matmul_flops(const audio::SnacWeights& w, int64_t T) {
   return f + 2.0 * 7 * w.blocks.back().out_dim * t;
 }
 
+// Matrix types of the benchmarks: f32 and f16 run f32 panels, bf16 the bf16-dot panels
+// (AVX512_BF16; widened to f32 panels elsewhere).
+constexpr DType kTypes[] = {DType::kF32, DType::kF16, DType::kBF16};
+
 void BM_SnacDecode(benchmark::State& state) {
   const int threads = int(state.range(0));
   const int64_t groups = state.range(1);
-  const DType t = state.range(2) ? DType::kF16 : DType::kF32;
+  const DType t = kTypes[state.range(2)];
   const Codec& c = codec(t);
   ThreadPool pool(threads);
   audio::SnacDecoder dec(c.model->weights, pool);
@@ -81,10 +88,62 @@ void BM_SnacDecode(benchmark::State& state) {
                                                 benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel(std::string(dtype_name(t)) + " matrices");
 }
-BENCHMARK(BM_SnacDecode)->ArgsProduct({{1, 2}, {12}, {0, 1}})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_SnacDecode)->ArgsProduct({{1, 2}, {12}, {0, 1, 2}})->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Where a whole decode's time goes: wall ms per stage kind and block (input convs; per block
+// the up-sampling with its noise, and the three residual units; output conv), as counters.
+void BM_SnacStages(benchmark::State& state) {
+  const int threads = int(state.range(0));
+  const DType t = kTypes[state.range(1)];
+  const Codec& c = codec(t);
+  ThreadPool pool(threads);
+  audio::SnacDecoder dec(c.model->weights, pool);
+  const audio::SnacCodes in = codes(12);
+  std::vector<float> z, pcm;
+  dec.latents(in, &z);
+  const int64_t T = int64_t(in[0].size()) * c.model->weights.hp.vq_strides[0];
+  const size_t nb = c.model->weights.blocks.size();
+  std::vector<double> up(nb), res(nb);
+  double t_in = 0, t_out = 0;
+  using clk = std::chrono::steady_clock;
+  auto ms = [](clk::time_point a, clk::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+  int64_t iters = 0;
+  for (auto _ : state) {
+    auto a = clk::now();
+    float* x = dec.run_input(z.data(), T);
+    auto b = clk::now();
+    t_in += ms(a, b);
+    int64_t rate = 1;
+    for (size_t bi = 0; bi < nb; ++bi) {
+      const int s = c.model->weights.blocks[bi].stride;
+      rate *= s;
+      a = clk::now();
+      x = dec.run_up(bi, x, T * rate / s, 0);
+      b = clk::now();
+      for (int r = 0; r < 3; ++r) x = dec.run_residual(bi, r, x, T * rate);
+      up[bi] += ms(a, b);
+      res[bi] += ms(b, clk::now());
+    }
+    pcm.resize(size_t(T * rate));
+    a = clk::now();
+    dec.run_output(x, T * rate, pcm.data());
+    t_out += ms(a, clk::now());
+    ++iters;
+  }
+  const double n = double(std::max<int64_t>(iters, 1));
+  state.counters["in_ms"] = t_in / n;
+  for (size_t bi = 0; bi < nb; ++bi) {
+    state.counters["up" + std::to_string(bi) + "_ms"] = up[bi] / n;
+    state.counters["res" + std::to_string(bi) + "_ms"] = res[bi] / n;
+  }
+  state.counters["out_ms"] = t_out / n;
+  state.SetLabel(std::string(dtype_name(t)) + " matrices");
+}
+BENCHMARK(BM_SnacStages)->ArgsProduct({{1, 2}, {0, 2}})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_SnacStreamPush(benchmark::State& state) {
-  const Codec& c = codec(DType::kF32);
+  const DType t = kTypes[state.range(1)];
+  const Codec& c = codec(t);
   ThreadPool pool(int(state.range(0)));
   audio::SnacDecoder dec(c.model->weights, pool);
   audio::SnacStreamDecoder stream(dec);
@@ -97,8 +156,9 @@ void BM_SnacStreamPush(benchmark::State& state) {
   }
   state.counters["x_realtime"] = benchmark::Counter(2048.0 / 24000.0, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["held_back_ms"] = double(stream.samples_pending()) * 1000.0 / 24000.0;
+  state.SetLabel(std::string(dtype_name(t)) + " matrices");
 }
-BENCHMARK(BM_SnacStreamPush)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_SnacStreamPush)->ArgsProduct({{1, 2}, {0, 2}})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 }  // namespace omni

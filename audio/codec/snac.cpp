@@ -1,6 +1,7 @@
 #include "audio/codec/snac.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "audio/codec/snac_ops.h"
 #include "kernels/cpu/ops_cpu.h"
@@ -66,7 +67,8 @@ float* SnacDecoder::buf(int i, int64_t n) {
 // steps in chunks whose x fits in L2 (256 KiB), rows in tiles whose W fits in L1 (32 KiB),
 // and call cpu::matmul_rows per (chunk, tile): x and W are read from cache, each W byte once
 // per chunk. Threads split the chunks when there are enough of them, else the row tiles.
-void SnacDecoder::matmul(const SnacMatrix& m, const float* x, int64_t T, float* y) {
+void SnacDecoder::matmul(const SnacMatrix& m, const float* x, int64_t T, float* y, const float* bias,
+                         const float* residual) {
   const int64_t n_in = m.n_in, n_out = m.n_out;
   if (const snac::PackedWeights* pw = packed(m)) {
     // Steps in chunks whose x fits in L2, panels (n_in x 32 floats) streamed from L2; threads
@@ -74,18 +76,27 @@ void SnacDecoder::matmul(const SnacMatrix& m, const float* x, int64_t T, float* 
     const int64_t tc = std::min(T, std::max<int64_t>(12, (int64_t(64) << 10) / n_in / 12 * 12));
     const int64_t n_tc = (T + tc - 1) / tc, n_p = pw->n_panels();
     const int nt = pool_->n_threads();
-    auto run = [&](int64_t c0, int64_t c1, int64_t p0, int64_t p1) {
+    const int64_t per_thread = snac::packed_scratch_elems(*pw, tc);
+    if (xbf_.size() < size_t(per_thread * nt)) xbf_.resize(size_t(per_thread * nt));
+    auto run = [&](int64_t c0, int64_t c1, int64_t p0, int64_t p1, int ti) {
       for (int64_t c = c0; c < c1; ++c) {
         const int64_t t0 = c * tc;
-        snac::packed_matmul(*pw, p0, p1, x + t0 * n_in, std::min(tc, T - t0), y + t0 * n_out, n_out);
+        snac::packed_matmul(*pw, p0, p1, x + t0 * n_in, std::min(tc, T - t0), y + t0 * n_out, n_out,
+                            xbf_.data() + ti * per_thread, bias, residual ? residual + t0 * n_out : nullptr);
       }
     };
     if (n_tc >= 2 * nt || n_p < nt) {
-      pool_->parallel_for(n_tc, 1, [&](int64_t b, int64_t e, int) { run(b, e, 0, n_p); });
+      pool_->parallel_for(n_tc, 1, [&](int64_t b, int64_t e, int ti) { run(b, e, 0, n_p, ti); });
     } else {
-      pool_->parallel_for(n_p, 1, [&](int64_t b, int64_t e, int) { run(0, n_tc, b, e); });
+      pool_->parallel_for(n_p, 1, [&](int64_t b, int64_t e, int ti) { run(0, n_tc, b, e, ti); });
     }
     return;
+  }
+  // The plain path: into y, or into a temporary for a residual branch; then the epilogue's passes.
+  float* out = y;
+  if (residual) {
+    if (acc_tmp_.size() < size_t(T * n_out)) acc_tmp_.resize(size_t(T * n_out));
+    out = acc_tmp_.data();
   }
   int64_t tc = std::max<int64_t>(6, (int64_t(64) << 10) / n_in / 6 * 6);
   tc = std::min(tc, T);
@@ -101,13 +112,19 @@ void SnacDecoder::matmul(const SnacMatrix& m, const float* x, int64_t T, float* 
       const int64_t t0 = c * tc, n = std::min(tc, T - t0);
       for (int64_t r = r0; r < r1; ++r)
         cpu::matmul_rows(m.type, m.data, r * rt, std::min(n_out, (r + 1) * rt), n_in, x + t0 * n_in, n,
-                         n_out, y + t0 * n_out, scratch);
+                         n_out, out + t0 * n_out, scratch);
     }
   };
   if (split_steps) {
     pool_->parallel_for(n_tc, 1, [&](int64_t b, int64_t e, int ti) { run(b, e, 0, n_rt, ti); });
   } else {
     pool_->parallel_for(n_rt, 1, [&](int64_t b, int64_t e, int ti) { run(0, n_tc, b, e, ti); });
+  }
+  if (residual) {
+    if (y != residual) std::copy(residual, residual + T * n_out, y);
+    snac::add_residual(*pool_, y, out, bias, T, n_out);
+  } else {
+    snac::add_bias(*pool_, y, T, n_out, bias);
   }
 }
 
@@ -159,15 +176,15 @@ void SnacDecoder::latents(const SnacCodes& codes, std::vector<float>* z) const {
 
 // Stage functions: each computes its op over a window of steps as if it were the whole
 // sequence (zero padding at both ends) and returns a decoder buffer (valid until the next call).
-// Buffers: 0 holds a stage's result; 1 and 2 are temporaries. An input may be buffer 0 (the
-// previous stage's result): each stage reads its input fully before it resizes buffer 0.
+// Buffers: 0 (or 3, for a residual unit whose input is in 0) holds a stage's result; 1 and 2 are
+// temporaries. An input may be buffer 0 or 3 (the previous stage's result): each stage reads its
+// input fully before it resizes buffer 0, and a residual unit writes the buffer its input is not in.
 float* SnacDecoder::run_input(const float* z, int64_t T) {
   const SnacHParams& hp = w_.hp;
   float* a = buf(1, T * hp.latent_dim);
   snac::depthwise_conv1d(*pool_, z, a, T, hp.latent_dim, w_.in_dw_w.data(), kConvK, 1, w_.in_dw_b.data());
   float* x = buf(0, T * hp.decoder_dim);
-  matmul(w_.in_pw, a, T, x);
-  snac::add_bias(*pool_, x, T, hp.decoder_dim, w_.in_pw_b.data());
+  matmul(w_.in_pw, a, T, x, w_.in_pw_b.data());
   return x;
 }
 
@@ -191,16 +208,54 @@ float* SnacDecoder::run_up(size_t bi, const float* x, int64_t T, int64_t out_t0)
   return y;
 }
 
-void SnacDecoder::run_residual(size_t bi, int r, float* x, int64_t T) {
+// Out of place, into whichever of buffers 0 and 3 does not hold x. With packed weights and
+// enough steps, fused over time chunks that stay in L2: per chunk, snake1 over the chunk and
+// its conv halo, the depthwise conv with snake2, and the 1x1 conv whose epilogue adds the bias
+// and x; one read of x and one write of the output instead of seven passes over [T, C]. Every
+// value is computed as the unfused passes compute it, so both give the same bits.
+float* SnacDecoder::run_residual(size_t bi, int r, const float* x, int64_t T) {
   const SnacResidualUnit& u = w_.blocks[bi].res[r];
   const int64_t C = w_.blocks[bi].out_dim;
+  float* out = buf(x == bufs_[0].data() ? 3 : 0, T * C);
+  const snac::PackedWeights* pw = packed(u.pw);
+  const int64_t h = int64_t(kConvK / 2) * u.dilation;                  // conv halo, steps
+  const int64_t tc = std::max<int64_t>(24, (int64_t(16) << 10) / C);  // 64 KiB of f32 per chunk
+  const int64_t n_chunks = (T + tc - 1) / tc;
+  const int nt = pool_->n_threads();
+  if (pw && n_chunks >= 2 * nt) {
+    const int64_t s1_rows = tc + 2 * h, per_thread = (s1_rows + tc) * C;
+    const int64_t xbf_per = snac::packed_scratch_elems(*pw, tc);
+    if (fuse_.size() < size_t(per_thread * nt)) fuse_.resize(size_t(per_thread * nt));
+    if (xbf_.size() < size_t(xbf_per * nt)) xbf_.resize(size_t(xbf_per * nt));
+    pool_->parallel_for(n_chunks, 1, [&](int64_t b, int64_t e, int ti) {
+      float* s1 = fuse_.data() + ti * per_thread;
+      float* y2 = s1 + s1_rows * C;
+      uint16_t* xb = xbf_.data() + ti * xbf_per;
+      int64_t s1_lo = 0, s1_hi = 0;  // s1 holds snake1 of x rows [s1_lo, s1_hi)
+      for (int64_t c = b; c < e; ++c) {
+        const int64_t t0 = c * tc, t1 = std::min(T, t0 + tc);
+        const int64_t lo = std::max<int64_t>(0, t0 - h), hi = std::min(T, t1 + h);
+        // Consecutive chunks share 2h rows of halo: keep them, compute only the new rows.
+        const int64_t keep = c > b ? std::max<int64_t>(0, s1_hi - lo) : 0;
+        if (keep > 0) std::memmove(s1, s1 + (lo - s1_lo) * C, size_t(keep * C) * sizeof(float));
+        snac::snake_rows(x + (lo + keep) * C, s1 + keep * C, hi - lo - keep, C, u.snake1.alpha.data(),
+                         u.snake1.inv_alpha.data());
+        s1_lo = lo;
+        s1_hi = hi;
+        snac::depthwise_conv1d_rows(s1, lo, y2, t0, t1, T, C, u.dw_w.data(), kConvK, u.dilation, u.dw_b.data(),
+                                    u.snake2.alpha.data(), u.snake2.inv_alpha.data());
+        snac::packed_matmul(*pw, 0, pw->n_panels(), y2, t1 - t0, out + t0 * C, C, xb, u.pw_b.data(), x + t0 * C);
+      }
+    });
+    return out;
+  }
   float* y1 = buf(1, T * C);
   float* y2 = buf(2, T * C);
   snac::snake(*pool_, x, y1, T, C, u.snake1.alpha.data(), u.snake1.inv_alpha.data());
   snac::depthwise_conv1d(*pool_, y1, y2, T, C, u.dw_w.data(), kConvK, u.dilation, u.dw_b.data(),
                          u.snake2.alpha.data(), u.snake2.inv_alpha.data());
-  matmul(u.pw, y2, T, y1);
-  snac::add_residual(*pool_, x, y1, u.pw_b.data(), T, C);
+  matmul(u.pw, y2, T, out, u.pw_b.data(), /*residual=*/x);  // out = x + (pw(y2) + b)
+  return out;
 }
 
 void SnacDecoder::run_output(const float* x, int64_t T, float* pcm) {
@@ -218,7 +273,7 @@ void SnacDecoder::decode_latents(const float* z, int64_t T, int64_t t0, float* p
   for (size_t bi = 0; bi < w_.blocks.size(); ++bi) {
     rate *= w_.blocks[bi].stride;
     x = run_up(bi, x, T * rate / w_.blocks[bi].stride, t0 * rate);
-    for (int r = 0; r < 3; ++r) run_residual(bi, r, x, T * rate);
+    for (int r = 0; r < 3; ++r) x = run_residual(bi, r, x, T * rate);
   }
   run_output(x, T * rate, pcm);
 }

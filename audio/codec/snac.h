@@ -127,20 +127,25 @@ class SnacDecoder {
   // step (noise positions).
   float* run_input(const float* z, int64_t T);                            // -> [T, decoder_dim]
   float* run_up(size_t block, const float* x, int64_t T, int64_t out_t0);  // -> [T * stride, out]
-  void run_residual(size_t block, int unit, float* x, int64_t T);          // in place
+  float* run_residual(size_t block, int unit, const float* x, int64_t T);  // -> [T, out]
   void run_output(const float* x, int64_t T, float* pcm);                  // -> [T]
 
  private:
   float* buf(int i, int64_t n);
-  void matmul(const SnacMatrix& m, const float* x, int64_t T, float* y);
+  // y = W x [+ bias], or y = residual + (W x [+ bias]) (residual may be y); y must not alias x.
+  void matmul(const SnacMatrix& m, const float* x, int64_t T, float* y, const float* bias = nullptr,
+              const float* residual = nullptr);
   const snac::PackedWeights* packed(const SnacMatrix& m) const;
 
   const SnacWeights& w_;
   ThreadPool* pool_;
   bool noise_on_ = true;
   uint64_t seed_ = 0;
-  std::vector<float> bufs_[3];
+  std::vector<float> bufs_[4];
   std::vector<float> scratch_, noise_;
+  std::vector<uint16_t> xbf_;  // bf16 panels: each thread's x chunk in bf16
+  std::vector<float> acc_tmp_;  // plain path of a matmul with a residual
+  std::vector<float> fuse_;     // fused residual units: each thread's chunk buffers
   // The decoder's matrices packed for snac::packed_matmul (AVX-512 CPUs), by their data pointer.
   std::vector<std::pair<const void*, snac::PackedWeights>> packed_;
 };

@@ -24,6 +24,16 @@ void depthwise_conv1d(ThreadPool& pool, const float* x, float* y, int64_t T, int
                       const float* w, int k, int dilation, const float* bias,
                       const float* snake_alpha = nullptr, const float* snake_inv_alpha = nullptr);
 
+// Serial forms over a range of rows, for work on time chunks that stay in cache.
+// snake over n rows (in place allowed).
+void snake_rows(const float* x, float* y, int64_t n, int64_t C, const float* alpha, const float* inv_alpha);
+// Output rows [t0, t1) of depthwise_conv1d over a sequence of T steps, into y [t1 - t0, C]; x holds
+// the input rows from x_first on (x[(t - x_first) * C]) and must cover every tap inside [0, T)
+// that these rows read (taps outside [0, T) are the zero padding).
+void depthwise_conv1d_rows(const float* x, int64_t x_first, float* y, int64_t t0, int64_t t1, int64_t T, int64_t C,
+                           const float* w, int k, int dilation, const float* bias,
+                           const float* snake_alpha = nullptr, const float* snake_inv_alpha = nullptr);
+
 // y[t, c] += bias[c] for all t (bias may be null: no-op).
 void add_bias(ThreadPool& pool, float* y, int64_t T, int64_t C, const float* bias);
 

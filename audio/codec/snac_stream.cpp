@@ -93,11 +93,7 @@ void SnacStreamDecoder::run_stage(size_t i, bool final, std::vector<float>* pcm)
   switch (st.kind) {
     case Stage::kInput: y = dec_.run_input(win, T); break;
     case Stage::kUp: y = dec_.run_up(st.block, win, T, a * s); break;
-    case Stage::kResidual:
-      tmp_.assign(win, win + T * st.c_in);
-      dec_.run_residual(st.block, st.unit, tmp_.data(), T);
-      y = tmp_.data();
-      break;
+    case Stage::kResidual: y = dec_.run_residual(st.block, st.unit, win, T); break;
     case Stage::kOutput:
       tmp_.resize(size_t(T));
       dec_.run_output(win, T, tmp_.data());
