@@ -1,14 +1,23 @@
 // Helpers shared by the audio tests: a minimal PCM16 WAV reader (independent of FFmpeg, so the
-// Whisper tests run in builds without it) and word error counting as the fixture scripts do it.
+// Whisper tests run in builds without it), word error counting as the fixture scripts do it, and
+// a synthetic omni preset loaded with its audio-out heads and codec (the voice tests).
 #pragma once
 
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
+#include "runtime/model/audio_out.h"
+#include "runtime/model/model.h"
+#include "runtime/model/snac_loader.h"
+#include "runtime/model/synthetic_omni.h"
 #include "tests/test_util.h"
 
 namespace omni::test {
@@ -76,6 +85,35 @@ inline size_t word_errors(const std::vector<std::string>& ref, const std::vector
     }
   }
   return d[hyp.size()];
+}
+
+// A synthetic omni model (create_synthetic_omni) with its audio-out heads and SNAC codec.
+struct LoadedOmni {
+  std::unique_ptr<Model> model;
+  AudioOutHeads heads;
+  std::unique_ptr<SnacModel> snac;
+};
+
+// Writes the synthetic `preset` (matrices in `type`, weights from `seed`, built on 2 threads) to a
+// temp file, loads it and removes the file. A failure is a test failure (EXPECT) and leaves the
+// fields that did not load empty: callers ASSERT on model / snac.
+inline LoadedOmni load_synthetic_omni(const std::string& preset, DType type, uint64_t seed) {
+  LoadedOmni l;
+  const std::string path = temp_path("synthetic_omni_" + preset + ".gguf");
+  Status st = create_synthetic_omni({preset, type, seed, 2}, path);
+  EXPECT_TRUE(st.ok()) << st.to_string();
+  auto m = Model::load(path);
+  std::remove(path.c_str());
+  EXPECT_TRUE(m.ok()) << m.status().to_string();
+  if (!m.ok()) return l;
+  l.model = std::move(*m);
+  auto h = load_audio_out(*l.model);
+  EXPECT_TRUE(h.ok()) << h.status().to_string();
+  if (h.ok()) l.heads = std::move(*h);
+  auto s = load_snac(l.model->file());
+  EXPECT_TRUE(s.ok()) << s.status().to_string();
+  if (s.ok()) l.snac = std::move(*s);
+  return l;
 }
 
 }  // namespace omni::test

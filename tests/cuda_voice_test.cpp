@@ -47,30 +47,10 @@ constexpr int64_t kSteps = 40;
 // the logit range, which the near-tie rule covers.
 constexpr const char* kPrompt = "Hi";
 
-struct Loaded {
-  std::unique_ptr<Model> model;
-  AudioOutHeads heads;
-  std::unique_ptr<SnacModel> snac;
-};
+using Loaded = test::LoadedOmni;
 
-Loaded load(const std::string& preset) {
-  Loaded l;
-  const std::string path = test::temp_path("cuda_voice_" + preset + ".gguf");
-  Status st = create_synthetic_omni({preset, DType::kBF16, 1, 2}, path);
-  EXPECT_TRUE(st.ok()) << st.to_string();
-  auto m = Model::load(path);
-  std::remove(path.c_str());
-  EXPECT_TRUE(m.ok()) << m.status().to_string();
-  if (!m.ok()) return l;
-  l.model = std::move(*m);
-  auto h = load_audio_out(*l.model);
-  EXPECT_TRUE(h.ok()) << h.status().to_string();
-  if (h.ok()) l.heads = std::move(*h);
-  auto s = load_snac(l.model->file());
-  EXPECT_TRUE(s.ok()) << s.status().to_string();
-  if (s.ok()) l.snac = std::move(*s);
-  return l;
-}
+// The preset in BF16, model seed 1.
+Loaded load(const std::string& preset) { return test::load_synthetic_omni(preset, DType::kBF16, 1); }
 
 AudioOutParams greedy_params() {
   AudioOutParams p;

@@ -17,35 +17,16 @@
 #include "runtime/model/snac_loader.h"
 #include "runtime/model/synthetic_omni.h"
 #include "runtime/model/voice_turn.h"
+#include "tests/audio_test_util.h"
 #include "tests/test_util.h"
 
 namespace omni {
 namespace {
 
-struct Loaded {
-  std::unique_ptr<Model> model;
-  AudioOutHeads heads;
-  std::unique_ptr<SnacModel> snac;
-};
+using Loaded = test::LoadedOmni;
 
-Loaded load(const std::string& preset, uint64_t seed) {
-  Loaded l;
-  const std::string path = test::temp_path("voice_" + preset + ".gguf");
-  Status st = create_synthetic_omni({preset, DType::kF32, seed, 2}, path);
-  EXPECT_TRUE(st.ok()) << st.to_string();
-  auto m = Model::load(path);
-  std::remove(path.c_str());
-  EXPECT_TRUE(m.ok()) << m.status().to_string();
-  if (!m.ok()) return l;
-  l.model = std::move(*m);
-  auto h = load_audio_out(*l.model);
-  EXPECT_TRUE(h.ok()) << h.status().to_string();
-  if (h.ok()) l.heads = std::move(*h);
-  auto s = load_snac(l.model->file());
-  EXPECT_TRUE(s.ok()) << s.status().to_string();
-  if (s.ok()) l.snac = std::move(*s);
-  return l;
-}
+// omni-tiny etc. in f32, weights from `seed`.
+Loaded load(const std::string& preset, uint64_t seed) { return test::load_synthetic_omni(preset, DType::kF32, seed); }
 
 // `edit` adjusts the turn's parameters (defaults: codec thread on, text head skipped).
 StatusOr<VoiceTurnResult> turn(const Loaded& l, uint64_t seed, int64_t max_steps,
