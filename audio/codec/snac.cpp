@@ -44,7 +44,7 @@ SnacDecoder::SnacDecoder(const SnacWeights& w, ThreadPool& pool) : w_(w), pool_(
 const snac::PackedWeights* SnacDecoder::packed(const SnacMatrix& m) const {
   if (!snac::packed_matmul_supported(m.type)) return nullptr;  // the ISA can change (cpu::set_isa)
   for (const auto& [data, p] : packed_)
-    if (data == m.data && p.n_out == m.n_out && p.n_in == m.n_in) return &p;
+    if (data == m.data && p.n_out == m.n_out && p.n_in == m.n_in) return p.bf16 && !bf16_dot_ ? nullptr : &p;
   return nullptr;
 }
 

@@ -106,6 +106,9 @@ class SnacDecoder {
   // Noise blocks on (default, as the model was trained) or off; the seed picks the noise.
   void set_noise(bool on, uint64_t seed = 0) { noise_on_ = on; seed_ = seed; }
   bool noise_on() const { return noise_on_ && w_.hp.noise; }
+  // bf16 matrices on AVX512_BF16 CPUs run bf16 dot products (x rounded to bf16; default), or,
+  // off, f32 math on the stored weights: what the CUDA decoder computes, for comparing with it.
+  void set_bf16_dot(bool on) { bf16_dot_ = on; }
 
   // kInvalidArgument naming the level and value: wrong number of levels, a count that is not
   // n_groups * codes_per_group(l) for one n_groups, a code outside [0, codebook_size).
@@ -140,6 +143,7 @@ class SnacDecoder {
   const SnacWeights& w_;
   ThreadPool* pool_;
   bool noise_on_ = true;
+  bool bf16_dot_ = true;
   uint64_t seed_ = 0;
   std::vector<float> bufs_[4];
   std::vector<float> scratch_, noise_;

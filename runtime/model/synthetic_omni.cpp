@@ -87,6 +87,11 @@ DType component_type(DType t) {
   return (t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kQ8_0) ? t : DType::kQ8_0;
 }
 
+// The codec of a quantized model keeps its matrices in bf16: Q8_0 is no finer (8-bit values
+// per 32-block scale against bf16's 8-bit mantissa), codecs are not shipped quantized, and
+// CPUs with AVX512_BF16 run bf16 matrices at twice the f32 rate (audio/codec/snac_gemm.h).
+DType codec_type(DType t) { return (t == DType::kF32 || t == DType::kF16 || t == DType::kBF16) ? t : DType::kBF16; }
+
 // ---- metadata and file ------------------------------------------------------------------------
 
 void add_audio_out_keys(const OmniPreset& p, gguf::GgufWriter& w) {
@@ -132,7 +137,7 @@ Status write_file(const SyntheticOmniSpec& spec, const OmniPreset& p, const std:
   if (*p.audio_encoder)
     OMNI_RETURN_IF_ERROR(add_synthetic_audio_encoder(w, p.audio_encoder, p.shape.n_embd, ct, spec.seed + 1));
   if (*p.vision) OMNI_RETURN_IF_ERROR(add_synthetic_vision(w, p.vision, p.shape.n_embd, ct, spec.seed + 2));
-  if (*p.codec) OMNI_RETURN_IF_ERROR(add_synthetic_snac(w, p.codec, ct, spec.seed + 3));
+  if (*p.codec) OMNI_RETURN_IF_ERROR(add_synthetic_snac(w, p.codec, codec_type(spec.type), spec.seed + 3));
   std::vector<uint8_t> bytes = w.to_bytes();
   w = gguf::GgufWriter();  // frees the component tensors before the big ones are generated
   if (bytes.empty()) return internal_error("the component writer refused its input");
