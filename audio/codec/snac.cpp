@@ -188,17 +188,66 @@ float* SnacDecoder::run_input(const float* z, int64_t T) {
   return x;
 }
 
+// Fused over time chunks when both matrices are packed and small enough to stay in L2 while
+// the chunks stream (the last two blocks, where the activations are large): per chunk of
+// input steps, snake and the transposed conv's taps for the chunk and its one-step halo each
+// side (consecutive chunks of a thread share the halo), the overlap-add into the output rows,
+// and the noise block on them. The result equals the unfused passes bit for bit. Otherwise
+// each step is one pass over the whole window, split across the pool.
 float* SnacDecoder::run_up(size_t bi, const float* x, int64_t T, int64_t out_t0) {
   const SnacBlock& b = w_.blocks[bi];
   const int s = b.stride, k = 2 * s, p = (s + 1) / 2;
-  const int64_t Ci = b.in_dim, C = b.out_dim, Tn = T * s;
+  const int64_t Ci = b.in_dim, C = b.out_dim, Tn = T * s, zc = int64_t(k) * C;
+  const bool noise = noise_on() && b.noise.data;
+  const snac::PackedWeights* pu = packed(b.up);
+  const snac::PackedWeights* pn = noise ? packed(b.noise) : nullptr;
+  const int64_t tc = std::max<int64_t>(4, (int64_t(32) << 10) / zc);  // input steps: ~128 KiB of taps
+  const int64_t n_chunks = (T + tc - 1) / tc;
+  const int nt = pool_->n_threads();
+  const bool fits = pu && pu->bytes() + (pn ? pn->bytes() : 0) <= (size_t(1) << 20);
+  if (fits && (!noise || pn) && n_chunks >= 2 * nt) {
+    float* y = buf(x == bufs_[0].data() ? 3 : 0, Tn * C);
+    const int64_t zr = tc + 2, on = tc * s;  // taps rows, output rows per chunk
+    const int64_t per_thread = zr * Ci + zr * zc + (noise ? on * C + on : 0);
+    const int64_t xbf_per = std::max(snac::packed_scratch_elems(*pu, zr), pn ? snac::packed_scratch_elems(*pn, on) : 0);
+    if (fuse_.size() < size_t(per_thread * nt)) fuse_.resize(size_t(per_thread * nt));
+    if (xbf_.size() < size_t(xbf_per * nt)) xbf_.resize(size_t(xbf_per * nt));
+    pool_->parallel_for(n_chunks, 1, [&](int64_t c0, int64_t c1, int ti) {
+      float* sx = fuse_.data() + ti * per_thread;
+      float* zz = sx + zr * Ci;
+      float* h = zz + zr * zc;
+      float* nv = h + on * C;
+      uint16_t* xb = xbf_.data() + ti * xbf_per;
+      int64_t z_lo = 0, z_hi = 0;  // zz holds the taps of input rows [z_lo, z_hi)
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t i0 = c * tc, i1 = std::min(T, i0 + tc);
+        const int64_t lo = std::max<int64_t>(0, i0 - 1), hi = std::min(T, i1 + 1);
+        const int64_t keep = c > c0 ? std::max<int64_t>(0, z_hi - lo) : 0;
+        if (keep > 0) std::memmove(zz, zz + (lo - z_lo) * zc, size_t(keep * zc) * sizeof(float));
+        const int64_t n_new = hi - lo - keep;
+        snac::snake_rows(x + (lo + keep) * Ci, sx, n_new, Ci, b.snake.alpha.data(), b.snake.inv_alpha.data());
+        snac::packed_matmul(*pu, 0, pu->n_panels(), sx, n_new, zz + keep * zc, zc, xb);
+        z_lo = lo;
+        z_hi = hi;
+        snac::overlap_add_rows(zz, lo, T, C, k, s, p, b.up_b.data(), y, i0 * s, i1 * s);
+        if (noise) {
+          const int64_t n_out = (i1 - i0) * s;
+          float* yc = y + i0 * s * C;
+          snac::packed_matmul(*pn, 0, pn->n_panels(), yc, n_out, h, C, xb);
+          for (int64_t r = 0; r < n_out; ++r) nv[r] = snac::noise_value(seed_, int(bi), out_t0 + i0 * s + r);
+          snac::add_scaled_rows_serial(yc, h, nv, n_out, C);
+        }
+      }
+    });
+    return y;
+  }
   float* sx = buf(1, T * Ci);
   snac::snake(*pool_, x, sx, T, Ci, b.snake.alpha.data(), b.snake.inv_alpha.data());
-  float* zz = buf(2, T * k * C);
+  float* zz = buf(2, T * zc);
   matmul(b.up, sx, T, zz);
   float* y = buf(0, Tn * C);
   snac::overlap_add(*pool_, zz, T, C, k, s, p, b.up_b.data(), y);
-  if (noise_on() && b.noise.data) {
+  if (noise) {
     float* h = buf(1, Tn * C);
     matmul(b.noise, y, Tn, h);
     noise_.resize(size_t(Tn));

@@ -35,6 +35,7 @@ struct PackedWeights {
   std::vector<uint16_t> panels_bf16;
   int64_t n_panels() const { return (n_out + kPanelRows - 1) / kPanelRows; }
   int64_t n_pairs() const { return (n_in + 1) / 2; }
+  size_t bytes() const { return panels.size() * sizeof(float) + panels_bf16.size() * sizeof(uint16_t); }
 };
 
 // Whether packed_matmul runs on this CPU (AVX-512 selected) for weights of type t (f32, f16,

@@ -186,31 +186,40 @@ void add_residual(ThreadPool& pool, float* x, const float* y, const float* bias,
   });
 }
 
+void overlap_add_rows(const float* z, int64_t z_first, int64_t T_in, int64_t C_out, int k, int s, int p,
+                      const float* bias, float* y, int64_t t0, int64_t t1) {
+  const int64_t zc = int64_t(k) * C_out;
+  for (int64_t t = t0; t < t1; ++t) {
+    float* yr = y + t * C_out;
+    for (int64_t o = 0; o < C_out; ++o) yr[o] = bias ? bias[o] : 0.0f;
+    // Inputs i with j = t + p - i*s in [0, k).
+    const int64_t num_hi = t + p, num_lo = t + p - (k - 1);
+    int64_t i_lo = num_lo <= 0 ? -((-num_lo) / s) : (num_lo + s - 1) / s;
+    int64_t i_hi = num_hi / s;  // num_hi >= 0
+    i_lo = std::max<int64_t>(i_lo, 0);
+    i_hi = std::min<int64_t>(i_hi, T_in - 1);
+    for (int64_t i = i_lo; i <= i_hi; ++i) {
+      const int64_t j = t + p - i * s;
+      add_row(yr, z + (i - z_first) * zc + j * C_out, C_out);
+    }
+  }
+}
+
 void overlap_add(ThreadPool& pool, const float* z, int64_t T_in, int64_t C_out, int k, int s,
                  int p, const float* bias, float* y) {
-  const int64_t T_out = T_in * s, zc = int64_t(k) * C_out;
-  pool.parallel_for(T_out, grain_for(C_out), [&](int64_t b, int64_t e, int) {
-    for (int64_t t = b; t < e; ++t) {
-      float* yr = y + t * C_out;
-      for (int64_t o = 0; o < C_out; ++o) yr[o] = bias ? bias[o] : 0.0f;
-      // Inputs i with j = t + p - i*s in [0, k).
-      const int64_t num_hi = t + p, num_lo = t + p - (k - 1);
-      int64_t i_lo = num_lo <= 0 ? -((-num_lo) / s) : (num_lo + s - 1) / s;
-      int64_t i_hi = num_hi / s;  // num_hi >= 0
-      i_lo = std::max<int64_t>(i_lo, 0);
-      i_hi = std::min<int64_t>(i_hi, T_in - 1);
-      for (int64_t i = i_lo; i <= i_hi; ++i) {
-        const int64_t j = t + p - i * s;
-        add_row(yr, z + i * zc + j * C_out, C_out);
-      }
-    }
+  pool.parallel_for(T_in * s, grain_for(C_out), [&](int64_t b, int64_t e, int) {
+    overlap_add_rows(z, 0, T_in, C_out, k, s, p, bias, y, b, e);
   });
+}
+
+void add_scaled_rows_serial(float* x, const float* h, const float* noise, int64_t T, int64_t C) {
+  for (int64_t t = 0; t < T; ++t) axpy_row(x + t * C, noise[t], h + t * C, C);
 }
 
 void add_scaled_rows(ThreadPool& pool, float* x, const float* h, const float* noise, int64_t T,
                      int64_t C) {
   pool.parallel_for(T, grain_for(C), [&](int64_t b, int64_t e, int) {
-    for (int64_t t = b; t < e; ++t) axpy_row(x + t * C, noise[t], h + t * C, C);
+    add_scaled_rows_serial(x + b * C, h + b * C, noise + b, e - b, C);
   });
 }
 

@@ -47,6 +47,15 @@ void add_residual(ThreadPool& pool, float* x, const float* y, const float* bias,
 void overlap_add(ThreadPool& pool, const float* z, int64_t T_in, int64_t C_out, int k, int s,
                  int p, const float* bias, float* y);
 
+// Serial: output rows [t0, t1) of overlap_add into y (row t at y + t * C_out); z holds the
+// input rows from z_first on and must cover the ones these outputs take (i in [t0/s - 1, t1/s]
+// for kernel 2s, inside [0, T_in)).
+void overlap_add_rows(const float* z, int64_t z_first, int64_t T_in, int64_t C_out, int k, int s, int p,
+                      const float* bias, float* y, int64_t t0, int64_t t1);
+
+// Serial form of add_scaled_rows.
+void add_scaled_rows_serial(float* x, const float* h, const float* noise, int64_t T, int64_t C);
+
 // x[t, c] += noise[t] * h[t, c] (NoiseBlock with h = linear(x)). In place on x.
 void add_scaled_rows(ThreadPool& pool, float* x, const float* h, const float* noise, int64_t T,
                      int64_t C);
