@@ -28,13 +28,13 @@ top -b -n1 | sed -n 7,14p || true
 common=(voice -m "$MODEL" -t 2 --max-steps 40 --turns "$TURNS" --warmup 1 --seed 1)
 # The work left at the end of the input is the last encoder chunk, whose length is where the
 # utterance ends inside it: two chunk sizes on one recording, the default on a second one.
-# Two more on the first recording: the codec in series with the decode loop (what the codec
-# thread saves), and a text answer of 8 tokens (random weights never end their text; a trained
+# Two more on the first recording: the codec on a thread of its own beside the decode loop
+# (--codec-thread), and a text answer of 8 tokens (random weights never end their text; a trained
 # Mini-Omni does, and from then on the steps skip the text head).
 PS=/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0930.wav
 runs=("$INPUT 2000" "$INPUT 1000")
 [ -f "$PS" ] && runs+=("$PS 2000")
-runs+=("$INPUT 2000 --no-codec-thread" "$INPUT 2000 --max-text 8")
+runs+=("$INPUT 2000 --codec-thread" "$INPUT 2000 --max-text 8")
 for run in "${runs[@]}"; do
   set -- $run
   in=$1 chunk=$2

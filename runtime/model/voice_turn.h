@@ -80,12 +80,14 @@ Status check_codec_matches(const AudioOutSpec& spec, const audio::SnacHParams& h
 struct VoiceTurnParams {
   AudioOutParams decode;
   uint64_t noise_seed = 0;  // SNAC noise blocks (on, as the model was trained)
-  // Once the first audio is out, the codec decodes each frame on its own thread (one core)
+  // On: once the first audio is out, the codec decodes each frame on its own thread (one core)
   // while the decode loop computes the next steps on the context's other threads
-  // (Context::set_step_threads(n - 1)); before it, every push runs in series on all threads
-  // (the first audio waits for nothing else). Same samples either way. Off, or a context with
-  // one thread: all in series.
-  bool codec_thread = true;
+  // (Context::set_step_threads(n - 1)); before it, every push runs in series on all threads.
+  // Off (default), or a context with one thread: every push in series on all threads. Same
+  // samples either way. Since the codec's bf16 kernels (a push of one frame group: ~5 ms on two
+  // cores), in series is faster on two cores: the thread's core is taken from the
+  // bandwidth-bound decode steps (docs/AUDIO_OUT.md, section 3).
+  bool codec_thread = false;
 };
 
 // CPU seconds used so far by this process, all its threads (the caller and the pool's workers,
@@ -150,12 +152,12 @@ StatusOr<VoiceTurnResult> run_voice_turn(Backbone& backbone, const AudioOutHeads
 StatusOr<VoiceTurnResult> speak(AudioOutDecoder& dec, const AudioOutSpec& spec, audio::SnacDecoder& codec,
                                 std::chrono::steady_clock::time_point start, const VoiceTurnTimings& timings,
                                 uint64_t noise_seed, const PcmSink& on_pcm = {}, double cpu_start = -1,
-                                bool codec_thread = true);
+                                bool codec_thread = false);
 // The same with any codec stream (reset() first). The codec thread needs a CPU backbone and a
 // CPU codec (CodecStream::cpu_decoder()); otherwise every push runs in series.
 StatusOr<VoiceTurnResult> speak(AudioOutDecoder& dec, const AudioOutSpec& spec, CodecStream& codec,
                                 std::chrono::steady_clock::time_point start, const VoiceTurnTimings& timings,
                                 uint64_t noise_seed, const PcmSink& on_pcm = {}, double cpu_start = -1,
-                                bool codec_thread = true);
+                                bool codec_thread = false);
 
 }  // namespace omni

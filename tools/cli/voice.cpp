@@ -66,7 +66,7 @@ struct VoiceOptions {
   float temperature = 0.8f;
   int32_t top_k = 40;
   int64_t max_text = -1;  // text tokens at most (-1: until the model ends its text)
-  bool no_codec_thread = false, keep_text_head = false;
+  bool codec_thread = false, keep_text_head = false;
   bool gpu = false;
   // Live audio (one turn): --mic instead of --prompt/--input, --speaker beside/instead of --output.
   bool mic = false, speaker = false;
@@ -402,7 +402,7 @@ int run_voice(const VoiceOptions& o) {
   p.decode.max_steps = o.max_steps;
   p.decode.max_text_tokens = o.max_text;
   p.decode.skip_text_head = !o.keep_text_head;
-  p.codec_thread = !o.no_codec_thread;
+  p.codec_thread = o.codec_thread;
   for (SamplerParams* s : {&p.decode.text_sampling, &p.decode.audio_sampling}) {
     s->temperature = o.temperature;
     s->top_k = o.top_k;
@@ -662,9 +662,9 @@ void add_voice_command(CLI::App& root, std::vector<Command>& out) {
                 "Text tokens at most, then the text ends as if the model ended it (-1: no limit; random "
                 "weights never end their text)")
       ->capture_default_str();
-  c->add_flag("--no-codec-thread", o->no_codec_thread,
-              "Decode every frame in series with the decode loop (default: after the first audio the codec "
-              "runs on its own core beside it)");
+  c->add_flag("--codec-thread,!--no-codec-thread", o->codec_thread,
+              "After the first audio, decode frames on a core of their own beside the decode loop (default: "
+              "in series with it, on all threads)");
   c->add_flag("--keep-text-head", o->keep_text_head,
               "Compute the text logits even after the text has ended (default: skipped, same tokens)");
   c->add_flag("--json", o->json, "One JSON line with the text and the breakdown");
