@@ -304,6 +304,7 @@ TEST(CudaSnacDecoder, MatchesPyTorchReferenceFixture) {
 double compare_with_cpu(const SnacModel& m, int64_t groups, bool noise, const char* what) {
   ThreadPool pool(2);
   audio::SnacDecoder cpu(m.weights, pool);
+  cpu.set_bf16_dot(false);  // bf16 matrices: f32 math, as the CUDA decoder computes
   cpu.set_noise(noise, 77);
   auto dec = CudaSnacDecoder::create(m.weights);
   EXPECT_TRUE(dec.ok()) << dec.status().to_string();
@@ -364,6 +365,7 @@ void check_stream(const SnacModel& m, int64_t groups, std::initializer_list<int6
   (*dec)->set_noise(true, 5);
   ThreadPool pool(2);
   audio::SnacDecoder cpu(m.weights, pool);
+  cpu.set_bf16_dot(false);
   cpu.set_noise(true, 5);
   const audio::SnacCodes codes = random_codes(groups, m.weights.hp.codebook_size, 99);
   std::vector<float> whole;
