@@ -4,10 +4,10 @@
 Writes the decoder half only (quantizer codebooks and out-projections, the decoder), with weight
 norm folded into the weights, under `codec.` tensor names and `snac.*` keys (docs/CODEC.md).
 
-    python3 tools/convert_snac.py MODEL_DIR out.gguf [--type f32|f16]
+    python3 tools/convert_snac.py MODEL_DIR out.gguf [--type f32|f16|bf16]
 
 MODEL_DIR holds config.json and pytorch_model.bin (what SNAC.from_pretrained reads). Matrices
-(the 1x1 convs and the transposed convs) take --type; vectors, depthwise kernels and codebooks
+(the 1x1 convs and the transposed convs) take --type (bf16 rounds to nearest even); vectors, depthwise kernels and codebooks
 stay f32. The library entry point `add_snac(writer, model, mat_type)` also serves
 tools/make_snac_fixtures.py and omni model files that carry the codec as a component.
 """
@@ -57,7 +57,17 @@ def add_snac(w, model, mat_type="f32"):
     if not _is_depthwise(model):
         raise ValueError("only depthwise SNAC decoders are supported")
     add_snac_keys(w, model)
-    mat = (lambda a: a.astype(np.float16)) if mat_type == "f16" else (lambda a: a)
+    def add_mat(name, a):
+        a = np.ascontiguousarray(a, dtype=np.float32)
+        if mat_type == "f16":
+            w.add_tensor(name, a.astype(np.float16))
+        elif mat_type == "bf16":  # round to nearest even, as gguf-py's BF16 quantizer does
+            import gguf
+            from gguf import quants
+            w.add_tensor(name, quants.quantize(a, gguf.GGMLQuantizationType.BF16),
+                         raw_dtype=gguf.GGMLQuantizationType.BF16)
+        else:
+            w.add_tensor(name, a)
 
     def vec(name, t):
         w.add_tensor(name, _f32(t).reshape(-1))
@@ -70,7 +80,7 @@ def add_snac(w, model, mat_type="f32"):
         layers = list(model.decoder.model)
         w.add_tensor("codec.dec.in_dw.weight", _f32(layers[0].weight)[:, 0, :])  # [latent, 7]
         vec("codec.dec.in_dw.bias", layers[0].bias)
-        w.add_tensor("codec.dec.in_pw.weight", mat(_f32(layers[1].weight)[:, :, 0]))
+        add_mat("codec.dec.in_pw.weight", _f32(layers[1].weight)[:, :, 0])
         vec("codec.dec.in_pw.bias", layers[1].bias)
         blocks = [m for m in layers if isinstance(m, DecoderBlock)]
         for b, blk in enumerate(blocks):
@@ -78,18 +88,18 @@ def add_snac(w, model, mat_type="f32"):
             p = f"codec.dec.blk.{b}"
             vec(f"{p}.snake.alpha", mods[0].alpha)
             up = _f32(mods[1].weight)  # [in, out, k]
-            w.add_tensor(f"{p}.up.weight", mat(np.ascontiguousarray(up.transpose(2, 1, 0))))  # [k, out, in]
+            add_mat(f"{p}.up.weight", up.transpose(2, 1, 0))  # [k, out, in]
             vec(f"{p}.up.bias", mods[1].bias)
             noise = [m for m in mods if isinstance(m, NoiseBlock)]
             if noise:
-                w.add_tensor(f"{p}.noise.weight", mat(_f32(noise[0].linear.weight)[:, :, 0]))
+                add_mat(f"{p}.noise.weight", _f32(noise[0].linear.weight)[:, :, 0])
             for r, ru in enumerate(m for m in mods if isinstance(m, ResidualUnit)):
                 s1, dw, s2, pw = list(ru.block)
                 vec(f"{p}.res.{r}.snake1.alpha", s1.alpha)
                 w.add_tensor(f"{p}.res.{r}.dw.weight", _f32(dw.weight)[:, 0, :])  # [C, 7]
                 vec(f"{p}.res.{r}.dw.bias", dw.bias)
                 vec(f"{p}.res.{r}.snake2.alpha", s2.alpha)
-                w.add_tensor(f"{p}.res.{r}.pw.weight", mat(_f32(pw.weight)[:, :, 0]))
+                add_mat(f"{p}.res.{r}.pw.weight", _f32(pw.weight)[:, :, 0])
                 vec(f"{p}.res.{r}.pw.bias", pw.bias)
         snakes = [m for m in layers if isinstance(m, Snake1d)]
         vec("codec.dec.out_snake.alpha", snakes[-1].alpha)
@@ -113,7 +123,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model_dir")
     ap.add_argument("out")
-    ap.add_argument("--type", choices=["f32", "f16"], default="f32")
+    ap.add_argument("--type", choices=["f32", "f16", "bf16"], default="f32",
+                    help="type of the 1x1 and transposed convs' matrices (bf16: the 2x CPU kernel on AVX512_BF16)")
     a = ap.parse_args()
     import torch
     from snac import SNAC

@@ -9,7 +9,7 @@ snac.SNAC.decode twice:
   ref_nonoise.f32  noise blocks skipped (our decoder with noise off must match);
   ref_noise.f32    NoiseBlock fed our counter-based noise (audio/codec/snac_ops.h, repeated here
                    in numpy), so the noise path (linear, scaling, positions) is checked too.
-Files: snac_tiny.gguf, codes.txt (one line per level, space-separated), ref_*.f32 (raw
+Files: snac_tiny.gguf (and snac_tiny_bf16.gguf: bf16 matrices), codes.txt (one line per level, space-separated), ref_*.f32 (raw
 little-endian float32, n_groups * 2048 samples), meta.txt (seed, n_groups).
 """
 import os
@@ -69,6 +69,8 @@ def main():
     model = SNAC(**TINY).eval()
     randomize(model, g)
     convert_snac.write_snac_gguf(model, os.path.join(out, "snac_tiny.gguf"), "f32", "snac-tiny-random")
+    # The same model with bf16 matrices (the converter's --type bf16): the CPU's bf16 panels.
+    convert_snac.write_snac_gguf(model, os.path.join(out, "snac_tiny_bf16.gguf"), "bf16", "snac-tiny-random")
 
     rng = np.random.default_rng(7)
     codes = [rng.integers(0, TINY["codebook_size"], size=N_GROUPS * (4 // s)) for s in TINY["vq_strides"]]
