@@ -4,7 +4,6 @@
 // the tokens (placement and order); Gemma 3's wrap token ids read from the real GGUF by the
 // `gguf` package (tools/make_multimodal_fixtures.py); the cache counters and the ViT run count.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -25,6 +24,7 @@
 #include "runtime/model/synthetic.h"
 #include "runtime/model/vision_loader.h"
 #include "test_util.h"
+#include "tests/cli_test_util.h"
 #include "vision/io/image.h"
 #include "vision/io/video.h"
 #include "vision/preprocess/preprocess.h"
@@ -34,6 +34,8 @@ namespace omni {
 namespace {
 
 namespace fs = std::filesystem;
+using test::CliResult;
+using test::run_cli;
 
 constexpr int64_t kBackboneEmbd = 256;  // the tiny synthetic backbone's n_embd
 
@@ -781,27 +783,6 @@ TEST_F(MultimodalTest, CppHelpers) {
 
 // ---- CLI -----------------------------------------------------------------------------------
 
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
-
-CliRun run_cli(const std::string& args, const std::string& dir) {
-  const std::string out = dir + "/out.txt", err = dir + "/err.txt";
-  const std::string cmd = std::string(OMNIRT_CLI_PATH) + " " + args + " >" + out + " 2>" + err +
-                          " </dev/null";
-  const int status = std::system(cmd.c_str());
-  CliRun r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  auto slurp = [](const std::string& p) {
-    const std::vector<uint8_t> b = test::read_file(p);
-    return std::string(b.begin(), b.end());
-  };
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
-
 // Writes `src` (a model file) plus a vit-tiny vision component of the backbone's width to
 // `dst`: an omni model file. Metadata values are re-encoded as GGUF stores them.
 void encode_value(const gguf::Value& v, std::vector<uint8_t>* b) {
@@ -855,44 +836,44 @@ TEST_F(MultimodalTest, CliGenerateWithImagesIsDeterministicAtTemperatureZero) {
   const std::string base = "generate --model " + model_path() + " --temp 0 -n 8 --threads 1 ";
   const std::string args = base + "--mmproj " + mmproj_path() + " --image " + astro() +
                            " --prompt 'Look: <__image__> what is it?'";
-  CliRun a = run_cli(args, *dir_);
-  ASSERT_EQ(a.code, 0) << a.err;
+  CliResult a = run_cli(args, *dir_);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
   EXPECT_NE(a.err.find("images: 1, encoded 1"), std::string::npos) << a.err;
-  CliRun b = run_cli(args, *dir_);
-  ASSERT_EQ(b.code, 0) << b.err;
+  CliResult b = run_cli(args, *dir_);
+  ASSERT_EQ(b.exit_code, 0) << b.err;
   EXPECT_EQ(a.out, b.out);
   // Without a marker the image goes first; twice the same image is encoded once.
-  CliRun c = run_cli(base + "--mmproj " + mmproj_path() + " --image " + astro() + " --image " +
-                      astro() + " --prompt 'two'", *dir_);
-  ASSERT_EQ(c.code, 0) << c.err;
+  CliResult c = run_cli(base + "--mmproj " + mmproj_path() + " --image " + astro() + " --image " +
+                        astro() + " --prompt 'two'", *dir_);
+  ASSERT_EQ(c.exit_code, 0) << c.err;
   EXPECT_NE(c.err.find("images: 2, encoded 1"), std::string::npos) << c.err;
   EXPECT_NE(c.err.find("cache hits 1"), std::string::npos) << c.err;
   // Bad input: clear messages, exit 1.
-  CliRun d = run_cli(base + "--image " + astro() + " --prompt x", *dir_);
-  EXPECT_EQ(d.code, 1);
+  CliResult d = run_cli(base + "--image " + astro() + " --prompt x", *dir_);
+  EXPECT_EQ(d.exit_code, 1);
   EXPECT_NE(d.err.find("--mmproj"), std::string::npos) << d.err;
-  CliRun e = run_cli(base + "--mmproj " + mmproj64_path() + " --image " + astro() + " --prompt x", *dir_);
-  EXPECT_EQ(e.code, 1);
+  CliResult e = run_cli(base + "--mmproj " + mmproj64_path() + " --image " + astro() + " --prompt x", *dir_);
+  EXPECT_EQ(e.exit_code, 1);
   EXPECT_NE(e.err.find("width 64"), std::string::npos) << e.err;
-  CliRun f = run_cli(base + "--mmproj " + mmproj_path() + " --image " + astro() +
-                      " --prompt '<__image__><__image__>'", *dir_);
-  EXPECT_EQ(f.code, 1);
+  CliResult f = run_cli(base + "--mmproj " + mmproj_path() + " --image " + astro() +
+                        " --prompt '<__image__><__image__>'", *dir_);
+  EXPECT_EQ(f.exit_code, 1);
   EXPECT_NE(f.err.find("2 image markers"), std::string::npos) << f.err;
-  CliRun g = run_cli(base + "--mmproj " + mmproj_path() + " --image " +
-                      test::source_path("tests/data/vision/bad_truncated.png") + " --prompt x", *dir_);
-  EXPECT_EQ(g.code, 1);
+  CliResult g = run_cli(base + "--mmproj " + mmproj_path() + " --image " +
+                        test::source_path("tests/data/vision/bad_truncated.png") + " --prompt x", *dir_);
+  EXPECT_EQ(g.exit_code, 1);
   EXPECT_NE(g.err.find("image 0"), std::string::npos) << g.err;
-  CliRun h = run_cli(base + "--mmproj " + mmproj_path() + " --image /nonexistent.png --prompt x", *dir_);
-  EXPECT_EQ(h.code, 1);
+  CliResult h = run_cli(base + "--mmproj " + mmproj_path() + " --image /nonexistent.png --prompt x", *dir_);
+  EXPECT_EQ(h.exit_code, 1);
   EXPECT_NE(h.err.find("/nonexistent.png"), std::string::npos) << h.err;
 
   // An omni model file (the same backbone and the same vision weights in one file) needs no
   // --mmproj and gives the same tokens.
   const std::string omni = *dir_ + "/omni_tiny.gguf";
   write_omni_file(model_path(), omni, 5);  // the seed of mmproj_path()
-  CliRun o = run_cli("generate --model " + omni + " --temp 0 -n 8 --threads 1 --image " + astro() +
-                         " --prompt 'Look: <__image__> what is it?'", *dir_);
-  ASSERT_EQ(o.code, 0) << o.err;
+  CliResult o = run_cli("generate --model " + omni + " --temp 0 -n 8 --threads 1 --image " + astro() +
+                        " --prompt 'Look: <__image__> what is it?'", *dir_);
+  ASSERT_EQ(o.exit_code, 0) << o.err;
   EXPECT_EQ(o.out, a.out);
   CModel c2;
   ASSERT_EQ(omni_model_load(omni.c_str(), nullptr, &c2.m), OMNI_OK) << omni_last_error();
@@ -935,38 +916,38 @@ TEST_F(MultimodalTest, CliGenerateVideoEqualsItsFramesAsImages) {
   ASSERT_EQ(std::system(("ffmpeg -nostdin -v error -y -i '" + png + "' -vf vflip '" + flip + "'").c_str()), 0);
   const std::string base = "generate --model " + model_path() + " --temp 0 -n 8 --threads 1 --mmproj " +
                            mmproj_path() + " ";
-  CliRun v = run_cli(base + "--video " + clip + " --fps 1 --prompt 'See <__video__> now'", *dir_);
-  ASSERT_EQ(v.code, 0) << v.err;
+  CliResult v = run_cli(base + "--video " + clip + " --fps 1 --prompt 'See <__video__> now'", *dir_);
+  ASSERT_EQ(v.exit_code, 0) << v.err;
   EXPECT_NE(v.err.find("video: 4 frames (80 x 56) at 1 fps, t = 0.00 .. 3.00 s"), std::string::npos) << v.err;
   EXPECT_NE(v.err.find("images: 4, encoded 2"), std::string::npos) << v.err;  // 2 distinct frames
   const std::string four = " --image " + png + " --image " + png + " --image " + flip + " --image " + flip;
-  CliRun i = run_cli(base + four + " --prompt 'See <__image__><__image__><__image__><__image__> now'", *dir_);
-  ASSERT_EQ(i.code, 0) << i.err;
+  CliResult i = run_cli(base + four + " --prompt 'See <__image__><__image__><__image__><__image__> now'", *dir_);
+  ASSERT_EQ(i.exit_code, 0) << i.err;
   EXPECT_EQ(v.out, i.out);
   // An --image before the video's marker, and no markers at all (images, then frames, first).
-  CliRun m = run_cli(base + "--image " + flip + " --video " + clip +
-                     " --max-frames 2 --prompt 'A <__image__> B <__video__> C'", *dir_);
-  CliRun mi = run_cli(base + "--image " + flip + " --image " + png + " --image " + png +
-                      " --prompt 'A <__image__> B <__image__><__image__> C'", *dir_);
-  ASSERT_EQ(m.code, 0) << m.err;
-  ASSERT_EQ(mi.code, 0) << mi.err;
+  CliResult m = run_cli(base + "--image " + flip + " --video " + clip +
+                        " --max-frames 2 --prompt 'A <__image__> B <__video__> C'", *dir_);
+  CliResult mi = run_cli(base + "--image " + flip + " --image " + png + " --image " + png +
+                         " --prompt 'A <__image__> B <__image__><__image__> C'", *dir_);
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  ASSERT_EQ(mi.exit_code, 0) << mi.err;
   EXPECT_EQ(m.out, mi.out);
-  CliRun n = run_cli(base + "--video " + clip + " --prompt 'plain'", *dir_);
-  CliRun ni = run_cli(base + four + " --prompt 'plain'", *dir_);
-  ASSERT_EQ(n.code, 0) << n.err;
+  CliResult n = run_cli(base + "--video " + clip + " --prompt 'plain'", *dir_);
+  CliResult ni = run_cli(base + four + " --prompt 'plain'", *dir_);
+  ASSERT_EQ(n.exit_code, 0) << n.err;
   EXPECT_EQ(n.out, ni.out);
   // Errors.
-  CliRun e1 = run_cli(base + "--video " + clip + " --prompt '<__image__> x'", *dir_);
-  EXPECT_EQ(e1.code, 1);
+  CliResult e1 = run_cli(base + "--video " + clip + " --prompt '<__image__> x'", *dir_);
+  EXPECT_EQ(e1.exit_code, 1);
   EXPECT_NE(e1.err.find("<__video__>"), std::string::npos) << e1.err;
-  CliRun e2 = run_cli(base + "--prompt 'x <__video__>'", *dir_);
-  EXPECT_EQ(e2.code, 1);
+  CliResult e2 = run_cli(base + "--prompt 'x <__video__>'", *dir_);
+  EXPECT_EQ(e2.exit_code, 1);
   EXPECT_NE(e2.err.find("no --video"), std::string::npos) << e2.err;
-  CliRun e3 = run_cli(base + "--video " + clip + " --fps 0 --prompt x", *dir_);
-  EXPECT_EQ(e3.code, 1);
+  CliResult e3 = run_cli(base + "--video " + clip + " --fps 0 --prompt x", *dir_);
+  EXPECT_EQ(e3.exit_code, 1);
   EXPECT_NE(e3.err.find("fps 0"), std::string::npos) << e3.err;
-  CliRun e4 = run_cli(base + "--video " + png + ".missing --prompt x", *dir_);
-  EXPECT_EQ(e4.code, 1);
+  CliResult e4 = run_cli(base + "--video " + png + ".missing --prompt x", *dir_);
+  EXPECT_EQ(e4.exit_code, 1);
   EXPECT_NE(e4.err.find("no such file"), std::string::npos) << e4.err;
 }
 
