@@ -7,13 +7,12 @@
 //  * the session's logits equal the C++ path's (AudioStream + Context::eval_embeddings) on the
 //    same PCM and the same context settings;
 //  * order, NULL and value errors, a context that fills mid-utterance, mmproj audio encoders
-//    (attached, refused when the width is wrong or one is there), the RAII wrapper, and the
-//    audio entry points in libomnirt's exported symbols.
+//    (attached, refused when the width is wrong or one is there) and the RAII wrapper. (That
+//    libomnirt exports the audio entry points: cli_test.cpp's LibraryExports.)
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <limits>
 #include <memory>
 #include <string>
@@ -350,23 +349,6 @@ TEST_F(CapiAudio, WhisperEncoderStopsBeforeTheFinalNormOnTheSameNumbers) {
   audio::whisper::layer_norm(pool, before.data(), w.enc_ln_post, before.data(), n_frames / 2, d);
   EXPECT_EQ(before, full);
   EXPECT_EQ(e.encode_before_final_norm(mel.data(), 3, &before).code(), StatusCode::kInvalidArgument);
-}
-
-// libomnirt's dynamic symbol table holds the audio entry points.
-TEST(CapiAudioExports, AudioEntryPointsAreExported) {
-  namespace fs = std::filesystem;
-  const fs::path lib = fs::path(OMNIRT_CLI_PATH).parent_path().parent_path() / "lib" / "libomnirt.so";
-  if (!fs::exists(lib)) GTEST_SKIP() << lib << " not built";
-  FILE* p = ::popen(("nm -D --defined-only " + lib.string() + " 2>/dev/null").c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string text;
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof buf, p)) text.append(buf, n);
-  if (::pclose(p) != 0) GTEST_SKIP() << "nm not available";
-  for (const char* name : {"omni_audio_default_params", "omni_model_has_audio", "omni_session_audio_begin",
-                           "omni_session_append_audio", "omni_session_audio_end"}) {
-    EXPECT_NE(text.find(std::string(" T ") + name + "\n"), std::string::npos) << name << " is not exported";
-  }
 }
 
 }  // namespace
