@@ -201,7 +201,8 @@ float* SnacDecoder::run_up(size_t bi, const float* x, int64_t T, int64_t out_t0)
   const bool noise = noise_on() && b.noise.data;
   const snac::PackedWeights* pu = packed(b.up);
   const snac::PackedWeights* pn = noise ? packed(b.noise) : nullptr;
-  const int64_t tc = std::max<int64_t>(4, (int64_t(32) << 10) / zc);  // input steps: ~128 KiB of taps
+  // Input steps per chunk: ~128 KiB of taps, a multiple of the GEMM's 12-step tile.
+  const int64_t tc = ((int64_t(32) << 10) / zc + 11) / 12 * 12;
   const int64_t n_chunks = (T + tc - 1) / tc;
   const int nt = pool_->n_threads();
   const bool fits = pu && pu->bytes() + (pn ? pn->bytes() : 0) <= (size_t(1) << 20);
@@ -268,7 +269,8 @@ float* SnacDecoder::run_residual(size_t bi, int r, const float* x, int64_t T) {
   float* out = buf(x == bufs_[0].data() ? 3 : 0, T * C);
   const snac::PackedWeights* pw = packed(u.pw);
   const int64_t h = int64_t(kConvK / 2) * u.dilation;                  // conv halo, steps
-  const int64_t tc = std::max<int64_t>(24, (int64_t(16) << 10) / C);  // 64 KiB of f32 per chunk
+  // Steps per chunk: ~64 KiB of f32, a multiple of the GEMM's 12-step tile.
+  const int64_t tc = std::max<int64_t>(24, ((int64_t(16) << 10) / C + 11) / 12 * 12);
   const int64_t n_chunks = (T + tc - 1) / tc;
   const int nt = pool_->n_threads();
   if (pw && n_chunks >= 2 * nt) {
