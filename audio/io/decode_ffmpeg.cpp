@@ -14,6 +14,7 @@
 
 #include "audio/io/decode.h"
 #include "kernels/core/ffmpeg_log.h"
+#include "kernels/core/ffmpeg_memory_io.h"
 
 extern "C" {
 #include <libavcodec/avcodec.h>
@@ -29,36 +30,6 @@ namespace {
 
 // av_strerror's text, plus what FFmpeg logged about it (the log is taken over in open_*).
 std::string av_error_text(int err) { return ffmpeg::error_text(err) + ffmpeg::said(); }
-
-// Bytes in memory as a seekable AVIOContext source.
-struct MemorySource {
-  const uint8_t* data = nullptr;
-  size_t size = 0;
-  size_t pos = 0;
-
-  static int read(void* opaque, uint8_t* buf, int buf_size) {
-    auto* m = static_cast<MemorySource*>(opaque);
-    size_t left = m->size - m->pos;
-    if (left == 0) return AVERROR_EOF;
-    size_t n = std::min(left, static_cast<size_t>(buf_size));
-    std::memcpy(buf, m->data + m->pos, n);
-    m->pos += n;
-    return static_cast<int>(n);
-  }
-  static int64_t seek(void* opaque, int64_t offset, int whence) {
-    auto* m = static_cast<MemorySource*>(opaque);
-    whence &= ~AVSEEK_FORCE;
-    if (whence == AVSEEK_SIZE) return static_cast<int64_t>(m->size);
-    int64_t base = whence == SEEK_SET ? 0
-                 : whence == SEEK_CUR ? static_cast<int64_t>(m->pos)
-                 : whence == SEEK_END ? static_cast<int64_t>(m->size) : -1;
-    if (base < 0) return AVERROR(EINVAL);
-    int64_t target = base + offset;
-    if (target < 0 || target > static_cast<int64_t>(m->size)) return AVERROR(EINVAL);
-    m->pos = static_cast<size_t>(target);
-    return target;
-  }
-};
 
 constexpr int kMemoryIoBufferBytes = 16 * 1024;
 
@@ -128,7 +99,7 @@ struct FollowSource {
 struct StreamDecoder::Impl {
   std::string name;  // for messages
   int out_rate = 0;
-  MemorySource memory;
+  ffmpeg::MemorySource memory;
   std::unique_ptr<FollowSource> follow;  // open_follow on a regular file
   AVIOContext* custom_io = nullptr;
   AVFormatContext* format = nullptr;
@@ -442,11 +413,12 @@ StatusOr<std::unique_ptr<StreamDecoder>> StreamDecoder::open_memory(const uint8_
   auto impl = std::make_unique<Impl>();
   impl->out_rate = sample_rate;
   impl->name = name;
-  impl->memory = MemorySource{data, size, 0};
+  impl->memory = ffmpeg::MemorySource{data, size, 0};
   auto* buffer = static_cast<uint8_t*>(av_malloc(kMemoryIoBufferBytes));
   if (!buffer) return Status(StatusCode::kOutOfMemory, "av_malloc failed");
   impl->custom_io = avio_alloc_context(buffer, kMemoryIoBufferBytes, 0, &impl->memory,
-                                       &MemorySource::read, nullptr, &MemorySource::seek);
+                                       &ffmpeg::MemorySource::read, nullptr,
+                                       &ffmpeg::MemorySource::seek);
   if (!impl->custom_io) {
     av_free(buffer);
     return Status(StatusCode::kOutOfMemory, "avio_alloc_context failed");

@@ -19,30 +19,6 @@ extern "C" {
 
 namespace omni::vision::detail {
 
-int MemorySource::read(void* opaque, uint8_t* buf, int buf_size) {
-  auto* m = static_cast<MemorySource*>(opaque);
-  size_t left = m->size - m->pos;
-  if (left == 0) return AVERROR_EOF;
-  size_t n = std::min(left, static_cast<size_t>(buf_size));
-  std::memcpy(buf, m->data + m->pos, n);
-  m->pos += n;
-  return static_cast<int>(n);
-}
-
-int64_t MemorySource::seek(void* opaque, int64_t offset, int whence) {
-  auto* m = static_cast<MemorySource*>(opaque);
-  whence &= ~AVSEEK_FORCE;
-  if (whence == AVSEEK_SIZE) return static_cast<int64_t>(m->size);
-  int64_t base = whence == SEEK_SET ? 0
-               : whence == SEEK_CUR ? static_cast<int64_t>(m->pos)
-               : whence == SEEK_END ? static_cast<int64_t>(m->size) : -1;
-  if (base < 0) return AVERROR(EINVAL);
-  int64_t target = base + offset;
-  if (target < 0 || target > static_cast<int64_t>(m->size)) return AVERROR(EINVAL);
-  m->pos = static_cast<size_t>(target);
-  return target;
-}
-
 namespace {
 
 // Input comes from memory only: a demuxer that would open another resource (a concat list's
@@ -69,8 +45,8 @@ Status MediaDecoder::open_io(int io_bytes) {
   ffmpeg::cap_allocations();
   auto* buffer = static_cast<uint8_t*>(av_malloc(static_cast<size_t>(io_bytes)));
   if (!buffer) return Status(StatusCode::kOutOfMemory, "av_malloc failed");
-  io = avio_alloc_context(buffer, io_bytes, 0, &src, &MemorySource::read, nullptr,
-                          &MemorySource::seek);
+  io = avio_alloc_context(buffer, io_bytes, 0, &src, &ffmpeg::MemorySource::read, nullptr,
+                          &ffmpeg::MemorySource::seek);
   if (!io) {
     av_free(buffer);
     return Status(StatusCode::kOutOfMemory, "avio_alloc_context failed");

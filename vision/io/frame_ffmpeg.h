@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "kernels/core/ffmpeg_memory_io.h"
 #include "kernels/core/status.h"
 #include "vision/io/image.h"
 
@@ -22,23 +23,13 @@ struct SwsContext;
 
 namespace omni::vision::detail {
 
-// Bytes in memory behind an AVIOContext (read + seek callbacks; `opaque` = this).
-struct MemorySource {
-  const uint8_t* data = nullptr;
-  size_t size = 0;
-  size_t pos = 0;
-
-  static int read(void* opaque, uint8_t* buf, int buf_size);
-  static int64_t seek(void* opaque, int64_t offset, int whence);
-};
-
 // Bytes in memory -> demuxer -> the best video stream's decoder, and what decoding needs; the
 // destructor frees whatever was allocated. The caller sets name and src, calls open_io, opens
 // `format` its own way (avformat_open_input: a fixed demuxer for images, probing for videos),
 // then open_stream.
 struct MediaDecoder {
   std::string name;  // for messages
-  MemorySource src;
+  ffmpeg::MemorySource src;
   AVIOContext* io = nullptr;
   AVFormatContext* format = nullptr;
   AVCodecContext* codec = nullptr;
