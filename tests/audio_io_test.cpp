@@ -449,8 +449,69 @@ TEST(AudioDecodeBadInput, MemoryListOpensNoOtherFile) {
   const std::string list = "ffconcat version 1.0\nfile " + rel + "\n";
   auto d = audio::decode_memory(reinterpret_cast<const uint8_t*>(list.data()), list.size(), 16000,
                                 "list.ffconcat");
-  EXPECT_FALSE(d.ok()) << d->size() << " samples read through the list";
+  ASSERT_FALSE(d.ok()) << d->size() << " samples read through the list";
+  EXPECT_EQ(d.status().code(), StatusCode::kUnsupported) << d.status().to_string();
+  EXPECT_NE(d.status().message().find("'concat'"), std::string::npos) << d.status().to_string();
   std::remove(rel.c_str());
+}
+
+// A path is the only file read: an ffconcat list and an HLS playlist beside a real WAV that
+// they name (relative, as FFmpeg's concat demuxer deems "safe") are refused with kUnsupported
+// naming the demuxer, never decoded as that WAV; the WAV itself and a `.m3u8` that is really a
+// WAV still decode.
+TEST(AudioDecodeBadInput, PathListsAndPlaylistsOpenNoOtherFile) {
+  const std::string dir = fixture_dir() + "/lists";
+  std::filesystem::create_directories(dir);
+  const std::string wav = dir + "/named.wav";
+  write_bytes(wav, wav_bytes(1, 1, 16000, 16, std::vector<uint8_t>(3200, 7)));
+  ASSERT_TRUE(decode_file(wav, 16000).ok());
+  auto write_text = [](const std::string& path, const std::string& text) {
+    write_bytes(path, std::vector<uint8_t>(text.begin(), text.end()));
+  };
+  struct Case { const char* file; const char* text; const char* demuxer; };
+  for (const Case& c : {
+           Case{"list.ffconcat", "ffconcat version 1.0\nfile named.wav\n", "concat"},
+           Case{"list.txt", "ffconcat version 1.0\nfile 'named.wav'\nfile 'named.wav'\n", "concat"},
+           Case{"play.m3u8",
+                "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n"
+                "#EXTINF:0.1,\nnamed.wav\n#EXT-X-ENDLIST\n",
+                "hls"}}) {
+    const std::string path = dir + "/" + c.file;
+    write_text(path, c.text);
+    auto r = decode_file(path, 16000);
+    ASSERT_FALSE(r.ok()) << c.file << ": " << r->size() << " samples read through it";
+    EXPECT_EQ(r.status().code(), StatusCode::kUnsupported) << r.status().to_string();
+    const std::string& m = r.status().message();
+    EXPECT_NE(m.find(path), std::string::npos) << m;
+    EXPECT_NE(m.find(std::string("'") + c.demuxer + "'"), std::string::npos) << m;
+    EXPECT_NE(m.find("other files"), std::string::npos) << m;
+    std::printf("  %s: %s\n", c.file, r.status().to_string().c_str());
+    // Streamed as it is written (open_follow): the same refusal.
+    auto f = audio::StreamDecoder::open_follow(path, 16000, audio::FollowOptions{50, 5});
+    EXPECT_EQ(f.status().code(), StatusCode::kUnsupported) << c.file << ": " << f.status().to_string();
+  }
+  // Through a FIFO the input cannot be probed again to name its demuxer: the refusal is then
+  // FFmpeg's own (no protocol for the list's nested input), still never the WAV's samples.
+  const std::string fifo = dir + "/list_fifo";
+  ::unlink(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::thread writer([&] {
+    const std::string list = "ffconcat version 1.0\nfile named.wav\n";
+    int fd = ::open(fifo.c_str(), O_WRONLY);
+    if (fd < 0) return;
+    EXPECT_EQ(::write(fd, list.data(), list.size()), ssize_t(list.size()));
+    ::close(fd);
+  });
+  auto p = decode_file(fifo, 16000);
+  writer.join();
+  ASSERT_FALSE(p.ok()) << p->size() << " samples read through the list in a FIFO";
+  std::printf("  FIFO: %s\n", p.status().to_string().c_str());
+  // The name does not decide: a WAV called .m3u8 / .ffconcat is a WAV.
+  const std::string disguised = dir + "/really_a_wav.m3u8";
+  write_bytes(disguised, test::read_file(wav));
+  auto d = decode_file(disguised, 16000);
+  ASSERT_TRUE(d.ok()) << d.status().to_string();
+  EXPECT_EQ(d->size(), size_t(1600));
 }
 
 TEST(AudioEncodeBadInput, NonFiniteRateExtension) {

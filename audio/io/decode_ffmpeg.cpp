@@ -19,6 +19,7 @@
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
+#include <libavutil/avstring.h>
 #include <libavutil/channel_layout.h>
 #include <libavutil/error.h>
 #include <libavutil/opt.h>
@@ -120,6 +121,77 @@ struct StreamDecoder::Impl {
   bool decoder_done = false; // the decoder returned AVERROR_EOF; swr has been flushed
   std::string codec_name;
 
+  bool input_opened = false;  // a path: open_only_the_input has opened it
+
+  // AVFormatContext::io_open for a path: the url avformat_open_input was given, once, through
+  // the local file and pipe protocols; any other open is refused. `s->opaque` = &input_opened.
+  static int open_only_the_input(AVFormatContext* s, AVIOContext** pb, const char* url, int flags,
+                                 AVDictionary** options) {
+    auto* opened = static_cast<bool*>(s->opaque);
+    if (*opened || (flags & AVIO_FLAG_WRITE) || !s->url || std::strcmp(url, s->url) != 0) {
+      return AVERROR(EPERM);
+    }
+    *opened = true;
+    AVDictionary* local = nullptr;
+    AVDictionary** opts = options ? options : &local;
+    av_dict_set(opts, "protocol_whitelist", "file,pipe,fd", 0);
+    const int err = avio_open2(pb, url, flags, &s->interrupt_callback, opts);
+    av_dict_free(&local);
+    return err;
+  }
+
+  // The demuxer FFmpeg's probe picks for the input (nullptr when it cannot be told), to explain
+  // a failed open: a regular file (followed or not) is read again from its start, bytes in
+  // memory from theirs; a pipe or a FIFO cannot be.
+  const AVInputFormat* probe_demuxer(const std::string& url) const {
+    AVIOContext* pb = nullptr;
+    struct stat st {};
+    const std::string file = follow ? "file:" + name : url;
+    ffmpeg::MemorySource again{memory.data, memory.size, 0};
+    if (memory.data) {
+      auto* buffer = static_cast<uint8_t*>(av_malloc(kMemoryIoBufferBytes));
+      if (!buffer) return nullptr;
+      pb = avio_alloc_context(buffer, kMemoryIoBufferBytes, 0, &again, &ffmpeg::MemorySource::read,
+                              nullptr, &ffmpeg::MemorySource::seek);
+      if (!pb) av_free(buffer);
+    } else if (file.starts_with("file:") && ::stat(file.c_str() + 5, &st) == 0 &&
+               S_ISREG(st.st_mode)) {
+      AVDictionary* opts = nullptr;
+      av_dict_set(&opts, "protocol_whitelist", "file", 0);
+      if (avio_open2(&pb, file.c_str(), AVIO_FLAG_READ, nullptr, &opts) < 0) pb = nullptr;
+      av_dict_free(&opts);
+    }
+    if (!pb) return nullptr;
+    const AVInputFormat* demuxer = nullptr;
+    if (av_probe_input_buffer2(pb, &demuxer, url.c_str(), nullptr, 0, 0) < 0) demuxer = nullptr;
+    if (memory.data) {
+      av_freep(&pb->buffer);
+      avio_context_free(&pb);
+    } else {
+      avio_closep(&pb);
+    }
+    return demuxer;
+  }
+
+  // What a demuxer that names other inputs reads ("a concat list"), or nullptr.
+  static const char* list_kind(const AVInputFormat* demuxer) {
+    if (!demuxer) return nullptr;
+    static constexpr struct { const char* demuxer; const char* what; } kLists[] = {
+        {"concat", "a concat list"},      {"hls", "an HLS playlist"},
+        {"dash", "a DASH manifest"},      {"imf", "an IMF composition playlist"},
+    };
+    for (const auto& l : kLists) {
+      if (av_match_list(l.demuxer, demuxer->name, ',') > 0) return l.what;
+    }
+    return nullptr;
+  }
+
+  Status refuse_list(const AVInputFormat* demuxer) const {
+    return unsupported(fmt("'%s' is %s (FFmpeg's '%s' demuxer), which names other files: only "
+                           "the file given is read (decode the files it lists instead)",
+                           name.c_str(), list_kind(demuxer), demuxer->name));
+  }
+
   ~Impl() {
     swr_free(&swr);
     av_frame_free(&frame);
@@ -135,31 +207,43 @@ struct StreamDecoder::Impl {
   Status open_format(const std::string& url, AVIOContext* io) {
     format = avformat_alloc_context();
     if (!format) return Status(StatusCode::kOutOfMemory, "avformat_alloc_context failed");
+    // The input is the only thing read: a demuxer that would open more (a concat list's files,
+    // a playlist's segments, an image sequence's other pictures, a reference movie's) is
+    // refused. Bytes in memory (or a followed file) come through `io` and nothing is opened; a
+    // path is opened once, by open_only_the_input. Nested inputs (concat) copy the protocol
+    // whitelist, not io_open: no protocol is on it.
     if (io) {
       format->pb = io;
-      // Bytes in memory are all there is to read: a demuxer that would open more (a concat
-      // list's files, a playlist's segments) is refused.
       format->io_open = [](AVFormatContext*, AVIOContext**, const char*, int, AVDictionary**) {
         return AVERROR(EPERM);
       };
+    } else {
+      format->opaque = &input_opened;
+      format->io_open = &open_only_the_input;
     }
     AVDictionary* opts = nullptr;
-    // Local files and pipes only: a path must never make the library open a network URL; bytes
-    // in memory open nothing at all (nested inputs copy the whitelist).
-    av_dict_set(&opts, "protocol_whitelist", io ? "none" : "file,pipe,fd", 0);
+    av_dict_set(&opts, "protocol_whitelist", "none", 0);
     int err = avformat_open_input(&format, url.c_str(), nullptr, &opts);
     av_dict_free(&opts);
     if (err < 0) {  // avformat_open_input frees `format` on failure
       if (err == AVERROR(ENOENT)) return not_found(fmt("'%s': no such file", name.c_str()));
+      const std::string why = av_error_text(err);  // before the probe logs anything of its own
+      if (const AVInputFormat* d = probe_demuxer(url); list_kind(d)) return refuse_list(d);
       if (err == AVERROR_INVALIDDATA) {
         return corrupt_file(fmt("'%s': not a recognised audio/video container (%s)", name.c_str(),
-                                av_error_text(err).c_str()));
+                                why.c_str()));
       }
       if (err == AVERROR_EOF) {
         return corrupt_file(fmt("'%s': ends before its header does (empty or truncated)",
                                 name.c_str()));
       }
-      return io_error(fmt("'%s': cannot open: %s", name.c_str(), av_error_text(err).c_str()));
+      return io_error(fmt("'%s': cannot open: %s", name.c_str(), why.c_str()));
+    }
+    if (list_kind(format->iformat)) return refuse_list(format->iformat);
+    // Pictures named by a pattern ("frame%03d.png") or by extension: no audio, and the first
+    // packet would open the file again.
+    if (std::strcmp(format->iformat->name, "image2") == 0) {
+      return unsupported(fmt("'%s' (image2) has no audio stream", name.c_str()));
     }
     err = avformat_find_stream_info(format, nullptr);
     if (err < 0) {
