@@ -99,20 +99,45 @@ void dot_rows_d32(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n
   }
 }
 
+// Lane k of the result = the sum of the 8 lanes of p[k] (int32; exact for our operands).
+// hadd pairs neighbours within 128-bit halves: two levels leave [p0..p3 over lanes 0-3 |
+// p0..p3 over lanes 4-7] (likewise p4..p7), and the halves are added across.
+OMNI_INLINE __m256i sum_lanes8x8(__m256i p0, __m256i p1, __m256i p2, __m256i p3, __m256i p4, __m256i p5,
+                                 __m256i p6, __m256i p7) {
+  const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
+  const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(p4, p5), _mm256_hadd_epi32(p6, p7));
+  return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+// The 8 scales (bytes 0-7) and 8 mins (bytes 8-15) of a Q4_K / Q5_K block, 6 bits each
+// (ggml's kmask unpacking of the 12 packed bytes).
+OMNI_INLINE __m128i scales_mins_k4(const uint8_t* packed) {
+  constexpr uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
+  uint32_t u[4];
+  std::memcpy(u, packed, 12);
+  u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
+  const uint32_t m03 = u[1] & kmask1;
+  u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
+  u[2] = m03;
+  u[0] &= kmask1;
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
+}
+
 // Q4_K / Q5_K: each 32-byte run of qs holds sub-block 2j (low nibbles) and 2j + 1 (high
-// nibbles), so one nibble vector meets one ymm of x. Scales/mins unpacked 8 at a time (ggml's
-// kmask trick); the min term is a per-sub-block f32 product with s (sum of x), accumulated
-// separately. Q5_K ORs in bit 4 from qh: bit sb of qh[l] belongs to element l of sub-block sb.
+// nibbles), so one nibble vector meets one ymm of x. The 8 sub-blocks' int32 dots are reduced
+// to one vector of isum_s (sum_lanes8x8), converted once and scaled by d * sc_s * d_x[s] in one
+// FMA per block: the same f32 terms as ref::dot_int8. The min term is a per-sub-block f32
+// product with s (sum of x), accumulated separately. Q5_K ORs in bit 4 from qh: bit sb of
+// qh[l] belongs to element l of sub-block sb.
 template <class Block>
 void dot_rows_k_affine(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const int8_t* q,
                        const float* d, const float* s, float* y) {
   constexpr bool kQ5 = sizeof(Block) == sizeof(BlockQ5_K);
-  constexpr uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
   const int64_t nb = n_in / kQK_K;
   const __m256i low4 = _mm256_set1_epi8(0x0F);
   for (int64_t r = 0; r < n_rows; ++r) {
     const auto* blk = reinterpret_cast<const Block*>(w + r * row_bytes);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), bias = _mm256_setzero_ps();
+    __m256 acc = _mm256_setzero_ps(), bias = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; ++i) {
       const Block& b = blk[i];
       const char* pf = reinterpret_cast<const char*>(&b) + kPrefetchBytes;
@@ -120,22 +145,15 @@ void dot_rows_k_affine(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int6
       _mm_prefetch(pf + 64, _MM_HINT_T0);
       _mm_prefetch(pf + 128, _MM_HINT_T0);
       if constexpr (kQ5) _mm_prefetch(pf + 175, _MM_HINT_T0);  // 176-byte blocks
-      uint32_t u[4];
-      std::memcpy(u, b.scales, 12);
-      u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
-      const uint32_t m03 = u[1] & kmask1;
-      u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
-      u[2] = m03;
-      u[0] &= kmask1;  // bytes of u[0..1]: the 8 scales; of u[2..3]: the 8 mins
-      const __m128i sc_m = _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
+      const __m128i sc_m = scales_mins_k4(b.scales);
       const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sc_m));
       const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sc_m, 8)));
-      const __m256 f = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(b.d)), scf), _mm256_loadu_ps(d + 8 * i));
       bias = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(b.dmin)), mf), _mm256_loadu_ps(s + 8 * i), bias);
       const int8_t* qx = q + kQK_K * i;
       // Q5_K: hcur = qh >> 2j (16-bit shifts; bits 0-1 of every byte stay that byte's own).
       __m256i hcur = _mm256_setzero_si256();
       if constexpr (kQ5) hcur = load256(b.qh);
+      __m256i p[8];
 #pragma GCC unroll 4
       for (int j = 0; j < 4; ++j) {
         const __m256i qv = load256(b.qs + 32 * j);
@@ -146,12 +164,14 @@ void dot_rows_k_affine(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int6
           hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(hcur, 3), bit4));  // bit 2j + 1 -> 4
           hcur = _mm256_srli_epi16(hcur, 2);
         }
-        const __m256i plo = dot_u8s8(lo, load256(qx + 64 * j)), phi = dot_u8s8(hi, load256(qx + 64 * j + 32));
-        acc0 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(f, _mm256_set1_epi32(2 * j)), _mm256_cvtepi32_ps(plo), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(f, _mm256_set1_epi32(2 * j + 1)), _mm256_cvtepi32_ps(phi), acc1);
+        p[2 * j] = dot_u8s8(lo, load256(qx + 64 * j));
+        p[2 * j + 1] = dot_u8s8(hi, load256(qx + 64 * j + 32));
       }
+      const __m256i isum = sum_lanes8x8(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);
+      const __m256 f = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(b.d)), scf), _mm256_loadu_ps(d + 8 * i));
+      acc = _mm256_fmadd_ps(f, _mm256_cvtepi32_ps(isum), acc);
     }
-    y[r] = hsum8(_mm256_add_ps(acc0, acc1)) - hsum8(bias);
+    y[r] = hsum8(acc) - hsum8(bias);
   }
 }
 
