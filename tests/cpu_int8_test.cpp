@@ -148,6 +148,13 @@ TEST(CpuInt8, Q4_0AndQ5_0RowsEqualScalarInt8Reference) {
   }
 }
 
+// Rows at and past the AVX512-VNNI kernel's stack-held offset lanes (32768 values): the
+// longer one takes the 256-bit loop.
+TEST(CpuInt8, Q4_0AndQ5_0LongRowsEqualScalarInt8Reference) {
+  for (DType t : {DType::kQ4_0, DType::kQ5_0})
+    for (int64_t n_in : {32768, 32768 + 96}) check_exact(t, 5, n_in, 600 + static_cast<uint32_t>(n_in), false);
+}
+
 TEST(CpuInt8, Q4_KRowsEqualScalarInt8Reference) {
   for (int64_t n_in : {256, 768, 2304}) check_exact(DType::kQ4_K, 37, n_in, 200 + static_cast<uint32_t>(n_in), false);
   check_exact(DType::kQ4_K, 1, 512, 7, false);

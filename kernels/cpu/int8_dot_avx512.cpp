@@ -22,18 +22,19 @@ inline __m256i dot_u8s8(__m256i a, __m256i b) { return _mm256_dpbusd_epi32(_mm25
 
 // Q4_0 / Q5_0 two blocks per zmm (the shared 256-bit loop does one per ymm): 64 weights per
 // vpdpbusd, the blocks' scales converted 4 at a time. The weights stay unsigned (nibble, or
-// nibble | fifth bit << 4) and the offset (8 or 16) is a second vpdpbusd with x, so each int32
-// lane is exactly the sum of 4 terms (q - offset) * x of ref::dot_int8's isum (zmm has no vpsignb
-// for the |w| x sign(w)q form).
+// nibble | fifth bit << 4) and the offset (8 or 16) is folded into the accumulator vpdpbusd
+// starts from: -offset * (the 4 x bytes of the lane), computed once per call for the whole of x
+// (it does not depend on the row), so each int32 lane is exactly the sum of 4 terms
+// (q - offset) * x of ref::dot_int8's isum (zmm has no vpsignb for the |w| x sign(w)q form).
 
-// Blocks b0, b1 as 64 unsigned bytes in element order: [b0 low nibbles | b0 high | b1 low | b1 high].
+// Blocks b0, b1 as 64 unsigned bytes in element order: [b0 low nibbles | b0 high | b1 low | b1 high]:
+// qs broadcast as [b0, b0, b1, b1] (128-bit lanes), lanes 1 and 3 shifted down by 4.
 template <class Block>
 inline __m512i nibbles64(const Block& b0, const Block& b1) {
-  const __m256i t = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b1.qs)),
-                                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(b0.qs)));
-  const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(t), _mm256_srli_epi16(t, 4), 1);
-  // 128-bit lanes [b0, b1, b0 >> 4, b1 >> 4] -> [b0, b0 >> 4, b1, b1 >> 4].
-  return _mm512_and_si512(_mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0)), _mm512_set1_epi8(0x0F));
+  const __m512i z = _mm512_mask_broadcast_i32x4(
+      _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b0.qs))), 0xFF00,
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(b1.qs)));
+  return _mm512_and_si512(_mm512_mask_srli_epi16(z, 0xFF00FF00u, z, 4), _mm512_set1_epi8(0x0F));
 }
 inline __m512i unsigned64(const BlockQ4_0& b0, const BlockQ4_0& b1) { return nibbles64(b0, b1); }
 inline __m512i unsigned64(const BlockQ5_0& b0, const BlockQ5_0& b1) {
@@ -46,18 +47,27 @@ inline __m512i unsigned64(const BlockQ5_0& b0, const BlockQ5_0& b1) {
 template <class Block>
 constexpr int kOffset = sizeof(Block) == sizeof(BlockQ4_0) ? 8 : 16;
 
+// The offset lanes live on the stack: x of up to kMaxOffsetPairs * 64 values (32 KiB); longer
+// rows take the shared 256-bit loop.
+constexpr int64_t kMaxOffsetPairs = 512;
+
 template <class Block>
 void dot_rows_d32_zmm(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const int8_t* q,
                       const float* d, float* y) {
   const int64_t nb = n_in / 32;
+  if (nb / 2 > kMaxOffsetPairs) return dot_rows_d32<Block>(w, row_bytes, n_rows, n_in, q, d, y);
+  alignas(64) int32_t neg_off[kMaxOffsetPairs * 16];
   const __m512i off = _mm512_set1_epi8(kOffset<Block>);
+  for (int64_t p = 0; p < nb / 2; ++p)
+    _mm512_store_si512(neg_off + 16 * p, _mm512_sub_epi32(_mm512_setzero_si512(),
+                                                          _mm512_dpbusd_epi32(_mm512_setzero_si512(), off,
+                                                                              _mm512_loadu_si512(q + 64 * p))));
   // Lanes 0-7 take the scale of the pair's first block, 8-15 the second's.
   const __m512i lo_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   const __m512i hi_idx = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
   auto pair = [&](const Block* b, int64_t i, __m512 scale, __m512 acc) {
-    const __m512i xv = _mm512_loadu_si512(q + 32 * i);
-    const __m512i p = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), unsigned64(b[0], b[1]), xv),
-                                       _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, xv));
+    const __m512i p = _mm512_dpbusd_epi32(_mm512_load_si512(neg_off + 8 * i), unsigned64(b[0], b[1]),
+                                          _mm512_loadu_si512(q + 32 * i));
     return _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(p), acc);
   };
   for (int64_t r = 0; r < n_rows; ++r) {
@@ -67,11 +77,12 @@ void dot_rows_d32_zmm(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64
     for (; i + 4 <= nb; i += 4) {
       _mm_prefetch(reinterpret_cast<const char*>(blk + i) + kPrefetchBytes, _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(blk + i) + kPrefetchBytes + 64, _MM_HINT_T0);
-      // d_w * d_x of the 4 blocks, as in ref (one f32 product per block).
-      const __m128i dh = _mm_setr_epi16(static_cast<int16_t>(blk[i].d), static_cast<int16_t>(blk[i + 1].d),
-                                        static_cast<int16_t>(blk[i + 2].d), static_cast<int16_t>(blk[i + 3].d), 0, 0,
-                                        0, 0);
-      const __m512 f = _mm512_castps128_ps512(_mm_mul_ps(_mm_cvtph_ps(dh), _mm_loadu_ps(d + i)));
+      // d_w * d_x of the 4 blocks, as in ref (one f32 product per block); the 4 f16 scales
+      // gathered in a general register.
+      const uint64_t dh = uint64_t{blk[i].d} | uint64_t{blk[i + 1].d} << 16 | uint64_t{blk[i + 2].d} << 32 |
+                          uint64_t{blk[i + 3].d} << 48;
+      const __m512 f = _mm512_castps128_ps512(
+          _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<int64_t>(dh))), _mm_loadu_ps(d + i)));
       acc0 = pair(blk + i, i, _mm512_permutexvar_ps(lo_idx, f), acc0);
       acc1 = pair(blk + i + 2, i + 2, _mm512_permutexvar_ps(hi_idx, f), acc1);
     }
