@@ -211,7 +211,7 @@ TEST_F(CliTest, InspectReportsMetadata) {
 
 TEST_F(CliTest, BenchJson) {
   Result r = run("bench --model " + *model_ +
-                 " --prompt-tokens 8,16 --gen-tokens 4 --reps 2 --threads 1 --json");
+                 " --prompt-tokens 8,16 --gen-tokens 4 --reps 2 --threads 1 --probe-mib 64 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const nlohmann::json j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["arch"], "gemma3");
@@ -222,7 +222,9 @@ TEST_F(CliTest, BenchJson) {
   ASSERT_EQ(j["results"].size(), 2u);
   EXPECT_EQ(j["results"][1]["prompt_tokens"], 16);
   for (const auto& row : j["results"]) {
-    for (const char* k : {"prefill_tok_s", "decode_tok_s"}) {
+    for (const char* k : {"prefill_tok_s", "decode_tok_s", "roofline_fraction", "roofline_fraction_paired",
+                          "paired_stream_read_gb_s"}) {
+      ASSERT_TRUE(row.contains(k)) << k;
       const double lo = row[k]["min"], med = row[k]["median"], hi = row[k]["max"];
       EXPECT_GT(lo, 0);
       EXPECT_LE(lo, med);

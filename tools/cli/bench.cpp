@@ -8,6 +8,10 @@
 //   the roofline fraction = bytes/token x tokens/s / probed bandwidth at the same thread count.
 // Every figure is the median [min-max] over --reps runs. The model runs before the probes so
 // that the peak RSS (getrusage) is the model's, not the probe buffer's.
+// Paired roofline: this host's memory bandwidth moves by tens of percent from minute to
+// minute, so a probe taken after the model phase can be far from what the decode steps saw.
+// After the probes, the decode reps run again, each between two stream reads on the context's
+// own thread pool, and each rep's fraction uses the mean of its own two reads ("paired").
 #include <sys/mman.h>
 #include <sys/resource.h>
 
@@ -34,7 +38,7 @@ namespace {
 struct BenchOptions {
   std::string model, prompt_tokens = "64,512", threads = "1,0";
   int gen_tokens = 128, reps = 3, probe_mib = 1024;
-  bool json = false, no_probe = false;
+  bool json = false, no_probe = false, no_paired = false;
   bool int8 = false;  // ContextParams::int8_activations
   std::string kv = "f16";
 };
@@ -63,6 +67,10 @@ struct Row {
   // CPU time / (wall time x threads) over the decode loops: the pool's threads spin between
   // jobs, so anything well below 1 means other processes took CPUs and the timing is unfair.
   double decode_cpu_share = 0;
+  // The paired reps: each rep's roofline fraction against the stream reads just before and
+  // after it, and those reads.
+  bool paired = false;
+  Summary paired_roofline, paired_gbs;
 };
 
 struct Probe {
@@ -259,9 +267,14 @@ int run_bench(const BenchOptions& o) {
         decode_cpu += cpu_seconds() - c1;
         if (o.gen_tokens > 0) decode.push_back(o.gen_tokens / (t2 - t1));
       }
-      run.rows.push_back({n_prompt, summarize(prefill), summarize(decode), wbytes,
-                          kv_bytes_per_token(m, n_prompt, o.gen_tokens, kv_elem),
-                          decode_wall > 0 ? decode_cpu / (decode_wall * run.threads) : 0});
+      Row row;
+      row.prompt_tokens = n_prompt;
+      row.prefill_tps = summarize(prefill);
+      row.decode_tps = summarize(decode);
+      row.weight_bytes_per_tok = wbytes;
+      row.kv_bytes_per_tok = kv_bytes_per_token(m, n_prompt, o.gen_tokens, kv_elem);
+      row.decode_cpu_share = decode_wall > 0 ? decode_cpu / (decode_wall * run.threads) : 0;
+      run.rows.push_back(row);
     }
     runs.push_back(std::move(run));
   }
@@ -276,6 +289,50 @@ int run_bench(const BenchOptions& o) {
     for (Run& r : runs) {
       r.probe = run_probes(r.threads, std::max(o.reps, 3), buf_bytes, static_cast<uint8_t*>(buf));
       r.probed = true;
+    }
+    munmap(buf, buf_bytes);
+  }
+
+  if (!o.no_probe && !o.no_paired && o.gen_tokens > 0) {
+    const size_t buf_bytes = static_cast<size_t>(o.probe_mib) << 20;
+    void* buf = mmap(nullptr, buf_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buf == MAP_FAILED) return fail("cannot map the " + std::to_string(o.probe_mib) + " MiB probe buffer");
+    std::memset(buf, 0x5A, buf_bytes);
+    volatile uint64_t sink = 0;
+    for (Run& r : runs) {
+      ContextParams cp;
+      cp.n_ctx = longest + o.gen_tokens;
+      cp.n_threads = r.threads;
+      cp.kv_type = kv_elem == 4 ? DType::kF32 : DType::kF16;
+      cp.int8_activations = o.int8;
+      auto ctx_or = Context::create(m, cp);
+      if (!ctx_or.ok()) return fail(ctx_or.status().to_string());
+      Context& ctx = **ctx_or;
+      auto read_gbs = [&] {
+        const double t0 = now_seconds();
+        sink = sink + cpu::stream_read(ctx.thread_pool(), static_cast<uint8_t*>(buf), buf_bytes);
+        return static_cast<double>(buf_bytes) / (now_seconds() - t0) * 1e-9;
+      };
+      read_gbs();  // warm-up: page tables, clocks
+      for (Row& row : r.rows) {
+        std::vector<double> fr, gbs;
+        for (int rep = 0; rep < o.reps; ++rep) {
+          if (Status st = ctx.rewind(0); !st.ok()) return fail(st.to_string());
+          if (Status st = ctx.eval(std::span<const int32_t>(prompt.data(), row.prompt_tokens), false); !st.ok())
+            return fail("prefill: " + st.to_string());
+          const double g0 = read_gbs(), t1 = now_seconds();
+          for (int i = 0; i < o.gen_tokens; ++i) {
+            const int32_t next[1] = {argmax(ctx.last_logits(), n_vocab)};
+            if (Status st = ctx.eval(next, false); !st.ok()) return fail("decode: " + st.to_string());
+          }
+          const double tps = o.gen_tokens / (now_seconds() - t1), g1 = read_gbs();
+          gbs.push_back(0.5 * (g0 + g1));
+          fr.push_back((row.weight_bytes_per_tok + row.kv_bytes_per_tok) * 1e-9 * tps / gbs.back());
+        }
+        row.paired = true;
+        row.paired_roofline = summarize(fr);
+        row.paired_gbs = summarize(gbs);
+      }
     }
     munmap(buf, buf_bytes);
   }
@@ -314,6 +371,9 @@ int run_bench(const BenchOptions& o) {
           << ", \"decode_bytes_per_token\": " << row.weight_bytes_per_tok + row.kv_bytes_per_tok
           << ", \"decode_cpu_share\": " << row.decode_cpu_share;
         if (r.probed) a << ", \"roofline_fraction\": " << js_summary(roofline(r, row));
+        if (row.paired)
+          a << ", \"roofline_fraction_paired\": " << js_summary(row.paired_roofline)
+            << ", \"paired_stream_read_gb_s\": " << js_summary(row.paired_gbs);
         a << "}";
       }
       a << "]";
@@ -347,16 +407,22 @@ int run_bench(const BenchOptions& o) {
                   r.probe.fma_gflops.median, r.probe.fma_gflops.min, r.probe.fma_gflops.max,
                   r.probe.matmul_f32_gflops.median);
     }
-    std::printf("\n%8s  %26s  %26s  %9s  %20s  %9s\n", "prompt", "prefill tok/s",
+    std::printf("\n%8s  %26s  %26s  %9s  %20s  %9s  %s\n", "prompt", "prefill tok/s",
                 ("decode tok/s (" + std::to_string(o.gen_tokens) + " tok)").c_str(), "MB/token",
-                "roofline", "cpu share");
+                "roofline", "cpu share", "paired roofline (its reads, GB/s)");
     for (const Row& row : r.rows) {
       const Summary rf = roofline(r, row);
-      std::printf("%8d  %10.1f [%6.1f-%6.1f]  %10.1f [%6.1f-%6.1f]  %9.2f  %5.1f%% [%4.1f-%4.1f]  %9.2f\n",
+      std::printf("%8d  %10.1f [%6.1f-%6.1f]  %10.1f [%6.1f-%6.1f]  %9.2f  %5.1f%% [%4.1f-%4.1f]  %9.2f",
                   row.prompt_tokens, row.prefill_tps.median, row.prefill_tps.min, row.prefill_tps.max,
                   row.decode_tps.median, row.decode_tps.min, row.decode_tps.max,
                   (row.weight_bytes_per_tok + row.kv_bytes_per_tok) * 1e-6, 100 * rf.median,
                   100 * rf.min, 100 * rf.max, row.decode_cpu_share);
+      if (row.paired) {
+        std::printf("  %5.1f%% [%4.1f-%4.1f] (%.1f [%.1f-%.1f])", 100 * row.paired_roofline.median,
+                    100 * row.paired_roofline.min, 100 * row.paired_roofline.max, row.paired_gbs.median,
+                    row.paired_gbs.min, row.paired_gbs.max);
+      }
+      std::printf("\n");
     }
   }
   return 0;
@@ -379,6 +445,8 @@ void add_bench_command(CLI::App& root, std::vector<Command>& out) {
   c->add_option("--probe-mib", o->probe_mib, "Stream-read probe buffer size (MiB)")->capture_default_str();
   c->add_flag("--int8", o->int8, "Decode with int8-quantised activations (Q8_0, Q4_0, Q5_0, Q4_K matrices)");
   c->add_flag("--no-probe", o->no_probe, "Skip the machine probes (no roofline)");
+  c->add_flag("--no-paired", o->no_paired,
+              "Skip the paired roofline (the decode reps again, each between two stream reads)");
   c->add_flag("--json", o->json, "One JSON object on stdout instead of the table");
   out.push_back({c, [o] { return run_bench(*o); }});
 }
