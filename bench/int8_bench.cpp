@@ -1,4 +1,5 @@
-// Decode matvec with int8 activations for the k-quants (Q4_K, Q5_K, Q6_K): cpu::matvec_int8
+// Decode matvec with int8 activations for the k-quants (Q4_K, Q5_K, Q6_K) and Q5_0 / Q4_0 (most
+// of the bytes of a "q4_K" qwen2.5-0.5b: its 896-wide rows are not whole 256-blocks): cpu::matvec_int8
 // (x quantised inside, as in a decode step) against the f32 path (cpu::matmul, n_tok = 1) on the
 // same matrix. Named BM_MatmulInt8K so that --benchmark_filter=BM_Matmul lists it next to
 // BM_Matmul. "cold" cycles through >= 256 MiB of copies so the weights come from DRAM.
@@ -24,9 +25,9 @@ std::vector<float> gaussian(int64_t n, uint32_t seed) {
   return v;
 }
 
-// args: type (0 Q6_K, 1 Q5_K, 2 Q4_K), n_out, n_in, threads, cold, int8
+// args: type (0 Q6_K, 1 Q5_K, 2 Q4_K, 3 Q5_0, 4 Q4_0), n_out, n_in, threads, cold, int8
 void BM_MatmulInt8K(benchmark::State& state) {
-  constexpr DType kKTypes[] = {DType::kQ6_K, DType::kQ5_K, DType::kQ4_K};
+  constexpr DType kKTypes[] = {DType::kQ6_K, DType::kQ5_K, DType::kQ4_K, DType::kQ5_0, DType::kQ4_0};
   const DType t = kKTypes[state.range(0)];
   const int64_t n_out = state.range(1), n_in = state.range(2);
   const int threads = static_cast<int>(state.range(3));
@@ -58,7 +59,7 @@ void BM_MatmulInt8K(benchmark::State& state) {
                                                  benchmark::Counter::kIs1024);
 }
 BENCHMARK(BM_MatmulInt8K)
-    ->ArgsProduct({{0, 1, 2}, {2048}, {2048}, {1, 2}, {0, 1}, {0, 1}})
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {2048}, {2048}, {1, 2}, {0, 1}, {0, 1}})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 
