@@ -3,6 +3,7 @@
 // whole decode, the loader's checks on broken files, the decoder's checks on bad codes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -390,6 +391,47 @@ TEST(SnacBf16, ActivationRoundingCostsNoMoreThanWeightRoundingAndStreamsExactly)
   // and this network amplifies that.
   const double tol = audio::snac::packed_matmul_supported(DType::kBF16) ? 0.0 : 1e-4;
   for (size_t i = 0; i < streamed.size(); ++i) ASSERT_NEAR(streamed[i], bf16[i], tol) << "sample " << i;
+}
+
+// The depthwise conv against a double sum with zero padding, at channel counts with and without
+// a 64-channel tail, kernels 7 (register-blocked) and 19 (one pass per tap), dilations 1-9;
+// the serial row form on a window (x from x_first on) gives the same bits as the pooled form.
+TEST(SnacOps, DepthwiseConvMatchesADoubleSumAndItsRowForm) {
+  uint32_t s = 3;
+  auto rnd = [&] {
+    s = s * 1664525u + 1013904223u;
+    return float(int32_t(s >> 8) % 2001 - 1000) / 1000.0f;
+  };
+  ThreadPool pool(2);
+  for (int64_t C : {64, 70, 5}) {
+    for (int k : {7, 19}) {
+      for (int d : {1, 3, 9}) {
+        const int64_t T = 40;
+        std::vector<float> x(size_t(T * C)), w(size_t(k * C)), b(static_cast<size_t>(C)), y(size_t(T * C), NAN);
+        for (float& v : x) v = rnd();
+        for (float& v : w) v = rnd();
+        for (float& v : b) v = rnd();
+        audio::snac::depthwise_conv1d(pool, x.data(), y.data(), T, C, w.data(), k, d, b.data());
+        const int64_t pad = int64_t(k - 1) * d / 2;
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t c = 0; c < C; ++c) {
+            double ref = b[size_t(c)], mag = std::fabs(b[size_t(c)]);
+            for (int j = 0; j < k; ++j) {
+              const int64_t ts = t - pad + int64_t(j) * d;
+              if (ts < 0 || ts >= T) continue;
+              ref += double(w[size_t(j * C + c)]) * x[size_t(ts * C + c)];
+              mag += std::fabs(double(w[size_t(j * C + c)]) * x[size_t(ts * C + c)]);
+            }
+            ASSERT_NEAR(y[size_t(t * C + c)], ref, 1e-6 * mag) << "C " << C << " k " << k << " d " << d;
+          }
+        // Rows [12, 29) from a window holding x rows [12 - pad, 29 + pad) clipped to [0, T).
+        const int64_t t0 = 12, t1 = 29, lo = std::max<int64_t>(0, t0 - pad), hi = std::min(T, t1 + pad);
+        std::vector<float> win(x.begin() + lo * C, x.begin() + hi * C), part(size_t((t1 - t0) * C), NAN);
+        audio::snac::depthwise_conv1d_rows(win.data(), lo, part.data(), t0, t1, T, C, w.data(), k, d, b.data());
+        for (int64_t i = 0; i < (t1 - t0) * C; ++i) ASSERT_EQ(part[size_t(i)], y[size_t(t0 * C + i)]);
+      }
+    }
+  }
 }
 
 TEST(SnacSynthetic, TinyPresetLoadsAndDecodes) {

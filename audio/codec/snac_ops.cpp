@@ -96,12 +96,23 @@ __attribute__((target("avx512f,fma"))) void dw_row_avx512(const float* const* xs
 // x holds the sequence's rows from x_first on.
 void dw_row(const float* x, int64_t x_first, float* yr, int64_t t, int64_t T, int64_t C, const float* w, int k,
             int dilation, const float* bias) {
-  constexpr int kMaxTaps = 16;  // callers pass kConvK = 7
+  constexpr int kMaxTaps = 16;  // the decoder's convs have 7
   const int64_t pad = int64_t(k - 1) * dilation / 2;
+  if (k > kMaxTaps) {  // longer kernels: one pass per tap, same sums in the same order
+    for (int64_t c = 0; c < C; ++c) yr[c] = bias ? bias[c] : 0.0f;
+    for (int j = 0; j < k; ++j) {
+      const int64_t ts = t - pad + int64_t(j) * dilation;
+      if (ts < 0 || ts >= T) continue;
+      const float* xr = x + (ts - x_first) * C;
+      const float* wj = w + int64_t(j) * C;
+      for (int64_t c = 0; c < C; ++c) yr[c] += wj[c] * xr[c];
+    }
+    return;
+  }
   const float* xs[kMaxTaps];
   const float* ws[kMaxTaps];
   int n = 0;
-  for (int j = 0; j < k && j < kMaxTaps; ++j) {
+  for (int j = 0; j < k; ++j) {
     const int64_t ts = t - pad + int64_t(j) * dilation;
     if (ts < 0 || ts >= T) continue;
     xs[n] = x + (ts - x_first) * C;
