@@ -98,13 +98,19 @@ OMNI_SNAC_AVX512BF16 void panel_tile_bf16(const uint16_t* panel, int64_t n_pairs
   __m512 acc0[T], acc1[T];
 #pragma GCC unroll 12
   for (int t = 0; t < T; ++t) acc0[t] = acc1[t] = _mm512_setzero_ps();
-  const int32_t* xp = reinterpret_cast<const int32_t*>(x);  // pairs; rows are 4-byte aligned
+  // The pair (x[2q], x[2q + 1]) as one 32-bit value; memcpy (one broadcast load) rather than an
+  // int32_t* into uint16_t storage.
+  auto pair = [x](int64_t i) {
+    int32_t v;
+    std::memcpy(&v, x + 2 * i, sizeof v);
+    return v;
+  };
   for (int64_t q = 0; q < n_pairs; ++q) {
     const __m512bh w0 = (__m512bh)_mm512_loadu_si512(panel + q * 2 * kPanelRows);
     const __m512bh w1 = (__m512bh)_mm512_loadu_si512(panel + q * 2 * kPanelRows + kPanelRows);
 #pragma GCC unroll 12
     for (int t = 0; t < T; ++t) {
-      const __m512bh xb = (__m512bh)_mm512_set1_epi32(xp[t * n_pairs + q]);
+      const __m512bh xb = (__m512bh)_mm512_set1_epi32(pair(t * n_pairs + q));
       acc0[t] = _mm512_dpbf16_ps(acc0[t], w0, xb);
       acc1[t] = _mm512_dpbf16_ps(acc1[t], w1, xb);
     }
