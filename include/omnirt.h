@@ -351,8 +351,9 @@ OMNI_API omni_status omni_session_append_chat_images(omni_session* session, cons
 typedef struct omni_audio_params {
   size_t struct_size; /* sizeof(omni_audio_params) */
   /* Audio per encoder chunk in ms, rounded to the adapter's group (Ultravox k = 8: 160 ms);
-   * 0 = 2000 (Qwen2.5-Omni's encoder window). At most the encoder's window (30000 for
-   * Whisper's 1500 positions): OMNI_ERR_INVALID_ARGUMENT naming the value otherwise. */
+   * 0 = the model file's omni.audio_in.chunk_ms, else 2000 (Qwen2.5-Omni's encoder window).
+   * At most the encoder's window (30000 for Whisper's 1500 positions):
+   * OMNI_ERR_INVALID_ARGUMENT naming the value otherwise. */
   int32_t chunk_ms;
 } omni_audio_params;
 

@@ -250,6 +250,45 @@ TEST(AudioStreamTest, RejectsBadChunksAndInput) {
   EXPECT_EQ((*failing)->push(second.data(), 10).code(), StatusCode::kWrongState);
 }
 
+// A model file may name its encoder chunk (omni.audio_in.chunk_ms): it is the stream's default,
+// an explicit chunk still wins, and a value outside [10, 30000] ms is refused naming the key.
+TEST(AudioStreamTest, ModelChunkKeyIsTheStreamDefault) {
+  auto with_key = [](uint32_t ms, const std::string& name) -> StatusOr<std::unique_ptr<AudioEncoderModel>> {
+    gguf::GgufWriter w;
+    w.add_string("general.architecture", "clip");
+    w.add_u32("omni.audio_in.chunk_ms", ms);
+    if (Status st = add_synthetic_audio_encoder(w, "whisper-tiny-enc", 64, DType::kF16, 11); !st.ok()) return st;
+    const std::string path = test::temp_path(name);
+    if (Status st = w.write(path); !st.ok()) return st;
+    auto m = load_audio_encoder(path);
+    std::remove(path.c_str());
+    return m;
+  };
+  auto m = with_key(500, "stream_key.gguf");
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  EXPECT_EQ((*m)->weights.chunk_ms, 500);
+  ThreadPool pool(1);
+  auto sink = [](const float*, int64_t) { return Status::Ok(); };
+  auto s = audio::AudioStream::create((*m)->weights, pool, sink);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ((*s)->chunk_frames(), 48);  // 50 frames to the nearest 16-frame Ultravox group
+  EXPECT_EQ(audio::chunk_frames_for_ms((*m)->weights, 500), 48);
+  EXPECT_EQ(audio::chunk_frames_for_ms((*m)->weights, 1), 16);  // at least one group
+  auto explicit_chunk = audio::AudioStream::create((*m)->weights, pool, sink, {96});
+  ASSERT_TRUE(explicit_chunk.ok());
+  EXPECT_EQ((*explicit_chunk)->chunk_frames(), 96);
+  for (uint32_t bad : {0u, 9u, 30001u}) {
+    auto b = with_key(bad, "stream_badkey.gguf");
+    ASSERT_FALSE(b.ok()) << bad;
+    EXPECT_EQ(b.status().code(), StatusCode::kCorruptFile) << bad;
+    EXPECT_NE(b.status().message().find("omni.audio_in.chunk_ms"), std::string::npos) << b.status().to_string();
+  }
+  // Without the key: kDefaultChunkMs (RejectsBadChunksAndInput checks the 208 frames).
+  auto plain = synthetic_encoder("whisper-tiny-enc", 64, "stream_nokey.gguf");
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->weights.chunk_ms, 0);
+}
+
 TEST(AudioStreamTest, SessionGetsTheRowsWhileSpeakingAndMatchesOneShot) {
   const std::string model_path = test::temp_path("stream_backbone.gguf");
   SyntheticSpec spec{"llama", "tiny", DType::kF16, 3};

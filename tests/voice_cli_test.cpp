@@ -144,6 +144,25 @@ TEST_F(VoiceCli, SpeakerFileStandInPlaysExactlyTheAnswer) {
   EXPECT_EQ(wav_samples(path("plain.wav")), out);
 }
 
+// --end-spread: measured turn k of N drops k/N of an encoder chunk from the input, so the mel
+// frames left at the end of the input differ turn to turn and stay within one chunk.
+TEST_F(VoiceCli, EndSpreadEndsTheTurnsAcrossOneChunk) {
+  Result r = run(voice("--input " + kClip + " --no-pace --chunk-ms 1000 --turns 4 --end-spread --output " +
+                       path("spread.wav") + " --seed 2 --max-steps 10 --max-text 2 --threads 2 --json"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["end_spread"], true);
+  EXPECT_EQ(j["turns"], 4);
+  const int64_t lo = j["tail_frames_min"], hi = j["tail_frames_max"], chunk = j["chunk_frames"];
+  EXPECT_EQ(chunk, 96);  // 1 s to the nearest 16-frame Ultravox group
+  EXPECT_GT(lo, 0);
+  EXPECT_LE(hi, chunk);
+  EXPECT_GE(hi - lo, chunk / 2);  // four ends a quarter chunk apart: three quarters of a chunk
+  Result bad = run(voice("--prompt hi --end-spread --output " + path("x.wav")));
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("--end-spread is for an audio --input file"), std::string::npos) << bad.err;
+}
+
 TEST_F(VoiceCli, BadLiveCombinationsFailWithAClearMessage) {
   struct Case {
     std::string args, message;

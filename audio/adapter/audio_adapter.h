@@ -58,6 +58,10 @@ struct AudioAdapterWeights {
 struct AudioEncoderWeights {
   WhisperWeights whisper;  // hp and encoder parts only (no decoder, no vocabulary)
   AudioAdapterWeights adapter;
+  // The encoder chunk a stream uses unless told otherwise, in ms (key omni.audio_in.chunk_ms;
+  // 0: absent, AudioStreamOptions::kDefaultChunkMs). A model trained with a chunked encoder
+  // stores its training window; docs/AUDIO.md says what the chunk costs and buys.
+  int64_t chunk_ms = 0;
 };
 
 class AudioEncoder {

@@ -14,13 +14,18 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
+int64_t chunk_frames_for_ms(const AudioEncoderWeights& w, int64_t ms) {
+  const int64_t unit = 2 * w.adapter.frames_per_row();
+  return std::max<int64_t>(1, (ms / 10 + unit / 2) / unit) * unit;
+}
+
 StatusOr<std::unique_ptr<AudioStream>> AudioStream::create(const AudioEncoderWeights& w, ThreadPool& pool,
                                                            AudioRowSink sink, const AudioStreamOptions& opt) {
   if (!sink) return invalid_argument("audio stream: no row sink");
   const int64_t unit = 2 * w.adapter.frames_per_row(), max_frames = 2 * w.whisper.hp.n_audio_ctx;
   int64_t chunk = opt.chunk_frames;
   if (chunk == 0) {
-    chunk = std::max<int64_t>(1, (AudioStreamOptions::kDefaultChunkMs / 10 + unit / 2) / unit) * unit;
+    chunk = chunk_frames_for_ms(w, w.chunk_ms > 0 ? w.chunk_ms : AudioStreamOptions::kDefaultChunkMs);
     chunk = std::min(chunk, max_frames / unit * unit);
   }
   if (chunk <= 0 || chunk % unit != 0 || chunk > max_frames)

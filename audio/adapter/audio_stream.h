@@ -48,9 +48,10 @@ using AudioFrameEncoder =
     std::function<Status(const float* mel, int64_t n_frames, bool final_norm, std::vector<float>* frames)>;
 
 struct AudioStreamOptions {
-  // Mel frames (10 ms each) per encoder chunk; 0 = the default, the multiple of the adapter's
-  // group (2 * frames_per_row) nearest to kDefaultChunkMs. Must be such a multiple and at most
-  // 2 * n_audio_ctx (invalid_argument otherwise).
+  // Mel frames (10 ms each) per encoder chunk; 0 = the default: chunk_frames_for_ms() of the
+  // weights' chunk_ms (the model file's omni.audio_in.chunk_ms), else of kDefaultChunkMs. Must
+  // be a multiple of the adapter's group (2 * frames_per_row) and at most 2 * n_audio_ctx
+  // (invalid_argument otherwise).
   int64_t chunk_frames = 0;
   // Empty: the CPU encoder (AudioEncoder::encode).
   AudioFrameEncoder frame_encoder = {};
@@ -63,6 +64,10 @@ struct AudioStreamStats {
   int64_t finish_frames = 0;                   // mel frames encoded by finish()
   double finish_s = 0;                         // wall seconds of the last finish()
 };
+
+// The multiple of the adapter's group of mel frames (2 * frames_per_row, 10 ms each) nearest to
+// `ms`, at least one group: what a chunk of `ms` milliseconds becomes.
+int64_t chunk_frames_for_ms(const AudioEncoderWeights& w, int64_t ms);
 
 class AudioStream {
  public:

@@ -97,9 +97,9 @@ int run_audio_turns(const std::string& tag, const std::string& preset, const Mod
   if (!cuda_enc.ok()) return fail(cuda_enc.status(), "CUDA Whisper encoder");
   const double enc_create_s = since(t_enc);
   ThreadPool adapter_pool(4);  // the adapter's MLP on the host
-  const int64_t unit = 2 * (*enc)->weights.adapter.frames_per_row(), n_embd = model.hparams().n_embd;
+  const int64_t n_embd = model.hparams().n_embd;
   audio::AudioStreamOptions so;
-  so.chunk_frames = std::max<int64_t>(1, (ai.chunk_ms / 10 + unit / 2) / unit) * unit;
+  so.chunk_frames = audio::chunk_frames_for_ms((*enc)->weights, ai.chunk_ms);
   so.frame_encoder = [&cuda_enc](const float* mel, int64_t n, bool final_norm, std::vector<float>* frames) {
     return final_norm ? (*cuda_enc)->encode(mel, n, frames) : (*cuda_enc)->encode_before_final_norm(mel, n, frames);
   };
@@ -129,12 +129,17 @@ int run_audio_turns(const std::string& tag, const std::string& preset, const Mod
     const int64_t rows_before = (*stream)->stats().rows;
     const Clock::time_point t0 = Clock::now();
     constexpr size_t kBlock = 320;  // 20 ms at 16 kHz
+    auto spoken = [&](size_t n) {  // when sample n - 1 has been spoken
+      return t0 + std::chrono::microseconds(static_cast<int64_t>(static_cast<double>(n) * 1e6 / 16000));
+    };
     for (size_t i = 0; i < speech.size(); i += kBlock) {  // a block exists once its last sample is spoken
-      std::this_thread::sleep_until(t0 + std::chrono::microseconds(static_cast<int64_t>((i + kBlock) * 1e6 / 16000)));
-      if (Status st = (*stream)->push(speech.data() + i, std::min(kBlock, speech.size() - i)); !st.ok())
-        return fail(st, "audio push");
+      const size_t n = std::min(kBlock, speech.size() - i);
+      std::this_thread::sleep_until(spoken(i + n));
+      if (Status st = (*stream)->push(speech.data() + i, n); !st.ok()) return fail(st, "audio push");
     }
-    const Clock::time_point start = Clock::now();  // the end of the user's input
+    // The end of the user's input: when its last sample was spoken (a stream still busy with a
+    // chunk then counts that lag), as `omnirt voice` measures it.
+    const Clock::time_point start = spoken(speech.size());
     const double cpu_start = process_cpu_seconds();
     VoiceTurnTimings tm;
     at_end = true;

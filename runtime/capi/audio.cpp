@@ -109,7 +109,7 @@ OMNI_API omni_status omni_session_audio_begin(omni_session* session, const omni_
   omni_audio_params p = omni_audio_default_params();
   if (omni_status st = read_params(params, &p, "omni_audio_params"); st != OMNI_OK) return st;
   OMNI_CHECK_ARG(p.chunk_ms >= 0 && p.chunk_ms <= kMaxChunkMs,
-                 omni::fmt("%s: chunk_ms %d is outside [0, %d] (0: 2000)", fn, p.chunk_ms, kMaxChunkMs));
+                 omni::fmt("%s: chunk_ms %d is outside [0, %d] (0: the model's default)", fn, p.chunk_ms, kMaxChunkMs));
   if (session->audio_in) {
     return set_error(OMNI_ERR_WRONG_STATE,
                      omni::fmt("%s: an audio input is already open; end it with omni_session_audio_end", fn));
@@ -126,10 +126,7 @@ OMNI_API omni_status omni_session_audio_begin(omni_session* session, const omni_
                      omni::fmt("%s: a system message is waiting for its user message", fn));
   }
   omni::audio::AudioStreamOptions so;
-  if (p.chunk_ms > 0) {  // the nearest multiple of the adapter's group of mel frames (10 ms each)
-    const int64_t unit = 2 * enc->weights.adapter.frames_per_row();
-    so.chunk_frames = std::max<int64_t>(1, (p.chunk_ms / 10 + unit / 2) / unit) * unit;
-  }
+  if (p.chunk_ms > 0) so.chunk_frames = omni::audio::chunk_frames_for_ms(enc->weights, p.chunk_ms);
   auto in = std::make_unique<omni::capi::AudioInput>();
   in->encoder = enc;
   omni::capi::AudioInput* raw = in.get();

@@ -37,6 +37,7 @@ struct OmniPreset {
   const char* audio_encoder;  // presets of the other components ("" = none)
   const char* vision;
   const char* codec;
+  int64_t audio_chunk_ms = 0;  // omni.audio_in.chunk_ms (0: not written)
 };
 
 SyntheticShape shape(const char* arch, int64_t vocab, int64_t embd, int64_t layers, int64_t heads, int64_t kv,
@@ -58,6 +59,12 @@ SyntheticShape shape(const char* arch, int64_t vocab, int64_t embd, int64_t laye
   return s;
 }
 
+// Mini-Omni's encoder is Whisper's, trained on whole 30 s windows: no chunk length is its own
+// (docs/AUDIO.md: chunks of 0.5 s to 2 s cost Whisper's decoder the same accuracy), so the file
+// asks for the one that answers soonest (docs/AUDIO_OUT.md section 6: time to first audio
+// against the chunk, the turn ending anywhere inside its last chunk).
+constexpr int64_t kLatencyChunkMs = 500;
+
 const std::vector<OmniPreset>& presets() {
   static const std::vector<OmniPreset> kPresets = {
       {"omni-tiny", shape("qwen2", 512, 256, 2, 4, 2, 64, 512, 2048, 1e6f, 1e-6f, false), true, 64, 8, 508, 0, 0, 0,
@@ -66,7 +73,7 @@ const std::vector<OmniPreset>& presets() {
        513, 260, "", "", "snac-tiny"},
       // Qwen2-0.5B with Mini-Omni's padded vocabularies (text 152000, audio 7 x 4160).
       {"mini-omni-0.5b", shape("qwen2", 152000, 896, 24, 14, 2, 64, 4864, 32768, 1e6f, 1e-6f, true), true, 4096, 64,
-       151936, 0, 0, 0, "whisper-small-enc", "", "snac-24khz"},
+       151936, 0, 0, 0, "whisper-small-enc", "", "snac-24khz", kLatencyChunkMs},
       // Llama-3.2-3B with Orpheus's vocabulary: 128256 + 10 markers + 7 x 4096 codes (+2 spare).
       {"orpheus-3b", shape("llama", 156940, 3072, 28, 24, 8, 128, 8192, 131072, 500000.0f, 1e-5f, true), false, 4096,
        0, 0, 128266, 128257, 128009, "", "", "snac-24khz"},
@@ -134,8 +141,10 @@ Status write_file(const SyntheticOmniSpec& spec, const OmniPreset& p, const std:
   w.add_string_array("omni.components", components);
   add_audio_out_keys(p, w);
   const DType ct = component_type(spec.type);
-  if (*p.audio_encoder)
+  if (*p.audio_encoder) {
     OMNI_RETURN_IF_ERROR(add_synthetic_audio_encoder(w, p.audio_encoder, p.shape.n_embd, ct, spec.seed + 1));
+    if (p.audio_chunk_ms > 0) w.add_u32("omni.audio_in.chunk_ms", static_cast<uint32_t>(p.audio_chunk_ms));
+  }
   if (*p.vision) OMNI_RETURN_IF_ERROR(add_synthetic_vision(w, p.vision, p.shape.n_embd, ct, spec.seed + 2));
   if (*p.codec) OMNI_RETURN_IF_ERROR(add_synthetic_snac(w, p.codec, codec_type(spec.type), spec.seed + 3));
   std::vector<uint8_t> bytes = w.to_bytes();

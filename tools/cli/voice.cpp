@@ -12,6 +12,9 @@
 // --turns N (after --warmup W uncounted ones) repeats the same turn on the rewound context and
 // prints median / p95 / min of every stage on the wall clock and on the process CPU clock (all
 // threads: meaningful on a loaded machine), the real-time factor and the load average.
+// --end-spread (audio input, --turns N): measured turn k drops the last k/N of an encoder chunk
+// from the input, so the mel frames left to encode when the input ends run over a whole chunk
+// (what a user's turn does: it ends anywhere inside its last chunk) instead of one fixed value.
 // --gpu runs the backbone, the audio-out heads and the SNAC decoder on CUDA device 0, and for
 // audio input the Whisper encoder too (CudaWhisperEncoder behind the stream's frame encoder;
 // log-mel and the small adapter stay on the CPU, the adapter on --threads threads).
@@ -67,6 +70,7 @@ struct VoiceOptions {
   int32_t top_k = 40;
   int64_t max_text = -1;  // text tokens at most (-1: until the model ends its text)
   bool codec_thread = false, keep_text_head = false;
+  bool end_spread = false;  // audio input: the turns end at points spread over one encoder chunk
   bool gpu = false;
   // Live audio (one turn): --mic instead of --prompt/--input, --speaker beside/instead of --output.
   bool mic = false, speaker = false;
@@ -202,6 +206,7 @@ struct TurnRecord {
   VoiceTurnTimings t;
   double audio_s = 0, rtf = 0;
   int64_t steps = 0;
+  int64_t tail_frames = -1;  // audio input: mel frames left to encode at the end of the input
 };
 
 // One row of the breakdown over turns: wall and CPU seconds of an event (or a duration).
@@ -241,12 +246,20 @@ void print_turn_stats(const VoiceOptions& o, bool audio_in, const std::string& h
   std::vector<double> rtf;
   for (const TurnRecord& r : records) rtf.push_back(r.rtf);
   const LatencySpread rs = latency_spread(rtf);
+  int64_t tail_min = -1, tail_max = -1;
+  for (const TurnRecord& r : records) {
+    if (r.tail_frames < 0) continue;
+    tail_min = tail_min < 0 ? r.tail_frames : std::min(tail_min, r.tail_frames);
+    tail_max = std::max(tail_max, r.tail_frames);
+  }
   auto ms = [](double s) { return s < 0 ? -1.0 : s * 1e3; };
   if (o.json) {
-    std::printf("{%s, \"turns\": %zu, \"warmup\": %d, \"paced\": %s, \"loadavg_before\": [%.2f, %.2f, %.2f], "
+    std::printf("{%s, \"turns\": %zu, \"warmup\": %d, \"paced\": %s, \"end_spread\": %s, \"tail_frames_min\": %lld, "
+                "\"tail_frames_max\": %lld, \"loadavg_before\": [%.2f, %.2f, %.2f], "
                 "\"loadavg_after\": [%.2f, %.2f, %.2f], \"stats\": {\"rtf\": {\"p50\": %.4f, \"p95\": %.4f, \"min\": %.4f}",
-                head.c_str(), records.size(), o.warmup, audio_in && !o.no_pace ? "true" : "false", before[0], before[1], before[2], after[0],
-                after[1], after[2], rs.p50, rs.p95, rs.min);
+                head.c_str(), records.size(), o.warmup, audio_in && !o.no_pace ? "true" : "false",
+                o.end_spread ? "true" : "false", (long long)tail_min, (long long)tail_max, before[0], before[1], before[2],
+                after[0], after[1], after[2], rs.p50, rs.p95, rs.min);
     for (const StageRow& row : rows) {
       const LatencySpread w = latency_spread(row.wall), c = latency_spread(row.cpu);
       std::printf(", \"%s_ms\": {\"p50\": %.2f, \"p95\": %.2f, \"min\": %.2f, \"cpu_p50\": %.2f, \"cpu_p95\": %.2f, "
@@ -256,11 +269,15 @@ void print_turn_stats(const VoiceOptions& o, bool audio_in, const std::string& h
     std::printf("}}\n");
   }
   auto cell = [](double s) { return s < 0 ? std::string("      n/a") : fmt("%9.1f", s * 1e3); };
+  const std::string tails = tail_min < 0 ? std::string()
+                            : tail_min == tail_max ? fmt(", %lld mel frames left at its end", (long long)tail_min)
+                                                   : fmt(", %lld-%lld mel frames left at its end (--end-spread)",
+                                                         (long long)tail_min, (long long)tail_max);
   std::fprintf(stderr,
-               "%zu turns (after %d warm-up), input: %s; load average %.2f before, %.2f after (1 min)\n"
+               "%zu turns (after %d warm-up), input: %s%s; load average %.2f before, %.2f after (1 min)\n"
                "ms from the end of the input     wall p50  wall p95  wall min   CPU p50   CPU p95   CPU min\n",
                records.size(), o.warmup, !audio_in ? "text" : o.no_pace ? "audio, not paced" : "audio paced in real time",
-               before[0], after[0]);
+               tails.c_str(), before[0], after[0]);
   for (const StageRow& row : rows) {
     const LatencySpread w = latency_spread(row.wall), c = latency_spread(row.cpu);
     std::fprintf(stderr, "  %-28s %s %s %s %s %s %s\n", row.label, cell(w.p50).c_str(), cell(w.p95).c_str(),
@@ -278,6 +295,8 @@ int run_voice(const VoiceOptions& o) {
   if ((o.mic || o.speaker) && (o.turns != 1 || o.warmup != 0))
     return fail(fmt("--mic and --speaker are one live turn: --turns %d and --warmup %d are not for them", o.turns, o.warmup));
   if (!o.device.empty() && !o.mic) return fail("--device '" + o.device + "' is the microphone: give --mic");
+  if (o.end_spread && (o.mic || o.input.empty() || ends_with(o.input, ".txt")))
+    return fail("--end-spread is for an audio --input file (it shortens the input turn by turn)");
   if (!o.speaker_device.empty() && !o.speaker) return fail("--speaker-device '" + o.speaker_device + "' needs --speaker");
   if (!(o.listen_s > 0 && o.listen_s <= 600)) return fail(fmt("--listen-s %g is outside (0, 600]", o.listen_s));
   std::string text = o.prompt;
@@ -420,10 +439,7 @@ int run_voice(const VoiceOptions& o) {
   std::unique_ptr<audio::AudioStream> stream;  // after what it uses: destroyed first
   if (audio_in) {
     audio::AudioStreamOptions so;
-    if (o.chunk_ms > 0) {  // the nearest multiple of the adapter's group of mel frames
-      const int64_t unit = 2 * encoder->weights.adapter.frames_per_row();
-      so.chunk_frames = std::max<int64_t>(1, (o.chunk_ms / 10 + unit / 2) / unit) * unit;
-    }
+    if (o.chunk_ms > 0) so.chunk_frames = audio::chunk_frames_for_ms(encoder->weights, o.chunk_ms);
     if (o.gpu) {
       auto enc = CudaWhisperEncoder::create(encoder->weights.whisper);
       if (!enc.ok()) return fail("cannot create the CUDA Whisper encoder: " + enc.status().to_string());
@@ -516,13 +532,26 @@ int run_voice(const VoiceOptions& o) {
                        (unsigned long long)mic->counters().overrun_samples);
         if (got < 201) return fail("--mic: no audio was captured (under 13 ms) from " + o.device);
       }
-      for (size_t i = 0; i < speech.size(); i += kBlock) {
-        if (!o.no_pace)  // the block exists once its last sample has been spoken
-          std::this_thread::sleep_until(t0 + std::chrono::microseconds(static_cast<int64_t>((i + kBlock) * 1e6 / 16000)));
-        if (Status st = stream->push(speech.data() + i, std::min(kBlock, speech.size() - i)); !st.ok())
-          return fail("audio input: " + st.to_string());
+      size_t n_speech = speech.size();
+      if (o.end_spread && turn >= o.warmup) {  // measured turn k drops k/N of a chunk (160 samples a frame)
+        const auto drop = static_cast<size_t>((turn - o.warmup) * stream->chunk_frames() * 160 / o.turns);
+        if (drop + 201 > n_speech)
+          return fail(fmt("--end-spread: the input (%zu samples) is shorter than an encoder chunk (%lld samples)",
+                          n_speech, (long long)(stream->chunk_frames() * 160)));
+        n_speech -= drop;
       }
-      const Clock::time_point start = Clock::now();  // the end of the user's input
+      auto spoken = [&](size_t n) {  // paced: when sample n - 1 has been spoken
+        return t0 + std::chrono::microseconds(static_cast<int64_t>(static_cast<double>(n) * 1e6 / 16000));
+      };
+      for (size_t i = 0; i < n_speech; i += kBlock) {
+        const size_t n = std::min(kBlock, n_speech - i);
+        if (!o.no_pace) std::this_thread::sleep_until(spoken(i + n));  // a block exists once spoken
+        if (Status st = stream->push(speech.data() + i, n); !st.ok()) return fail("audio input: " + st.to_string());
+      }
+      // The end of the user's input. Paced, it is when the last sample was spoken, not when its
+      // push returned: a stream that fell behind (a chunk's encoder and prefill still running
+      // when the input ended) counts that lag in every stage, the time to first audio included.
+      const Clock::time_point start = !o.no_pace && !mic ? spoken(n_speech) : Clock::now();
       turn_start = start;
       const double cpu_start = process_cpu_seconds();
       auto since = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
@@ -547,6 +576,7 @@ int run_voice(const VoiceOptions& o) {
       rec.audio_s = static_cast<double>(r->pcm.size()) / static_cast<double>(r->sample_rate);
       rec.rtf = rec.audio_s > 0 ? r->t.done / rec.audio_s : -1;
       rec.steps = r->n_steps;
+      rec.tail_frames = tail_frames;
       records.push_back(rec);
     }
   }
@@ -673,7 +703,11 @@ void add_voice_command(CLI::App& root, std::vector<Command>& out) {
   c->add_option("--turns", o->turns, "Measured turns (same input, context rewound each time); > 1 prints p50/p95/min")
       ->capture_default_str();
   c->add_option("--warmup", o->warmup, "Turns run first and not counted")->capture_default_str();
-  c->add_option("--chunk-ms", o->chunk_ms, "Audio encoder chunk in ms (0: the stream's default, 2000)")
+  c->add_flag("--end-spread", o->end_spread,
+              "Audio --input with --turns N: turn k drops the last k/N of an encoder chunk, so the turns end at "
+              "points spread over one chunk");
+  c->add_option("--chunk-ms", o->chunk_ms,
+                "Audio encoder chunk in ms (0: the model's omni.audio_in.chunk_ms, else 2000)")
       ->capture_default_str();
   out.push_back({c, [o] { return run_voice(*o); }});
 }
