@@ -165,25 +165,26 @@ TEST(WavPcm16, RefusesChunkSizePastTheEnd) {
 }
 
 TEST(WavPcm16, RefusesOtherFormats) {
-  WavBytes u8;
-  u8.fmt_chunk(1, 1, 16000, 8);
-  u8.data_chunk(kSamples);
-  expect_refused("u8", u8.bytes(), StatusCode::kUnsupported, "(format 1, 8 bits, 1 channels, 16000 Hz)");
-  WavBytes r44;
-  r44.fmt_chunk(1, 1, 44100, 16);
-  r44.data_chunk(kSamples);
-  expect_refused("r44", r44.bytes(), StatusCode::kUnsupported, "(format 1, 16 bits, 1 channels, 44100 Hz)");
-  WavBytes f32;
-  f32.fmt_chunk(3, 2, 16000, 32);
-  f32.data_chunk(kSamples);
-  expect_refused("f32", f32.bytes(), StatusCode::kUnsupported, "(format 3, 32 bits, 2 channels, 16000 Hz)");
-  WavBytes no_fmt;
-  no_fmt.data_chunk(kSamples);
-  expect_refused("no_fmt", no_fmt.bytes(), StatusCode::kUnsupported, "only 16 kHz 16-bit PCM WAV is read (format 0");
-  WavBytes zero_channels;
-  zero_channels.fmt_chunk(1, 0, 16000, 16);
-  zero_channels.data_chunk(kSamples);
-  expect_refused("zero_channels", zero_channels.bytes(), StatusCode::kUnsupported, "0 channels");
+  struct Case {
+    const char* name;
+    bool has_fmt;
+    uint16_t format, channels;
+    uint32_t rate;
+    uint16_t bits;
+    const char* message;
+  } cases[] = {
+      {"u8", true, 1, 1, 16000, 8, "(format 1, 8 bits, 1 channels, 16000 Hz)"},
+      {"r44", true, 1, 1, 44100, 16, "(format 1, 16 bits, 1 channels, 44100 Hz)"},
+      {"f32", true, 3, 2, 16000, 32, "(format 3, 32 bits, 2 channels, 16000 Hz)"},
+      {"no_fmt", false, 0, 0, 0, 0, "only 16 kHz 16-bit PCM WAV is read (format 0"},
+      {"zero_channels", true, 1, 0, 16000, 16, "0 channels"},
+  };
+  for (const Case& c : cases) {
+    WavBytes w;
+    if (c.has_fmt) w.fmt_chunk(c.format, c.channels, c.rate, c.bits);
+    w.data_chunk(kSamples);
+    expect_refused(c.name, w.bytes(), StatusCode::kUnsupported, c.message);
+  }
 }
 
 TEST(WavPcm16, RefusesEmptyDataChunk) {

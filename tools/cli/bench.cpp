@@ -233,15 +233,19 @@ int run_bench(const BenchOptions& o) {
   std::vector<int32_t> prompt(static_cast<size_t>(longest));
   for (auto& t : prompt) t = pick(rng);
 
-  std::vector<Run> runs;
-  size_t kv_cache_bytes = 0;
-  for (int threads : thread_counts) {
+  // The timed runs and the paired re-runs use the same context settings.
+  auto params_for = [&](int threads) {
     ContextParams cp;
     cp.n_ctx = longest + o.gen_tokens;
     cp.n_threads = threads;
     cp.kv_type = kv_elem == 4 ? DType::kF32 : DType::kF16;
     cp.int8_activations = o.int8;
-    auto ctx_or = Context::create(m, cp);
+    return cp;
+  };
+  std::vector<Run> runs;
+  size_t kv_cache_bytes = 0;
+  for (int threads : thread_counts) {
+    auto ctx_or = Context::create(m, params_for(threads));
     if (!ctx_or.ok()) return fail(ctx_or.status().to_string());
     Context& ctx = **ctx_or;
     kv_cache_bytes = std::max(kv_cache_bytes, ctx.kv_bytes());
@@ -300,12 +304,7 @@ int run_bench(const BenchOptions& o) {
     std::memset(buf, 0x5A, buf_bytes);
     volatile uint64_t sink = 0;
     for (Run& r : runs) {
-      ContextParams cp;
-      cp.n_ctx = longest + o.gen_tokens;
-      cp.n_threads = r.threads;
-      cp.kv_type = kv_elem == 4 ? DType::kF32 : DType::kF16;
-      cp.int8_activations = o.int8;
-      auto ctx_or = Context::create(m, cp);
+      auto ctx_or = Context::create(m, params_for(r.threads));
       if (!ctx_or.ok()) return fail(ctx_or.status().to_string());
       Context& ctx = **ctx_or;
       auto read_gbs = [&] {
