@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "kernels/cpu/ops_cpu.h"
@@ -64,6 +65,17 @@ void MatmulArgs(benchmark::internal::Benchmark* b) {
   }
 }
 BENCHMARK(BM_Matmul)->Apply(MatmulArgs)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// Prefill GEMMs at Gemma 3 270M's shapes (ffn up 2048 x 640, ffn down 640 x 2048) for F16 and
+// Q5_0 weights (the Q4_K_M file's 640-wide rows are Q5_0), 2 threads, weights in cache, 16 to
+// 256 tokens (the prefill chunk is 256). A column-panel kernel tried against the dot-product
+// tile here was not kept (docs/PERFORMANCE.md, "Prefill GEMM: a column panel, not kept").
+void PrefillArgs(benchmark::internal::Benchmark* b) {
+  for (int ti : {1, 5})
+    for (auto [n_out, n_in] : {std::pair<int64_t, int64_t>{2048, 640}, {640, 2048}})
+      for (int64_t n_tok : {16, 32, 48, 64, 128, 256}) b->Args({ti, n_out, n_in, n_tok, 2, 0});
+}
+BENCHMARK(BM_Matmul)->Name("BM_MatmulPrefill")->Apply(PrefillArgs)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 // Decode matvec, int8-activation path (cpu::matvec_int8, quantising x included) vs the f32 path
 // on the same matrix. args: type (0 Q8_0, 1 Q4_K, 2 Q4_0, 3 Q5_0), n_out, n_in, threads, cold, int8.

@@ -96,7 +96,9 @@ TEST(KernelsTest, MatmulMatchesRefEveryTypeIsaAndTokenCount) {
     const int64_t rb = dtype_row_bytes(s.t, s.n_in);
     std::vector<float> wf(static_cast<size_t>(n_out * s.n_in));
     for (int64_t o = 0; o < n_out; ++o) ref::dequantize_row(s.t, w.data() + o * rb, wf.data() + o * s.n_in, s.n_in);
-    for (int64_t n_tok : {1, 2, 3, 7, 33}) {
+    // 1: the decode dot; 2-64 Q8_0: the fused tile; 33, 130: the decoded tile with whole and
+    // partial register tiles.
+    for (int64_t n_tok : {1, 2, 3, 7, 33, 130}) {
       const auto x = test::randn(n_tok * s.n_in, 5 + static_cast<uint32_t>(n_tok));
       std::vector<float> want(static_cast<size_t>(n_tok * n_out));
       ref::matmul(s.t, w.data(), n_out, s.n_in, x.data(), n_tok, want.data());
@@ -128,14 +130,14 @@ TEST(KernelsTest, MatmulMatchesRefEveryTypeIsaAndTokenCount) {
 
 TEST(KernelsTest, MatmulRowsWritesOnlyItsRange) {
   const DType t = DType::kQ4_K;
-  const int64_t n_out = 20, n_in = 256, n_tok = 3;
+  const int64_t n_out = 20, n_in = 256, n_tok = 130;
   const auto w = make_weights(t, n_out, n_in, 3);
   const auto x = test::randn(n_tok * n_in, 4);
   std::vector<float> want(static_cast<size_t>(n_tok * n_out));
   ref::matmul(t, w.data(), n_out, n_in, x.data(), n_tok, want.data());
   for (CpuIsa isa : test::cpu_isas()) {
     ASSERT_TRUE(cpu::set_isa(isa));
-    for (int64_t nt : {1, 3}) {
+    for (int64_t nt : {1, 3, 130}) {
       std::vector<float> scratch = nans(cpu::matmul_scratch_floats(n_in, 1));
       std::vector<float> got = nans(n_tok * n_out);
       cpu::matmul_rows(t, w.data(), 5, 17, n_in, x.data(), nt, n_out, got.data(), scratch.data());
