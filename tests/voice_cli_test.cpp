@@ -100,6 +100,9 @@ TEST_F(VoiceCli, MicFromTheFileStandInAnswersAsTheSameFileAsInput) {
   EXPECT_EQ(in, mic);
   EXPECT_EQ(jb["input_end"], "the capture ended");
   EXPECT_EQ(ja["input_end"], "");
+  // Unpaced file input starts the clock when its last push returns: no lag by definition.
+  EXPECT_EQ(ja["input_lag_ms"].get<double>(), 0.0);
+  EXPECT_GE(jb["input_lag_ms"].get<double>(), 0.0);
 }
 
 TEST_F(VoiceCli, MicEndsAtListenSecondsAndAtTheEndOfSpeech) {

@@ -12,6 +12,9 @@
 // --turns N (after --warmup W uncounted ones) repeats the same turn on the rewound context and
 // prints median / p95 / min of every stage on the wall clock and on the process CPU clock (all
 // threads: meaningful on a loaded machine), the real-time factor and the load average.
+// The clock starts when the user's last sample was spoken (paced file input) or captured (--mic:
+// the capture ring's backlog tells how long ago), not when the stream has taken it: a stream
+// still busy with a chunk then counts its lag in every stage (printed, and "input_lag_ms").
 // --end-spread (audio input, --turns N): measured turn k drops the last k/N of an encoder chunk
 // from the input, so the mel frames left to encode when the input ends run over a whole chunk
 // (what a user's turn does: it ends anywhere inside its last chunk) instead of one fixed value.
@@ -473,6 +476,7 @@ int run_voice(const VoiceOptions& o) {
   }
   Clock::time_point turn_start{};  // the end of the user's input (text: just before the turn)
   double captured_s = -1;
+  double input_lag_s = 0;  // audio input: how far the stream was behind when the input ended
   std::string mic_end;  // why the capture ended
   for (int turn = 0; turn < o.warmup + o.turns; ++turn) {
     if (turn == o.warmup) load_before = load_average();
@@ -490,6 +494,7 @@ int run_voice(const VoiceOptions& o) {
       stream->reset();
       const int64_t rows_before = stream->stats().rows;
       const Clock::time_point t0 = Clock::now();
+      Clock::time_point mic_last{};  // --mic: when the last sample read was captured
       constexpr size_t kBlock = 320;  // 20 ms at 16 kHz, a capture device's period
       if (mic) {
         // The blocks the device delivers go into the stream as they come. Quiet: a read's RMS
@@ -525,6 +530,14 @@ int run_voice(const VoiceOptions& o) {
             break;
           }
         }
+        // The ring still holds what was captured after the last sample read: a stream that fell
+        // behind read that sample this long after it was spoken (a stand-in moves --speed times
+        // real time; at --speed 0 it has no clock).
+        const audio::DeviceCounters dc = mic->counters();
+        const uint64_t consumed = got + dc.overrun_samples;
+        const double rate = is_file_device(o.device) ? o.speed : 1.0;
+        const double behind_s = rate > 0 && dc.frames > consumed ? double(dc.frames - consumed) / (16000.0 * rate) : 0.0;
+        mic_last = Clock::now() - std::chrono::microseconds(static_cast<int64_t>(behind_s * 1e6));
         (void)mic->stop();
         captured_s = static_cast<double>(got) / 16000.0;
         if (mic->counters().overrun_samples > 0)
@@ -551,7 +564,10 @@ int run_voice(const VoiceOptions& o) {
       // The end of the user's input. Paced, it is when the last sample was spoken, not when its
       // push returned: a stream that fell behind (a chunk's encoder and prefill still running
       // when the input ended) counts that lag in every stage, the time to first audio included.
-      const Clock::time_point start = !o.no_pace && !mic ? spoken(n_speech) : Clock::now();
+      // Live, it is when the last sample read was captured.
+      const Clock::time_point pushed = Clock::now();
+      const Clock::time_point start = mic ? std::min(mic_last, pushed) : !o.no_pace ? spoken(n_speech) : pushed;
+      input_lag_s = std::max(0.0, std::chrono::duration<double>(pushed - start).count());
       turn_start = start;
       const double cpu_start = process_cpu_seconds();
       auto since = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
@@ -627,9 +643,10 @@ int run_voice(const VoiceOptions& o) {
         ms(r->t.first_frame), ms(r->t.first_pcm), ms(r->t.done), ms(r->t.codec_busy), rtf, prompt->size(), (long long)input_rows, (long long)tail_frames,
         (long long)(stream ? stream->chunk_frames() : -1), n_threads, p.codec_thread ? "true" : "false",
         p.decode.skip_text_head ? "true" : "false", (long long)o.max_text, backbone->backend_name()) +
-        fmt(", \"input\": \"%s\", \"captured_s\": %.3f, \"first_audio_out_ms\": %.2f, \"underrun_samples\": %llu, \"input_end\": \"%s\"",
+        fmt(", \"input\": \"%s\", \"captured_s\": %.3f, \"first_audio_out_ms\": %.2f, \"underrun_samples\": %llu, \"input_end\": \"%s\", "
+            "\"input_lag_ms\": %.2f",
             o.mic ? "mic" : audio_in ? "audio file" : "text", captured_s, ms(first_out), (unsigned long long)underruns,
-            json_text(mic_end).c_str());
+            json_text(mic_end).c_str(), input_lag_s * 1e3);
     if (o.turns == 1) std::printf("{%s}\n", head.c_str());
     else print_turn_stats(o, audio_in, head, records, load_before, load_after);
   } else {
@@ -649,6 +666,9 @@ int run_voice(const VoiceOptions& o) {
                  (long long)tail_frames, (long long)(stream ? stream->chunk_frames() : -1), n_threads, stage(r->t.input_encoded).c_str(), stage(r->t.prefill_done).c_str(),
                  stage(r->t.first_text).c_str(), stage(r->t.first_frame).c_str(), stage(r->t.first_pcm).c_str(),
                  stage(r->t.done).c_str(), rtf, ms(r->t.codec_busy));
+    if (audio_in)
+      std::fprintf(stderr, "  (the stream was %.1f ms behind when the input ended: counted in every stage above)\n",
+                   input_lag_s * 1e3);
     if (o.mic) std::fprintf(stderr, "  captured %.2f s from the microphone, until %s\n", captured_s, mic_end.c_str());
     if (player)
       std::fprintf(stderr, "  first audio to the speaker %s   (%s; %llu samples of underrun)\n", stage(first_out).c_str(),
