@@ -220,6 +220,13 @@ TEST(KernelsTest, RopeMatchesRefBothStyles) {
             for (int64_t h = 0; h < n_heads; ++h)
               for (int64_t d = rot_dim; d < head_dim; ++d) ASSERT_EQ(got[h * head_dim + d], x[h * head_dim + d]);
           }
+          // rope_qk: q (n_heads) and k (2 heads) in one call, bit for bit the two rope() calls.
+          const auto kx = test::randn(2 * head_dim, static_cast<uint32_t>(pos + 7));
+          std::vector<float> q2 = x, k2 = kx, k1 = kx;
+          cpu::rope(k1.data(), 2, head_dim, rot_dim, pos, 10000.0f, 0.5f, style);
+          cpu::rope_qk(q2.data(), n_heads, k2.data(), 2, head_dim, rot_dim, pos, 10000.0f, 0.5f, style);
+          ASSERT_EQ(q2, got);
+          ASSERT_EQ(k2, k1);
         }
   }
 }

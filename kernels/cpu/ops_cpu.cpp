@@ -137,7 +137,13 @@ void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
 
 void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t rot_dim, int64_t pos,
           float freq_base, float freq_scale, RopeStyle style) {
-  // Angles in double (pos * freq can reach 1e5 rad); cos/sin computed once for all heads.
+  rope_qk(x, n_heads, nullptr, 0, head_dim, rot_dim, pos, freq_base, freq_scale, style);
+}
+
+void rope_qk(float* q, int64_t n_q_heads, float* k, int64_t n_k_heads, int64_t head_dim, int64_t rot_dim,
+             int64_t pos, float freq_base, float freq_scale, RopeStyle style) {
+  // Angles in double (pos * freq can reach 1e5 rad); cos/sin computed once for all heads of q
+  // and k.
   constexpr int64_t kMaxPairs = 512;
   float cs[kMaxPairs], sn[kMaxPairs];
   const int64_t half = rot_dim / 2;
@@ -149,8 +155,8 @@ void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t rot_dim, int64_t 
       cs[j - j0] = static_cast<float>(std::cos(theta));
       sn[j - j0] = static_cast<float>(std::sin(theta));
     }
-    for (int64_t h = 0; h < n_heads; ++h) {
-      float* v = x + h * head_dim;
+    for (int64_t h = 0; h < n_q_heads + n_k_heads; ++h) {
+      float* v = h < n_q_heads ? q + h * head_dim : k + (h - n_q_heads) * head_dim;
       if (style == RopeStyle::kNeox) {
         for (int64_t j = j0; j < j1; ++j) {  // contiguous halves: the compiler vectorises this
           const float a = v[j], b = v[j + half], c = cs[j - j0], s = sn[j - j0];

@@ -55,6 +55,10 @@ bool int8_dot_env();
 void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
 void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t rot_dim, int64_t pos,
           float freq_base, float freq_scale, RopeStyle style);
+// rope() of a token's queries (n_q_heads) and keys (n_k_heads) at the same position: the angles
+// are computed once for both (the same values, so the same results as two rope() calls).
+void rope_qk(float* q, int64_t n_q_heads, float* k, int64_t n_k_heads, int64_t head_dim, int64_t rot_dim,
+             int64_t pos, float freq_base, float freq_scale, RopeStyle style);
 void softmax(float* x, int64_t n);
 void silu(float* x, int64_t n);
 void gelu_tanh(float* x, int64_t n);

@@ -244,8 +244,8 @@ void Context::forward_chunk(const int32_t* tokens, const float* embd, int64_t n,
     const float fscale = swa ? 1.0f : hp.rope_freq_scale;
     rows_for(n, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) {
-        cpu::rope(q_.data() + t * q_dim, hp.n_head, hd, hp.rope_dim, pos0 + t, base, fscale, hp.rope_style);
-        cpu::rope(k_.data() + t * kv_dim, hp.n_head_kv, hd, hp.rope_dim, pos0 + t, base, fscale, hp.rope_style);
+        cpu::rope_qk(q_.data() + t * q_dim, hp.n_head, k_.data() + t * kv_dim, hp.n_head_kv, hd, hp.rope_dim, pos0 + t,
+                     base, fscale, hp.rope_style);
       }
     });
     // Append this chunk's K and V at positions [pos0, pos0 + n).
