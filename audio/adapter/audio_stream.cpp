@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <thread>
 
 namespace omni::audio {
 namespace {
@@ -17,6 +18,20 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 int64_t chunk_frames_for_ms(const AudioEncoderWeights& w, int64_t ms) {
   const int64_t unit = 2 * w.adapter.frames_per_row();
   return std::max<int64_t>(1, (ms / 10 + unit / 2) / unit) * unit;
+}
+
+std::chrono::steady_clock::time_point spoken_at(std::chrono::steady_clock::time_point t0, size_t n) {
+  return t0 + std::chrono::microseconds(static_cast<int64_t>(static_cast<double>(n) * 1e6 / 16000));
+}
+
+Status push_paced(AudioStream& s, const float* pcm, size_t n, size_t block, std::chrono::steady_clock::time_point t0,
+                  bool paced) {
+  for (size_t i = 0; i < n; i += block) {
+    const size_t m = std::min(block, n - i);
+    if (paced) std::this_thread::sleep_until(spoken_at(t0, i + m));
+    OMNI_RETURN_IF_ERROR(s.push(pcm + i, m));
+  }
+  return Status::Ok();
 }
 
 StatusOr<std::unique_ptr<AudioStream>> AudioStream::create(const AudioEncoderWeights& w, ThreadPool& pool,

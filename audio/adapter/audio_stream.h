@@ -22,6 +22,7 @@
 // that do not run concurrently on the same pool.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -68,6 +69,17 @@ struct AudioStreamStats {
 // The multiple of the adapter's group of mel frames (2 * frames_per_row, 10 ms each) nearest to
 // `ms`, at least one group: what a chunk of `ms` milliseconds becomes.
 int64_t chunk_frames_for_ms(const AudioEncoderWeights& w, int64_t ms);
+
+class AudioStream;
+
+// A recording fed as a user speaks it (benchmarks, `omnirt voice --input`): 16 kHz pcm [0, n)
+// in blocks of `block` samples; paced, a block goes in once its last sample has been spoken
+// (real time from t0), else at once. Returns the first failing push's status. The user's last
+// sample was spoken at spoken_at(t0, n): a clock started there counts the time a push that
+// completed a chunk kept the stream behind.
+Status push_paced(AudioStream& s, const float* pcm, size_t n, size_t block, std::chrono::steady_clock::time_point t0,
+                  bool paced);
+std::chrono::steady_clock::time_point spoken_at(std::chrono::steady_clock::time_point t0, size_t n);
 
 class AudioStream {
  public:

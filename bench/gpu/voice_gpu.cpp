@@ -129,17 +129,11 @@ int run_audio_turns(const std::string& tag, const std::string& preset, const Mod
     const int64_t rows_before = (*stream)->stats().rows;
     const Clock::time_point t0 = Clock::now();
     constexpr size_t kBlock = 320;  // 20 ms at 16 kHz
-    auto spoken = [&](size_t n) {  // when sample n - 1 has been spoken
-      return t0 + std::chrono::microseconds(static_cast<int64_t>(static_cast<double>(n) * 1e6 / 16000));
-    };
-    for (size_t i = 0; i < speech.size(); i += kBlock) {  // a block exists once its last sample is spoken
-      const size_t n = std::min(kBlock, speech.size() - i);
-      std::this_thread::sleep_until(spoken(i + n));
-      if (Status st = (*stream)->push(speech.data() + i, n); !st.ok()) return fail(st, "audio push");
-    }
+    if (Status st = audio::push_paced(**stream, speech.data(), speech.size(), kBlock, t0, true); !st.ok())
+      return fail(st, "audio push");
     // The end of the user's input: when its last sample was spoken (a stream still busy with a
     // chunk then counts that lag), as `omnirt voice` measures it.
-    const Clock::time_point start = spoken(speech.size());
+    const Clock::time_point start = audio::spoken_at(t0, speech.size());
     const double cpu_start = process_cpu_seconds();
     VoiceTurnTimings tm;
     at_end = true;

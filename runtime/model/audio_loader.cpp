@@ -12,8 +12,6 @@ using audio::WhisperLayerNorm;
 using audio::WhisperLinear;
 using audio::WhisperMatrix;
 
-constexpr const char* kChunkMsKey = "omni.audio_in.chunk_ms";
-
 StatusOr<int64_t> hparam(const gguf::GgufFile& f, const char* key, int64_t max) {
   return gguf_bind::u32_in(f, "audio encoder", key, 1, max);
 }
@@ -60,8 +58,8 @@ Status load_into(const gguf::GgufFile& f, audio::AudioEncoderWeights* out) {
   if (a.type == audio::AudioProjector::kUltravox) {
     OMNI_ASSIGN_OR_RETURN(a.stack, hparam(f, "clip.audio.projector.stack_factor", 64));
   }
-  if (f.find(kChunkMsKey)) {  // optional; 10 ms (one mel frame) to Whisper's 30 s window
-    OMNI_ASSIGN_OR_RETURN(out->chunk_ms, gguf_bind::u32_in(f, "audio encoder", kChunkMsKey, 10, 30000));
+  if (f.find(kAudioChunkMsKey)) {  // optional; 10 ms (one mel frame) to Whisper's 30 s window
+    OMNI_ASSIGN_OR_RETURN(out->chunk_ms, gguf_bind::u32_in(f, "audio encoder", kAudioChunkMsKey, 10, 30000));
   }
 
   gguf_bind::Binder t(f, "audio encoder", /*unsqueezed_vectors=*/true);

@@ -35,6 +35,9 @@ struct AudioEncoderModel {
   audio::AudioEncoderWeights weights;
 };
 
+// Optional u32 key, 10 to 30000: the streaming encoder's chunk in ms (AudioEncoderWeights::chunk_ms).
+inline constexpr const char kAudioChunkMsKey[] = "omni.audio_in.chunk_ms";
+
 // Borrows `f` (an omni model's main GGUF, or an mmproj file): it must outlive the result.
 // kUnsupported: no audio encoder in the file, another projector, a tensor type omnirt cannot
 // compute with, or a shape our Whisper encoder does not run (MLP width != 4 d, eps != 1e-5);

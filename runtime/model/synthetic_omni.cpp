@@ -143,7 +143,7 @@ Status write_file(const SyntheticOmniSpec& spec, const OmniPreset& p, const std:
   const DType ct = component_type(spec.type);
   if (*p.audio_encoder) {
     OMNI_RETURN_IF_ERROR(add_synthetic_audio_encoder(w, p.audio_encoder, p.shape.n_embd, ct, spec.seed + 1));
-    if (p.audio_chunk_ms > 0) w.add_u32("omni.audio_in.chunk_ms", static_cast<uint32_t>(p.audio_chunk_ms));
+    if (p.audio_chunk_ms > 0) w.add_u32(kAudioChunkMsKey, static_cast<uint32_t>(p.audio_chunk_ms));
   }
   if (*p.vision) OMNI_RETURN_IF_ERROR(add_synthetic_vision(w, p.vision, p.shape.n_embd, ct, spec.seed + 2));
   if (*p.codec) OMNI_RETURN_IF_ERROR(add_synthetic_snac(w, p.codec, codec_type(spec.type), spec.seed + 3));

@@ -462,6 +462,11 @@ int run_voice(const VoiceOptions& o) {
         so);
     if (!st.ok()) return fail("audio stream: " + st.status().to_string());
     stream = std::move(*st);
+    // --end-spread: the last measured turn drops (N - 1)/N of a chunk; refused before any turn runs.
+    const int64_t chunk_samples = stream->chunk_frames() * 160;
+    if (o.end_spread && static_cast<size_t>((o.turns - 1) * chunk_samples / o.turns) + 201 > speech.size())
+      return fail(fmt("--end-spread: the input (%zu samples) is shorter than an encoder chunk (%lld samples)",
+                      speech.size(), (long long)chunk_samples));
   }
   StatusOr<VoiceTurnResult> r = internal_error("no turn");
   int64_t input_rows = 0, tail_frames = -1;  // mel frames left to encode at the end of the input
@@ -546,27 +551,16 @@ int run_voice(const VoiceOptions& o) {
         if (got < 201) return fail("--mic: no audio was captured (under 13 ms) from " + o.device);
       }
       size_t n_speech = speech.size();
-      if (o.end_spread && turn >= o.warmup) {  // measured turn k drops k/N of a chunk (160 samples a frame)
-        const auto drop = static_cast<size_t>((turn - o.warmup) * stream->chunk_frames() * 160 / o.turns);
-        if (drop + 201 > n_speech)
-          return fail(fmt("--end-spread: the input (%zu samples) is shorter than an encoder chunk (%lld samples)",
-                          n_speech, (long long)(stream->chunk_frames() * 160)));
-        n_speech -= drop;
-      }
-      auto spoken = [&](size_t n) {  // paced: when sample n - 1 has been spoken
-        return t0 + std::chrono::microseconds(static_cast<int64_t>(static_cast<double>(n) * 1e6 / 16000));
-      };
-      for (size_t i = 0; i < n_speech; i += kBlock) {
-        const size_t n = std::min(kBlock, n_speech - i);
-        if (!o.no_pace) std::this_thread::sleep_until(spoken(i + n));  // a block exists once spoken
-        if (Status st = stream->push(speech.data() + i, n); !st.ok()) return fail("audio input: " + st.to_string());
-      }
+      if (o.end_spread && turn >= o.warmup)  // measured turn k drops k/N of a chunk (160 samples a frame)
+        n_speech -= static_cast<size_t>((turn - o.warmup) * stream->chunk_frames() * 160 / o.turns);
+      if (Status st = audio::push_paced(*stream, speech.data(), n_speech, kBlock, t0, !o.no_pace); !st.ok())
+        return fail("audio input: " + st.to_string());
       // The end of the user's input. Paced, it is when the last sample was spoken, not when its
       // push returned: a stream that fell behind (a chunk's encoder and prefill still running
       // when the input ended) counts that lag in every stage, the time to first audio included.
       // Live, it is when the last sample read was captured.
       const Clock::time_point pushed = Clock::now();
-      const Clock::time_point start = mic ? std::min(mic_last, pushed) : !o.no_pace ? spoken(n_speech) : pushed;
+      const Clock::time_point start = mic ? std::min(mic_last, pushed) : !o.no_pace ? audio::spoken_at(t0, n_speech) : pushed;
       input_lag_s = std::max(0.0, std::chrono::duration<double>(pushed - start).count());
       turn_start = start;
       const double cpu_start = process_cpu_seconds();
