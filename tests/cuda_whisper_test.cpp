@@ -1,9 +1,12 @@
-// CUDA Whisper front end and encoder (runtime/model/cuda_whisper.h, kernels/cuda/ops_audio.h).
+// CUDA Whisper front end, encoder and decoder (runtime/model/cuda_whisper.h, kernels/cuda/ops_audio.h).
 // Oracles: openai-whisper's log-mel of a real clip (tests/data/whisper, made by
 // tools/make_whisper_fixtures.py) and the CPU audio::LogMel (itself checked against it); host
 // references of each kernel; the CPU audio::WhisperEncoder on the same weights. Outputs are
 // poisoned (NaN) first and every element is checked. Bounds (docs/AUDIO.md): log-mel 1e-4
-// absolute (the issue's); encoder relative L2 1e-2 (f16/bf16 GEMM operands, docs/CUDA.md).
+// absolute (the issue's); encoder relative L2 1e-2 (f16/bf16 GEMM operands, docs/CUDA.md);
+// decoder logits relative L2 1e-4 against the CPU decoder (f32 attention; matvec in f32, or
+// for 2..16 rows tensor cores on split bf16 operands, ~2^-16 per element: docs/CUDA.md), and
+// the same tokens from whisper_search, greedy and beam.
 // Without a device the GPU tests skip with the driver's reason; CudaWhisperParams.* run everywhere.
 #if OMNIRT_HAVE_CUDA
 
@@ -19,7 +22,10 @@
 #include <vector>
 
 #include "audio/features/log_mel.h"
+#include "audio/whisper/whisper_decoder.h"
 #include "audio/whisper/whisper_encoder.h"
+#include "audio/whisper/whisper_search.h"
+#include "audio/whisper/whisper_transcriber.h"
 #include "kernels/core/dtype.h"
 #include "kernels/core/thread_pool.h"
 #include "kernels/cuda/fft_loader.h"
@@ -32,6 +38,7 @@
 #include "tests/audio_test_util.h"
 #include "tests/cuda_test_util.h"
 #include "tests/test_util.h"
+#include "tests/whisper_test_util.h"
 
 namespace omni {
 namespace {
@@ -521,6 +528,183 @@ TEST(CudaWhisperEncoder, TinyEnMatchesCpuOnLibriVoxClip) {
   double num = 0, den = 0;
   for (size_t i = 0; i < got.size(); ++i) num += (got[i] - want[i]) * (got[i] - want[i]), den += want[i] * want[i];
   std::printf("  whisper-tiny.en 30 s: relative L2 vs CPU %.3g\n", std::sqrt(num / den));
+}
+
+// ---- decoder ----------------------------------------------------------------------------
+
+// Runs the same slot calls on the CPU decoder and the CUDA one and compares every logit row:
+// a 21-token prompt (two chunks of at most 16 rows on the GPU, all rows' logits), single steps,
+// hypotheses copied and stepped together (decode_slots), one of them replaced mid-way, and two
+// slots at different positions in one step.
+void expect_decoder_matches_cpu(const audio::WhisperWeights& w, const std::string& what) {
+  ThreadPool pool(2);
+  audio::WhisperDecoder cpu(w, pool);
+  auto gpu = CudaWhisperDecoder::create(w, pool);
+  ASSERT_TRUE(gpu.ok()) << what << ": " << gpu.status().to_string();
+  CudaWhisperDecoder& g = **gpu;
+  const int64_t V = w.hp.n_vocab, n_audio = w.hp.n_audio_ctx - 3;
+  const std::vector<float> enc = random_floats(size_t(n_audio * w.hp.n_audio_state), 17, -1.0f, 1.0f);
+  ASSERT_TRUE(cpu.set_audio(enc.data(), n_audio).ok());
+  ASSERT_TRUE(g.set_audio(enc.data(), n_audio).ok());
+  ASSERT_TRUE(cpu.reset_slots(4).ok());
+  ASSERT_TRUE(g.reset_slots(4).ok());
+  double worst = 0;
+  auto compare = [&](const std::vector<float>& got, const std::vector<float>& want, const std::string& step) {
+    EXPECT_TRUE(close_rel(got, want, 1e-4, what + " " + step));
+    double num = 0, den = 0;
+    for (size_t i = 0; i < got.size(); ++i) num += double(got[i] - want[i]) * (got[i] - want[i]), den += double(want[i]) * want[i];
+    worst = std::max(worst, std::sqrt(num / den));
+  };
+  std::vector<int32_t> prompt(21);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t((i * 37 + 5) % size_t(V - 10));
+  const auto n = int64_t(prompt.size());
+  {
+    auto cache = cpu.new_cache();
+    std::vector<float> want(size_t(n * V)), got(size_t(n * V), NAN);
+    ASSERT_TRUE(cpu.decode(cache, prompt.data(), n, want.data(), true).ok());
+    ASSERT_TRUE(g.decode_slot_all(0, prompt.data(), n, got.data()).ok());
+    compare(got, want, "prompt, every row");
+  }
+  std::vector<float> want(static_cast<size_t>(V)), got(static_cast<size_t>(V), NAN);
+  ASSERT_TRUE(cpu.decode_slot(0, prompt.data(), n, want.data()).ok());
+  for (int s = 0; s < 3; ++s) {
+    const int32_t t = int32_t((s * 11 + 3) % (V - 10));
+    std::fill(got.begin(), got.end(), NAN);
+    ASSERT_TRUE(cpu.decode_slot(0, &t, 1, want.data()).ok());
+    ASSERT_TRUE(g.decode_slot(0, &t, 1, got.data()).ok());
+    compare(got, want, fmt("step %d", s));
+  }
+  for (audio::WhisperTextDecoder* d : {static_cast<audio::WhisperTextDecoder*>(&cpu), static_cast<audio::WhisperTextDecoder*>(&g)}) {
+    ASSERT_TRUE(d->copy_slot(1, 0).ok());
+    ASSERT_TRUE(d->copy_slot(2, 0).ok());
+  }
+  auto step_slots = [&](const std::vector<int>& slots, const std::vector<int32_t>& toks, const std::string& step) {
+    std::vector<float> w3(slots.size() * size_t(V)), g3(w3.size(), NAN);
+    ASSERT_TRUE(cpu.decode_slots(slots.data(), toks.data(), int64_t(slots.size()), w3.data()).ok());
+    ASSERT_TRUE(g.decode_slots(slots.data(), toks.data(), int64_t(slots.size()), g3.data()).ok());
+    compare(g3, w3, step);
+  };
+  step_slots({2, 1, 0}, {5, 6, 7}, "three hypotheses");
+  ASSERT_TRUE(cpu.copy_slot(1, 2).ok());
+  ASSERT_TRUE(g.copy_slot(1, 2).ok());
+  step_slots({1, 2}, {8, 9}, "a hypothesis replaced");
+  step_slots({3, 0}, {10, 11}, "slots at positions 0 and 25");
+  std::printf("  %s: worst relative L2 of a logit row set vs the CPU decoder %.3g\n", what.c_str(), worst);
+}
+
+TEST(CudaWhisperDecoder, SyntheticMatchesCpu) {
+  OMNI_CUDA_SKIP_WITHOUT_DEVICE();
+  for (DType t : {DType::kF32, DType::kF16, DType::kQ8_0}) {
+    auto hw = test::make_whisper_decoder({}, t, 21);
+    expect_decoder_matches_cpu(hw->w, std::string("decoder d64 ") + dtype_name(t));
+  }
+  // Whisper tiny's head size (64) and an audio width unlike the text's.
+  test::WhisperDecoderShape s;
+  s.d = 128;
+  s.d_audio = 96;
+  s.n_vocab = 517;
+  auto hw = test::make_whisper_decoder(s, DType::kF16, 22);
+  expect_decoder_matches_cpu(hw->w, "decoder d128 f16");
+}
+
+TEST(CudaWhisperDecoder, SearchGivesTheCpuTokens) {
+  OMNI_CUDA_SKIP_WITHOUT_DEVICE();
+  auto hw = test::make_whisper_decoder({}, DType::kF16, 23);
+  const audio::WhisperWeights& w = hw->w;
+  ThreadPool pool(2);
+  audio::WhisperDecoder cpu(w, pool);
+  auto gpu = CudaWhisperDecoder::create(w, pool);
+  ASSERT_TRUE(gpu.ok()) << gpu.status().to_string();
+  const std::vector<float> enc = random_floats(size_t(12 * w.hp.n_audio_state), 24, -1.0f, 1.0f);
+  ASSERT_TRUE(cpu.set_audio(enc.data(), 12).ok());
+  ASSERT_TRUE((*gpu)->set_audio(enc.data(), 12).ok());
+  const std::vector<int32_t> prompt{w.vocab.sot, w.vocab.no_timestamps};
+  for (int beam : {1, 4}) {
+    audio::WhisperSearchOptions so;
+    so.beam_size = beam;
+    so.max_new_tokens = 20;
+    auto want = audio::whisper_search(cpu, w, prompt, so);
+    auto got = audio::whisper_search(**gpu, w, prompt, so);
+    ASSERT_TRUE(want.ok() && got.ok()) << got.status().to_string();
+    EXPECT_EQ(*got, *want) << "beam " << beam;
+  }
+}
+
+TEST(CudaWhisperDecoder, BadCallsAreStatuses) {
+  OMNI_CUDA_SKIP_WITHOUT_DEVICE();
+  auto hw = test::make_whisper_decoder({}, DType::kF16, 25);
+  ThreadPool pool(1);
+  auto gpu = CudaWhisperDecoder::create(hw->w, pool);
+  ASSERT_TRUE(gpu.ok()) << gpu.status().to_string();
+  CudaWhisperDecoder& g = **gpu;
+  const int64_t V = hw->w.hp.n_vocab;
+  std::vector<float> logits(static_cast<size_t>(2 * V)), again(static_cast<size_t>(V));
+  const int32_t tok = 4;
+  ASSERT_TRUE(g.reset_slots(2).ok());
+  EXPECT_EQ(g.decode_slot(0, &tok, 1, logits.data()).code(), StatusCode::kWrongState);  // before set_audio
+  const std::vector<float> enc = random_floats(size_t(10 * hw->w.hp.n_audio_state), 26, -1.0f, 1.0f);
+  EXPECT_EQ(g.set_audio(enc.data(), 0).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(g.set_audio(enc.data(), hw->w.hp.n_audio_ctx + 1).code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(g.set_audio(enc.data(), 10).ok());
+  EXPECT_EQ(g.reset_slots(0).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(g.decode_slot(2, &tok, 1, logits.data()).code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(g.copy_slot(-1, 0).code(), StatusCode::kOutOfRange);
+  const int32_t bad = int32_t(V);
+  EXPECT_EQ(g.decode_slot(0, &bad, 1, logits.data()).code(), StatusCode::kInvalidArgument);
+  const int dup[2] = {0, 0};
+  const int32_t toks[2] = {4, 5};
+  EXPECT_EQ(g.decode_slots(dup, toks, 2, logits.data()).code(), StatusCode::kInvalidArgument);
+  std::vector<int32_t> too_long(size_t(hw->w.hp.n_text_ctx + 1), 1);
+  EXPECT_EQ(g.decode_slot(0, too_long.data(), int64_t(too_long.size()), logits.data()).code(), StatusCode::kOutOfRange);
+  // The refusals left slot 0 empty: its first step equals a fresh slot's.
+  ASSERT_TRUE(g.decode_slot(0, &tok, 1, logits.data()).ok());
+  ASSERT_TRUE(g.decode_slot(1, &tok, 1, again.data()).ok());
+  EXPECT_TRUE(std::equal(again.begin(), again.end(), logits.begin()));
+}
+
+// Shapes and types are checked before the device is touched: these run without a GPU.
+TEST(CudaWhisperParams, DecoderCreateRefusesBadWeights) {
+  ThreadPool pool(1);
+  auto hw = test::make_whisper_decoder({}, DType::kF16, 27);
+  hw->w.dec_blocks[1].mlp0.w.n_out = 100;
+  EXPECT_EQ(CudaWhisperDecoder::create(hw->w, pool).status().code(), StatusCode::kInvalidArgument);
+  hw = test::make_whisper_decoder({}, DType::kF16, 27);
+  hw->w.dec_blocks[0].cross_attn.key.w.n_in = 65;
+  EXPECT_EQ(CudaWhisperDecoder::create(hw->w, pool).status().code(), StatusCode::kInvalidArgument);
+  hw = test::make_whisper_decoder({}, DType::kF16, 27);
+  hw->w.dec_pos.resize(10);
+  EXPECT_EQ(CudaWhisperDecoder::create(hw->w, pool).status().code(), StatusCode::kInvalidArgument);
+  hw = test::make_whisper_decoder({}, DType::kF16, 27);
+  hw->w.dec_blocks[0].attn.out.w.type = DType::kQ2_K;  // no CUDA kernel
+  EXPECT_EQ(CudaWhisperDecoder::create(hw->w, pool).status().code(), StatusCode::kUnsupported);
+}
+
+// The real whisper-tiny.en (models/, installed by tools/setup.sh; skipped when absent): the
+// clip's window transcribed with the encoder and the decoder on the GPU gives the CPU's tokens
+// (beam 5, as faster-whisper).
+TEST(CudaWhisperDecoder, TinyEnTranscribesLikeTheCpu) {
+  OMNI_CUDA_SKIP_WITHOUT_DEVICE();
+  const std::string path = test::source_path("models/whisper-tiny.en.gguf");
+  if (!test::file_exists(path)) GTEST_SKIP() << "models/whisper-tiny.en.gguf is not installed (tools/setup.sh)";
+  auto model = load_whisper(path);
+  ASSERT_TRUE(model.ok()) << model.status().to_string();
+  const audio::WhisperWeights& w = (*model)->weights;
+  const std::vector<float> audio = test::read_wav_pcm16(data_path("librivox_0880.wav"));
+  ThreadPool pool(4);
+  auto enc = CudaWhisperEncoder::create(w);
+  auto dec = CudaWhisperDecoder::create(w, pool);
+  ASSERT_TRUE(enc.ok() && dec.ok()) << dec.status().to_string();
+  audio::WhisperBackend backend;
+  backend.encode = [&](const float* mel, int64_t n_frames, std::vector<float>* out) {
+    return (*enc)->encode(mel, n_frames, out);
+  };
+  backend.decoder = dec->get();
+  audio::WhisperTranscriber cpu(w, pool), gpu(w, pool, std::move(backend));
+  auto want = cpu.transcribe(audio.data(), audio.size());
+  auto got = gpu.transcribe(audio.data(), audio.size());
+  ASSERT_TRUE(want.ok() && got.ok()) << got.status().to_string();
+  EXPECT_EQ(*got, *want);
+  std::printf("  whisper-tiny.en on the GPU: \"%s\"\n", got->c_str());
 }
 
 }  // namespace

@@ -211,4 +211,44 @@ Status WhisperDecoder::decode_beams(WhisperTextCache* const* caches, const int32
   return Status::Ok();
 }
 
+Status WhisperDecoder::check_slot(int slot) const {
+  if (slot < 0 || static_cast<size_t>(slot) >= slots_.size())
+    return out_of_range(fmt("whisper decoder: slot %d is outside [0, %zu)", slot, slots_.size()));
+  return Status::Ok();
+}
+
+Status WhisperDecoder::reset_slots(int n_slots) {
+  if (n_slots < 1) return invalid_argument(fmt("whisper decoder: %d slots", n_slots));
+  slots_.resize(static_cast<size_t>(n_slots));
+  for (WhisperTextCache& c : slots_) {
+    if (c.n_ctx != w_.hp.n_text_ctx || c.d != w_.hp.n_text_state || c.n_layer != w_.hp.n_text_layer) c = new_cache();
+    c.n_past = 0;
+  }
+  return Status::Ok();
+}
+
+Status WhisperDecoder::decode_slot(int slot, const int32_t* tokens, int64_t n, float* logits) {
+  OMNI_RETURN_IF_ERROR(check_slot(slot));
+  return decode(slots_[static_cast<size_t>(slot)], tokens, n, logits);
+}
+
+Status WhisperDecoder::decode_slots(const int* slots, const int32_t* tokens, int64_t n, float* logits) {
+  if (n < 1) return invalid_argument(fmt("whisper decoder: %lld beams", static_cast<long long>(n)));
+  slot_ptrs_.clear();
+  for (int64_t b = 0; b < n; ++b) {
+    OMNI_RETURN_IF_ERROR(check_slot(slots[b]));
+    for (int64_t a = 0; a < b; ++a)
+      if (slots[a] == slots[b]) return invalid_argument(fmt("whisper decoder: slot %d given twice", slots[b]));
+    slot_ptrs_.push_back(&slots_[static_cast<size_t>(slots[b])]);
+  }
+  return decode_beams(slot_ptrs_.data(), tokens, n, logits);
+}
+
+Status WhisperDecoder::copy_slot(int dst, int src) {
+  OMNI_RETURN_IF_ERROR(check_slot(dst));
+  OMNI_RETURN_IF_ERROR(check_slot(src));
+  if (dst != src) slots_[static_cast<size_t>(dst)].copy_from(slots_[static_cast<size_t>(src)]);
+  return Status::Ok();
+}
+
 }  // namespace omni::audio

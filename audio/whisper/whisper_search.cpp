@@ -116,7 +116,7 @@ void whisper_process_logits(const WhisperVocab& vocab, int64_t n_vocab, const Wh
   if (ts_lse > max_text) std::fill(logits, logits + ts_begin, kMasked);
 }
 
-StatusOr<std::vector<int32_t>> whisper_search(WhisperDecoder& decoder, const WhisperWeights& w,
+StatusOr<std::vector<int32_t>> whisper_search(WhisperTextDecoder& decoder, const WhisperWeights& w,
                                               const std::vector<int32_t>& prompt,
                                               const WhisperSearchOptions& opt) {
   if (opt.beam_size < 1 || opt.beam_size > 16)
@@ -127,9 +127,10 @@ StatusOr<std::vector<int32_t>> whisper_search(WhisperDecoder& decoder, const Whi
   const int64_t max_steps = std::min<int64_t>(opt.max_new_tokens, w.hp.n_text_ctx - static_cast<int64_t>(prompt.size()) + 1);
   if (max_steps < 1) return invalid_argument(fmt("whisper: a %zu-token prompt leaves no room", prompt.size()));
   const int32_t eot = w.vocab.eot;
-  std::vector<WhisperTextCache> caches(1, decoder.new_cache());
+  // Slots [0, beam): alive hypotheses; [beam, 2 beam): the next step's (greedy: slot 0 only).
+  OMNI_RETURN_IF_ERROR(decoder.reset_slots(opt.beam_size == 1 ? 1 : 2 * opt.beam_size));
   std::vector<float> logits(static_cast<size_t>(n_vocab));
-  OMNI_RETURN_IF_ERROR(decoder.decode(caches[0], prompt.data(), static_cast<int64_t>(prompt.size()), logits.data()));
+  OMNI_RETURN_IF_ERROR(decoder.decode_slot(0, prompt.data(), static_cast<int64_t>(prompt.size()), logits.data()));
 
   if (opt.beam_size == 1) {  // CTranslate2's GreedySearch: argmax until eot or the last step
     std::vector<int32_t> out;
@@ -139,7 +140,7 @@ StatusOr<std::vector<int32_t>> whisper_search(WhisperDecoder& decoder, const Whi
       if (next == eot) break;
       out.push_back(next);
       if (step + 1 == max_steps) break;
-      OMNI_RETURN_IF_ERROR(decoder.decode(caches[0], &next, 1, logits.data()));
+      OMNI_RETURN_IF_ERROR(decoder.decode_slot(0, &next, 1, logits.data()));
     }
     return out;
   }
@@ -152,7 +153,6 @@ StatusOr<std::vector<int32_t>> whisper_search(WhisperDecoder& decoder, const Whi
   const int beam = opt.beam_size;
   const auto max_finished = static_cast<size_t>(std::lround(static_cast<float>(beam) * opt.patience));
   const size_t n_cand = static_cast<size_t>(2 * beam);
-  caches.resize(static_cast<size_t>(2 * beam), caches[0]);  // [0, beam): alive; [beam, 2 beam): next
   std::vector<Hypothesis> alive{{{}, 0.0f, 0}};
   std::vector<std::pair<std::vector<int32_t>, float>> finished;
   std::vector<float> all_logits;
@@ -200,7 +200,7 @@ StatusOr<std::vector<int32_t>> whisper_search(WhisperDecoder& decoder, const Whi
     // The next hypotheses, their caches copied into the spare half, then the halves swapped.
     std::vector<Hypothesis> next(static_cast<size_t>(beam));
     std::vector<int32_t> tokens(static_cast<size_t>(beam));
-    std::vector<WhisperTextCache*> ptrs(static_cast<size_t>(beam));
+    std::vector<int> slots(static_cast<size_t>(beam));
     const int spare = alive[0].cache < beam ? beam : 0;
     for (size_t k = 0; k < static_cast<size_t>(beam); ++k) {
       const auto& c = cand[chosen[k]];
@@ -210,12 +210,12 @@ StatusOr<std::vector<int32_t>> whisper_search(WhisperDecoder& decoder, const Whi
       next[k].tokens.push_back(tokens[k]);
       next[k].score = c.first;
       next[k].cache = spare + static_cast<int>(k);
-      caches[static_cast<size_t>(next[k].cache)].copy_from(caches[static_cast<size_t>(from.cache)]);
-      ptrs[k] = &caches[static_cast<size_t>(next[k].cache)];
+      OMNI_RETURN_IF_ERROR(decoder.copy_slot(next[k].cache, from.cache));
+      slots[k] = next[k].cache;
     }
     alive = std::move(next);
     all_logits.resize(static_cast<size_t>(beam * n_vocab));
-    OMNI_RETURN_IF_ERROR(decoder.decode_beams(ptrs.data(), tokens.data(), beam, all_logits.data()));
+    OMNI_RETURN_IF_ERROR(decoder.decode_slots(slots.data(), tokens.data(), beam, all_logits.data()));
   }
   size_t best = 0;
   float best_score = -std::numeric_limits<float>::infinity();

@@ -1,6 +1,6 @@
 // Whisper's decoding rules for one 30-second window: the prompt (sot / language / task /
 // timestamps tokens), the logits rules (suppressed tokens, timestamp rules) and greedy or beam
-// search over a WhisperDecoder, as CTranslate2 does it for faster-whisper (its decoding.cc
+// search over a WhisperTextDecoder (CPU or CUDA), as CTranslate2 does it for faster-whisper (its decoding.cc
 // BeamSearch and whisper.cc ApplyTimestampRules), so that tokens match token for token.
 //
 //   WhisperSearchOptions o;                   // beam 5, patience 1, length penalty 1
@@ -52,8 +52,9 @@ void whisper_process_logits(const WhisperVocab& vocab, int64_t n_vocab, const Wh
 
 // Decodes one window: the prompt, then greedy or beam search. Returns the generated tokens
 // without the prompt and without eot (timestamp tokens included when opt.timestamps).
-// Needs decoder.set_audio() first; invalid_argument for beam_size outside [1, 16].
-StatusOr<std::vector<int32_t>> whisper_search(WhisperDecoder& decoder, const WhisperWeights& w,
+// Needs decoder.set_audio() first; uses slots [0, 2 * beam_size) (reset here); invalid_argument
+// for beam_size outside [1, 16].
+StatusOr<std::vector<int32_t>> whisper_search(WhisperTextDecoder& decoder, const WhisperWeights& w,
                                               const std::vector<int32_t>& prompt,
                                               const WhisperSearchOptions& opt);
 

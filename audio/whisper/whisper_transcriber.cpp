@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <utility>
 
 #include "audio/features/log_mel.h"
 
@@ -49,8 +50,8 @@ void append_token_bytes(const std::string& symbols, std::string* out) {
 
 }  // namespace
 
-WhisperTranscriber::WhisperTranscriber(const WhisperWeights& w, ThreadPool& pool)
-    : w_(w), encoder_(w, pool), decoder_(w, pool) {}
+WhisperTranscriber::WhisperTranscriber(const WhisperWeights& w, ThreadPool& pool, WhisperBackend backend)
+    : w_(w), encoder_(w, pool), decoder_(w, pool), backend_(std::move(backend)) {}
 
 std::vector<int32_t> WhisperTranscriber::prompt() const {
   auto p = whisper_prompt(w_.vocab, {});
@@ -69,7 +70,11 @@ StatusOr<std::vector<int32_t>> WhisperTranscriber::decode_window(const float* me
                                                                  const WhisperDecodeOptions& opt) {
   OMNI_ASSIGN_OR_RETURN(std::vector<int32_t> p, prompt(opt));
   const double t0 = seconds_now();
-  OMNI_RETURN_IF_ERROR(encoder_.encode(mel, n_frames, &encoded_));
+  if (backend_.encode) {
+    OMNI_RETURN_IF_ERROR(backend_.encode(mel, n_frames, &encoded_));
+  } else {
+    OMNI_RETURN_IF_ERROR(encoder_.encode(mel, n_frames, &encoded_));
+  }
   const double t1 = seconds_now();
   stats_.encode_s += t1 - t0;
   ++stats_.windows;
@@ -78,7 +83,8 @@ StatusOr<std::vector<int32_t>> WhisperTranscriber::decode_window(const float* me
     double t;
     ~AddDecodeTime() { s.decode_s += seconds_now() - t; }
   } add_decode_time{stats_, t1};
-  OMNI_RETURN_IF_ERROR(decoder_.set_audio(encoded_.data(), n_frames / 2));
+  WhisperTextDecoder& decoder = backend_.decoder ? *backend_.decoder : decoder_;
+  OMNI_RETURN_IF_ERROR(decoder.set_audio(encoded_.data(), n_frames / 2));
   WhisperSearchOptions so;
   so.beam_size = opt.beam_size;
   so.patience = opt.patience;
@@ -86,7 +92,7 @@ StatusOr<std::vector<int32_t>> WhisperTranscriber::decode_window(const float* me
   so.suppress_blank = opt.suppress_blank;
   so.timestamps = opt.timestamps;
   so.max_new_tokens = opt.max_new_tokens;
-  return whisper_search(decoder_, w_, p, so);
+  return whisper_search(decoder, w_, p, so);
 }
 
 std::string WhisperTranscriber::detokenize(const std::vector<int32_t>& tokens) const {

@@ -50,9 +50,19 @@ struct WhisperStats {
   int64_t windows = 0, mel_samples = 0;
 };
 
+// Replaces the transcriber's CPU networks (`omnirt transcribe --gpu`: CudaWhisperEncoder and
+// CudaWhisperDecoder); the log-mel, the search and the text stay on the host. Either part may
+// be left empty (the CPU one is used).
+struct WhisperBackend {
+  // Normalized log-mel [n_frames, n_mels] (n_frames even) -> encoder output [n_frames / 2,
+  // n_audio_state], after the final layer norm.
+  std::function<Status(const float* mel, int64_t n_frames, std::vector<float>* out)> encode;
+  WhisperTextDecoder* decoder = nullptr;  // not owned; must outlive the transcriber
+};
+
 class WhisperTranscriber {
  public:
-  WhisperTranscriber(const WhisperWeights& w, ThreadPool& pool);
+  WhisperTranscriber(const WhisperWeights& w, ThreadPool& pool, WhisperBackend backend = {});
 
   // audio: 16 kHz mono f32. on_window (optional) gets each window's text as it is decoded.
   // invalid_argument for non-finite samples; an empty clip gives "".
@@ -87,6 +97,7 @@ class WhisperTranscriber {
   const WhisperWeights& w_;
   WhisperEncoder encoder_;
   WhisperDecoder decoder_;
+  WhisperBackend backend_;
   std::vector<float> encoded_, window_;
   WhisperStats stats_;
 };

@@ -654,6 +654,438 @@ Status CudaWhisperEncoder::encode_before_final_norm(const float* mel, int64_t n_
   return impl_->encode_host(mel, n_frames, out, false);
 }
 
+// ---- decoder ----------------------------------------------------------------------------
+
+namespace {
+constexpr int64_t kDecRows = cuda::kMatvecMaxTokens;  // rows per forward pass (prompt chunk, beams)
+enum class LogitRows { kNone, kLast, kAll };
+}  // namespace
+
+struct CudaWhisperDecoder::Impl {
+  audio::WhisperHParams hp;
+  ThreadPool* pool = nullptr;
+  cuda::Stream stream;
+  cuda::DeviceArena arena;       // weights, then the work buffers
+  cuda::DeviceArena slot_arena;  // the slots' self-attention caches
+  struct Block {
+    DevNorm attn_ln, cross_ln, mlp_ln;
+    DevLinear q, k, v, o, cq, ck, cv, co, mlp0, mlp2;
+  };
+  DevLinear emb;                 // [n_vocab, d]: the token embedding and the output projection
+  const float* pos = nullptr;    // [n_text_ctx, d]
+  std::vector<Block> blocks;
+  DevNorm ln;
+  size_t weight_bytes = 0;
+  // Work buffers for kDecRows rows; the audio input and every layer's cross K / V.
+  float *x = nullptr, *h = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *attn = nullptr, *mlp = nullptr,
+        *logits = nullptr, *audio = nullptr, *cross_k = nullptr, *cross_v = nullptr;
+  int32_t* tok = nullptr;
+  int64_t n_audio = 0;
+  float* cache = nullptr;        // [n_slots][k, v][n_text_layer][n_text_ctx, d]
+  std::vector<int64_t> n_past;   // per slot
+
+  int64_t d() const { return hp.n_text_state; }
+  size_t layer_floats() const { return size_t(hp.n_text_ctx * hp.n_text_state); }
+  float* kc(int slot, int64_t l) { return cache + (size_t(slot) * 2 * size_t(hp.n_text_layer) + size_t(l)) * layer_floats(); }
+  float* vc(int slot, int64_t l) {
+    return cache + ((size_t(slot) * 2 + 1) * size_t(hp.n_text_layer) + size_t(l)) * layer_floats();
+  }
+  float* cross(float* base, int64_t l) { return base + size_t(l) * size_t(hp.n_audio_ctx * d()); }
+
+  Status mv(const DevLinear& l, const float* in, int64_t rows, float* out, bool accumulate) {
+    cuda::MatvecParams p;
+    p.w_type = l.type;
+    p.w = l.w;
+    p.x = in;
+    p.y = out;
+    p.bias = l.b;
+    p.accumulate = accumulate;
+    p.n_out = l.n_out;
+    p.n_in = l.n_in;
+    p.n_tok = rows;
+    return launch_status(cuda::launch_matvec(p, stream.get()), "whisper decoder: matvec");
+  }
+  Status layer_norm(const float* in, float* out, const DevNorm& n, int64_t rows) {
+    cuda::LayerNormParams p{in, out, n.w, n.b, rows, d(), 1e-5f};
+    return launch_status(cuda::launch_layer_norm(p, stream.get()), "whisper decoder: layer norm");
+  }
+  // out [n_q, d] = per head softmax(q k^T / sqrt(head_dim)) v over the first n_kv rows of k, v.
+  Status attend(const float* q_in, int64_t n_q, const float* k_in, const float* v_in, int64_t n_kv, float* out) {
+    cuda::AttnFullParams ap;
+    ap.q = q_in;
+    ap.k = k_in;
+    ap.v = v_in;
+    ap.out = out;
+    ap.n_q = n_q;
+    ap.n_kv = n_kv;
+    ap.n_head = ap.n_kv_head = hp.n_text_head;
+    ap.head_dim = d() / hp.n_text_head;
+    ap.q_stride = ap.kv_stride = ap.out_stride = d();
+    ap.scale = 1.0f / std::sqrt(static_cast<float>(ap.head_dim));
+    return launch_status(cuda::launch_attn_full(ap, stream.get()), "whisper decoder: attention");
+  }
+  Status copy(float* dst, const float* src, int64_t floats, cudaMemcpyKind kind, const char* what) {
+    return launch_status(cudaMemcpyAsync(dst, src, size_t(floats) * sizeof(float), kind, stream.get()), what);
+  }
+
+  Status check_slot(int slot) const {
+    if (slot < 0 || size_t(slot) >= n_past.size())
+      return out_of_range(fmt("cuda whisper decoder: slot %d is outside [0, %zu)", slot, n_past.size()));
+    return Status::Ok();
+  }
+  Status check_tokens(const int32_t* tokens, int64_t n) const {
+    if (n > 0 && !tokens) return invalid_argument("cuda whisper decoder: null tokens");
+    for (int64_t i = 0; i < n; ++i) {
+      if (tokens[i] < 0 || tokens[i] >= hp.n_vocab)
+        return invalid_argument(fmt("whisper decoder: token %d at %lld is outside [0, %lld)", tokens[i],
+                                    (long long)i, (long long)hp.n_vocab));
+    }
+    return Status::Ok();
+  }
+  // Rows r in [0, m): token tokens[r] at position positions[r] of slot slots[r]'s cache (the
+  // rows of one slot in increasing positions). Logits of the last row or of all rows to the host.
+  Status forward(const int32_t* tokens, const int* slots, const int64_t* positions, int64_t m, LogitRows which,
+                 float* logits_host);
+  Status decode(int slot, const int32_t* tokens, int64_t n, float* logits, bool all_logits);
+};
+
+Status CudaWhisperDecoder::Impl::forward(const int32_t* tokens, const int* slots, const int64_t* positions, int64_t m,
+                                         LogitRows which, float* logits_host) {
+  cudaStream_t s = stream.get();
+  const int64_t dd = d();
+  auto ok = [](cudaError_t e, const char* what) { return launch_status(e, what); };
+  OMNI_RETURN_IF_ERROR(ok(cudaMemcpyAsync(tok, tokens, size_t(m) * sizeof(int32_t), cudaMemcpyHostToDevice, s),
+                          "whisper decoder: tokens"));
+  cuda::EmbedParams ep;
+  ep.w_type = emb.type;
+  ep.w = emb.w;
+  ep.tokens = tok;
+  ep.out = x;
+  ep.n_vocab = hp.n_vocab;
+  ep.n_embd = dd;
+  ep.n_tok = m;
+  OMNI_RETURN_IF_ERROR(ok(cuda::launch_embed(ep, s), "whisper decoder: embedding"));
+  bool consecutive = true;
+  for (int64_t r = 1; r < m; ++r) consecutive = consecutive && positions[r] == positions[0] + r;
+  if (consecutive) {
+    OMNI_RETURN_IF_ERROR(ok(cuda::launch_add({x, pos + positions[0] * dd, x, m * dd}, s), "whisper decoder: positions"));
+  } else {
+    for (int64_t r = 0; r < m; ++r)
+      OMNI_RETURN_IF_ERROR(
+          ok(cuda::launch_add({x + r * dd, pos + positions[r] * dd, x + r * dd, dd}, s), "whisper decoder: positions"));
+  }
+  for (size_t l = 0; l < blocks.size(); ++l) {
+    const Block& b = blocks[l];
+    const auto li = static_cast<int64_t>(l);
+    // Self-attention: k, v of the new rows into their caches first, so that row r sees the rows
+    // of its own slot up to its position (causal within a prompt chunk).
+    OMNI_RETURN_IF_ERROR(layer_norm(x, h, b.attn_ln, m));
+    OMNI_RETURN_IF_ERROR(mv(b.q, h, m, q, false));
+    OMNI_RETURN_IF_ERROR(mv(b.k, h, m, k, false));
+    OMNI_RETURN_IF_ERROR(mv(b.v, h, m, v, false));
+    for (int64_t r = 0; r < m; ++r) {
+      OMNI_RETURN_IF_ERROR(copy(kc(slots[r], li) + positions[r] * dd, k + r * dd, dd, cudaMemcpyDeviceToDevice,
+                                "whisper decoder: k to cache"));
+      OMNI_RETURN_IF_ERROR(copy(vc(slots[r], li) + positions[r] * dd, v + r * dd, dd, cudaMemcpyDeviceToDevice,
+                                "whisper decoder: v to cache"));
+    }
+    for (int64_t r = 0; r < m; ++r)
+      OMNI_RETURN_IF_ERROR(attend(q + r * dd, 1, kc(slots[r], li), vc(slots[r], li), positions[r] + 1, attn + r * dd));
+    OMNI_RETURN_IF_ERROR(mv(b.o, attn, m, x, true));  // x += W_o attn + b_o
+    // Cross-attention over the audio.
+    OMNI_RETURN_IF_ERROR(layer_norm(x, h, b.cross_ln, m));
+    OMNI_RETURN_IF_ERROR(mv(b.cq, h, m, q, false));
+    OMNI_RETURN_IF_ERROR(attend(q, m, cross(cross_k, li), cross(cross_v, li), n_audio, attn));
+    OMNI_RETURN_IF_ERROR(mv(b.co, attn, m, x, true));
+    // MLP.
+    OMNI_RETURN_IF_ERROR(layer_norm(x, h, b.mlp_ln, m));
+    OMNI_RETURN_IF_ERROR(mv(b.mlp0, h, m, mlp, false));
+    cuda::BiasActParams ba{mlp, nullptr, m, 4 * dd, cuda::EncAct::kGeluErf};
+    OMNI_RETURN_IF_ERROR(ok(cuda::launch_bias_act(ba, s), "whisper decoder: gelu"));
+    OMNI_RETURN_IF_ERROR(mv(b.mlp2, mlp, m, x, true));
+  }
+  if (which != LogitRows::kNone) {
+    const int64_t first = which == LogitRows::kAll ? 0 : m - 1, rows = m - first;
+    OMNI_RETURN_IF_ERROR(layer_norm(x + first * dd, h, ln, rows));
+    OMNI_RETURN_IF_ERROR(mv(emb, h, rows, logits, false));
+    OMNI_RETURN_IF_ERROR(copy(logits_host, logits, rows * hp.n_vocab, cudaMemcpyDeviceToHost, "whisper decoder: logits"));
+  }
+  return stream.synchronize();
+}
+
+Status CudaWhisperDecoder::Impl::decode(int slot, const int32_t* tokens, int64_t n, float* logits, bool all_logits) {
+  if (n_audio == 0) return wrong_state("whisper decoder: decode() before set_audio()");
+  if (n < 1) return invalid_argument(fmt("whisper decoder: %lld tokens", (long long)n));
+  if (!logits) return invalid_argument("cuda whisper decoder: null logits");
+  OMNI_RETURN_IF_ERROR(check_slot(slot));
+  OMNI_RETURN_IF_ERROR(check_tokens(tokens, n));
+  int64_t& past = n_past[size_t(slot)];
+  if (past + n > hp.n_text_ctx)
+    return out_of_range(fmt("whisper decoder: %lld + %lld tokens exceed the text context of %lld", (long long)past,
+                            (long long)n, (long long)hp.n_text_ctx));
+  int slots[kDecRows];
+  int64_t positions[kDecRows];
+  std::fill(slots, slots + kDecRows, slot);
+  for (int64_t c0 = 0; c0 < n; c0 += kDecRows) {
+    const int64_t m = std::min(kDecRows, n - c0);
+    for (int64_t r = 0; r < m; ++r) positions[r] = past + r;
+    const bool last = c0 + m == n;
+    const LogitRows which = all_logits ? LogitRows::kAll : (last ? LogitRows::kLast : LogitRows::kNone);
+    OMNI_RETURN_IF_ERROR(forward(tokens + c0, slots, positions, m, which, all_logits ? logits + c0 * hp.n_vocab : logits));
+    past += m;
+  }
+  return Status::Ok();
+}
+
+CudaWhisperDecoder::CudaWhisperDecoder(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+CudaWhisperDecoder::~CudaWhisperDecoder() = default;
+ThreadPool& CudaWhisperDecoder::pool() const { return *impl_->pool; }
+size_t CudaWhisperDecoder::device_weight_bytes() const { return impl_->weight_bytes; }
+
+StatusOr<std::unique_ptr<CudaWhisperDecoder>> CudaWhisperDecoder::create(const audio::WhisperWeights& w,
+                                                                         ThreadPool& pool,
+                                                                         const CudaWhisperOptions& options) {
+  const audio::WhisperHParams& hp = w.hp;
+  const int64_t d = hp.n_text_state, da = hp.n_audio_state;
+  if (d <= 0 || da <= 0 || hp.n_text_head <= 0 || d % hp.n_text_head != 0 || hp.n_text_ctx <= 0 ||
+      hp.n_audio_ctx <= 0 || hp.n_vocab <= 0 || hp.n_text_layer <= 0)
+    return invalid_argument(fmt("cuda whisper decoder: n_text_state %lld, n_text_head %lld, n_text_ctx %lld, "
+                                "n_text_layer %lld, n_vocab %lld, n_audio_state %lld do not make a decoder",
+                                (long long)d, (long long)hp.n_text_head, (long long)hp.n_text_ctx,
+                                (long long)hp.n_text_layer, (long long)hp.n_vocab, (long long)da));
+  if (d / hp.n_text_head > cuda::kEncAttnMaxHeadDim)
+    return unsupported(fmt("cuda whisper decoder: head size %lld is over the attention kernel's %d",
+                           (long long)(d / hp.n_text_head), cuda::kEncAttnMaxHeadDim));
+  auto mat_ok = [&](const audio::WhisperMatrix& m, int64_t n_in, int64_t n_out, const char* name) -> Status {
+    if (m.n_in != n_in || m.n_out != n_out || !m.data)
+      return invalid_argument(fmt("cuda whisper decoder: %s is [%lld, %lld] (want [%lld, %lld])", name,
+                                  (long long)m.n_out, (long long)m.n_in, (long long)n_out, (long long)n_in));
+    if (!cuda::weight_type_supported(m.type))
+      return unsupported(fmt("cuda whisper decoder: %s has type %s, which has no CUDA kernel", name,
+                             dtype_name(m.type)));
+    if (dtype_row_bytes(m.type, n_in) <= 0)
+      return invalid_argument(fmt("cuda whisper decoder: %s rows of %lld are not whole %s blocks", name,
+                                  (long long)n_in, dtype_name(m.type)));
+    return Status::Ok();
+  };
+  auto lin_ok = [&](const audio::WhisperLinear& l, int64_t n_in, int64_t n_out, const char* name) -> Status {
+    OMNI_RETURN_IF_ERROR(mat_ok(l.w, n_in, n_out, name));
+    if (!l.b.empty() && l.b.size() != size_t(n_out))
+      return invalid_argument(fmt("cuda whisper decoder: %s has %zu biases (want %lld)", name, l.b.size(), (long long)n_out));
+    return Status::Ok();
+  };
+  auto norm_ok = [&](const audio::WhisperLayerNorm& n, const char* name) -> Status {
+    if (n.w.size() != size_t(d) || n.b.size() != size_t(d))
+      return invalid_argument(fmt("cuda whisper decoder: %s has %zu weights, %zu biases (want %lld)", name, n.w.size(),
+                                  n.b.size(), (long long)d));
+    return Status::Ok();
+  };
+  OMNI_RETURN_IF_ERROR(mat_ok(w.token_embedding, d, hp.n_vocab, "token_embedding"));
+  if (w.dec_pos.size() < size_t(hp.n_text_ctx * d))
+    return invalid_argument(fmt("cuda whisper decoder: dec_pos has %zu values (want %lld)", w.dec_pos.size(),
+                                (long long)(hp.n_text_ctx * d)));
+  OMNI_RETURN_IF_ERROR(norm_ok(w.dec_ln, "ln"));
+  if (w.dec_blocks.size() != size_t(hp.n_text_layer))
+    return invalid_argument(fmt("cuda whisper decoder: %zu blocks (n_text_layer %lld)", w.dec_blocks.size(),
+                                (long long)hp.n_text_layer));
+  for (const audio::WhisperBlock& b : w.dec_blocks) {
+    OMNI_RETURN_IF_ERROR(norm_ok(b.attn_ln, "attn_ln"));
+    OMNI_RETURN_IF_ERROR(norm_ok(b.cross_attn_ln, "cross_attn_ln"));
+    OMNI_RETURN_IF_ERROR(norm_ok(b.mlp_ln, "mlp_ln"));
+    OMNI_RETURN_IF_ERROR(lin_ok(b.attn.query, d, d, "attn.query"));
+    OMNI_RETURN_IF_ERROR(lin_ok(b.attn.key, d, d, "attn.key"));
+    OMNI_RETURN_IF_ERROR(lin_ok(b.attn.value, d, d, "attn.value"));
+    OMNI_RETURN_IF_ERROR(lin_ok(b.attn.out, d, d, "attn.out"));
+    OMNI_RETURN_IF_ERROR(lin_ok(b.cross_attn.query, d, d, "cross_attn.query"));
+    OMNI_RETURN_IF_ERROR(lin_ok(b.cross_attn.key, da, d, "cross_attn.key"));
+    OMNI_RETURN_IF_ERROR(lin_ok(b.cross_attn.value, da, d, "cross_attn.value"));
+    OMNI_RETURN_IF_ERROR(lin_ok(b.cross_attn.out, d, d, "cross_attn.out"));
+    OMNI_RETURN_IF_ERROR(lin_ok(b.mlp0, d, 4 * d, "mlp.0"));
+    OMNI_RETURN_IF_ERROR(lin_ok(b.mlp2, 4 * d, d, "mlp.2"));
+  }
+
+  OMNI_RETURN_IF_ERROR(cuda::device_count().status());
+  OMNI_RETURN_IF_ERROR(cuda::set_device(options.device));
+  auto impl = std::make_unique<Impl>();
+  Impl& m = *impl;
+  m.hp = hp;
+  m.pool = &pool;
+  OMNI_ASSIGN_OR_RETURN(m.stream, cuda::Stream::create());
+
+  auto mat_bytes = [](const audio::WhisperMatrix& mt) { return size_t(dtype_row_bytes(mt.type, mt.n_in) * mt.n_out); };
+  Sizer s;
+  s.add(mat_bytes(w.token_embedding));
+  s.add(size_t(hp.n_text_ctx * d) * sizeof(float));
+  s.add(size_t(d) * sizeof(float));
+  s.add(size_t(d) * sizeof(float));
+  for (const audio::WhisperBlock& b : w.dec_blocks) {
+    for (const audio::WhisperLinear* l : {&b.attn.query, &b.attn.key, &b.attn.value, &b.attn.out, &b.cross_attn.query,
+                                          &b.cross_attn.key, &b.cross_attn.value, &b.cross_attn.out, &b.mlp0, &b.mlp2}) {
+      s.add(mat_bytes(l->w));
+      s.add(l->b.size() * sizeof(float));
+    }
+    for (int i = 0; i < 6; ++i) s.add(size_t(d) * sizeof(float));
+  }
+  const size_t weights_end = s.bytes;
+  for (int i = 0; i < 6; ++i) s.add(size_t(kDecRows * d) * sizeof(float));  // x h q k v attn
+  s.add(size_t(kDecRows * 4 * d) * sizeof(float));
+  s.add(size_t(kDecRows * hp.n_vocab) * sizeof(float));
+  s.add(size_t(kDecRows) * sizeof(int32_t));
+  s.add(size_t(hp.n_audio_ctx * da) * sizeof(float));
+  s.add(size_t(hp.n_text_layer * hp.n_audio_ctx * d) * sizeof(float));
+  s.add(size_t(hp.n_text_layer * hp.n_audio_ctx * d) * sizeof(float));
+  OMNI_ASSIGN_OR_RETURN(m.arena, cuda::DeviceArena::create(s.bytes));
+
+  auto upload = [&](const void* host, size_t bytes) -> StatusOr<void*> {
+    OMNI_ASSIGN_OR_RETURN(void* dev, m.arena.alloc(bytes));
+    OMNI_RETURN_IF_ERROR(launch_status(cudaMemcpy(dev, host, bytes, cudaMemcpyHostToDevice), "whisper decoder: upload"));
+    return dev;
+  };
+  auto upload_f32 = [&](const std::vector<float>& v) -> StatusOr<const float*> {
+    OMNI_ASSIGN_OR_RETURN(void* p, upload(v.data(), v.size() * sizeof(float)));
+    return static_cast<const float*>(p);
+  };
+  auto upload_mat = [&](const audio::WhisperMatrix& mt, DevLinear* l) -> Status {
+    OMNI_ASSIGN_OR_RETURN(l->w, upload(mt.data, mat_bytes(mt)));
+    l->type = mt.type;
+    l->n_in = mt.n_in;
+    l->n_out = mt.n_out;
+    return Status::Ok();
+  };
+  auto upload_linear = [&](const audio::WhisperLinear& src, DevLinear* l) -> Status {
+    OMNI_RETURN_IF_ERROR(upload_mat(src.w, l));
+    if (!src.b.empty()) {
+      OMNI_ASSIGN_OR_RETURN(l->b, upload_f32(src.b));
+    }
+    return Status::Ok();
+  };
+  auto upload_norm = [&](const audio::WhisperLayerNorm& src, DevNorm* n) -> Status {
+    OMNI_ASSIGN_OR_RETURN(n->w, upload_f32(src.w));
+    OMNI_ASSIGN_OR_RETURN(n->b, upload_f32(src.b));
+    return Status::Ok();
+  };
+  OMNI_RETURN_IF_ERROR(upload_mat(w.token_embedding, &m.emb));
+  OMNI_ASSIGN_OR_RETURN(void* pos, upload(w.dec_pos.data(), size_t(hp.n_text_ctx * d) * sizeof(float)));
+  m.pos = static_cast<const float*>(pos);
+  OMNI_RETURN_IF_ERROR(upload_norm(w.dec_ln, &m.ln));
+  for (const audio::WhisperBlock& b : w.dec_blocks) {
+    Impl::Block db;
+    OMNI_RETURN_IF_ERROR(upload_norm(b.attn_ln, &db.attn_ln));
+    OMNI_RETURN_IF_ERROR(upload_norm(b.cross_attn_ln, &db.cross_ln));
+    OMNI_RETURN_IF_ERROR(upload_norm(b.mlp_ln, &db.mlp_ln));
+    OMNI_RETURN_IF_ERROR(upload_linear(b.attn.query, &db.q));
+    OMNI_RETURN_IF_ERROR(upload_linear(b.attn.key, &db.k));
+    OMNI_RETURN_IF_ERROR(upload_linear(b.attn.value, &db.v));
+    OMNI_RETURN_IF_ERROR(upload_linear(b.attn.out, &db.o));
+    OMNI_RETURN_IF_ERROR(upload_linear(b.cross_attn.query, &db.cq));
+    OMNI_RETURN_IF_ERROR(upload_linear(b.cross_attn.key, &db.ck));
+    OMNI_RETURN_IF_ERROR(upload_linear(b.cross_attn.value, &db.cv));
+    OMNI_RETURN_IF_ERROR(upload_linear(b.cross_attn.out, &db.co));
+    OMNI_RETURN_IF_ERROR(upload_linear(b.mlp0, &db.mlp0));
+    OMNI_RETURN_IF_ERROR(upload_linear(b.mlp2, &db.mlp2));
+    m.blocks.push_back(db);
+  }
+  m.weight_bytes = m.arena.used();
+  if (m.weight_bytes > weights_end) return internal_error("cuda whisper decoder: weight sizing is wrong");
+  for (float** p : {&m.x, &m.h, &m.q, &m.k, &m.v, &m.attn}) {
+    OMNI_ASSIGN_OR_RETURN(*p, m.arena.alloc_array<float>(size_t(kDecRows * d)));
+  }
+  OMNI_ASSIGN_OR_RETURN(m.mlp, m.arena.alloc_array<float>(size_t(kDecRows * 4 * d)));
+  OMNI_ASSIGN_OR_RETURN(m.logits, m.arena.alloc_array<float>(size_t(kDecRows * hp.n_vocab)));
+  OMNI_ASSIGN_OR_RETURN(m.tok, m.arena.alloc_array<int32_t>(size_t(kDecRows)));
+  OMNI_ASSIGN_OR_RETURN(m.audio, m.arena.alloc_array<float>(size_t(hp.n_audio_ctx * da)));
+  OMNI_ASSIGN_OR_RETURN(m.cross_k, m.arena.alloc_array<float>(size_t(hp.n_text_layer * hp.n_audio_ctx * d)));
+  OMNI_ASSIGN_OR_RETURN(m.cross_v, m.arena.alloc_array<float>(size_t(hp.n_text_layer * hp.n_audio_ctx * d)));
+  // The uploads ran on the legacy stream, which ours does not wait for.
+  OMNI_RETURN_IF_ERROR(launch_status(cudaDeviceSynchronize(), "whisper decoder: upload weights"));
+  return std::unique_ptr<CudaWhisperDecoder>(new CudaWhisperDecoder(std::move(impl)));
+}
+
+Status CudaWhisperDecoder::set_audio(const float* encoder_out, int64_t n_audio) {
+  Impl& m = *impl_;
+  const audio::WhisperHParams& hp = m.hp;
+  if (n_audio < 1 || n_audio > hp.n_audio_ctx)
+    return invalid_argument(fmt("whisper decoder: %lld audio positions (need 1..%lld)", (long long)n_audio,
+                                (long long)hp.n_audio_ctx));
+  if (!encoder_out) return invalid_argument("cuda whisper decoder: null encoder output");
+  const int64_t da = hp.n_audio_state, d = m.d();
+  m.n_audio = 0;  // no decoding against half-made K / V if this fails
+  OMNI_RETURN_IF_ERROR(m.copy(m.audio, encoder_out, n_audio * da, cudaMemcpyHostToDevice, "whisper decoder: audio"));
+  for (size_t l = 0; l < m.blocks.size(); ++l) {
+    const auto li = static_cast<int64_t>(l);
+    for (int64_t t0 = 0; t0 < n_audio; t0 += kDecRows) {
+      const int64_t rows = std::min(kDecRows, n_audio - t0);
+      OMNI_RETURN_IF_ERROR(m.mv(m.blocks[l].ck, m.audio + t0 * da, rows, m.cross(m.cross_k, li) + t0 * d, false));
+      OMNI_RETURN_IF_ERROR(m.mv(m.blocks[l].cv, m.audio + t0 * da, rows, m.cross(m.cross_v, li) + t0 * d, false));
+    }
+  }
+  OMNI_RETURN_IF_ERROR(m.stream.synchronize());
+  m.n_audio = n_audio;
+  return Status::Ok();
+}
+
+Status CudaWhisperDecoder::reset_slots(int n_slots) {
+  Impl& m = *impl_;
+  if (n_slots < 1) return invalid_argument(fmt("whisper decoder: %d slots", n_slots));
+  const size_t bytes = size_t(n_slots) * 2 * size_t(m.hp.n_text_layer) * m.layer_floats() * sizeof(float);
+  if (m.slot_arena.capacity() < bytes) {
+    OMNI_RETURN_IF_ERROR(m.stream.synchronize());  // nothing in flight may still use the old caches
+    m.cache = nullptr;
+    m.n_past.clear();
+    m.slot_arena = cuda::DeviceArena();
+    OMNI_ASSIGN_OR_RETURN(m.slot_arena, cuda::DeviceArena::create(bytes));
+  }
+  m.slot_arena.rewind(0);
+  OMNI_ASSIGN_OR_RETURN(m.cache, m.slot_arena.alloc_array<float>(bytes / sizeof(float)));
+  m.n_past.assign(size_t(n_slots), 0);
+  return Status::Ok();
+}
+
+Status CudaWhisperDecoder::decode_slot(int slot, const int32_t* tokens, int64_t n, float* logits) {
+  return impl_->decode(slot, tokens, n, logits, false);
+}
+
+Status CudaWhisperDecoder::decode_slot_all(int slot, const int32_t* tokens, int64_t n, float* logits) {
+  return impl_->decode(slot, tokens, n, logits, true);
+}
+
+Status CudaWhisperDecoder::decode_slots(const int* slots, const int32_t* tokens, int64_t n, float* logits) {
+  Impl& m = *impl_;
+  if (m.n_audio == 0) return wrong_state("whisper decoder: decode() before set_audio()");
+  if (n < 1 || n > kDecRows)
+    return invalid_argument(fmt("cuda whisper decoder: %lld hypotheses (need 1..%lld)", (long long)n, (long long)kDecRows));
+  if (!slots || !logits) return invalid_argument("cuda whisper decoder: null slots or logits");
+  OMNI_RETURN_IF_ERROR(m.check_tokens(tokens, n));
+  int64_t positions[kDecRows];
+  for (int64_t b = 0; b < n; ++b) {
+    OMNI_RETURN_IF_ERROR(m.check_slot(slots[b]));
+    for (int64_t a = 0; a < b; ++a)
+      if (slots[a] == slots[b]) return invalid_argument(fmt("whisper decoder: slot %d given twice", slots[b]));
+    positions[b] = m.n_past[size_t(slots[b])];
+    if (positions[b] + 1 > m.hp.n_text_ctx)
+      return out_of_range(fmt("whisper decoder: %lld + 1 tokens exceed the text context of %lld",
+                              (long long)positions[b], (long long)m.hp.n_text_ctx));
+  }
+  OMNI_RETURN_IF_ERROR(m.forward(tokens, slots, positions, n, LogitRows::kAll, logits));
+  for (int64_t b = 0; b < n; ++b) m.n_past[size_t(slots[b])] += 1;
+  return Status::Ok();
+}
+
+Status CudaWhisperDecoder::copy_slot(int dst, int src) {
+  Impl& m = *impl_;
+  OMNI_RETURN_IF_ERROR(m.check_slot(dst));
+  OMNI_RETURN_IF_ERROR(m.check_slot(src));
+  if (dst == src) return Status::Ok();
+  const int64_t floats = m.n_past[size_t(src)] * m.d();
+  for (int64_t l = 0; l < m.hp.n_text_layer; ++l) {
+    if (floats == 0) break;
+    OMNI_RETURN_IF_ERROR(m.copy(m.kc(dst, l), m.kc(src, l), floats, cudaMemcpyDeviceToDevice, "whisper decoder: copy k"));
+    OMNI_RETURN_IF_ERROR(m.copy(m.vc(dst, l), m.vc(src, l), floats, cudaMemcpyDeviceToDevice, "whisper decoder: copy v"));
+  }
+  m.n_past[size_t(dst)] = m.n_past[size_t(src)];
+  return Status::Ok();
+}
+
 }  // namespace omni
 
 #else  // !OMNIRT_HAVE_CUDA: the types exist so callers compile; create() says why they cannot work.
@@ -697,6 +1129,24 @@ int64_t CudaWhisperEncoder::n_state() const { return 0; }
 int64_t CudaWhisperEncoder::n_mels() const { return 0; }
 int64_t CudaWhisperEncoder::max_frames() const { return 0; }
 size_t CudaWhisperEncoder::device_weight_bytes() const { return 0; }
+
+struct CudaWhisperDecoder::Impl {
+  ThreadPool* pool = nullptr;
+};
+CudaWhisperDecoder::CudaWhisperDecoder(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+CudaWhisperDecoder::~CudaWhisperDecoder() = default;
+StatusOr<std::unique_ptr<CudaWhisperDecoder>> CudaWhisperDecoder::create(const audio::WhisperWeights&, ThreadPool&,
+                                                                         const CudaWhisperOptions&) {
+  return no_cuda();
+}
+Status CudaWhisperDecoder::set_audio(const float*, int64_t) { return no_cuda(); }
+Status CudaWhisperDecoder::reset_slots(int) { return no_cuda(); }
+Status CudaWhisperDecoder::decode_slot(int, const int32_t*, int64_t, float*) { return no_cuda(); }
+Status CudaWhisperDecoder::decode_slot_all(int, const int32_t*, int64_t, float*) { return no_cuda(); }
+Status CudaWhisperDecoder::decode_slots(const int*, const int32_t*, int64_t, float*) { return no_cuda(); }
+Status CudaWhisperDecoder::copy_slot(int, int) { return no_cuda(); }
+ThreadPool& CudaWhisperDecoder::pool() const { return *impl_->pool; }
+size_t CudaWhisperDecoder::device_weight_bytes() const { return 0; }
 
 }  // namespace omni
 

@@ -22,8 +22,10 @@
 #include <memory>
 #include <vector>
 
+#include "audio/whisper/whisper_decoder.h"
 #include "audio/whisper/whisper_weights.h"
 #include "kernels/core/status.h"
+#include "kernels/core/thread_pool.h"
 
 namespace omni {
 
@@ -105,6 +107,53 @@ class CudaWhisperEncoder {
  private:
   struct Impl;
   explicit CudaWhisperEncoder(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Whisper's text decoder on the GPU: audio::WhisperDecoder's network step for step, behind the
+// audio::WhisperTextDecoder interface that whisper_search and WhisperTranscriber drive (so
+// `omnirt transcribe --gpu` runs greedy and beam search on it unchanged).
+//
+//   OMNI_ASSIGN_OR_RETURN(auto dec, CudaWhisperDecoder::create(weights, pool));
+//   dec->set_audio(encoder_out.data(), 1500);     // cross-attention K/V of every layer, once
+//   auto tokens = audio::whisper_search(*dec, weights, prompt, options);
+//
+// Weights are uploaded once at create() in their stored type (every matrix type the matvec
+// kernels read). Every matrix runs through cuda::launch_matvec (f32 accumulation, up to
+// kMatvecMaxTokens rows per launch: a longer prompt goes through in chunks of that many
+// tokens), attention through cuda::launch_attn_full (f32, exact softmax) over f32 caches, so
+// the logits equal the CPU decoder's to f32 rounding (the bound is asserted in
+// tests/cuda_whisper_test.cpp). Hypotheses' self-attention caches live in device slots
+// ([2, n_text_layer, n_text_ctx, n_text_state] f32 each); reset_slots() sizes them, the only
+// device allocation after create(). Logits come back to the host for the search's rules.
+// Without CUDA (or without a device) create() returns kUnsupported with the reason.
+// Thread-safety: one thread at a time per object.
+class CudaWhisperDecoder : public audio::WhisperTextDecoder {
+ public:
+  // The decoder part of `w` (token_embedding, dec_pos, dec_blocks, dec_ln); `w` may be freed
+  // after create(). `pool` (kept) runs the search's host work. kUnsupported: no device, or a
+  // matrix type without a CUDA kernel, or a head size over launch_attn_full's limit;
+  // kInvalidArgument for inconsistent shapes.
+  static StatusOr<std::unique_ptr<CudaWhisperDecoder>> create(const audio::WhisperWeights& w, ThreadPool& pool,
+                                                              const CudaWhisperOptions& options = {});
+  ~CudaWhisperDecoder() override;
+  CudaWhisperDecoder(const CudaWhisperDecoder&) = delete;
+  CudaWhisperDecoder& operator=(const CudaWhisperDecoder&) = delete;
+
+  Status set_audio(const float* encoder_out, int64_t n_audio) override;
+  Status reset_slots(int n_slots) override;
+  Status decode_slot(int slot, const int32_t* tokens, int64_t n, float* logits) override;
+  Status decode_slots(const int* slots, const int32_t* tokens, int64_t n, float* logits) override;
+  Status copy_slot(int dst, int src) override;
+  ThreadPool& pool() const override;
+
+  // As decode_slot, with the logits of every token: [n, n_vocab].
+  Status decode_slot_all(int slot, const int32_t* tokens, int64_t n, float* logits);
+  size_t device_weight_bytes() const;
+
+ private:
+  struct Impl;
+  explicit CudaWhisperDecoder(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@
 #include "audio/io/wav_pcm16.h"
 #include "audio/whisper/whisper_transcriber.h"
 #include "kernels/core/thread_pool.h"
+#include "runtime/model/cuda_whisper.h"
 #include "runtime/model/whisper_loader.h"
 #include "tools/cli/cli.h"
 
@@ -36,6 +38,7 @@ struct TranscribeOptions {
   double speed = 1.0;    // --device file:PATH pacing
   bool window_given = false;
   bool follow = false;
+  bool gpu = false;      // encoder and decoder on CUDA device 0
   int idle_ms = 2000;    // --follow: no growth for this long ends the file
   audio::WhisperDecodeOptions decode;
 };
@@ -133,7 +136,23 @@ int run_transcribe(const TranscribeOptions& o) {
   auto model = load_whisper(o.model);
   if (!model.ok()) return fail(model.status().to_string());
   ThreadPool pool(o.threads);
-  audio::WhisperTranscriber tr((*model)->weights, pool);
+  // --gpu: the encoder and the decoder on the device; log-mel, search and text on the host.
+  audio::WhisperBackend backend;
+  std::unique_ptr<CudaWhisperEncoder> gpu_encoder;
+  std::unique_ptr<CudaWhisperDecoder> gpu_decoder;
+  if (o.gpu) {
+    auto enc = CudaWhisperEncoder::create((*model)->weights);
+    if (!enc.ok()) return fail("--gpu: " + enc.status().to_string());
+    auto dec = CudaWhisperDecoder::create((*model)->weights, pool);
+    if (!dec.ok()) return fail("--gpu: " + dec.status().to_string());
+    gpu_encoder = std::move(enc).value();
+    gpu_decoder = std::move(dec).value();
+    backend.encode = [&gpu_encoder](const float* mel, int64_t n_frames, std::vector<float>* out) {
+      return gpu_encoder->encode(mel, n_frames, out);
+    };
+    backend.decoder = gpu_decoder.get();
+  }
+  audio::WhisperTranscriber tr((*model)->weights, pool, std::move(backend));
   if (o.mic) return run_mic(o, tr);
   if (o.file.empty()) return fail("transcribe: give an audio FILE or --mic");
   Printer print{o.decode.timestamps, o.json, true};
@@ -165,11 +184,12 @@ int run_transcribe(const TranscribeOptions& o) {
     for (const auto& s : *segs) text += s.text;
     std::printf("{\"file\": \"%s\", \"audio_s\": %.3f, \"load_s\": %.3f, \"transcribe_s\": %.4f, "
                 "\"x_real_time\": %.2f, \"mel_s\": %.4f, \"mel_x_real_time\": %.1f, \"encode_s\": %.4f, "
-                "\"windows\": %lld, \"decode_s\": %.4f, \"threads\": %d, \"beam_size\": %d, \"text\": \"%s\"}\n",
+                "\"windows\": %lld, \"decode_s\": %.4f, \"threads\": %d, \"beam_size\": %d, \"gpu\": %s, "
+                "\"text\": \"%s\"}\n",
                 json_escape(o.file).c_str(), audio_s, t1 - t0, t2 - t1, audio_s / (t2 - t1), st.mel_s,
                 static_cast<double>(st.mel_samples) / audio::kWhisperSampleRate / st.mel_s, st.encode_s,
                 static_cast<long long>(st.windows), st.decode_s, o.threads, o.decode.beam_size,
-                json_escape(text).c_str());
+                o.gpu ? "true" : "false", json_escape(text).c_str());
     return 0;
   }
   if (!o.decode.timestamps) std::printf("\n");
@@ -191,6 +211,8 @@ void add_transcribe_command(CLI::App& root, std::vector<Command>& out) {
   c->add_option("--window", o->window, "--mic, --follow: seconds of audio per transcribed window "
                                         "(default 5 for --mic, 30 for --follow)")
       ->check(CLI::Range(0.1, 30.0))->each([o](const std::string&) { o->window_given = true; });
+  c->add_flag("--gpu", o->gpu, "Run the Whisper encoder and decoder on CUDA device 0 (log-mel and search "
+                               "stay on the CPU)");
   c->add_flag("--follow", o->follow, "FILE is still being written: transcribe each window as it arrives, "
                                      "until the file stops growing for --idle-ms");
   c->add_option("--idle-ms", o->idle_ms, "--follow: milliseconds without growth that end the file")
