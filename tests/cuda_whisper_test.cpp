@@ -680,8 +680,8 @@ TEST(CudaWhisperParams, DecoderCreateRefusesBadWeights) {
 }
 
 // The real whisper-tiny.en (models/, installed by tools/setup.sh; skipped when absent): the
-// clip's window transcribed with the encoder and the decoder on the GPU gives the CPU's tokens
-// (beam 5, as faster-whisper).
+// clip transcribed (beam 5, as faster-whisper) with the decoder on the GPU, then with the encoder
+// too, gives the CPU's text.
 TEST(CudaWhisperDecoder, TinyEnTranscribesLikeTheCpu) {
   OMNI_CUDA_SKIP_WITHOUT_DEVICE();
   const std::string path = test::source_path("models/whisper-tiny.en.gguf");
@@ -691,19 +691,28 @@ TEST(CudaWhisperDecoder, TinyEnTranscribesLikeTheCpu) {
   const audio::WhisperWeights& w = (*model)->weights;
   const std::vector<float> audio = test::read_wav_pcm16(data_path("librivox_0880.wav"));
   ThreadPool pool(4);
-  auto enc = CudaWhisperEncoder::create(w);
+  audio::WhisperTranscriber cpu(w, pool);
+  auto want = cpu.transcribe(audio.data(), audio.size());
+  ASSERT_TRUE(want.ok()) << want.status().to_string();
   auto dec = CudaWhisperDecoder::create(w, pool);
-  ASSERT_TRUE(enc.ok() && dec.ok()) << dec.status().to_string();
-  audio::WhisperBackend backend;
-  backend.encode = [&](const float* mel, int64_t n_frames, std::vector<float>* out) {
+  ASSERT_TRUE(dec.ok()) << dec.status().to_string();
+  audio::WhisperBackend decoder_only;
+  decoder_only.decoder = dec->get();
+  audio::WhisperTranscriber gpu_dec(w, pool, std::move(decoder_only));
+  auto got = gpu_dec.transcribe(audio.data(), audio.size());
+  ASSERT_TRUE(got.ok()) << got.status().to_string();
+  EXPECT_EQ(*got, *want) << "decoder on the GPU";
+  auto enc = CudaWhisperEncoder::create(w);
+  ASSERT_TRUE(enc.ok()) << enc.status().to_string();
+  audio::WhisperBackend both;
+  both.encode = [&](const float* mel, int64_t n_frames, std::vector<float>* out) {
     return (*enc)->encode(mel, n_frames, out);
   };
-  backend.decoder = dec->get();
-  audio::WhisperTranscriber cpu(w, pool), gpu(w, pool, std::move(backend));
-  auto want = cpu.transcribe(audio.data(), audio.size());
-  auto got = gpu.transcribe(audio.data(), audio.size());
-  ASSERT_TRUE(want.ok() && got.ok()) << got.status().to_string();
-  EXPECT_EQ(*got, *want);
+  both.decoder = dec->get();
+  audio::WhisperTranscriber gpu(w, pool, std::move(both));
+  got = gpu.transcribe(audio.data(), audio.size());
+  ASSERT_TRUE(got.ok()) << got.status().to_string();
+  EXPECT_EQ(*got, *want) << "encoder and decoder on the GPU";
   std::printf("  whisper-tiny.en on the GPU: \"%s\"\n", got->c_str());
 }
 
