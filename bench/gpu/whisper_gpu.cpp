@@ -8,6 +8,13 @@
 //                          frames), device mel in, device rows out, wall time to completion (ms)
 // The encoder's weights are a synthetic preset (runtime/model/synthetic_audio.cpp) written to a
 // temporary directory and removed after.
+//
+// omnirt_gpu_bench whisper_decoder [--type f16] [--reps 10]
+// CudaWhisperDecoder at Whisper small's text shape (d 768, 12 heads, 12 layers, 51864 tokens;
+// random weights, tests/whisper_test_util.h), median of --reps after a warm-up:
+//   whisper_small_dec_audio   set_audio of a 30 s window (1500 encoder rows -> every layer's K, V)
+//   whisper_small_dec_greedy  one greedy step (one token after a 4-token prompt, logits to the host)
+//   whisper_small_dec_beam5   one beam step (5 hypotheses, copied slots, logits to the host)
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,9 +30,11 @@
 
 #include "bench/gpu/gpu_bench.h"
 #include "kernels/core/dtype.h"
+#include "kernels/core/thread_pool.h"
 #include "runtime/model/audio_loader.h"
 #include "runtime/model/cuda_whisper.h"
 #include "runtime/model/gguf.h"
+#include "tests/whisper_test_util.h"
 
 namespace omni {
 namespace {
@@ -156,8 +165,86 @@ int run_whisper(int argc, char** argv) {
   return 0;
 }
 
+int run_whisper_decoder(int argc, char** argv) {
+  std::string type_name = "f16";
+  int reps = 10;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--type") type_name = v;
+    else if (k == "--reps") reps = std::atoi(v.c_str());
+    else {
+      std::fprintf(stderr, "whisper_decoder: unknown option %s\n", k.c_str());
+      return 2;
+    }
+  }
+  DType type = DType::kF16;
+  if (type_name == "f32") type = DType::kF32;
+  else if (type_name == "q8_0") type = DType::kQ8_0;
+  else if (type_name != "f16") {
+    std::fprintf(stderr, "whisper_decoder: --type must be f32, f16 or q8_0\n");
+    return 2;
+  }
+  if (reps < 1 || reps > 1000) {
+    std::fprintf(stderr, "whisper_decoder: --reps must be in [1, 1000]\n");
+    return 2;
+  }
+  test::WhisperDecoderShape shape;  // Whisper small's decoder
+  shape.d = 768;
+  shape.n_head = 12;
+  shape.n_layer = 12;
+  shape.n_vocab = 51864;
+  shape.n_text_ctx = 448;
+  shape.d_audio = 768;
+  shape.n_audio_ctx = 1500;
+  auto hw = test::make_whisper_decoder(shape, type, 5);
+  ThreadPool pool(2);
+  auto dec = CudaWhisperDecoder::create(hw->w, pool);
+  if (!dec.ok()) return fail(dec.status(), "decoder create");
+  CudaWhisperDecoder& g = **dec;
+  std::vector<float> enc(size_t(shape.n_audio_ctx * shape.d_audio));
+  std::mt19937 rng(2);
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  for (float& x : enc) x = uni(rng);
+  auto audio_ms = median_ms(reps, [&]() { return g.set_audio(enc.data(), shape.n_audio_ctx); });
+  if (!audio_ms.ok()) return fail(audio_ms.status(), "set_audio");
+  const int beam = 5;
+  std::vector<float> logits(size_t(beam * shape.n_vocab));
+  const int32_t prompt[4] = {50257, 50362, 440, 1029};
+  auto prepare = [&]() -> Status {
+    OMNI_RETURN_IF_ERROR(g.reset_slots(2 * beam));
+    OMNI_RETURN_IF_ERROR(g.decode_slot(0, prompt, 4, logits.data()));
+    for (int b = 1; b < beam; ++b) OMNI_RETURN_IF_ERROR(g.copy_slot(b, 0));
+    return Status::Ok();
+  };
+  if (Status st = prepare(); !st.ok()) return fail(st, "prompt");
+  int32_t next = 11;
+  auto greedy_ms = median_ms(reps, [&]() -> Status {
+    next = (next * 31 + 7) % 50000;
+    return g.decode_slot(0, &next, 1, logits.data());
+  });
+  if (!greedy_ms.ok()) return fail(greedy_ms.status(), "greedy step");
+  if (Status st = prepare(); !st.ok()) return fail(st, "prompt");
+  const int slots[beam] = {0, 1, 2, 3, 4};
+  int32_t toks[beam] = {11, 12, 13, 14, 15};
+  auto beam_ms = median_ms(reps, [&]() -> Status {
+    for (int32_t& t : toks) t = (t * 31 + 7) % 50000;
+    return g.decode_slots(slots, toks, beam, logits.data());
+  });
+  if (!beam_ms.ok()) return fail(beam_ms.status(), "beam step");
+  const double mb = double(g.device_weight_bytes()) / 1e6;
+  std::printf("RESULT name=whisper_small_dec_audio value=%.3f unit=ms table=\"whisper small decoder %s, set_audio 1500 rows, "
+              "GPU\" target=\"(info)\"\n", *audio_ms, type_name.c_str());
+  std::printf("RESULT name=whisper_small_dec_greedy value=%.3f unit=ms table=\"whisper small decoder %s, greedy step "
+              "(%.0f MB of weights), GPU\" target=\"(info)\"\n", *greedy_ms, type_name.c_str(), mb);
+  std::printf("RESULT name=whisper_small_dec_beam5 value=%.3f unit=ms table=\"whisper small decoder %s, beam-5 step, GPU\" "
+              "target=\"(info)\"\n", *beam_ms, type_name.c_str());
+  return 0;
+}
+
 const bool kRegistered = gpu_bench::add("whisper", "whisper [--preset whisper-small-enc] [--type f16] [--reps 10]",
                                         run_whisper);
+const bool kRegisteredDecoder =
+    gpu_bench::add("whisper_decoder", "whisper_decoder [--type f16] [--reps 10]", run_whisper_decoder);
 
 }  // namespace
 }  // namespace omni
