@@ -301,6 +301,42 @@ std::vector<uint16_t> to_f16(const float* x, size_t n) {
   return h;
 }
 
+// Shape checks shared by the encoder and the decoder; `who` starts each message.
+Status check_matrix(const audio::WhisperMatrix& m, int64_t n_in, int64_t n_out, const char* who, const char* name) {
+  if (m.n_in != n_in || m.n_out != n_out || !m.data)
+    return invalid_argument(fmt("%s: %s is [%lld, %lld] (want [%lld, %lld])", who, name, (long long)m.n_out,
+                                (long long)m.n_in, (long long)n_out, (long long)n_in));
+  if (!cuda::weight_type_supported(m.type))
+    return unsupported(fmt("%s: %s has type %s, which has no CUDA kernel", who, name, dtype_name(m.type)));
+  if (dtype_row_bytes(m.type, n_in) <= 0)
+    return invalid_argument(fmt("%s: %s rows of %lld are not whole %s blocks", who, name, (long long)n_in,
+                                dtype_name(m.type)));
+  return Status::Ok();
+}
+Status check_linear(const audio::WhisperLinear& l, int64_t n_in, int64_t n_out, const char* who, const char* name) {
+  OMNI_RETURN_IF_ERROR(check_matrix(l.w, n_in, n_out, who, name));
+  if (!l.b.empty() && l.b.size() != size_t(n_out))
+    return invalid_argument(fmt("%s: %s has %zu biases (want %lld)", who, name, l.b.size(), (long long)n_out));
+  return Status::Ok();
+}
+Status check_norm(const audio::WhisperLayerNorm& n, int64_t d, const char* who, const char* name) {
+  if (n.w.size() != size_t(d) || n.b.size() != size_t(d))
+    return invalid_argument(fmt("%s: %s has %zu weights, %zu biases (want %lld)", who, name, n.w.size(), n.b.size(),
+                                (long long)d));
+  return Status::Ok();
+}
+// The parts every Whisper block has: attn_ln, mlp_ln, the self-attention and the MLP.
+Status check_block(const audio::WhisperBlock& b, int64_t d, const char* who) {
+  OMNI_RETURN_IF_ERROR(check_norm(b.attn_ln, d, who, "attn_ln"));
+  OMNI_RETURN_IF_ERROR(check_norm(b.mlp_ln, d, who, "mlp_ln"));
+  OMNI_RETURN_IF_ERROR(check_linear(b.attn.query, d, d, who, "attn.query"));
+  OMNI_RETURN_IF_ERROR(check_linear(b.attn.key, d, d, who, "attn.key"));
+  OMNI_RETURN_IF_ERROR(check_linear(b.attn.value, d, d, who, "attn.value"));
+  OMNI_RETURN_IF_ERROR(check_linear(b.attn.out, d, d, who, "attn.out"));
+  OMNI_RETURN_IF_ERROR(check_linear(b.mlp0, d, 4 * d, who, "mlp.0"));
+  return check_linear(b.mlp2, 4 * d, d, who, "mlp.2");
+}
+
 }  // namespace
 
 struct CudaWhisperEncoder::Impl {
@@ -370,36 +406,12 @@ StatusOr<std::unique_ptr<CudaWhisperEncoder>> CudaWhisperEncoder::create(const a
   if (w.enc_pos.size() < size_t(ctx * d))
     return invalid_argument(fmt("cuda whisper encoder: enc_pos has %zu values (want %lld)", w.enc_pos.size(),
                                 (long long)(ctx * d)));
-  auto norm_ok = [&](const audio::WhisperLayerNorm& n, const char* name) -> Status {
-    if (n.w.size() != size_t(d) || n.b.size() != size_t(d))
-      return invalid_argument(fmt("cuda whisper encoder: %s has %zu weights, %zu biases (want %lld)", name, n.w.size(),
-                                  n.b.size(), (long long)d));
-    return Status::Ok();
-  };
-  auto lin_ok = [&](const audio::WhisperLinear& l, int64_t n_in, int64_t n_out, const char* name) -> Status {
-    if (l.w.n_in != n_in || l.w.n_out != n_out || !l.w.data || (!l.b.empty() && l.b.size() != size_t(n_out)))
-      return invalid_argument(fmt("cuda whisper encoder: %s is [%lld, %lld] (want [%lld, %lld]) with %zu biases",
-                                  name, (long long)l.w.n_out, (long long)l.w.n_in, (long long)n_out, (long long)n_in,
-                                  l.b.size()));
-    if (!cuda::weight_type_supported(l.w.type))
-      return unsupported(fmt("cuda whisper encoder: %s has type %s, which has no CUDA kernel", name,
-                             dtype_name(l.w.type)));
-    return Status::Ok();
-  };
-  OMNI_RETURN_IF_ERROR(norm_ok(w.enc_ln_post, "ln_post"));
+  constexpr const char* kWho = "cuda whisper encoder";
+  OMNI_RETURN_IF_ERROR(check_norm(w.enc_ln_post, d, kWho, "ln_post"));
   if (w.enc_blocks.size() != size_t(hp.n_audio_layer))
     return invalid_argument(fmt("cuda whisper encoder: %zu blocks (n_audio_layer %lld)", w.enc_blocks.size(),
                                 (long long)hp.n_audio_layer));
-  for (const audio::WhisperBlock& b : w.enc_blocks) {
-    OMNI_RETURN_IF_ERROR(norm_ok(b.attn_ln, "attn_ln"));
-    OMNI_RETURN_IF_ERROR(norm_ok(b.mlp_ln, "mlp_ln"));
-    OMNI_RETURN_IF_ERROR(lin_ok(b.attn.query, d, d, "attn.query"));
-    OMNI_RETURN_IF_ERROR(lin_ok(b.attn.key, d, d, "attn.key"));
-    OMNI_RETURN_IF_ERROR(lin_ok(b.attn.value, d, d, "attn.value"));
-    OMNI_RETURN_IF_ERROR(lin_ok(b.attn.out, d, d, "attn.out"));
-    OMNI_RETURN_IF_ERROR(lin_ok(b.mlp0, d, 4 * d, "mlp.0"));
-    OMNI_RETURN_IF_ERROR(lin_ok(b.mlp2, 4 * d, d, "mlp.2"));
-  }
+  for (const audio::WhisperBlock& b : w.enc_blocks) OMNI_RETURN_IF_ERROR(check_block(b, d, kWho));
 
   OMNI_RETURN_IF_ERROR(cuda::device_count().status());
   OMNI_RETURN_IF_ERROR(cuda::set_device(options.device));
@@ -856,52 +868,22 @@ StatusOr<std::unique_ptr<CudaWhisperDecoder>> CudaWhisperDecoder::create(const a
   if (d / hp.n_text_head > cuda::kEncAttnMaxHeadDim)
     return unsupported(fmt("cuda whisper decoder: head size %lld is over the attention kernel's %d",
                            (long long)(d / hp.n_text_head), cuda::kEncAttnMaxHeadDim));
-  auto mat_ok = [&](const audio::WhisperMatrix& m, int64_t n_in, int64_t n_out, const char* name) -> Status {
-    if (m.n_in != n_in || m.n_out != n_out || !m.data)
-      return invalid_argument(fmt("cuda whisper decoder: %s is [%lld, %lld] (want [%lld, %lld])", name,
-                                  (long long)m.n_out, (long long)m.n_in, (long long)n_out, (long long)n_in));
-    if (!cuda::weight_type_supported(m.type))
-      return unsupported(fmt("cuda whisper decoder: %s has type %s, which has no CUDA kernel", name,
-                             dtype_name(m.type)));
-    if (dtype_row_bytes(m.type, n_in) <= 0)
-      return invalid_argument(fmt("cuda whisper decoder: %s rows of %lld are not whole %s blocks", name,
-                                  (long long)n_in, dtype_name(m.type)));
-    return Status::Ok();
-  };
-  auto lin_ok = [&](const audio::WhisperLinear& l, int64_t n_in, int64_t n_out, const char* name) -> Status {
-    OMNI_RETURN_IF_ERROR(mat_ok(l.w, n_in, n_out, name));
-    if (!l.b.empty() && l.b.size() != size_t(n_out))
-      return invalid_argument(fmt("cuda whisper decoder: %s has %zu biases (want %lld)", name, l.b.size(), (long long)n_out));
-    return Status::Ok();
-  };
-  auto norm_ok = [&](const audio::WhisperLayerNorm& n, const char* name) -> Status {
-    if (n.w.size() != size_t(d) || n.b.size() != size_t(d))
-      return invalid_argument(fmt("cuda whisper decoder: %s has %zu weights, %zu biases (want %lld)", name, n.w.size(),
-                                  n.b.size(), (long long)d));
-    return Status::Ok();
-  };
-  OMNI_RETURN_IF_ERROR(mat_ok(w.token_embedding, d, hp.n_vocab, "token_embedding"));
+  constexpr const char* kWho = "cuda whisper decoder";
+  OMNI_RETURN_IF_ERROR(check_matrix(w.token_embedding, d, hp.n_vocab, kWho, "token_embedding"));
   if (w.dec_pos.size() < size_t(hp.n_text_ctx * d))
     return invalid_argument(fmt("cuda whisper decoder: dec_pos has %zu values (want %lld)", w.dec_pos.size(),
                                 (long long)(hp.n_text_ctx * d)));
-  OMNI_RETURN_IF_ERROR(norm_ok(w.dec_ln, "ln"));
+  OMNI_RETURN_IF_ERROR(check_norm(w.dec_ln, d, kWho, "ln"));
   if (w.dec_blocks.size() != size_t(hp.n_text_layer))
     return invalid_argument(fmt("cuda whisper decoder: %zu blocks (n_text_layer %lld)", w.dec_blocks.size(),
                                 (long long)hp.n_text_layer));
   for (const audio::WhisperBlock& b : w.dec_blocks) {
-    OMNI_RETURN_IF_ERROR(norm_ok(b.attn_ln, "attn_ln"));
-    OMNI_RETURN_IF_ERROR(norm_ok(b.cross_attn_ln, "cross_attn_ln"));
-    OMNI_RETURN_IF_ERROR(norm_ok(b.mlp_ln, "mlp_ln"));
-    OMNI_RETURN_IF_ERROR(lin_ok(b.attn.query, d, d, "attn.query"));
-    OMNI_RETURN_IF_ERROR(lin_ok(b.attn.key, d, d, "attn.key"));
-    OMNI_RETURN_IF_ERROR(lin_ok(b.attn.value, d, d, "attn.value"));
-    OMNI_RETURN_IF_ERROR(lin_ok(b.attn.out, d, d, "attn.out"));
-    OMNI_RETURN_IF_ERROR(lin_ok(b.cross_attn.query, d, d, "cross_attn.query"));
-    OMNI_RETURN_IF_ERROR(lin_ok(b.cross_attn.key, da, d, "cross_attn.key"));
-    OMNI_RETURN_IF_ERROR(lin_ok(b.cross_attn.value, da, d, "cross_attn.value"));
-    OMNI_RETURN_IF_ERROR(lin_ok(b.cross_attn.out, d, d, "cross_attn.out"));
-    OMNI_RETURN_IF_ERROR(lin_ok(b.mlp0, d, 4 * d, "mlp.0"));
-    OMNI_RETURN_IF_ERROR(lin_ok(b.mlp2, 4 * d, d, "mlp.2"));
+    OMNI_RETURN_IF_ERROR(check_block(b, d, kWho));
+    OMNI_RETURN_IF_ERROR(check_norm(b.cross_attn_ln, d, kWho, "cross_attn_ln"));
+    OMNI_RETURN_IF_ERROR(check_linear(b.cross_attn.query, d, d, kWho, "cross_attn.query"));
+    OMNI_RETURN_IF_ERROR(check_linear(b.cross_attn.key, da, d, kWho, "cross_attn.key"));
+    OMNI_RETURN_IF_ERROR(check_linear(b.cross_attn.value, da, d, kWho, "cross_attn.value"));
+    OMNI_RETURN_IF_ERROR(check_linear(b.cross_attn.out, d, d, kWho, "cross_attn.out"));
   }
 
   OMNI_RETURN_IF_ERROR(cuda::device_count().status());
