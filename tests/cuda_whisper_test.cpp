@@ -342,12 +342,9 @@ TEST(CudaWhisperMel, BadInputAndFullBufferAreStatuses) {
 
 // ---- the encoder ----------------------------------------------------------------------------
 
-// Whisper weights built in memory: d, heads, layers, mels, positions; matrices in `type`
-// (std 1/sqrt(n_in)), Whisper's bias-less key, norms near 1.
-struct HostWeights {
-  audio::WhisperWeights w;
-  std::vector<std::vector<uint8_t>> storage;
-};
+// Whisper encoder weights built in memory: d, heads, layers, mels, positions; matrices in `type`
+// (tests/whisper_test_util.h), conv kernels f32 (std 1/sqrt(3 n_in)), Whisper's sinusoids.
+using HostWeights = test::WhisperTestWeights;
 
 std::unique_ptr<HostWeights> make_weights(int64_t d, int64_t n_head, int64_t n_layer, int64_t n_mels, int64_t ctx,
                                           DType type, uint32_t seed) {
@@ -358,37 +355,14 @@ std::unique_ptr<HostWeights> make_weights(int64_t d, int64_t n_head, int64_t n_l
   w.hp.n_audio_layer = n_layer;
   w.hp.n_mels = n_mels;
   w.hp.n_audio_ctx = ctx;
-  std::mt19937 rng(seed);
-  auto normal = [&](size_t n, float mean, float sd) {
-    std::normal_distribution<float> dist(mean, sd);
-    std::vector<float> v(n);
-    for (float& x : v) x = dist(rng);
-    return v;
-  };
+  test::WhisperRandom r(*hw, type, seed);
   auto conv = [&](int64_t n_in) {
     audio::WhisperConv c;
     c.n_in = n_in;
     c.n_out = d;
-    c.w = normal(size_t(d * 3 * n_in), 0.0f, 1.0f / std::sqrt(float(3 * n_in)));
-    c.b = normal(size_t(d), 0.0f, 0.05f);
+    c.w = r.normal(size_t(d * 3 * n_in), 0.0f, 1.0f / std::sqrt(float(3 * n_in)));
+    c.b = r.normal(size_t(d), 0.0f, 0.05f);
     return c;
-  };
-  auto linear = [&](int64_t n_in, int64_t n_out, bool bias) {
-    audio::WhisperLinear l;
-    const std::vector<float> f = normal(size_t(n_in * n_out), 0.0f, 1.0f / std::sqrt(float(n_in)));
-    const int64_t rb = dtype_row_bytes(type, n_in);
-    std::vector<uint8_t> bytes(size_t(rb * n_out));
-    for (int64_t o = 0; o < n_out; ++o) ref::quantize_row(type, f.data() + o * n_in, bytes.data() + o * rb, n_in);
-    hw->storage.push_back(std::move(bytes));
-    l.w = {type, hw->storage.back().data(), n_in, n_out};
-    if (bias) l.b = normal(size_t(n_out), 0.0f, 0.05f);
-    return l;
-  };
-  auto norm = [&]() {
-    audio::WhisperLayerNorm n;
-    n.w = normal(size_t(d), 1.0f, 0.1f);
-    n.b = normal(size_t(d), 0.0f, 0.05f);
-    return n;
   };
   w.conv1 = conv(n_mels);
   w.conv2 = conv(d);
@@ -400,20 +374,8 @@ std::unique_ptr<HostWeights> make_weights(int64_t d, int64_t n_head, int64_t n_l
       w.enc_pos[size_t(t * d + i)] = float(std::sin(a));
       w.enc_pos[size_t(t * d + d / 2 + i)] = float(std::cos(a));
     }
-  hw->storage.reserve(size_t(n_layer * 6));
-  for (int64_t l = 0; l < n_layer; ++l) {
-    audio::WhisperBlock b;
-    b.attn_ln = norm();
-    b.attn.query = linear(d, d, true);
-    b.attn.key = linear(d, d, false);
-    b.attn.value = linear(d, d, true);
-    b.attn.out = linear(d, d, true);
-    b.mlp_ln = norm();
-    b.mlp0 = linear(d, 4 * d, true);
-    b.mlp2 = linear(4 * d, d, true);
-    w.enc_blocks.push_back(std::move(b));
-  }
-  w.enc_ln_post = norm();
+  for (int64_t l = 0; l < n_layer; ++l) w.enc_blocks.push_back(r.block(d));
+  w.enc_ln_post = r.norm(d);
   return hw;
 }
 

@@ -42,7 +42,7 @@ class WhisperSlots : public ::testing::Test {
     enc_ = encoder_output(11, hw_->w.hp.n_audio_state, 5);
   }
   int64_t n_vocab() const { return hw_->w.hp.n_vocab; }
-  std::unique_ptr<test::WhisperDecoderWeights> hw_;
+  std::unique_ptr<test::WhisperTestWeights> hw_;
   std::vector<float> enc_;
   ThreadPool pool_{2};
 };
