@@ -3,7 +3,7 @@
 // Error bounds (why they are what they are):
 //  * matmul: |y - ref| <= 2e-6 * sqrt(n_in) * sum_i |w_i x_i| + 1e-30. Weights decode exactly;
 //    the only difference is f32 FMA accumulation (ref sums in double), whose error grows ~sqrt(n).
-//  * rms_norm, rope, softmax, silu, gelu_tanh: relative 1e-5 (+ abs 1e-6 for values near 0):
+//  * rms_norm, rope, softmax, silu, gelu_tanh, gelu_erf: relative 1e-5 (+ abs 1e-6 for values near 0):
 //    f32 arithmetic and a polynomial exp good to a few ulp.
 //  * mul, add, scale: exact (the same single f32 operation).
 //  * attention: |out - ref| <= 2e-5 * max|v| (f32 dots, softmax and weighted sum).
@@ -184,6 +184,12 @@ TEST(KernelsTest, ElementwiseOpsMatchRef) {
         ref::gelu_tanh(want.data(), n);
         cpu::gelu_tanh(got.data(), n);
         expect_close(got, want, 1e-5, 1e-6, tag + " gelu_tanh");
+      }
+      {
+        std::vector<float> want = x, got = x;
+        ref::gelu_erf(want.data(), n);
+        cpu::gelu_erf(got.data(), n);
+        expect_close(got, want, 1e-5, 1e-6, tag + " gelu_erf");
       }
       {
         std::vector<float> want(x.size()), got = nans(n);

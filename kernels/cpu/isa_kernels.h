@@ -33,6 +33,7 @@ struct IsaKernels {
   float (*exp_shift_sum)(float* x, float shift, int64_t n);
   void (*silu)(float* x, int64_t n);
   void (*gelu_tanh)(float* x, int64_t n);
+  void (*gelu_erf)(float* x, int64_t n);
 };
 
 // The int8-activation decode path (opt-in, see ops_cpu.h matvec_int8): x quantised once per

@@ -55,10 +55,13 @@ void gelu_tanh(float* x, int64_t n) {
 void silu(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = x[i] / (1.0f + std::exp(-x[i]));
 }
+void gelu_erf(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));
+}
 
 constexpr IsaKernels kTable = {dot_rows, ref::dequantize_row, gemm_f32, dot_kv, axpy_kv,
                                sum_squares, scale_mul, ref::mul, ref::add, ref::scale,
-                               exp_shift_sum, silu, gelu_tanh};
+                               exp_shift_sum, silu, gelu_tanh, gelu_erf};
 
 }  // namespace
 

@@ -184,6 +184,7 @@ void softmax(float* x, int64_t n) {
 
 void silu(float* x, int64_t n) { detail::active_kernels().silu(x, n); }
 void gelu_tanh(float* x, int64_t n) { detail::active_kernels().gelu_tanh(x, n); }
+void gelu_erf(float* x, int64_t n) { detail::active_kernels().gelu_erf(x, n); }
 void mul(const float* a, const float* b, float* y, int64_t n) { detail::active_kernels().mul(a, b, y, n); }
 void add(const float* a, const float* b, float* y, int64_t n) { detail::active_kernels().add(a, b, y, n); }
 void scale(float* x, float s, int64_t n) { detail::active_kernels().scale(x, s, n); }

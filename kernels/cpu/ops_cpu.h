@@ -62,6 +62,7 @@ void rope_qk(float* q, int64_t n_q_heads, float* k, int64_t n_k_heads, int64_t h
 void softmax(float* x, int64_t n);
 void silu(float* x, int64_t n);
 void gelu_tanh(float* x, int64_t n);
+void gelu_erf(float* x, int64_t n);  // 0.5 x (1 + erf(x / sqrt 2)); |error| <= 1e-7 |x| + f32 rounding
 void mul(const float* a, const float* b, float* y, int64_t n);
 void add(const float* a, const float* b, float* y, int64_t n);
 void scale(float* x, float s, int64_t n);

@@ -71,6 +71,13 @@ void silu(float* x, int64_t n) {
   }
 }
 
+void gelu_erf(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = x[i];
+    x[i] = static_cast<float>(0.5 * v * std::erfc(-v / std::sqrt(2.0)));
+  }
+}
+
 void gelu_tanh(float* x, int64_t n) {
   const double k = std::sqrt(2.0 / M_PI);
   for (int64_t i = 0; i < n; ++i) {

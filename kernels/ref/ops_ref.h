@@ -72,6 +72,7 @@ void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t rot_dim, int64_t 
 void softmax(float* x, int64_t n);  // in place, numerically stable
 void silu(float* x, int64_t n);      // x * sigmoid(x), in place
 void gelu_tanh(float* x, int64_t n);  // 0.5x(1+tanh(sqrt(2/pi)(x+0.044715x^3))), in place
+void gelu_erf(float* x, int64_t n);   // 0.5x(1+erf(x/sqrt(2))) (torch.nn.GELU()), in place
 void mul(const float* a, const float* b, float* y, int64_t n);  // y = a*b, may alias
 void add(const float* a, const float* b, float* y, int64_t n);  // y = a+b, may alias
 void scale(float* x, float s, int64_t n);
