@@ -109,6 +109,25 @@ TEST(LogMelTest, ChunkedEqualsWhole) {
   }
 }
 
+// Frames of exact zeros (Whisper's padding) skip the FFT; their rows must be what the FFT path
+// gives for zero power: a window of 1e-30 samples (power far below the 1e-10 floor) takes the
+// FFT path and must give the same bits, and the clip's own frames stay as they were.
+TEST(LogMelTest, ZeroFramesEqualTheFftPathAtTheFloor) {
+  const std::vector<float> clip = read_wav_pcm16(data_path("librivox_0880.wav"));
+  std::vector<float> zeros = clip, tiny = clip;
+  zeros.resize(clip.size() + 16000, 0.0f);
+  tiny.resize(clip.size() + 16000, 1e-30f);
+  zeros.insert(zeros.end(), clip.begin(), clip.end());
+  tiny.insert(tiny.end(), clip.begin(), clip.end());
+  auto a = audio::LogMel::create(80), b = audio::LogMel::create(80);
+  std::vector<float> za, tb;
+  ASSERT_TRUE((*a)->push(zeros.data(), zeros.size(), &za).ok());
+  ASSERT_TRUE((*b)->push(tiny.data(), tiny.size(), &tb).ok());
+  ASSERT_EQ(za, tb);  // bit-identical, silent frames included
+  const float floor_row = za[size_t(clip.size() / 160 + 20) * 80];  // a frame inside the silence
+  EXPECT_EQ(floor_row, static_cast<float>(std::log10(1e-10)));
+}
+
 TEST(LogMelTest, BadInputIsAStatus) {
   EXPECT_EQ(audio::LogMel::create(90).status().code(), StatusCode::kInvalidArgument);
   auto mel = audio::LogMel::create(80);

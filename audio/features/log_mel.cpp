@@ -122,8 +122,15 @@ void LogMel::emit(int64_t end_frame, std::vector<float>* out) {
   const size_t base = out->size();
   out->resize(base + static_cast<size_t>(end_frame - next_frame_) * n_mels_);
   float* dst = out->data() + base;
+  // A frame of zeros (Whisper's 30 s of padding after a short clip) has zero power in every
+  // bin: its row is the floor's log10, the value the loop below computes for it, without the FFT.
+  static const float kSilentRow = static_cast<float>(std::log10(std::max(0.0, 1e-10)));
   for (int64_t t = next_frame_; t < end_frame; ++t, dst += n_mels_) {
     const float* x = buf_.data() + (t * kWhisperHop - buf_start_);
+    if (std::all_of(x, x + kWhisperNFft, [](float v) { return v == 0.0f; })) {
+      std::fill(dst, dst + n_mels_, kSilentRow);
+      continue;
+    }
     for (int i = 0; i < kWhisperNFft; ++i) fft_in_[i] = {static_cast<double>(x[i]) * window_[i], 0.0};
     fft_.execute(fft_in_.data(), fft_out_.data(), fft_scratch_.data());
     for (int k = 0; k < kBins; ++k) power_[k] = static_cast<float>(std::norm(fft_out_[k]));
