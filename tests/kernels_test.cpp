@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <random>
 #include <string>
@@ -86,7 +87,7 @@ TEST(KernelsTest, MatmulMatchesRefEveryTypeIsaAndTokenCount) {
   struct Shape {
     DType t;
     int64_t n_in;
-  } shapes[] = {{DType::kF32, 67},   {DType::kF16, 67},   {DType::kBF16, 83},
+  } shapes[] = {{DType::kF32, 67},   {DType::kF16, 67},   {DType::kF16, 80},   {DType::kBF16, 83},
                 {DType::kQ8_0, 96},  {DType::kQ4_0, 160}, {DType::kQ5_0, 96},
                 {DType::kQ4_K, 512}, {DType::kQ5_K, 256}, {DType::kQ6_K, 768}};
   const int64_t n_out = 37;
@@ -96,8 +97,8 @@ TEST(KernelsTest, MatmulMatchesRefEveryTypeIsaAndTokenCount) {
     const int64_t rb = dtype_row_bytes(s.t, s.n_in);
     std::vector<float> wf(static_cast<size_t>(n_out * s.n_in));
     for (int64_t o = 0; o < n_out; ++o) ref::dequantize_row(s.t, w.data() + o * rb, wf.data() + o * s.n_in, s.n_in);
-    // 1: the decode dot; 2-64 Q8_0: the fused tile; 33, 130: the decoded tile with whole and
-    // partial register tiles.
+    // 1: the decode dot; 2-64 Q8_0 and F16 (n_in a multiple of 16): the fused tile; 33, 130: the
+    // decoded tile with whole and partial register tiles.
     for (int64_t n_tok : {1, 2, 3, 7, 33, 130}) {
       const auto x = test::randn(n_tok * s.n_in, 5 + static_cast<uint32_t>(n_tok));
       std::vector<float> want(static_cast<size_t>(n_tok * n_out));
@@ -126,6 +127,25 @@ TEST(KernelsTest, MatmulMatchesRefEveryTypeIsaAndTokenCount) {
     }
   }
   cpu::set_isa(isas.back());
+}
+
+// The fused small-batch kernel (Q8_0, F16; 2..64 tokens, AVX-512) claims the bits of the
+// decoded-tile path: the same decode and the same FMA order per output. Checked by running the
+// same tokens as a 7-token call (fused) and inside a 130-token call (tiled).
+TEST(KernelsTest, FusedSmallBatchIsBitIdenticalToTheTiledPath) {
+  if (!cpu::set_isa(CpuIsa::kAvx512)) GTEST_SKIP() << "no AVX-512 here";
+  for (DType t : {DType::kQ8_0, DType::kF16}) {
+    const int64_t n_out = 37, n_in = 416;
+    const auto w = make_weights(t, n_out, n_in, 12);
+    const auto x = test::randn(130 * n_in, 13);
+    ThreadPool pool(2);
+    std::vector<float> scratch = nans(cpu::matmul_scratch_floats(n_in, 2));
+    std::vector<float> small = nans(7 * n_out), big = nans(130 * n_out);
+    cpu::matmul(pool, t, w.data(), n_out, n_in, x.data(), 7, small.data(), scratch.data());
+    cpu::matmul(pool, t, w.data(), n_out, n_in, x.data(), 130, big.data(), scratch.data());
+    EXPECT_EQ(std::memcmp(small.data(), big.data(), small.size() * sizeof(float)), 0) << dtype_name(t);
+  }
+  cpu::set_isa(test::cpu_isas().back());
 }
 
 TEST(KernelsTest, MatmulRowsWritesOnlyItsRange) {

@@ -1,9 +1,10 @@
 // Matrix multiply with quantized weights: y[t, o] = sum_i W[o, i] * x[t, i].
 // Decode (n_tok == 1) is a matrix-vector product bound by weight bandwidth: each thread streams
 // its rows once, decoding blocks in registers and FMA-ing them with x (which stays in L1).
-// Small batches of Q8_0 (2..64 tokens: the rows at the end of a voice input, a short prompt, an
-// encoder chunk) on AVX-512 decode each weight block in registers and FMA it with up to 6
-// tokens (q8_tile below): no f32 copy of the weights, bit-identical results.
+// Small batches of Q8_0 or F16 (2..64 tokens: the rows at the end of a voice input, a short
+// prompt, an encoder chunk, Whisper's beams) on AVX-512 decode each weight block in registers
+// and FMA it with up to 6 tokens (fused_tile below): no f32 copy of the weights, bit-identical
+// results.
 // Larger prefills decode kTileRows rows into the thread's scratch once (16 x n_in f32, in L2)
 // and multiply that tile with every token, so weights are read from memory once per call.
 #include <algorithm>
@@ -29,57 +30,66 @@ namespace {
 constexpr int64_t kTileRows = 16;
 
 #if defined(__x86_64__)
-#define OMNI_Q8_FUSED 1
+#define OMNI_FUSED_SMALL_BATCH 1
 #define OMNI_AVX512_FN __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
 
-// Register tile of the fused kernel: kQ8Rows rows x up to kQ8Toks tokens of accumulators
+// Register tile of the fused kernel: kFusedRows rows x up to kFusedToks tokens of accumulators
 // (24) + the rows' decoded weights (4) + one x vector = 29 of the 32 zmm registers.
-constexpr int kQ8Rows = 4, kQ8Toks = 6;
+constexpr int kFusedRows = 4, kFusedToks = 6;
 // Up to this many tokens the fused kernel is faster than dequantize-to-scratch + f32 GEMM
 // (Zen 4, the Qwen2-0.5B layer shapes, one thread: 2.0-2.3x at 2-4 tokens, 1.6x at 9, 1.15x at
 // 32, 1.04x at 64; docs/AUDIO_OUT.md); the gain shrinks as the rows' re-decoding for every
-// group of kQ8Toks tokens grows against the copy it saves.
-constexpr int64_t kQ8FusedMaxTok = 64;
+// group of kFusedToks tokens grows against the copy it saves.
+constexpr int64_t kFusedMaxTok = 64;
 
-// Rows [0, n_rows) (n_rows <= R, all R when the tile is full) of Q8_0 weights times T tokens of
-// x ([T, n_in]): y[t * y_stride + r]. Per 16 weights of a row: one decode (d * q rounded to f32,
-// as dequantize_row) and T FMAs into one accumulator per (row, token), ascending over n_in,
+// 16 weights of a row, decoded to f32 exactly as dequantize_row decodes them. `row` is the row's
+// first byte, i a multiple of 16.
+struct Q8Row {
+  static OMNI_AVX512_FN __m512 load16(const uint8_t* row, int64_t i) {
+    const auto& b = reinterpret_cast<const BlockQ8_0*>(row)[i / kQK];
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs + i % kQK));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), _mm512_set1_ps(_cvtsh_ss(b.d)));
+  }
+  static constexpr int64_t bytes_at(int64_t i) { return i / kQK * static_cast<int64_t>(sizeof(BlockQ8_0)); }
+  static constexpr int64_t kPrefetchEvery = 2 * kQK;  // elements: two blocks, 68 bytes
+};
+struct F16Row {
+  static OMNI_AVX512_FN __m512 load16(const uint8_t* row, int64_t i) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * i)));
+  }
+  static constexpr int64_t bytes_at(int64_t i) { return 2 * i; }
+  static constexpr int64_t kPrefetchEvery = 32;  // elements: 64 bytes
+};
+
+// Rows [0, n_rows) (n_rows <= R, all R when the tile is full) of Q8_0 or F16 weights times T
+// tokens of x ([T, n_in]): y[t * y_stride + r]. Per 16 weights of a row: one decode (as
+// dequantize_row) and T FMAs into one accumulator per (row, token), ascending over n_in,
 // reduced once at the end: the same operations in the same order as dequantize_row + gemm_f32
 // of the AVX-512 table, so the result is bit-identical to the tiled path, without the f32 copy
 // of the weights. Each row stream is prefetched 2 KiB ahead (the hardware prefetcher alone
 // loses interleaved streams on Zen 4, isa_kernels_impl.h).
-template <int R, int T>
-OMNI_AVX512_FN void q8_tile(const uint8_t* w, int64_t row_bytes, int64_t n_in, const float* x, float* y,
-                            int64_t y_stride) {
-  const int64_t nb = n_in / kQK;
-  const BlockQ8_0* blk[R];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) blk[r] = reinterpret_cast<const BlockQ8_0*>(w + r * row_bytes);
+template <class Row, int R, int T>
+OMNI_AVX512_FN void fused_tile(const uint8_t* w, int64_t row_bytes, int64_t n_in, const float* x, float* y,
+                               int64_t y_stride) {
   __m512 acc[R][T];
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    if ((b & 1) == 0) {
+  for (int64_t i = 0; i < n_in; i += 16) {
+    if (i % Row::kPrefetchEvery == 0) {
 #pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) _mm_prefetch(reinterpret_cast<const char*>(blk[r] + b) + 2048, _MM_HINT_T0);
+      for (int r = 0; r < R; ++r)
+        _mm_prefetch(reinterpret_cast<const char*>(w + r * row_bytes) + Row::bytes_at(i) + 2048, _MM_HINT_T0);
     }
-#pragma GCC unroll 2
-    for (int h = 0; h < 2; ++h) {
-      __m512 wv[R];
+    __m512 wv[R];
 #pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) {
-        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[r][b].qs + 16 * h));
-        wv[r] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), _mm512_set1_ps(_cvtsh_ss(blk[r][b].d)));
-      }
-      const float* xb = x + b * kQK + 16 * h;
+    for (int r = 0; r < R; ++r) wv[r] = Row::load16(w + r * row_bytes, i);
 #pragma GCC unroll 8
-      for (int t = 0; t < T; ++t) {
-        const __m512 xv = _mm512_loadu_ps(xb + t * n_in);
+    for (int t = 0; t < T; ++t) {
+      const __m512 xv = _mm512_loadu_ps(x + t * n_in + i);
 #pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
-      }
+      for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
     }
   }
 #pragma GCC unroll 4
@@ -88,33 +98,39 @@ OMNI_AVX512_FN void q8_tile(const uint8_t* w, int64_t row_bytes, int64_t n_in, c
     for (int t = 0; t < T; ++t) y[t * y_stride + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
-using Q8TileFn = void (*)(const uint8_t*, int64_t, int64_t, const float*, float*, int64_t);
-template <int R, size_t... I>
-constexpr std::array<Q8TileFn, sizeof...(I)> q8_tiles(std::index_sequence<I...>) {
-  return {&q8_tile<R, int(I) + 1>...};
+using FusedTileFn = void (*)(const uint8_t*, int64_t, int64_t, const float*, float*, int64_t);
+template <class Row, int R, size_t... I>
+constexpr std::array<FusedTileFn, sizeof...(I)> fused_tiles(std::index_sequence<I...>) {
+  return {&fused_tile<Row, R, int(I) + 1>...};
 }
-constexpr auto kQ8Full = q8_tiles<kQ8Rows>(std::make_index_sequence<kQ8Toks>{});  // [T - 1]
-constexpr auto kQ8One = q8_tiles<1>(std::make_index_sequence<kQ8Toks>{});
+template <class Row>
+struct FusedTiles {
+  static constexpr auto kFull = fused_tiles<Row, kFusedRows>(std::make_index_sequence<kFusedToks>{});  // [T - 1]
+  static constexpr auto kOne = fused_tiles<Row, 1>(std::make_index_sequence<kFusedToks>{});
+};
 
-// Whether the fused path takes this call: Q8_0, AVX-512 selected, a small batch.
-bool use_q8_fused(DType wt, int64_t n_tok) {
-  return wt == DType::kQ8_0 && n_tok >= 2 && n_tok <= kQ8FusedMaxTok && cpu_isa() == CpuIsa::kAvx512;
+// Whether the fused path takes this call: Q8_0 or F16 (rows of whole 16s), AVX-512 selected, a
+// small batch.
+bool use_fused(DType wt, int64_t n_in, int64_t n_tok) {
+  const bool type_ok = wt == DType::kQ8_0 || (wt == DType::kF16 && n_in % 16 == 0);
+  return type_ok && n_tok >= 2 && n_tok <= kFusedMaxTok && cpu_isa() == CpuIsa::kAvx512;
 }
 
-// Row groups of kQ8Rows (then single rows), each times the tokens in near-equal passes of at
-// most kQ8Toks; a group's rows (<= 4 x 5.2 KiB at n_in 4864) stay in L1 between passes.
-void q8_fused(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const float* x, int64_t n_tok,
-              float* y, int64_t y_stride) {
-  const int64_t passes = (n_tok + kQ8Toks - 1) / kQ8Toks;
+// Row groups of kFusedRows (then single rows), each times the tokens in near-equal passes of at
+// most kFusedToks; a group's rows (<= 4 x 5.2 KiB at n_in 4864) stay in L1 between passes.
+template <class Row>
+void fused(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const float* x, int64_t n_tok,
+           float* y, int64_t y_stride) {
+  const int64_t passes = (n_tok + kFusedToks - 1) / kFusedToks;
   for (int64_t r = 0; r < n_rows;) {
-    const bool full = r + kQ8Rows <= n_rows;
+    const bool full = r + kFusedRows <= n_rows;
     for (int64_t p = 0, t0 = 0; p < passes; ++p) {
       const int64_t t1 = n_tok * (p + 1) / passes;
-      const Q8TileFn fn = (full ? kQ8Full : kQ8One)[static_cast<size_t>(t1 - t0 - 1)];
+      const FusedTileFn fn = (full ? FusedTiles<Row>::kFull : FusedTiles<Row>::kOne)[static_cast<size_t>(t1 - t0 - 1)];
       fn(w + r * row_bytes, row_bytes, n_in, x + t0 * n_in, y + t0 * y_stride + r, y_stride);
       t0 = t1;
     }
-    r += full ? kQ8Rows : 1;
+    r += full ? kFusedRows : 1;
   }
 }
 #endif
@@ -139,9 +155,13 @@ void matmul_rows(DType wt, const void* w, int64_t row_begin, int64_t row_end, in
                n_tok, y + row_begin, y_stride);
     return;
   }
-#if defined(OMNI_Q8_FUSED)
-  if (use_q8_fused(wt, n_tok)) {
-    q8_fused(wp + row_begin * row_bytes, row_bytes, row_end - row_begin, n_in, x, n_tok, y + row_begin, y_stride);
+#if defined(OMNI_FUSED_SMALL_BATCH)
+  if (use_fused(wt, n_in, n_tok)) {
+    if (wt == DType::kF16) {
+      fused<F16Row>(wp + row_begin * row_bytes, row_bytes, row_end - row_begin, n_in, x, n_tok, y + row_begin, y_stride);
+    } else {
+      fused<Q8Row>(wp + row_begin * row_bytes, row_bytes, row_end - row_begin, n_in, x, n_tok, y + row_begin, y_stride);
+    }
     return;
   }
 #endif
