@@ -16,17 +16,19 @@ enum Slot : size_t {
 }  // namespace
 
 void WhisperTextCache::copy_from(const WhisperTextCache& other) {
-  if (k.size() != other.k.size() || n_ctx != other.n_ctx || d != other.d) {
-    *this = other;
-    return;
-  }
-  const size_t row_floats = static_cast<size_t>(other.n_past * d);
-  for (int64_t l = 0; l < n_layer; ++l) {
-    const size_t at = static_cast<size_t>(l * n_ctx * d);
-    std::memcpy(k.data() + at, other.k.data() + at, row_floats * sizeof(float));
-    std::memcpy(v.data() + at, other.v.data() + at, row_floats * sizeof(float));
-  }
+  n_layer = other.n_layer;
+  n_ctx = other.n_ctx;
+  d = other.d;
   n_past = other.n_past;
+  k.resize(other.k.size());
+  v.resize(other.v.size());
+  const auto room = static_cast<size_t>(n_ctx * d);
+  for (size_t l = 0; l < k.size(); ++l) {
+    k[l].reserve(room);  // no-op for caches made by new_cache()
+    v[l].reserve(room);
+    k[l].assign(other.k[l].begin(), other.k[l].end());
+    v[l].assign(other.v[l].begin(), other.v[l].end());
+  }
 }
 
 Status WhisperDecoder::set_audio(const float* encoder_out, int64_t n_audio) {
@@ -53,13 +55,27 @@ Status WhisperDecoder::set_audio(const float* encoder_out, int64_t n_audio) {
 
 WhisperTextCache WhisperDecoder::new_cache() const {
   WhisperTextCache c;
-  const size_t n = static_cast<size_t>(w_.hp.n_text_layer * w_.hp.n_text_ctx * w_.hp.n_text_state);
-  c.k.assign(n, 0.0f);
-  c.v.assign(n, 0.0f);
   c.n_layer = w_.hp.n_text_layer;
   c.n_ctx = w_.hp.n_text_ctx;
   c.d = w_.hp.n_text_state;
+  c.k.resize(static_cast<size_t>(c.n_layer));
+  c.v.resize(static_cast<size_t>(c.n_layer));
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    c.k[static_cast<size_t>(l)].reserve(static_cast<size_t>(c.n_ctx * c.d));
+    c.v[static_cast<size_t>(l)].reserve(static_cast<size_t>(c.n_ctx * c.d));
+  }
   return c;
+}
+
+// Makes room for n more rows in every layer of the cache (within the capacity new_cache()
+// reserved: no allocation) and returns the first new row's offset.
+static int64_t grow_cache(WhisperTextCache& c, int64_t n) {
+  const auto rows = static_cast<size_t>((c.n_past + n) * c.d);
+  for (size_t l = 0; l < c.k.size(); ++l) {
+    c.k[l].resize(rows);
+    c.v[l].resize(rows);
+  }
+  return c.n_past * c.d;
 }
 
 Status WhisperDecoder::check_step(const WhisperTextCache& cache, const int32_t* tokens, int64_t n) const {
@@ -70,9 +86,11 @@ Status WhisperDecoder::check_step(const WhisperTextCache& cache, const int32_t* 
     return out_of_range(fmt("whisper decoder: %lld + %lld tokens exceed the text context of %lld",
                             static_cast<long long>(cache.n_past), static_cast<long long>(n),
                             static_cast<long long>(hp.n_text_ctx)));
-  const size_t cache_size = static_cast<size_t>(hp.n_text_layer * hp.n_text_ctx * hp.n_text_state);
-  if (cache.k.size() != cache_size || cache.v.size() != cache_size || cache.n_ctx != hp.n_text_ctx)
-    return invalid_argument("whisper decoder: the cache was not made by this decoder's new_cache()");
+  bool ok = cache.n_ctx == hp.n_text_ctx && cache.d == hp.n_text_state &&
+            cache.k.size() == static_cast<size_t>(hp.n_text_layer) && cache.v.size() == cache.k.size();
+  for (size_t l = 0; ok && l < cache.k.size(); ++l)
+    ok = cache.k[l].size() == static_cast<size_t>(cache.n_past * cache.d) && cache.v[l].size() == cache.k[l].size();
+  if (!ok) return invalid_argument("whisper decoder: the cache was not made by this decoder's new_cache()");
   for (int64_t i = 0; i < n; ++i) {
     if (tokens[i] < 0 || tokens[i] >= hp.n_vocab)
       return invalid_argument(fmt("whisper decoder: token %d at %lld is outside [0, %lld)", tokens[i],
@@ -110,10 +128,11 @@ Status WhisperDecoder::decode(WhisperTextCache& cache, const int32_t* tokens, in
   ap.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   ap.kv_type = DType::kF32;
   float* att_scratch = buf(kAttnScratch, cpu::attention_scratch_floats(ap, pool_.n_threads()));
+  grow_cache(cache, n);
   for (size_t l = 0; l < w_.dec_blocks.size(); ++l) {
     const WhisperBlock& b = w_.dec_blocks[l];
-    float* kc = cache.k.data() + static_cast<int64_t>(l) * hp.n_text_ctx * d;
-    float* vc = cache.v.data() + static_cast<int64_t>(l) * hp.n_text_ctx * d;
+    float* kc = cache.k[l].data();
+    float* vc = cache.v[l].data();
     whisper::layer_norm(pool_, x, b.attn_ln, h, n, d);
     whisper::linear(pool_, b.attn.query, h, n, q, scratch_);
     whisper::linear(pool_, b.attn.key, h, n, kc + pos0 * d, scratch_);
@@ -172,6 +191,7 @@ Status WhisperDecoder::decode_beams(WhisperTextCache* const* caches, const int32
   ap.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   ap.kv_type = DType::kF32;
   for (int64_t t = 0; t < n; ++t) ap.pos0 = std::max(ap.pos0, caches[t]->n_past);  // scratch for the longest
+  for (int64_t t = 0; t < n; ++t) grow_cache(*caches[t], 1);
   float* att_scratch = buf(kAttnScratch, cpu::attention_scratch_floats(ap, pool_.n_threads()));
   for (size_t l = 0; l < w_.dec_blocks.size(); ++l) {
     const WhisperBlock& b = w_.dec_blocks[l];
@@ -181,8 +201,8 @@ Status WhisperDecoder::decode_beams(WhisperTextCache* const* caches, const int32
     whisper::linear(pool_, b.attn.value, h, n, v, scratch_);
     for (int64_t t = 0; t < n; ++t) {
       WhisperTextCache& c = *caches[t];
-      float* kc = c.k.data() + static_cast<int64_t>(l) * hp.n_text_ctx * d;
-      float* vc = c.v.data() + static_cast<int64_t>(l) * hp.n_text_ctx * d;
+      float* kc = c.k[l].data();
+      float* vc = c.v[l].data();
       std::memcpy(kc + c.n_past * d, k + t * d, static_cast<size_t>(d) * sizeof(float));
       std::memcpy(vc + c.n_past * d, v + t * d, static_cast<size_t>(d) * sizeof(float));
       ap.pos0 = c.n_past;
@@ -223,6 +243,8 @@ Status WhisperDecoder::reset_slots(int n_slots) {
   for (WhisperTextCache& c : slots_) {
     if (c.n_ctx != w_.hp.n_text_ctx || c.d != w_.hp.n_text_state || c.n_layer != w_.hp.n_text_layer) c = new_cache();
     c.n_past = 0;
+    for (auto& rows : c.k) rows.clear();  // keeps the reserved room
+    for (auto& rows : c.v) rows.clear();
   }
   return Status::Ok();
 }

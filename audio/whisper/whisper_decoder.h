@@ -26,9 +26,12 @@
 namespace omni::audio {
 
 struct WhisperTextCache {
-  std::vector<float> k, v;  // [n_layer, n_ctx, d] each
+  // Per layer the filled rows only: k[l], v[l] are [n_past, d]. new_cache() reserves room for
+  // n_ctx rows, so appending does not reallocate and the pages of rows never filled are never
+  // touched (ten 5.5 MB caches for a beam search cost a few rows each, not 55 MB of zeros).
+  std::vector<std::vector<float>> k, v;
   int64_t n_layer = 0, n_ctx = 0, d = 0;
-  int64_t n_past = 0;       // positions filled
+  int64_t n_past = 0;  // positions filled
   // this = other, copying only the filled rows (beam search reorders hypotheses every step).
   void copy_from(const WhisperTextCache& other);
 };
