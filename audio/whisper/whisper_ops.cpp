@@ -92,7 +92,9 @@ void attention_full(ThreadPool& pool, const float* q, int64_t n_q, const float* 
   float* oh = scratch.get(kHeadOut, static_cast<size_t>(n_q * head_dim));
   float* s = scratch.get(kMatmul, static_cast<size_t>(cpu::matmul_scratch_floats(std::max(n_k, head_dim),
                                                                                pool.n_threads())));
-  const bool packed = snac::packed_matmul_supported(DType::kF32);
+  // Packing costs a pass over k_h per head: worth it for the encoder's many queries, not for a
+  // decoder step's one (whose cross-attention comes here with n_q = the new tokens).
+  const bool packed = n_q >= 64 && snac::packed_matmul_supported(DType::kF32);
   for (int64_t h = 0; h < n_head; ++h) {
     for (int64_t t = 0; t < n_q; ++t)
       for (int64_t i = 0; i < head_dim; ++i) qh[t * head_dim + i] = q[t * d + h * head_dim + i] * scale;
