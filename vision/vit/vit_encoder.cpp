@@ -35,7 +35,7 @@ void activate(ThreadPool& pool, ViTActivation act, float* x, int64_t n) {
   pool.parallel_for(n, 4096, [&](int64_t b, int64_t e, int) {
     switch (act) {
       case ViTActivation::kGeluErf:
-        for (int64_t i = b; i < e; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));
+        cpu::gelu_erf(x + b, e - b);
         break;
       case ViTActivation::kGeluTanh:
         cpu::gelu_tanh(x + b, e - b);
