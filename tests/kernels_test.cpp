@@ -211,6 +211,18 @@ TEST(KernelsTest, ElementwiseOpsMatchRef) {
         cpu::gelu_erf(got.data(), n);
         expect_close(got, want, 1e-5, 1e-6, tag + " gelu_erf");
       }
+      {  // the limits and the special values, in the vector body and in the scalar tail
+        std::vector<float> v(static_cast<size_t>(n), 40.0f);
+        const float specials[] = {INFINITY, NAN, 40.0f, -40.0f, 1e30f, -1e30f};
+        for (size_t i = 0; i < v.size(); ++i) v[i] = specials[i % 6];
+        cpu::gelu_erf(v.data(), n);
+        for (size_t i = 0; i < v.size(); ++i) {
+          const float in = specials[i % 6];
+          if (std::isnan(in)) EXPECT_TRUE(std::isnan(v[i])) << tag << " gelu_erf(NaN) at " << i;
+          else if (in > 0) EXPECT_EQ(v[i], in) << tag << " gelu_erf(" << in << ") at " << i;
+          else EXPECT_LE(std::fabs(v[i]), 1e-30f) << tag << " gelu_erf(" << in << ") at " << i;
+        }
+      }
       {
         std::vector<float> want(x.size()), got = nans(n);
         ref::mul(x.data(), w.data(), want.data(), n);
