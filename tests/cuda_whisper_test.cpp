@@ -379,6 +379,14 @@ std::unique_ptr<HostWeights> make_weights(int64_t d, int64_t n_head, int64_t n_l
   return hw;
 }
 
+// The real whisper-tiny.en (models/, installed by tools/setup.sh) into `var`; the test skips
+// when it is not installed (the GPU machine has none unless it travels with the build).
+#define LOAD_TINY_EN_OR_SKIP(var)                                                                   \
+  const std::string var##_path = test::source_path("models/whisper-tiny.en.gguf");                \
+  if (!test::file_exists(var##_path)) GTEST_SKIP() << var##_path << " is not installed (tools/setup.sh)"; \
+  auto var = load_whisper(var##_path);                                                             \
+  ASSERT_TRUE(var.ok()) << var.status().to_string()
+
 // A normalized-log-mel-like input: values in [-0.5, 1.5].
 std::vector<float> random_mel(int64_t n_frames, int64_t n_mels, uint32_t seed) {
   return random_floats(size_t(n_frames * n_mels), seed, -0.5f, 1.5f);
@@ -468,10 +476,7 @@ TEST(CudaWhisperEncoder, BadInputIsAStatus) {
 TEST(CudaWhisperEncoder, TinyEnMatchesCpuOnLibriVoxClip) {
   OMNI_CUDA_SKIP_WITHOUT_DEVICE();
   SKIP_WITHOUT_CUFFT();
-  const std::string path = test::source_path("models/whisper-tiny.en.gguf");
-  if (!test::file_exists(path)) GTEST_SKIP() << "models/whisper-tiny.en.gguf is not installed (tools/setup.sh)";
-  auto model = load_whisper(path);
-  ASSERT_TRUE(model.ok()) << model.status().to_string();
+  LOAD_TINY_EN_OR_SKIP(model);
   const audio::WhisperWeights& w = (*model)->weights;
   const std::vector<float> audio = test::read_wav_pcm16(data_path("librivox_0880.wav"));
   auto cpu_mel = audio::whisper_log_mel(audio.data(), audio.size(), 80, 480000);
@@ -616,6 +621,8 @@ TEST(CudaWhisperDecoder, BadCallsAreStatuses) {
   const int dup[2] = {0, 0};
   const int32_t toks[2] = {4, 5};
   EXPECT_EQ(g.decode_slots(dup, toks, 2, logits.data()).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(g.decode_slots(nullptr, toks, 2, logits.data()).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(g.decode_slot(0, nullptr, 1, logits.data()).code(), StatusCode::kInvalidArgument);
   std::vector<int32_t> too_long(size_t(hw->w.hp.n_text_ctx + 1), 1);
   EXPECT_EQ(g.decode_slot(0, too_long.data(), int64_t(too_long.size()), logits.data()).code(), StatusCode::kOutOfRange);
   // The refusals left slot 0 empty: its first step equals a fresh slot's.
@@ -646,10 +653,7 @@ TEST(CudaWhisperParams, DecoderCreateRefusesBadWeights) {
 // too, gives the CPU's text.
 TEST(CudaWhisperDecoder, TinyEnTranscribesLikeTheCpu) {
   OMNI_CUDA_SKIP_WITHOUT_DEVICE();
-  const std::string path = test::source_path("models/whisper-tiny.en.gguf");
-  if (!test::file_exists(path)) GTEST_SKIP() << "models/whisper-tiny.en.gguf is not installed (tools/setup.sh)";
-  auto model = load_whisper(path);
-  ASSERT_TRUE(model.ok()) << model.status().to_string();
+  LOAD_TINY_EN_OR_SKIP(model);
   const audio::WhisperWeights& w = (*model)->weights;
   const std::vector<float> audio = test::read_wav_pcm16(data_path("librivox_0880.wav"));
   ThreadPool pool(4);

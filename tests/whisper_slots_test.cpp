@@ -92,6 +92,8 @@ TEST_F(WhisperSlots, BadSlotCallsAreStatusesAndLeaveTheSlotsUsable) {
   const int dup[2] = {1, 1};
   const int32_t toks[2] = {5, 6};
   EXPECT_EQ(dec.decode_slots(dup, toks, 2, a.data()).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(dec.decode_slot(0, nullptr, 1, a.data()).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(dec.decode_slots(nullptr, toks, 2, a.data()).code(), StatusCode::kInvalidArgument);
   const int32_t bad = static_cast<int32_t>(n_vocab());
   EXPECT_EQ(dec.decode_slot(0, &bad, 1, a.data()).code(), StatusCode::kInvalidArgument);
   std::vector<int32_t> too_long(size_t(hw_->w.hp.n_text_ctx + 1), 1);

@@ -91,12 +91,7 @@ Status WhisperDecoder::check_step(const WhisperTextCache& cache, const int32_t* 
   for (size_t l = 0; ok && l < cache.k.size(); ++l)
     ok = cache.k[l].size() == static_cast<size_t>(cache.n_past * cache.d) && cache.v[l].size() == cache.k[l].size();
   if (!ok) return invalid_argument("whisper decoder: the cache was not made by this decoder's new_cache()");
-  for (int64_t i = 0; i < n; ++i) {
-    if (tokens[i] < 0 || tokens[i] >= hp.n_vocab)
-      return invalid_argument(fmt("whisper decoder: token %d at %lld is outside [0, %lld)", tokens[i],
-                                  static_cast<long long>(i), static_cast<long long>(hp.n_vocab)));
-  }
-  return Status::Ok();
+  return whisper_check_tokens(tokens, n, hp.n_vocab);
 }
 
 Status WhisperDecoder::decode(WhisperTextCache& cache, const int32_t* tokens, int64_t n,
@@ -231,9 +226,29 @@ Status WhisperDecoder::decode_beams(WhisperTextCache* const* caches, const int32
   return Status::Ok();
 }
 
-Status WhisperDecoder::check_slot(int slot) const {
-  if (slot < 0 || static_cast<size_t>(slot) >= slots_.size())
-    return out_of_range(fmt("whisper decoder: slot %d is outside [0, %zu)", slot, slots_.size()));
+Status whisper_check_tokens(const int32_t* tokens, int64_t n, int64_t n_vocab) {
+  if (n > 0 && !tokens) return invalid_argument("whisper decoder: null tokens");
+  for (int64_t i = 0; i < n; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= n_vocab)
+      return invalid_argument(fmt("whisper decoder: token %d at %lld is outside [0, %lld)", tokens[i],
+                                  static_cast<long long>(i), static_cast<long long>(n_vocab)));
+  }
+  return Status::Ok();
+}
+
+Status whisper_check_slot(int slot, size_t n_slots) {
+  if (slot < 0 || static_cast<size_t>(slot) >= n_slots)
+    return out_of_range(fmt("whisper decoder: slot %d is outside [0, %zu)", slot, n_slots));
+  return Status::Ok();
+}
+
+Status whisper_check_slots(const int* slots, int64_t n, size_t n_slots) {
+  if (n > 0 && !slots) return invalid_argument("whisper decoder: null slots");
+  for (int64_t b = 0; b < n; ++b) {
+    OMNI_RETURN_IF_ERROR(whisper_check_slot(slots[b], n_slots));
+    for (int64_t a = 0; a < b; ++a)
+      if (slots[a] == slots[b]) return invalid_argument(fmt("whisper decoder: slot %d given twice", slots[b]));
+  }
   return Status::Ok();
 }
 
@@ -250,25 +265,21 @@ Status WhisperDecoder::reset_slots(int n_slots) {
 }
 
 Status WhisperDecoder::decode_slot(int slot, const int32_t* tokens, int64_t n, float* logits) {
-  OMNI_RETURN_IF_ERROR(check_slot(slot));
+  OMNI_RETURN_IF_ERROR(whisper_check_slot(slot, slots_.size()));
   return decode(slots_[static_cast<size_t>(slot)], tokens, n, logits);
 }
 
 Status WhisperDecoder::decode_slots(const int* slots, const int32_t* tokens, int64_t n, float* logits) {
   if (n < 1) return invalid_argument(fmt("whisper decoder: %lld beams", static_cast<long long>(n)));
+  OMNI_RETURN_IF_ERROR(whisper_check_slots(slots, n, slots_.size()));
   slot_ptrs_.clear();
-  for (int64_t b = 0; b < n; ++b) {
-    OMNI_RETURN_IF_ERROR(check_slot(slots[b]));
-    for (int64_t a = 0; a < b; ++a)
-      if (slots[a] == slots[b]) return invalid_argument(fmt("whisper decoder: slot %d given twice", slots[b]));
-    slot_ptrs_.push_back(&slots_[static_cast<size_t>(slots[b])]);
-  }
+  for (int64_t b = 0; b < n; ++b) slot_ptrs_.push_back(&slots_[static_cast<size_t>(slots[b])]);
   return decode_beams(slot_ptrs_.data(), tokens, n, logits);
 }
 
 Status WhisperDecoder::copy_slot(int dst, int src) {
-  OMNI_RETURN_IF_ERROR(check_slot(dst));
-  OMNI_RETURN_IF_ERROR(check_slot(src));
+  OMNI_RETURN_IF_ERROR(whisper_check_slot(dst, slots_.size()));
+  OMNI_RETURN_IF_ERROR(whisper_check_slot(src, slots_.size()));
   if (dst != src) slots_[static_cast<size_t>(dst)].copy_from(slots_[static_cast<size_t>(src)]);
   return Status::Ok();
 }

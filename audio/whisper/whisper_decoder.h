@@ -36,6 +36,13 @@ struct WhisperTextCache {
   void copy_from(const WhisperTextCache& other);
 };
 
+// The argument checks every WhisperTextDecoder makes, with the same messages: tokens set and in
+// [0, n_vocab) (invalid_argument); a slot in [0, n_slots) (out_of_range); a step's slots each
+// in range and none twice (invalid_argument for a repeat).
+Status whisper_check_tokens(const int32_t* tokens, int64_t n, int64_t n_vocab);
+Status whisper_check_slot(int slot, size_t n_slots);
+Status whisper_check_slots(const int* slots, int64_t n, size_t n_slots);
+
 // What whisper_search needs of a text decoder. Errors as WhisperDecoder's below, plus
 // out_of_range for a slot outside [0, n_slots).
 class WhisperTextDecoder {
@@ -86,7 +93,6 @@ class WhisperDecoder : public WhisperTextDecoder {
 
  private:
   Status check_step(const WhisperTextCache& cache, const int32_t* tokens, int64_t n) const;
-  Status check_slot(int slot) const;
 
   const WhisperWeights& w_;
   ThreadPool& pool_;

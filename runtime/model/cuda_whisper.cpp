@@ -740,20 +740,7 @@ struct CudaWhisperDecoder::Impl {
     return launch_status(cudaMemcpyAsync(dst, src, size_t(floats) * sizeof(float), kind, stream.get()), what);
   }
 
-  Status check_slot(int slot) const {
-    if (slot < 0 || size_t(slot) >= n_past.size())
-      return out_of_range(fmt("cuda whisper decoder: slot %d is outside [0, %zu)", slot, n_past.size()));
-    return Status::Ok();
-  }
-  Status check_tokens(const int32_t* tokens, int64_t n) const {
-    if (n > 0 && !tokens) return invalid_argument("cuda whisper decoder: null tokens");
-    for (int64_t i = 0; i < n; ++i) {
-      if (tokens[i] < 0 || tokens[i] >= hp.n_vocab)
-        return invalid_argument(fmt("whisper decoder: token %d at %lld is outside [0, %lld)", tokens[i],
-                                    (long long)i, (long long)hp.n_vocab));
-    }
-    return Status::Ok();
-  }
+  Status check_slot(int slot) const { return audio::whisper_check_slot(slot, n_past.size()); }
   // Rows r in [0, m): token tokens[r] at position positions[r] of slot slots[r]'s cache (the
   // rows of one slot in increasing positions). Logits of the last row or of all rows to the host.
   Status forward(const int32_t* tokens, const int* slots, const int64_t* positions, int64_t m, LogitRows which,
@@ -830,7 +817,7 @@ Status CudaWhisperDecoder::Impl::decode(int slot, const int32_t* tokens, int64_t
   if (n < 1) return invalid_argument(fmt("whisper decoder: %lld tokens", (long long)n));
   if (!logits) return invalid_argument("cuda whisper decoder: null logits");
   OMNI_RETURN_IF_ERROR(check_slot(slot));
-  OMNI_RETURN_IF_ERROR(check_tokens(tokens, n));
+  OMNI_RETURN_IF_ERROR(audio::whisper_check_tokens(tokens, n, hp.n_vocab));
   int64_t& past = n_past[size_t(slot)];
   if (past + n > hp.n_text_ctx)
     return out_of_range(fmt("whisper decoder: %lld + %lld tokens exceed the text context of %lld", (long long)past,
@@ -1036,13 +1023,11 @@ Status CudaWhisperDecoder::decode_slots(const int* slots, const int32_t* tokens,
   if (m.n_audio == 0) return wrong_state("whisper decoder: decode() before set_audio()");
   if (n < 1 || n > kDecRows)
     return invalid_argument(fmt("cuda whisper decoder: %lld hypotheses (need 1..%lld)", (long long)n, (long long)kDecRows));
-  if (!slots || !logits) return invalid_argument("cuda whisper decoder: null slots or logits");
-  OMNI_RETURN_IF_ERROR(m.check_tokens(tokens, n));
+  if (!logits) return invalid_argument("cuda whisper decoder: null logits");
+  OMNI_RETURN_IF_ERROR(audio::whisper_check_tokens(tokens, n, m.hp.n_vocab));
+  OMNI_RETURN_IF_ERROR(audio::whisper_check_slots(slots, n, m.n_past.size()));
   int64_t positions[kDecRows];
   for (int64_t b = 0; b < n; ++b) {
-    OMNI_RETURN_IF_ERROR(m.check_slot(slots[b]));
-    for (int64_t a = 0; a < b; ++a)
-      if (slots[a] == slots[b]) return invalid_argument(fmt("whisper decoder: slot %d given twice", slots[b]));
     positions[b] = m.n_past[size_t(slots[b])];
     if (positions[b] + 1 > m.hp.n_text_ctx)
       return out_of_range(fmt("whisper decoder: %lld + 1 tokens exceed the text context of %lld",
