@@ -13,6 +13,7 @@
 
 #include "audio/whisper/whisper_decoder.h"
 #include "audio/whisper/whisper_search.h"
+#include "audio/whisper/whisper_transcriber.h"
 #include "kernels/core/thread_pool.h"
 #include "tests/cli_test_util.h"
 #include "tests/test_util.h"
@@ -122,6 +123,32 @@ TEST_F(WhisperSlots, SearchIsDeterministicOnTheSlotInterface) {
     EXPECT_FALSE(first->empty()) << "beam " << beam;
     for (int32_t t : *first) EXPECT_TRUE(t >= 0 && t < hw_->w.vocab.eot) << t;
   }
+}
+
+// A replaced encoder (WhisperBackend, as `transcribe --gpu` uses) that fails: its status comes
+// back from transcribe(), and the same transcriber works once the backend does.
+TEST_F(WhisperSlots, TranscriberReturnsABackendFailureAndRecovers) {
+  test::WhisperDecoderShape shape;
+  shape.n_audio_ctx = 1500;  // the transcriber encodes whole 30 s windows
+  auto hw = test::make_whisper_decoder(shape, DType::kF16, 9);
+  bool broken = true;
+  audio::WhisperBackend backend;
+  backend.encode = [&](const float*, int64_t n_frames, std::vector<float>* out) -> Status {
+    if (broken) return io_error("the device went away");
+    out->assign(static_cast<size_t>(n_frames / 2 * shape.d_audio), 0.1f);
+    return Status::Ok();
+  };
+  audio::WhisperTranscriber tr(hw->w, pool_, std::move(backend));
+  const std::vector<float> audio(16000, 0.01f);
+  audio::WhisperDecodeOptions opt;
+  opt.beam_size = 2;
+  auto failed = tr.transcribe(audio.data(), audio.size(), opt);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), StatusCode::kIoError);
+  EXPECT_NE(failed.status().message().find("went away"), std::string::npos) << failed.status().message();
+  broken = false;
+  auto text = tr.transcribe(audio.data(), audio.size(), opt);
+  EXPECT_TRUE(text.ok()) << text.status().to_string();
 }
 
 TEST(TranscribeCli, GpuGivesTheCpuTextOrSaysWhyNot) {
