@@ -25,13 +25,15 @@ std::vector<float> gaussian(int64_t n, uint32_t seed) {
   return v;
 }
 
-// args: type (0 Q6_K, 1 Q5_K, 2 Q4_K, 3 Q5_0, 4 Q4_0, 5 Q8_0), n_out, n_in, threads, cold, int8
+// args: type (0 Q6_K, 1 Q5_K, 2 Q4_K, 3 Q5_0, 4 Q4_0, 5 Q8_0), n_out, n_in, threads, cold,
+// path (0 f32, 1 int8, 2 three-level int8 = cpu::matvec_int8x3)
 void BM_MatmulInt8K(benchmark::State& state) {
   constexpr DType kKTypes[] = {DType::kQ6_K, DType::kQ5_K, DType::kQ4_K, DType::kQ5_0, DType::kQ4_0, DType::kQ8_0};
   const DType t = kKTypes[state.range(0)];
   const int64_t n_out = state.range(1), n_in = state.range(2);
   const int threads = static_cast<int>(state.range(3));
-  const bool cold = state.range(4) != 0, int8 = state.range(5) != 0;
+  const bool cold = state.range(4) != 0;
+  const int64_t path = state.range(5);
   const int64_t row_bytes = dtype_row_bytes(t, n_in), mat_bytes = row_bytes * n_out;
   const int64_t copies = cold ? std::max<int64_t>(1, (int64_t{256} << 20) / mat_bytes) : 1;
   std::vector<uint8_t> w(static_cast<size_t>(mat_bytes * copies));
@@ -49,23 +51,26 @@ void BM_MatmulInt8K(benchmark::State& state) {
   int64_t c = 0;
   for (auto _ : state) {
     const uint8_t* wc = w.data() + (c++ % copies) * mat_bytes;
-    if (!int8 || !cpu::matvec_int8(pool, t, wc, n_out, n_in, x.data(), y.data(), scratch.data(), scratch_bytes))
+    const bool done =
+        (path == 1 && cpu::matvec_int8(pool, t, wc, n_out, n_in, x.data(), y.data(), scratch.data(), scratch_bytes)) ||
+        (path == 2 && cpu::matvec_int8x3(pool, t, wc, n_out, n_in, x.data(), y.data(), scratch.data(), scratch_bytes));
+    if (!done)
       cpu::matmul(pool, t, wc, n_out, n_in, x.data(), 1, y.data(), scratch.data());
     benchmark::DoNotOptimize(y.data());
   }
-  state.SetLabel(std::string(dtype_name(t)) + " " + cpu_isa_name(cpu_isa()) + (int8 ? " int8" : " f32") +
+  state.SetLabel(std::string(dtype_name(t)) + " " + cpu_isa_name(cpu_isa()) + (path == 2 ? " int8x3" : path == 1 ? " int8" : " f32") +
                  (cold ? " cold" : " hot"));
   state.counters["bytes/s"] = benchmark::Counter(static_cast<double>(mat_bytes), benchmark::Counter::kIsIterationInvariantRate,
                                                  benchmark::Counter::kIs1024);
 }
 BENCHMARK(BM_MatmulInt8K)
-    ->ArgsProduct({{0, 1, 2, 3, 4}, {2048}, {2048}, {1, 2}, {0, 1}, {0, 1}})
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {2048}, {2048}, {1, 2}, {0, 1}, {0, 1, 2}})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 // Gemma 3 270M's tied output matrix (262144 x 640, Q8_0: 170 MiB, most of its decode bytes):
 // "cold" by its size alone (one copy already exceeds the 256 MiB the cold variant cycles).
 BENCHMARK(BM_MatmulInt8K)
-    ->ArgsProduct({{5}, {262144}, {640}, {1, 2}, {1}, {0, 1}})
+    ->ArgsProduct({{5}, {262144}, {640}, {1, 2}, {1}, {0, 1, 2}})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 

@@ -16,7 +16,11 @@ void dot_rows_ref(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, 
                   const int8_t* q, const float* d, const float* s, float* y) {
   for (int64_t r = 0; r < n_rows; ++r) y[r] = ref::dot_int8(t, w + r * row_bytes, q, d, s, n_in);
 }
-constexpr Int8Kernels kScalarInt8 = {ref::quantize_act_q8, dot_rows_ref};
+void dot_rows_ref3(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in,
+                   const int8_t* q, const float* d, const float* s, float* y) {
+  for (int64_t r = 0; r < n_rows; ++r) y[r] = ref::dot_int8x3(t, w + r * row_bytes, q, d, s, n_in);
+}
+constexpr Int8Kernels kScalarInt8 = {ref::quantize_act_q8, dot_rows_ref, ref::quantize_act_q8x3, dot_rows_ref3};
 
 bool have_vnni() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -47,30 +51,56 @@ constexpr int64_t kAlign = 64;
 int64_t round_up(int64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 }  // namespace
 
-// Layout: q (n_in bytes) | d (n_in / 32 floats) | s (n_in / 32 floats), each 64-byte aligned
-// relative to an aligned start.
+// Layout: q (3 n_in bytes: room for three levels) | d (n_in / 32 floats) | s (n_in / 32
+// floats), each 64-byte aligned relative to an aligned start.
 int64_t matvec_int8_scratch_bytes(int64_t n_in) {
-  return kAlign + round_up(n_in) + 2 * round_up(n_in / kQK * static_cast<int64_t>(sizeof(float)));
+  return kAlign + round_up(3 * n_in) + 2 * round_up(n_in / kQK * static_cast<int64_t>(sizeof(float)));
 }
 
-bool matvec_int8(ThreadPool& pool, DType wt, const void* w, int64_t n_out, int64_t n_in,
-                 const float* x, float* y, void* scratch, int64_t scratch_bytes) {
+namespace {
+bool matvec_levels(int levels, ThreadPool& pool, DType wt, const void* w, int64_t n_out, int64_t n_in,
+                   const float* x, float* y, void* scratch, int64_t scratch_bytes) {
   if (!ref::int8_dot_supported(wt) || n_in <= 0 || n_in % dtype_traits(wt).block_size != 0 ||
       scratch == nullptr || scratch_bytes < matvec_int8_scratch_bytes(n_in))
     return false;
   auto base = reinterpret_cast<uintptr_t>(scratch);
   base = (base + kAlign - 1) / kAlign * kAlign;
   auto* q = reinterpret_cast<int8_t*>(base);
-  auto* d = reinterpret_cast<float*>(base + round_up(n_in));
-  auto* s = reinterpret_cast<float*>(base + round_up(n_in) + round_up(n_in / kQK * 4));
+  auto* d = reinterpret_cast<float*>(base + round_up(3 * n_in));
+  auto* s = reinterpret_cast<float*>(base + round_up(3 * n_in) + round_up(n_in / kQK * 4));
   const auto& k = detail::active_int8_kernels();
-  k.quantize(x, n_in, q, d, s);
+  (levels == 3 ? k.quantize3 : k.quantize)(x, n_in, q, d, s);
+  const auto dot_rows = levels == 3 ? k.dot_rows3 : k.dot_rows;
   const int64_t row_bytes = dtype_row_bytes(wt, n_in);
   const auto* wp = static_cast<const uint8_t*>(w);
   pool.parallel_for(n_out, 8, [&](int64_t b, int64_t e, int) {
-    k.dot_rows(wt, wp + b * row_bytes, row_bytes, e - b, n_in, q, d, s, y + b);
+    dot_rows(wt, wp + b * row_bytes, row_bytes, e - b, n_in, q, d, s, y + b);
   });
   return true;
+}
+}  // namespace
+
+bool matvec_int8(ThreadPool& pool, DType wt, const void* w, int64_t n_out, int64_t n_in,
+                 const float* x, float* y, void* scratch, int64_t scratch_bytes) {
+  return matvec_levels(1, pool, wt, w, n_out, n_in, x, y, scratch, scratch_bytes);
+}
+
+bool matvec_int8x3(ThreadPool& pool, DType wt, const void* w, int64_t n_out, int64_t n_in,
+                   const float* x, float* y, void* scratch, int64_t scratch_bytes) {
+  return matvec_levels(3, pool, wt, w, n_out, n_in, x, y, scratch, scratch_bytes);
+}
+
+bool int8x3_decode_faster(DType wt) {
+  if (cpu_isa() == CpuIsa::kScalar) return false;
+  return wt == DType::kQ4_0 || wt == DType::kQ5_0 || wt == DType::kQ4_K || wt == DType::kQ5_K || wt == DType::kQ6_K;
+}
+
+bool decode_f32_env() {
+  static const bool on = [] {
+    const char* v = std::getenv("OMNIRT_DECODE_F32");
+    return v != nullptr && std::strcmp(v, "1") == 0;
+  }();
+  return on;
 }
 
 bool int8_dot_env() {

@@ -18,6 +18,15 @@ namespace int8_vnni {
 namespace {
 
 inline __m256i dot_u8s8(__m256i a, __m256i b) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b); }
+// vpdpbusd accumulates: shift the running sum left by 7 between the levels.
+inline __m256i dot3_u8s8(__m256i a, __m256i b1, __m256i b2, __m256i b3) {
+  const __m256i t = _mm256_slli_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b1), 7);
+  return _mm256_dpbusd_epi32(_mm256_slli_epi32(_mm256_dpbusd_epi32(t, a, b2), 7), a, b3);
+}
+inline __m512i dot3_u8s8(__m512i a, __m512i b1, __m512i b2, __m512i b3) {
+  const __m512i t = _mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), a, b1), 7);
+  return _mm512_dpbusd_epi32(_mm512_slli_epi32(_mm512_dpbusd_epi32(t, a, b2), 7), a, b3);
+}
 #include "kernels/cpu/int8_dot_impl.h"
 
 // Q4_0 / Q5_0 two blocks per zmm (the shared 256-bit loop does one per ymm): 64 weights per
@@ -26,6 +35,8 @@ inline __m256i dot_u8s8(__m256i a, __m256i b) { return _mm256_dpbusd_epi32(_mm25
 // starts from: -offset * (the 4 x bytes of the lane), computed once per call for the whole of x
 // (it does not depend on the row), so each int32 lane is exactly the sum of 4 terms
 // (q - offset) * x of ref::dot_int8's isum (zmm has no vpsignb for the |w| x sign(w)q form).
+// L = 3 levels: the offset term is -offset * (the lane's 4 combined Q), added after the chain
+// (|lane| <= 4 * 31 * 2089216 < 2^31).
 
 // Blocks b0, b1 as 64 unsigned bytes in element order: [b0 low nibbles | b0 high | b1 low | b1 high]:
 // qs broadcast as [b0, b0, b1, b1] (128-bit lanes), lanes 1 and 3 shifted down by 4.
@@ -51,23 +62,29 @@ constexpr int kOffset = sizeof(Block) == sizeof(BlockQ4_0) ? 8 : 16;
 // rows take the shared 256-bit loop.
 constexpr int64_t kMaxOffsetPairs = 512;
 
-template <class Block>
+template <class Block, int L>
 void dot_rows_d32_zmm(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const int8_t* q,
                       const float* d, float* y) {
   const int64_t nb = n_in / 32;
-  if (nb / 2 > kMaxOffsetPairs) return dot_rows_d32<Block>(w, row_bytes, n_rows, n_in, q, d, y);
+  if (nb / 2 > kMaxOffsetPairs) return dot_rows_d32<Block, L>(w, row_bytes, n_rows, n_in, q, d, y);
   alignas(64) int32_t neg_off[kMaxOffsetPairs * 16];
   const __m512i off = _mm512_set1_epi8(kOffset<Block>);
+  auto dot64 = [&](__m512i a, int64_t at, __m512i acc) {  // x bytes [at, at + 64) of each level
+    if constexpr (L == 1) {
+      return _mm512_dpbusd_epi32(acc, a, _mm512_loadu_si512(q + at));
+    } else {
+      return _mm512_add_epi32(acc, dot3_u8s8(a, _mm512_loadu_si512(q + at), _mm512_loadu_si512(q + n_in + at),
+                                             _mm512_loadu_si512(q + 2 * n_in + at)));
+    }
+  };
   for (int64_t p = 0; p < nb / 2; ++p)
-    _mm512_store_si512(neg_off + 16 * p, _mm512_sub_epi32(_mm512_setzero_si512(),
-                                                          _mm512_dpbusd_epi32(_mm512_setzero_si512(), off,
-                                                                              _mm512_loadu_si512(q + 64 * p))));
+    _mm512_store_si512(neg_off + 16 * p,
+                       _mm512_sub_epi32(_mm512_setzero_si512(), dot64(off, 64 * p, _mm512_setzero_si512())));
   // Lanes 0-7 take the scale of the pair's first block, 8-15 the second's.
   const __m512i lo_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   const __m512i hi_idx = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
   auto pair = [&](const Block* b, int64_t i, __m512 scale, __m512 acc) {
-    const __m512i p = _mm512_dpbusd_epi32(_mm512_load_si512(neg_off + 8 * i), unsigned64(b[0], b[1]),
-                                          _mm512_loadu_si512(q + 32 * i));
+    const __m512i p = dot64(unsigned64(b[0], b[1]), 32 * i, _mm512_load_si512(neg_off + 8 * i));
     return _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(p), acc);
   };
   for (int64_t r = 0; r < n_rows; ++r) {
@@ -89,24 +106,24 @@ void dot_rows_d32_zmm(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64
     // 0 to 3 blocks left: one ymm each, the shared loop's signed form.
     __m256 tail = _mm256_setzero_ps();
     for (; i < nb; ++i) {
-      const __m256i wv = weights32(blk[i]);
-      const __m256i p = dot_u8s8(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(load256(q + 32 * i), wv));
+      const __m256i p = dot_x_signed<L>(weights32(blk[i]), q + 32 * i, n_in);
       tail = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(blk[i].d) * d[i]), _mm256_cvtepi32_ps(p), tail);
     }
     y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + hsum8(tail);
   }
 }
 
+template <int L>
 void dot_rows_vnni(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const int8_t* q,
                    const float* d, const float* s, float* y) {
   switch (t) {
-    case DType::kQ4_0: return dot_rows_d32_zmm<BlockQ4_0>(w, row_bytes, n_rows, n_in, q, d, y);
-    case DType::kQ5_0: return dot_rows_d32_zmm<BlockQ5_0>(w, row_bytes, n_rows, n_in, q, d, y);
-    default: return dot_rows(t, w, row_bytes, n_rows, n_in, q, d, s, y);
+    case DType::kQ4_0: return dot_rows_d32_zmm<BlockQ4_0, L>(w, row_bytes, n_rows, n_in, q, d, y);
+    case DType::kQ5_0: return dot_rows_d32_zmm<BlockQ5_0, L>(w, row_bytes, n_rows, n_in, q, d, y);
+    default: return dot_rows_levels<L>(t, w, row_bytes, n_rows, n_in, q, d, s, y);
   }
 }
 
-constexpr Int8Kernels kVnniTable = {quantize, dot_rows_vnni};
+constexpr Int8Kernels kVnniTable = {quantize, dot_rows_vnni<1>, quantize3, dot_rows_vnni<3>};
 
 }  // namespace
 }  // namespace int8_vnni

@@ -3,7 +3,11 @@
 // int8_dot_avx512.cpp, which first define
 //   dot_u8s8(a, b): 8 int32 lanes, lane k = sum of a[4k + j] * b[4k + j] (a unsigned, b signed)
 // as vpmaddubsw + vpmaddwd (AVX2; no saturation here: |a| <= 128, |b| <= 127) or vpdpbusd
-// (AVX512-VNNI + VL). One 32-value block of x is one ymm of int8.
+// (AVX512-VNNI + VL), and
+//   dot3_u8s8(a, b1, b2, b3) = (dot(a, b1) << 14) + (dot(a, b2) << 7) + dot(a, b3),
+// the dot with the three-level x of ref::quantize_act_q8x3 (Q = 16384 q1 + 128 q2 + q3).
+// One 32-value block of x is one ymm of int8. Every loop is a template over L, the number of
+// x levels (1: ref::dot_int8; 3: ref::dot_int8x3, each level's q n_in bytes after the last).
 
 #define OMNI_INLINE inline __attribute__((always_inline))
 
@@ -53,6 +57,68 @@ void quantize(const float* x, int64_t n, int8_t* q, float* d, float* s) {
   }
 }
 
+// Three-level quantiser, bit-identical to ref::quantize_act_q8x3 (the residuals are exact in
+// f32, so the three roundings are the same operations as the scalar code's).
+void quantize3(const float* x, int64_t n, int8_t* q, float* d, float* s) {
+  const __m256 sign = _mm256_set1_ps(-0.0f), k128 = _mm256_set1_ps(128.0f);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  auto store = [&](int8_t* dst, const __m256i* i) {
+    const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_permutevar8x32_epi32(p, order));
+  };
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float* xb = x + 32 * b;
+    __m256 v[4];
+    for (int k = 0; k < 4; ++k) v[k] = _mm256_loadu_ps(xb + 8 * k);
+    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+                             _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    const float db = amax / 127.0f;
+    const float id = db != 0.0f ? 1.0f / db : 0.0f;
+    const __m256 vid = _mm256_set1_ps(id);
+    __m256i i1[4], i2[4], i3[4];
+    __m256i sum = _mm256_setzero_si256();
+    for (int k = 0; k < 4; ++k) {
+      const __m256 t = _mm256_mul_ps(v[k], vid);
+      i1[k] = _mm256_cvtps_epi32(t);
+      const __m256 t2 = _mm256_mul_ps(_mm256_sub_ps(t, _mm256_cvtepi32_ps(i1[k])), k128);
+      i2[k] = _mm256_cvtps_epi32(t2);
+      i3[k] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_sub_ps(t2, _mm256_cvtepi32_ps(i2[k])), k128));
+      sum = _mm256_add_epi32(sum, _mm256_add_epi32(_mm256_slli_epi32(i1[k], 14),
+                                                   _mm256_add_epi32(_mm256_slli_epi32(i2[k], 7), i3[k])));
+    }
+    store(q + 32 * b, i1);
+    store(q + n + 32 * b, i2);
+    store(q + 2 * n + 32 * b, i3);
+    d[b] = db / 16384.0f;
+    s[b] = d[b] * static_cast<float>(hsum8i(sum));
+  }
+}
+
+// x of one 32-value block meeting 32 unsigned weights a: L = 1 or 3 levels, stride n apart.
+template <int L>
+OMNI_INLINE __m256i dot_x(__m256i a, const int8_t* q, int64_t n) {
+  if constexpr (L == 1) {
+    return dot_u8s8(a, load256(q));
+  } else {
+    return dot3_u8s8(a, load256(q), load256(q + n), load256(q + 2 * n));
+  }
+}
+// Signed weights w: |w| (unsigned; -128 stays 0x80 = 128) times sign(w) applied to each level.
+template <int L>
+OMNI_INLINE __m256i dot_x_signed(__m256i w, const int8_t* q, int64_t n) {
+  const __m256i a = _mm256_sign_epi8(w, w);
+  if constexpr (L == 1) {
+    return dot_u8s8(a, _mm256_sign_epi8(load256(q), w));
+  } else {
+    return dot3_u8s8(a, _mm256_sign_epi8(load256(q), w), _mm256_sign_epi8(load256(q + n), w),
+                     _mm256_sign_epi8(load256(q + 2 * n), w));
+  }
+}
+
 // The 32 signed weights of a one-scale block, as int8 in element order.
 OMNI_INLINE __m256i weights32(const BlockQ8_0& b) { return load256(b.qs); }
 OMNI_INLINE __m256i nibbles32(const uint8_t* qs) {  // low nibbles: elements 0..15, high: 16..31
@@ -75,14 +141,14 @@ OMNI_INLINE __m256i weights32(const BlockQ5_0& b) {
 }
 
 // One-scale blocks (Q8_0, Q4_0, Q5_0): |w| (unsigned) times sign(w) * q; a -128 weight stays
-// 0x80 = 128 unsigned, correctly. Two accumulators, two blocks per step.
-template <class Block>
+// 0x80 = 128 unsigned, correctly. Two accumulators, two blocks per step. L = 3: each int32
+// lane is at most 4 * 128 * (127 * 16384 + 64 * 128 + 64) < 2^31.
+template <class Block, int L>
 void dot_rows_d32(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const int8_t* q,
                   const float* d, float* y) {
   const int64_t nb = n_in / 32;
   auto block = [&](const Block& b, int64_t i, __m256 acc) {
-    const __m256i wv = weights32(b);
-    const __m256i p = dot_u8s8(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(load256(q + 32 * i), wv));
+    const __m256i p = dot_x_signed<L>(weights32(b), q + 32 * i, n_in);
     return _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(b.d) * d[i]), _mm256_cvtepi32_ps(p), acc);
   };
   for (int64_t r = 0; r < n_rows; ++r) {
@@ -128,8 +194,10 @@ OMNI_INLINE __m128i scales_mins_k4(const uint8_t* packed) {
 // to one vector of isum_s (sum_lanes8x8), converted once and scaled by d * sc_s * d_x[s] in one
 // FMA per block: the same f32 terms as ref::dot_int8. The min term is a per-sub-block f32
 // product with s (sum of x), accumulated separately. Q5_K ORs in bit 4 from qh: bit sb of
-// qh[l] belongs to element l of sub-block sb.
-template <class Block>
+// qh[l] belongs to element l of sub-block sb. L = 3: a lane is at most 4 * 31 * (127 * 16384 +
+// 64 * 128 + 64) and a sub-block's 8 lanes sum to under 2^31 (Q5_K: 2.07e9), so sum_lanes8x8
+// stays exact.
+template <class Block, int L>
 void dot_rows_k_affine(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const int8_t* q,
                        const float* d, const float* s, float* y) {
   constexpr bool kQ5 = sizeof(Block) == sizeof(BlockQ5_K);
@@ -164,8 +232,8 @@ void dot_rows_k_affine(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int6
           hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(hcur, 3), bit4));  // bit 2j + 1 -> 4
           hcur = _mm256_srli_epi16(hcur, 2);
         }
-        p[2 * j] = dot_u8s8(lo, load256(qx + 64 * j));
-        p[2 * j + 1] = dot_u8s8(hi, load256(qx + 64 * j + 32));
+        p[2 * j] = dot_x<L>(lo, qx + 64 * j, n_in);
+        p[2 * j + 1] = dot_x<L>(hi, qx + 64 * j + 32, n_in);
       }
       const __m256i isum = sum_lanes8x8(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);
       const __m256 f = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(b.d)), scf), _mm256_loadu_ps(d + 8 * i));
@@ -179,7 +247,9 @@ void dot_rows_k_affine(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int6
 // the -32 offset is a second one with 32s (no saturation: 2 * 63 * 127 < 2^15); each int32 lane
 // covers 4 elements of one 16-value scale group, so lanes 0-3 take the run's first int8 scale
 // and lanes 4-7 its second (vpmulld, exact: |lane| <= 4 * 32 * 127 * 128 < 2^24), then one f32
-// FMA with d * d_x per run.
+// FMA with d * d_x per run. L = 3: the lanes (|.| <= 4 * 63 * 2089216 < 2^30) would overflow
+// times the scale, so they are converted first and scaled in f32 (ref: to f32 rounding).
+template <int L>
 void dot_rows_q6_k(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const int8_t* q,
                    const float* d, float* y) {
   const int64_t nb = n_in / kQK_K;
@@ -211,12 +281,17 @@ void dot_rows_q6_k(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t 
                             _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2))};
 #pragma GCC unroll 4
         for (int k = 0; k < 4; ++k) {
-          const __m256i xv = load256(qx + 128 * h + 32 * k);
-          const __m256i p = _mm256_sub_epi32(dot_u8s8(w6[k], xv), dot_u8s8(k32, xv));
+          const int8_t* xk = qx + 128 * h + 32 * k;
+          const __m256i p = _mm256_sub_epi32(dot_x<L>(w6[k], xk, n_in), dot_x<L>(k32, xk, n_in));
           const __m256i sc = _mm256_permutevar8x32_epi32(
               sc32[h], _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1));
           const __m256 g = _mm256_permutevar8x32_ps(f, _mm256_set1_epi32(4 * h + k));
-          const __m256 pf32 = _mm256_cvtepi32_ps(_mm256_mullo_epi32(p, sc));
+          __m256 pf32;
+          if constexpr (L == 1) {
+            pf32 = _mm256_cvtepi32_ps(_mm256_mullo_epi32(p, sc));
+          } else {
+            pf32 = _mm256_mul_ps(_mm256_cvtepi32_ps(p), _mm256_cvtepi32_ps(sc));
+          }
           if (k & 1)
             acc1 = _mm256_fmadd_ps(g, pf32, acc1);
           else
@@ -228,21 +303,30 @@ void dot_rows_q6_k(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t 
   }
 }
 
-void dot_rows(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const int8_t* q,
-              const float* d, const float* s, float* y) {
+template <int L>
+void dot_rows_levels(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const int8_t* q,
+                     const float* d, const float* s, float* y) {
   switch (t) {
-    case DType::kQ8_0: return dot_rows_d32<BlockQ8_0>(w, row_bytes, n_rows, n_in, q, d, y);
-    case DType::kQ4_0: return dot_rows_d32<BlockQ4_0>(w, row_bytes, n_rows, n_in, q, d, y);
-    case DType::kQ5_0: return dot_rows_d32<BlockQ5_0>(w, row_bytes, n_rows, n_in, q, d, y);
-    case DType::kQ4_K: return dot_rows_k_affine<BlockQ4_K>(w, row_bytes, n_rows, n_in, q, d, s, y);
-    case DType::kQ5_K: return dot_rows_k_affine<BlockQ5_K>(w, row_bytes, n_rows, n_in, q, d, s, y);
-    case DType::kQ6_K: return dot_rows_q6_k(w, row_bytes, n_rows, n_in, q, d, y);
+    case DType::kQ8_0: return dot_rows_d32<BlockQ8_0, L>(w, row_bytes, n_rows, n_in, q, d, y);
+    case DType::kQ4_0: return dot_rows_d32<BlockQ4_0, L>(w, row_bytes, n_rows, n_in, q, d, y);
+    case DType::kQ5_0: return dot_rows_d32<BlockQ5_0, L>(w, row_bytes, n_rows, n_in, q, d, y);
+    case DType::kQ4_K: return dot_rows_k_affine<BlockQ4_K, L>(w, row_bytes, n_rows, n_in, q, d, s, y);
+    case DType::kQ5_K: return dot_rows_k_affine<BlockQ5_K, L>(w, row_bytes, n_rows, n_in, q, d, s, y);
+    case DType::kQ6_K: return dot_rows_q6_k<L>(w, row_bytes, n_rows, n_in, q, d, y);
     default:
       for (int64_t r = 0; r < n_rows; ++r) y[r] = __builtin_nanf("");
       return;
   }
 }
+void dot_rows(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const int8_t* q,
+              const float* d, const float* s, float* y) {
+  dot_rows_levels<1>(t, w, row_bytes, n_rows, n_in, q, d, s, y);
+}
+void dot_rows3(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in, const int8_t* q,
+               const float* d, const float* s, float* y) {
+  dot_rows_levels<3>(t, w, row_bytes, n_rows, n_in, q, d, s, y);
+}
 
-constexpr Int8Kernels kInt8Table = {quantize, dot_rows};
+constexpr Int8Kernels kInt8Table = {quantize, dot_rows, quantize3, dot_rows3};
 
 #undef OMNI_INLINE

@@ -44,6 +44,11 @@ struct Int8Kernels {
   // y[r] = ref::dot_int8(t, row r, q, d, s, n_in) for r in [0, n_rows); t is Q8_0, Q4_0, Q5_0, Q4_K, Q5_K or Q6_K.
   void (*dot_rows)(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in,
                    const int8_t* q, const float* d, const float* s, float* y);
+  // The three-level x (ref::quantize_act_q8x3, bit-identical; q is 3 * n bytes) and its rows:
+  // y[r] = ref::dot_int8x3(t, row r, q, d, s, n_in) to f32 rounding.
+  void (*quantize3)(const float* x, int64_t n, int8_t* q, float* d, float* s);
+  void (*dot_rows3)(DType t, const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n_in,
+                    const int8_t* q, const float* d, const float* s, float* y);
 };
 const Int8Kernels& int8_avx2_kernels();        // avx2 + fma + f16c: vpmaddubsw + vpmaddwd
 const Int8Kernels& int8_avx512vnni_kernels();  // also avx512f/bw/vl + avx512vnni: vpdpbusd

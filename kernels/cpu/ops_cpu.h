@@ -49,8 +49,21 @@ void matmul_rows(DType wt, const void* w, int64_t row_begin, int64_t row_end, in
 int64_t matvec_int8_scratch_bytes(int64_t n_in);
 bool matvec_int8(ThreadPool& pool, DType wt, const void* w, int64_t n_out, int64_t n_in,
                  const float* x, float* y, void* scratch, int64_t scratch_bytes);
+// The same with x in three int8 levels (ref::quantize_act_q8x3: x ~= d * (16384 q1 + 128 q2 +
+// q3), error <= max|x in block| * 2^-22): y[o] = ref::dot_int8x3(wt, row o, x's levels) to f32
+// rounding. Three vpdpbusd per weight vector instead of one, for f32-grade results; the
+// decode step's default for the weight types where it is faster than the f32 path
+// (int8x3_decode_faster). Same refusals and scratch as matvec_int8.
+bool matvec_int8x3(ThreadPool& pool, DType wt, const void* w, int64_t n_out, int64_t n_in,
+                   const float* x, float* y, void* scratch, int64_t scratch_bytes);
 // Whether OMNIRT_INT8_DOT=1 is set in the environment (read once): a quick opt-in for tries.
 bool int8_dot_env();
+// Whether matvec_int8x3 beats the f32 decode loops for wt on this machine's kernels: Q4_0,
+// Q5_0, Q4_K, Q5_K and Q6_K with the AVX2 or AVX512-VNNI table (1.3-1.6x at 1 and 2 threads,
+// bench/int8_bench.cpp); not Q8_0 (equal speed), nor the scalar table.
+bool int8x3_decode_faster(DType wt);
+// Whether OMNIRT_DECODE_F32=1 is set (read once): decode matvecs stay on the f32 loops.
+bool decode_f32_env();
 
 void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
 void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t rot_dim, int64_t pos,

@@ -68,12 +68,52 @@ void quantize_act_q8(const float* x, int64_t n, int8_t* q, float* d, float* s) {
   }
 }
 
+void quantize_act_q8x3(const float* x, int64_t n, int8_t* q, float* d, float* s) {
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const float* xb = x + b * kQK;
+    float amax = 0.0f;
+    for (int i = 0; i < kQK; ++i) amax = std::fmax(amax, std::fabs(xb[i]));
+    const float db = amax / 127.0f;
+    const float id = db != 0.0f ? 1.0f / db : 0.0f;
+    int32_t sum = 0;
+    for (int i = 0; i < kQK; ++i) {
+      // t - v1 and t2 - v2 are exact (Sterbenz), so each level holds the rounded residual of
+      // the one before; the kernels compute the same three roundings.
+      const float t = xb[i] * id;
+      const float v1 = std::nearbyint(t);
+      const float t2 = (t - v1) * 128.0f;
+      const float v2 = std::nearbyint(t2);
+      const float v3 = std::nearbyint((t2 - v2) * 128.0f);
+      q[b * kQK + i] = static_cast<int8_t>(v1);
+      q[n + b * kQK + i] = static_cast<int8_t>(v2);
+      q[2 * n + b * kQK + i] = static_cast<int8_t>(v3);
+      sum += kQ8x3Top * static_cast<int32_t>(v1) + 128 * static_cast<int32_t>(v2) + static_cast<int32_t>(v3);
+    }
+    d[b] = db / static_cast<float>(kQ8x3Top);
+    s[b] = d[b] * static_cast<float>(sum);
+  }
+}
+
 bool int8_dot_supported(DType t) {
   return t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ5_0 || t == DType::kQ4_K || t == DType::kQ5_K ||
          t == DType::kQ6_K;
 }
 
-float dot_int8(DType t, const void* w_row, const int8_t* q, const float* d, const float* s, int64_t n) {
+namespace {
+// The integer x of the dot: q itself (int8) or the three levels of quantize_act_q8x3 combined,
+// 16384 * q1 + 128 * q2 + q3. Sums of weight times x are int64 (the combined x has 22 bits).
+struct OneLevel {
+  const int8_t* q;
+  int64_t operator[](int64_t i) const { return q[i]; }
+};
+struct ThreeLevels {
+  const int8_t* q;
+  int64_t n;
+  int64_t operator[](int64_t i) const { return kQ8x3Top * int64_t{q[i]} + 128 * int64_t{q[n + i]} + q[2 * n + i]; }
+};
+
+template <class X>
+float dot_levels(DType t, const void* w_row, X q, const float* d, const float* s, int64_t n) {
   if (t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ5_0) {
     const auto* row = static_cast<const uint8_t*>(w_row);
     const int64_t bsize = dtype_traits(t).type_size;
@@ -81,7 +121,7 @@ float dot_int8(DType t, const void* w_row, const int8_t* q, const float* d, cons
     for (int64_t b = 0; b < n / kQK; ++b) {
       int wq[kQK];
       const float dw = f16_to_f32(block_ints(t, row + b * bsize, wq));
-      int32_t isum = 0;
+      int64_t isum = 0;
       for (int i = 0; i < kQK; ++i) isum += wq[i] * q[b * kQK + i];
       acc += (dw * d[b]) * static_cast<float>(isum);
     }
@@ -111,7 +151,7 @@ float dot_int8(DType t, const void* w_row, const int8_t* q, const float* d, cons
         // Sub-block sb: nibbles of qs[32 * (sb / 2) + l], low for even sb, high for odd.
         const uint8_t* qs = qs_all + 32 * (sb / 2);
         const int64_t xo = b * kQK_K + 32 * sb;
-        int32_t isum = 0;
+        int64_t isum = 0;
         for (int l = 0; l < 32; ++l) {
           int v = (sb & 1) ? qs[l] >> 4 : qs[l] & 0xF;
           if (q5) v |= ((qh[l] >> sb) & 1) << 4;
@@ -140,7 +180,7 @@ float dot_int8(DType t, const void* w_row, const int8_t* q, const float* d, cons
         const uint8_t* qh = blk.qh + 32 * h;
         const int8_t* sc = blk.scales + 8 * h + 2 * k;
         const int64_t xo = b * kQK_K + 32 * r;
-        int32_t isum = 0;
+        int64_t isum = 0;
         for (int l = 0; l < 32; ++l) {
           const int nib = k < 2 ? ql[l] & 0xF : ql[l] >> 4;
           const int v = (nib | (((qh[l] >> (2 * k)) & 3) << 4)) - 32;
@@ -152,6 +192,15 @@ float dot_int8(DType t, const void* w_row, const int8_t* q, const float* d, cons
     return acc;
   }
   return std::nanf("");
+}
+}  // namespace
+
+float dot_int8(DType t, const void* w_row, const int8_t* q, const float* d, const float* s, int64_t n) {
+  return dot_levels(t, w_row, OneLevel{q}, d, s, n);
+}
+
+float dot_int8x3(DType t, const void* w_row, const int8_t* q, const float* d, const float* s, int64_t n) {
+  return dot_levels(t, w_row, ThreeLevels{q, n}, d, s, n);
 }
 
 }  // namespace omni::ref

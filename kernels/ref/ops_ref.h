@@ -45,6 +45,17 @@ float dot(DType t, const void* w_row, const float* x, int64_t n);
 // nearbyint(x[i] * (1 / d[b])) in [-127, 127] (q = 0 where d = 0); s[b] = d[b] * sum of q in b.
 // n must be a multiple of 32. q: n int8, d and s: n / 32 floats.
 void quantize_act_q8(const float* x, int64_t n, int8_t* q, float* d, float* s);
+// Three-level ("split") int8 activations, the default decode path for the 4- to 6-bit types:
+// each block's x is quantised as above (q1, with t = x * (1 / d0), d0 = max / 127), then its
+// rounding residual twice more at 128 steps per unit: q2 = nearbyint((t - q1) * 128), q3 =
+// nearbyint(((t - q1) * 128 - q2) * 128), both in [-64, 64]. So x ~= d * Q with the integer
+// Q = 16384 q1 + 128 q2 + q3 (22 bits) and d = d0 / 16384: an error of at most d0 / 32768 =
+// max|x in block| * 2^-22 (int8 alone: max * 2^-8), while the dot still runs on int8 operands
+// (three vpdpbusd per weight vector, combined by shifts in int32).
+// q: 3n int8, level-major (q1[0..n), q2[0..n), q3[0..n)); d: n / 32 floats (d0 / 16384);
+// s[b] = d[b] * sum of Q in b.
+constexpr int32_t kQ8x3Top = 16384;
+void quantize_act_q8x3(const float* x, int64_t n, int8_t* q, float* d, float* s);
 // Weight types with an int8-activation dot: Q8_0, Q4_0, Q5_0, Q4_K, Q5_K and Q6_K.
 bool int8_dot_supported(DType t);
 // The int8 dot of one weight row with quantised x, defining the computation the SIMD kernels
@@ -58,6 +69,9 @@ bool int8_dot_supported(DType t);
 //         with sc the int8 scale of the element's 16-value group (integers, exact).
 // Accumulated in f32 in index order. NaN for unsupported types.
 float dot_int8(DType t, const void* w_row, const int8_t* q, const float* d, const float* s, int64_t n);
+// The same with the three-level x of quantize_act_q8x3: q_int replaced by Q (integer sums in
+// int64, then the same f32 products).
+float dot_int8x3(DType t, const void* w_row, const int8_t* q, const float* d, const float* s, int64_t n);
 
 // y[t, o] = sum_i W[o, i] * x[t, i].  W: [n_out, n_in] of type wt; x: [n_tok, n_in]; y: [n_tok, n_out].
 void matmul(DType wt, const void* w, int64_t n_out, int64_t n_in, const float* x, int64_t n_tok,

@@ -29,6 +29,7 @@ StatusOr<std::unique_ptr<Context>> Context::create(const Model& model, const Con
   c->params_.n_ctx = c->n_ctx_;
   c->params_.n_threads = n_threads;
   if (cpu::int8_dot_env()) c->params_.int8_activations = true;
+  if (cpu::decode_f32_env()) c->params_.int8x3_decode = false;
   c->pool_ = std::make_unique<ThreadPool>(n_threads);
   c->n_vocab_ = hp.n_vocab;
 
@@ -53,7 +54,8 @@ StatusOr<std::unique_ptr<Context>> Context::create(const Model& model, const Con
     c->ffn_b_.resize(nb * hp.n_ff);
     c->tmp_.resize(nb * d);
     const int64_t max_in = std::max({d, q_dim, hp.n_ff});
-    c->matmul_scratch_.resize(static_cast<size_t>(cpu::matmul_scratch_floats(max_in, n_threads)));
+    c->matmul_scratch_.resize(static_cast<size_t>(std::max(cpu::matmul_scratch_floats(max_in, n_threads),
+                                                           cpu::matvec_int8_scratch_bytes(max_in) / 4 + 1)));
     AttentionParams ap;
     ap.n_q = nb;
     ap.n_head = hp.n_head;
@@ -187,9 +189,13 @@ void Context::forward_chunk(const int32_t* tokens, const float* embd, int64_t n,
   const int64_t pos0 = n_past_;
   float* ms = matmul_scratch_.data();
   const bool int8 = params_.int8_activations && n == 1;
+  const bool x3 = !int8 && params_.int8x3_decode && n == 1;
   const auto ms_bytes = static_cast<int64_t>(matmul_scratch_.size() * sizeof(float));
   auto matmul = [&](const Weight& w, const float* in, float* out) {
     if (int8 && cpu::matvec_int8(pool, w.type, w.data, w.n_out, w.n_in, in, out, ms, ms_bytes)) return;
+    if (x3 && cpu::int8x3_decode_faster(w.type) &&
+        cpu::matvec_int8x3(pool, w.type, w.data, w.n_out, w.n_in, in, out, ms, ms_bytes))
+      return;
     cpu::matmul(pool, w.type, w.data, w.n_out, w.n_in, in, n, out, ms);
   };
   // Row-wise work (norms, RoPE, activations, KV conversion) runs on the pool for prefill
@@ -307,8 +313,11 @@ void Context::forward_chunk(const int32_t* tokens, const float* embd, int64_t n,
   last_hidden_ = xn_.data() + (rows - 1) * d;
   if (!logits_out) return;
   const Weight& out = m.output();
-  if (!(int8 && cpu::matvec_int8(pool, out.type, out.data, out.n_out, out.n_in, xn_.data(), logits_out, ms, ms_bytes)))
+  if (n == 1) {  // a decode step: the same matvec paths as the layers
+    matmul(out, xn_.data(), logits_out);
+  } else {
     cpu::matmul(pool, out.type, out.data, out.n_out, out.n_in, xn_.data(), rows, logits_out, ms);
+  }
   if (hp.final_logit_softcap > 0.0f) {
     const float c = hp.final_logit_softcap;
     for (int64_t i = 0; i < rows * n_vocab_; ++i) logits_out[i] = c * std::tanh(logits_out[i] / c);
