@@ -28,22 +28,29 @@ OMNI_INLINE __m256i load256(const void* p) { return _mm256_loadu_si256(static_ca
 // Same prefetch distance as the f32 decode path (isa_kernels_impl.h).
 constexpr int kPrefetchBytes = 2048;
 
-// Bit-identical to ref::quantize_act_q8: the same amax, the same division and reciprocal, and
-// cvtps_epi32 rounds to nearest even like nearbyint in the default rounding mode.
-void quantize(const float* x, int64_t n, int8_t* q, float* d, float* s) {
+// One 32-value block of x into v[4]; returns d = max|x| / 127 and sets *id = 1 / d (0 for an
+// all-zero block): the same amax, division and reciprocal as ref::quantize_act_q8.
+OMNI_INLINE float load_block_scale(const float* xb, __m256* v, float* id) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (int k = 0; k < 4; ++k) v[k] = _mm256_loadu_ps(xb + 8 * k);
+  __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+                           _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+  const float db = _mm_cvtss_f32(m4) / 127.0f;
+  *id = db != 0.0f ? 1.0f / db : 0.0f;
+  return db;
+}
+
+// Bit-identical to ref::quantize_act_q8: cvtps_epi32 rounds to nearest even like nearbyint in
+// the default rounding mode.
+void quantize(const float* x, int64_t n, int8_t* q, float* d, float* s) {
   for (int64_t b = 0; b < n / 32; ++b) {
     const float* xb = x + 32 * b;
     __m256 v[4];
-    for (int k = 0; k < 4; ++k) v[k] = _mm256_loadu_ps(xb + 8 * k);
-    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
-                             _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-    const float amax = _mm_cvtss_f32(m4);
-    const float db = amax / 127.0f;
-    const float id = db != 0.0f ? 1.0f / db : 0.0f;
+    float id;
+    const float db = load_block_scale(xb, v, &id);
     const __m256 vid = _mm256_set1_ps(id);
     __m256i i[4];
     for (int k = 0; k < 4; ++k) i[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], vid));
@@ -60,7 +67,7 @@ void quantize(const float* x, int64_t n, int8_t* q, float* d, float* s) {
 // Three-level quantiser, bit-identical to ref::quantize_act_q8x3 (the residuals are exact in
 // f32, so the three roundings are the same operations as the scalar code's).
 void quantize3(const float* x, int64_t n, int8_t* q, float* d, float* s) {
-  const __m256 sign = _mm256_set1_ps(-0.0f), k128 = _mm256_set1_ps(128.0f);
+  const __m256 k128 = _mm256_set1_ps(128.0f);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   auto store = [&](int8_t* dst, const __m256i* i) {
     const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
@@ -69,15 +76,8 @@ void quantize3(const float* x, int64_t n, int8_t* q, float* d, float* s) {
   for (int64_t b = 0; b < n / 32; ++b) {
     const float* xb = x + 32 * b;
     __m256 v[4];
-    for (int k = 0; k < 4; ++k) v[k] = _mm256_loadu_ps(xb + 8 * k);
-    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
-                             _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-    const float amax = _mm_cvtss_f32(m4);
-    const float db = amax / 127.0f;
-    const float id = db != 0.0f ? 1.0f / db : 0.0f;
+    float id;
+    const float db = load_block_scale(xb, v, &id);
     const __m256 vid = _mm256_set1_ps(id);
     __m256i i1[4], i2[4], i3[4];
     __m256i sum = _mm256_setzero_si256();

@@ -48,15 +48,22 @@ uint16_t block_ints(DType t, const uint8_t* blk, int* out) {
   return b.d;
 }
 
+// A 32-value block's d = max|x| / 127, and *id = 1 / d (0 for an all-zero block).
+float block_scale(const float* xb, float* id) {
+  float amax = 0.0f;
+  for (int i = 0; i < kQK; ++i) amax = std::fmax(amax, std::fabs(xb[i]));
+  const float db = amax / 127.0f;
+  *id = db != 0.0f ? 1.0f / db : 0.0f;
+  return db;
+}
+
 }  // namespace
 
 void quantize_act_q8(const float* x, int64_t n, int8_t* q, float* d, float* s) {
   for (int64_t b = 0; b < n / kQK; ++b) {
     const float* xb = x + b * kQK;
-    float amax = 0.0f;
-    for (int i = 0; i < kQK; ++i) amax = std::fmax(amax, std::fabs(xb[i]));
-    const float db = amax / 127.0f;
-    const float id = db != 0.0f ? 1.0f / db : 0.0f;
+    float id;
+    const float db = block_scale(xb, &id);
     int32_t sum = 0;
     for (int i = 0; i < kQK; ++i) {
       const int v = static_cast<int>(std::nearbyint(xb[i] * id));
@@ -71,10 +78,8 @@ void quantize_act_q8(const float* x, int64_t n, int8_t* q, float* d, float* s) {
 void quantize_act_q8x3(const float* x, int64_t n, int8_t* q, float* d, float* s) {
   for (int64_t b = 0; b < n / kQK; ++b) {
     const float* xb = x + b * kQK;
-    float amax = 0.0f;
-    for (int i = 0; i < kQK; ++i) amax = std::fmax(amax, std::fabs(xb[i]));
-    const float db = amax / 127.0f;
-    const float id = db != 0.0f ? 1.0f / db : 0.0f;
+    float id;
+    const float db = block_scale(xb, &id);
     int32_t sum = 0;
     for (int i = 0; i < kQK; ++i) {
       // t - v1 and t2 - v2 are exact (Sterbenz), so each level holds the rounded residual of
