@@ -287,6 +287,16 @@ TEST(KernelsTest, AttentionMatchesRef) {
   } cases[] = {
       {1, 8, 2, 40, 13, 0, 0.0f},     // decode, GQA 4:1
       {1, 4, 1, 256, 30, 8, 0.0f},    // decode, sliding window, Gemma-like head
+      // Grouped decode over several 256-position chunks (merged partial softmaxes): Gemma's
+      // global layer at 700 positions; a group of 7 (a 4-head and a 3-head pass) with a head
+      // dim that is not a multiple of 32 (or 16), a softcap and a window ending mid-chunk;
+      // exactly one chunk plus one position.
+      {1, 4, 1, 256, 700, 0, 0.0f},
+      {1, 14, 2, 72, 600, 300, 20.0f},
+      {1, 6, 3, 33, 256, 0, 0.0f},
+      // Grouped prefill (per query and KV head): a window inside the chunk, a group of 7.
+      {9, 8, 2, 40, 20, 6, 0.0f},
+      {3, 14, 2, 72, 30, 0, 0.0f},
       {5, 6, 3, 24, 7, 0, 30.0f},     // prefill chunk after a prefix, softcap
       {7, 4, 4, 33, 0, 3, 0.0f},      // prefill from 0, window shorter than the chunk, MHA
   };

@@ -24,6 +24,14 @@ struct IsaKernels {
   // Attention inner loops: kv_f16 selects f16 (else f32) storage for k / v.
   float (*dot_kv)(const float* q, const void* k, bool kv_f16, int64_t n);
   void (*axpy_kv)(float a, const void* v, bool kv_f16, float* y, int64_t n);  // y += a * v
+  // One query position's G heads (q_g = q + g * hd) that share a KV head, against n rows of K or V
+  // (row j at kv + j * kv_stride bytes): each row is read and converted once for all G.
+  // s[g * s_stride + j] = q_g . k_j
+  void (*attn_scores)(const float* q, int64_t G, const void* k, int64_t kv_stride, bool kv_f16, int64_t n,
+                      int64_t hd, float* s, int64_t s_stride);
+  // o[g * o_stride + d] = sum_j p[g * p_stride + j] * v_j[d] (o overwritten)
+  void (*attn_values)(const float* p, int64_t p_stride, int64_t G, const void* v, int64_t kv_stride, bool kv_f16,
+                      int64_t n, int64_t hd, float* o, int64_t o_stride);
   float (*sum_squares)(const float* x, int64_t n);
   void (*scale_mul)(const float* x, const float* w, float s, float* y, int64_t n);  // y = x*s*(w?w:1)
   void (*mul)(const float* a, const float* b, float* y, int64_t n);

@@ -411,6 +411,108 @@ void axpy_kv(float a, const void* v, bool kv_f16, float* y, int64_t n) {
   }
 }
 
+// Grouped attention (IsaKernels::attn_scores / attn_values), up to 4 heads per pass: each K / V
+// row is loaded and converted once per pass; the values' 32-wide output chunks of the 4 heads
+// stay in registers over all n rows.
+template <int GN, class E>
+void scores_tile(const float* q, const uint8_t* k, int64_t kv_stride, int64_t n, int64_t hd, float* s,
+                 int64_t s_stride) {
+  const int64_t hv = hd / 16 * 16;
+  for (int64_t j = 0; j < n; ++j) {
+    const auto* kj = reinterpret_cast<const typename E::T*>(k + j * kv_stride);
+    F16x acc[GN];
+    for (int g = 0; g < GN; ++g) acc[g] = vzero();
+    for (int64_t d = 0; d < hv; d += 16) {
+      const F16x kv = E::load(kj + d);
+      for (int g = 0; g < GN; ++g) acc[g] = vfma(vload(q + g * hd + d), kv, acc[g]);
+    }
+    for (int g = 0; g < GN; ++g) {
+      float r = vreduce(acc[g]);
+      for (int64_t d = hv; d < hd; ++d) r += q[g * hd + d] * E::one(kj[d]);
+      s[g * s_stride + j] = r;
+    }
+  }
+}
+
+template <int GN, class E>
+void values_tile(const float* p, int64_t p_stride, const uint8_t* v, int64_t kv_stride, int64_t n, int64_t hd,
+                 float* o, int64_t o_stride) {
+  int64_t d = 0;
+  for (; d + 32 <= hd; d += 32) {
+    F16x acc[GN][2];
+    for (int g = 0; g < GN; ++g) acc[g][0] = acc[g][1] = vzero();
+    for (int64_t j = 0; j < n; ++j) {
+      const auto* vj = reinterpret_cast<const typename E::T*>(v + j * kv_stride) + d;
+      const F16x v0 = E::load(vj), v1 = E::load(vj + 16);
+      for (int g = 0; g < GN; ++g) {
+        const F16x pg = vset1(p[g * p_stride + j]);
+        acc[g][0] = vfma(pg, v0, acc[g][0]);
+        acc[g][1] = vfma(pg, v1, acc[g][1]);
+      }
+    }
+    for (int g = 0; g < GN; ++g) {
+      vstore(o + g * o_stride + d, acc[g][0]);
+      vstore(o + g * o_stride + d + 16, acc[g][1]);
+    }
+  }
+  for (; d < hd; ++d) {  // head dims that are not a multiple of 32
+    for (int g = 0; g < GN; ++g) {
+      float r = 0.0f;
+      for (int64_t j = 0; j < n; ++j)
+        r += p[g * p_stride + j] * E::one(reinterpret_cast<const typename E::T*>(v + j * kv_stride)[d]);
+      o[g * o_stride + d] = r;
+    }
+  }
+}
+
+template <class E>
+void attn_scores_e(const float* q, int64_t G, const uint8_t* k, int64_t kv_stride, int64_t n, int64_t hd, float* s,
+                   int64_t s_stride) {
+  for (int64_t g0 = 0; g0 < G; g0 += 4) {
+    const float* qg = q + g0 * hd;
+    float* sg = s + g0 * s_stride;
+    switch (G - g0 < 4 ? G - g0 : 4) {
+      case 1: scores_tile<1, E>(qg, k, kv_stride, n, hd, sg, s_stride); break;
+      case 2: scores_tile<2, E>(qg, k, kv_stride, n, hd, sg, s_stride); break;
+      case 3: scores_tile<3, E>(qg, k, kv_stride, n, hd, sg, s_stride); break;
+      default: scores_tile<4, E>(qg, k, kv_stride, n, hd, sg, s_stride); break;
+    }
+  }
+}
+template <class E>
+void attn_values_e(const float* p, int64_t p_stride, int64_t G, const uint8_t* v, int64_t kv_stride, int64_t n,
+                   int64_t hd, float* o, int64_t o_stride) {
+  for (int64_t g0 = 0; g0 < G; g0 += 4) {
+    const float* pg = p + g0 * p_stride;
+    float* og = o + g0 * o_stride;
+    switch (G - g0 < 4 ? G - g0 : 4) {
+      case 1: values_tile<1, E>(pg, p_stride, v, kv_stride, n, hd, og, o_stride); break;
+      case 2: values_tile<2, E>(pg, p_stride, v, kv_stride, n, hd, og, o_stride); break;
+      case 3: values_tile<3, E>(pg, p_stride, v, kv_stride, n, hd, og, o_stride); break;
+      default: values_tile<4, E>(pg, p_stride, v, kv_stride, n, hd, og, o_stride); break;
+    }
+  }
+}
+
+void attn_scores(const float* q, int64_t G, const void* k, int64_t kv_stride, bool kv_f16, int64_t n, int64_t hd,
+                 float* s, int64_t s_stride) {
+  const auto* kb = static_cast<const uint8_t*>(k);
+  if (kv_f16) {
+    attn_scores_e<F16Elems>(q, G, kb, kv_stride, n, hd, s, s_stride);
+  } else {
+    attn_scores_e<F32Elems>(q, G, kb, kv_stride, n, hd, s, s_stride);
+  }
+}
+void attn_values(const float* p, int64_t p_stride, int64_t G, const void* v, int64_t kv_stride, bool kv_f16, int64_t n,
+                 int64_t hd, float* o, int64_t o_stride) {
+  const auto* vb = static_cast<const uint8_t*>(v);
+  if (kv_f16) {
+    attn_values_e<F16Elems>(p, p_stride, G, vb, kv_stride, n, hd, o, o_stride);
+  } else {
+    attn_values_e<F32Elems>(p, p_stride, G, vb, kv_stride, n, hd, o, o_stride);
+  }
+}
+
 float sum_squares(const float* x, int64_t n) {
   F16x acc0 = vzero(), acc1 = vzero();
   int64_t i = 0;
@@ -540,7 +642,7 @@ void gelu_erf(float* x, int64_t n) {
   for (; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));
 }
 
-constexpr IsaKernels kTable = {dot_rows, dequantize_row, gemm_f32, dot_kv, axpy_kv, sum_squares,
+constexpr IsaKernels kTable = {dot_rows, dequantize_row, gemm_f32, dot_kv, axpy_kv, attn_scores, attn_values, sum_squares,
                                scale_mul, mul, add, scale, exp_shift_sum, silu, gelu_tanh, gelu_erf};
 
 #undef OMNI_INLINE

@@ -33,6 +33,21 @@ float dot_kv(const float* q, const void* k, bool kv_f16, int64_t n) {
 void axpy_kv(float a, const void* v, bool kv_f16, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * kv_elem(v, kv_f16, i);
 }
+void attn_scores(const float* q, int64_t G, const void* k, int64_t kv_stride, bool kv_f16, int64_t n, int64_t hd,
+                 float* s, int64_t s_stride) {
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t j = 0; j < n; ++j)
+      s[g * s_stride + j] = dot_kv(q + g * hd, static_cast<const uint8_t*>(k) + j * kv_stride, kv_f16, hd);
+}
+void attn_values(const float* p, int64_t p_stride, int64_t G, const void* v, int64_t kv_stride, bool kv_f16, int64_t n,
+                 int64_t hd, float* o, int64_t o_stride) {
+  for (int64_t g = 0; g < G; ++g) {
+    float* og = o + g * o_stride;
+    for (int64_t d = 0; d < hd; ++d) og[d] = 0.0f;
+    for (int64_t j = 0; j < n; ++j)
+      axpy_kv(p[g * p_stride + j], static_cast<const uint8_t*>(v) + j * kv_stride, kv_f16, og, hd);
+  }
+}
 float sum_squares(const float* x, int64_t n) {
   float s = 0;
   for (int64_t i = 0; i < n; ++i) s += x[i] * x[i];
@@ -59,7 +74,7 @@ void gelu_erf(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752f));
 }
 
-constexpr IsaKernels kTable = {dot_rows, ref::dequantize_row, gemm_f32, dot_kv, axpy_kv,
+constexpr IsaKernels kTable = {dot_rows, ref::dequantize_row, gemm_f32, dot_kv, axpy_kv, attn_scores, attn_values,
                                sum_squares, scale_mul, ref::mul, ref::add, ref::scale,
                                exp_shift_sum, silu, gelu_tanh, gelu_erf};
 
