@@ -7,23 +7,17 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
-#include <random>
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "kernels/cpu/ops_cpu.h"
 #include "kernels/ref/ops_ref.h"
 
 namespace omni {
 namespace {
 
-std::vector<float> gaussian(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g;
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = g(rng);
-  return v;
-}
+using bench::randn;
 
 // args: type (0 Q6_K, 1 Q5_K, 2 Q4_K, 3 Q5_0, 4 Q4_0, 5 Q8_0), n_out, n_in, threads, cold,
 // path (0 f32, 1 int8, 2 three-level int8 = cpu::matvec_int8x3)
@@ -39,10 +33,10 @@ void BM_MatmulInt8K(benchmark::State& state) {
   std::vector<uint8_t> w(static_cast<size_t>(mat_bytes * copies));
   // Distinct rows (a few seeds cycled) so the scales vary between rows.
   std::vector<std::vector<float>> src;
-  for (uint32_t k = 0; k < 7; ++k) src.push_back(gaussian(n_in, 10 + k));
+  for (uint32_t k = 0; k < 7; ++k) src.push_back(randn(n_in, 10 + k));
   for (int64_t r = 0; r < n_out * copies; ++r)
     ref::quantize_row(t, src[static_cast<size_t>(r % 7)].data(), w.data() + r * row_bytes, n_in);
-  const auto x = gaussian(n_in, 2);
+  const auto x = randn(n_in, 2);
   std::vector<float> y(static_cast<size_t>(n_out));
   std::vector<float> scratch(static_cast<size_t>(
       std::max<int64_t>(cpu::matmul_scratch_floats(n_in, threads), cpu::matvec_int8_scratch_bytes(n_in) / 4 + 1)));

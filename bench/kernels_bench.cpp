@@ -6,10 +6,10 @@
 #include <benchmark/benchmark.h>
 
 #include <cmath>
-#include <random>
 #include <utility>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "kernels/cpu/ops_cpu.h"
 #include "kernels/ref/ops_ref.h"
 
@@ -19,13 +19,7 @@ namespace {
 constexpr DType kTypes[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0, DType::kQ4_0,
                             DType::kQ5_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
 
-std::vector<float> randn(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g;
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = g(rng);
-  return v;
-}
+using bench::randn;
 
 // args: type index, n_out, n_in, n_tok, threads, cold (0/1)
 void BM_Matmul(benchmark::State& state) {

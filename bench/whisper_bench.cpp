@@ -6,26 +6,20 @@
 // Run: build/bin/omnirt_bench --benchmark_filter=BM_Whisper
 #include <benchmark/benchmark.h>
 
-#include <random>
 #include <vector>
 
 #include "audio/whisper/whisper_ops.h"
+#include "bench/bench_util.h"
 #include "kernels/core/thread_pool.h"
 
 namespace omni {
 namespace {
 
-std::vector<float> gaussian(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g;
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = g(rng);
-  return v;
-}
+using bench::randn;
 
 void BM_WhisperAttention(benchmark::State& state) {
   const int64_t n = state.range(0), n_head = 6, head_dim = 64, d = n_head * head_dim;
-  const auto q = gaussian(n * d, 1), k = gaussian(n * d, 2), v = gaussian(n * d, 3);
+  const auto q = randn(n * d, 1), k = randn(n * d, 2), v = randn(n * d, 3);
   std::vector<float> kh(static_cast<size_t>(n * d)), vt(kh.size()), out(kh.size());
   audio::whisper::split_heads(k.data(), v.data(), n, n_head, head_dim, kh.data(), vt.data());
   ThreadPool pool(2);
@@ -41,7 +35,7 @@ BENCHMARK(BM_WhisperAttention)->Arg(1500)->Arg(50)->UseRealTime()->Unit(benchmar
 
 void BM_WhisperGelu(benchmark::State& state) {
   const int64_t n = state.range(0);
-  const auto src = gaussian(n, 4);
+  const auto src = randn(n, 4);
   std::vector<float> x = src;
   ThreadPool pool(2);
   for (auto _ : state) {
