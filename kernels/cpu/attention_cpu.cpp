@@ -21,6 +21,24 @@ namespace {
 
 constexpr int64_t kDecodeChunk = 256;
 
+// The first position the query at pos sees (its window's start; 0 without a window).
+int64_t first_visible(const AttentionParams& p, int64_t pos) {
+  return p.window > 0 ? std::max<int64_t>(0, pos - p.window + 1) : 0;
+}
+
+// Raw dot products q·k_j in s[0, n) to scores: times the scale, soft-capped when asked; returns
+// their max (the softmax's shift).
+float scale_scores(const AttentionParams& p, float* s, int64_t n) {
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < n; ++j) {
+    float v = p.scale * s[j];
+    if (p.softcap > 0) v = p.softcap * std::tanh(v / p.softcap);
+    s[j] = v;
+    mx = std::max(mx, v);
+  }
+  return mx;
+}
+
 bool grouped_decode(const AttentionParams& p) { return p.n_q == 1 && p.n_kv_head > 0 && p.n_head > p.n_kv_head; }
 
 // Scratch of the grouped decode: per thread group * kDecodeChunk scores, then per (KV head,
@@ -38,7 +56,7 @@ void attention_grouped_decode(ThreadPool& pool, const AttentionParams& p, const 
   const bool f16 = p.kv_type == DType::kF16;
   const int64_t hd = p.head_dim, group = p.n_head / p.n_kv_head, part = hd + 2;
   const int64_t pos = p.pos0;
-  const int64_t lo = p.window > 0 ? std::max<int64_t>(0, pos - p.window + 1) : 0;
+  const int64_t lo = first_visible(p, pos);
   const int64_t len = pos - lo + 1;
   const int64_t chunks = (len + kDecodeChunk - 1) / kDecodeChunk;
   float* partials = scratch + pool.n_threads() * group * kDecodeChunk;
@@ -52,13 +70,7 @@ void attention_grouped_decode(ThreadPool& pool, const AttentionParams& p, const 
       kern.attn_scores(q + kh * group * hd, group, kb + kv_off, pos_bytes, f16, n, hd, s, kDecodeChunk);
       for (int64_t g = 0; g < group; ++g) {
         float* sg = s + g * kDecodeChunk;
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < n; ++j) {
-          float v = p.scale * sg[j];
-          if (p.softcap > 0) v = p.softcap * std::tanh(v / p.softcap);
-          sg[j] = v;
-          mx = std::max(mx, v);
-        }
+        const float mx = scale_scores(p, sg, n);
         pu[g * part] = mx;
         pu[g * part + 1] = kern.exp_shift_sum(sg, mx, n);
       }
@@ -94,7 +106,7 @@ void attention_grouped(ThreadPool& pool, const AttentionParams& p, const float* 
     for (int64_t u = begin; u < end; ++u) {
       const int64_t i = u / p.n_kv_head, kh = u % p.n_kv_head;
       const int64_t pos = p.pos0 + i;
-      const int64_t lo = p.window > 0 ? std::max<int64_t>(0, pos - p.window + 1) : 0;
+      const int64_t lo = first_visible(p, pos);
       const int64_t len = pos - lo + 1;
       const int64_t kv_off = lo * pos_bytes + kh * hd * esize;
       const int64_t h0 = i * p.n_head + kh * group;  // the group's first head row in q / out
@@ -102,13 +114,7 @@ void attention_grouped(ThreadPool& pool, const AttentionParams& p, const float* 
       float inv_sum[64];  // groups are at most 64 heads (checked by the caller)
       for (int64_t g = 0; g < group; ++g) {
         float* sg = s + g * n_ctx;
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < len; ++j) {
-          float v = p.scale * sg[j];
-          if (p.softcap > 0) v = p.softcap * std::tanh(v / p.softcap);
-          sg[j] = v;
-          mx = std::max(mx, v);
-        }
+        const float mx = scale_scores(p, sg, len);
         inv_sum[g] = 1.0f / kern.exp_shift_sum(sg, mx, len);
       }
       kern.attn_values(s, n_ctx, group, vb + kv_off, pos_bytes, f16, len, hd, out + h0 * hd, hd);
@@ -151,16 +157,12 @@ void attention(ThreadPool& pool, const AttentionParams& p, const float* q, const
       const int64_t i = idx / p.n_head, h = idx % p.n_head;
       const int64_t kv_off = (h / group) * p.head_dim * esize;
       const int64_t pos = p.pos0 + i;
-      const int64_t lo = p.window > 0 ? std::max<int64_t>(0, pos - p.window + 1) : 0;
+      const int64_t lo = first_visible(p, pos);
       const int64_t len = pos - lo + 1;
       const float* qv = q + idx * p.head_dim;
-      float mx = -INFINITY;
-      for (int64_t j = 0; j < len; ++j) {
-        float s = p.scale * kern.dot_kv(qv, kb + (lo + j) * pos_bytes + kv_off, f16, p.head_dim);
-        if (p.softcap > 0) s = p.softcap * std::tanh(s / p.softcap);
-        score[j] = s;
-        mx = std::max(mx, s);
-      }
+      for (int64_t j = 0; j < len; ++j)
+        score[j] = kern.dot_kv(qv, kb + (lo + j) * pos_bytes + kv_off, f16, p.head_dim);
+      const float mx = scale_scores(p, score, len);
       const float inv_sum = 1.0f / kern.exp_shift_sum(score, mx, len);
       float* o = out + idx * p.head_dim;
       std::memset(o, 0, static_cast<size_t>(p.head_dim) * sizeof(float));
