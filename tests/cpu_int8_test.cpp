@@ -247,6 +247,23 @@ TEST(CpuInt8, DeclinesWhatItCannotDo) {
   EXPECT_EQ(y[0], 42.0f);
 }
 
+// Which types a decode step sends to the three-level path (the policy the kernel table measured,
+// docs/KERNELS.md): never on the scalar table nor for Q8_0 / float types; the k-quants on AVX2 and
+// AVX512-VNNI; Q4_0 / Q5_0 only with the VNNI table.
+TEST(CpuInt8, ThreeLevelsTakeTheTypesWhereTheyAreFaster) {
+  for (CpuIsa isa : test::cpu_isas()) {
+    ASSERT_TRUE(cpu::set_isa(isa));
+    const bool simd = isa != CpuIsa::kScalar;
+    const bool vnni = &cpu::detail::active_int8_kernels() == &cpu::detail::int8_avx512vnni_kernels();
+    for (DType t : {DType::kQ8_0, DType::kF16, DType::kF32, DType::kBF16, DType::kQ2_K})
+      EXPECT_FALSE(cpu::int8x3_decode_faster(t)) << cpu_isa_name(isa) << " " << dtype_name(t);
+    for (DType t : {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K})
+      EXPECT_EQ(cpu::int8x3_decode_faster(t), simd) << cpu_isa_name(isa) << " " << dtype_name(t);
+    for (DType t : {DType::kQ4_0, DType::kQ5_0})
+      EXPECT_EQ(cpu::int8x3_decode_faster(t), vnni) << cpu_isa_name(isa) << " " << dtype_name(t);
+  }
+}
+
 // The three levels' x error is at most max|x in block| * 2^-22 per element, so the matvec is
 // f32-grade: against the exact product of the same weights (double) within 3e-6 relative L2
 // (measured 3e-7 to 1.2e-6; the f32 path, printed beside it, 1e-7 to 1e-6; the int8 path above:

@@ -92,7 +92,10 @@ bool matvec_int8x3(ThreadPool& pool, DType wt, const void* w, int64_t n_out, int
 
 bool int8x3_decode_faster(DType wt) {
   if (cpu_isa() == CpuIsa::kScalar) return false;
-  return wt == DType::kQ4_0 || wt == DType::kQ5_0 || wt == DType::kQ4_K || wt == DType::kQ5_K || wt == DType::kQ6_K;
+  if (wt == DType::kQ4_K || wt == DType::kQ5_K || wt == DType::kQ6_K) return true;
+  // Q4_0 / Q5_0: only the VNNI table's two-blocks-per-zmm loop beats the f32 one.
+  const bool vnni = &detail::active_int8_kernels() == &detail::int8_avx512vnni_kernels();
+  return vnni && (wt == DType::kQ4_0 || wt == DType::kQ5_0);
 }
 
 bool decode_f32_env() {

@@ -58,9 +58,10 @@ bool matvec_int8x3(ThreadPool& pool, DType wt, const void* w, int64_t n_out, int
                    const float* x, float* y, void* scratch, int64_t scratch_bytes);
 // Whether OMNIRT_INT8_DOT=1 is set in the environment (read once): a quick opt-in for tries.
 bool int8_dot_env();
-// Whether matvec_int8x3 beats the f32 decode loops for wt on this machine's kernels: Q4_0,
-// Q5_0, Q4_K, Q5_K and Q6_K with the AVX2 or AVX512-VNNI table (1.3-1.6x at 1 and 2 threads,
-// bench/int8_bench.cpp); not Q8_0 (equal speed), nor the scalar table.
+// Whether matvec_int8x3 beats the f32 decode loops for wt on this machine's kernels
+// (bench/int8_bench.cpp, docs/KERNELS.md): Q4_K, Q5_K and Q6_K with the AVX512-VNNI or AVX2
+// table; Q4_0 and Q5_0 with AVX512-VNNI only (AVX2's one-block loop is slower than f32 there);
+// not Q8_0 (equal speed), nor the scalar table.
 bool int8x3_decode_faster(DType wt);
 // Whether OMNIRT_DECODE_F32=1 is set (read once): decode matvecs stay on the f32 loops.
 bool decode_f32_env();

@@ -26,7 +26,7 @@ struct ContextParams {
   bool int8_activations = false;
   // Otherwise decode steps take the three-level int8 x (cpu::matvec_int8x3: f32-grade, error
   // <= max|x in block| * 2^-22) for the types where it is faster than the f32 loops
-  // (cpu::int8x3_decode_faster: Q4_0, Q5_0, Q4_K, Q5_K, Q6_K; docs/KERNELS.md). false, or env
+  // (cpu::int8x3_decode_faster: Q4_K, Q5_K, Q6_K; with AVX512-VNNI Q4_0, Q5_0 too). false, or env
   // OMNIRT_DECODE_F32=1, keeps every decode matvec on the f32 path.
   bool int8x3_decode = true;
 };
