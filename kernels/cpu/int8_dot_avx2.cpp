@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "kernels/cpu/isa_kernels.h"
+#include "kernels/cpu/prefetch.h"
 
 namespace omni::cpu::detail {
 namespace int8_avx2 {

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "kernels/cpu/isa_kernels.h"
+#include "kernels/cpu/prefetch.h"
 
 namespace omni::cpu::detail {
 namespace int8_vnni {
@@ -92,8 +93,8 @@ void dot_rows_d32_zmm(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 4 <= nb; i += 4) {
-      _mm_prefetch(reinterpret_cast<const char*>(blk + i) + kPrefetchBytes, _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(blk + i) + kPrefetchBytes + 64, _MM_HINT_T0);
+      prefetch_weights(blk + i);
+      prefetch_weights(reinterpret_cast<const char*>(blk + i) + 64);
       // d_w * d_x of the 4 blocks, as in ref (one f32 product per block); the 4 f16 scales
       // gathered in a general register.
       const uint64_t dh = uint64_t{blk[i].d} | uint64_t{blk[i + 1].d} << 16 | uint64_t{blk[i + 2].d} << 32 |

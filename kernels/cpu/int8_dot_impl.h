@@ -25,8 +25,7 @@ OMNI_INLINE int32_t hsum8i(__m256i v) {
 }
 OMNI_INLINE __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
-// Same prefetch distance as the f32 decode path (isa_kernels_impl.h).
-constexpr int kPrefetchBytes = 2048;
+// Weight streams are prefetched as in the f32 decode path (prefetch.h).
 
 // One 32-value block of x into v[4]; returns d = max|x| / 127 and sets *id = 1 / d (0 for an
 // all-zero block): the same amax, division and reciprocal as ref::quantize_act_q8.
@@ -156,7 +155,7 @@ void dot_rows_d32(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t n
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 2 <= nb; i += 2) {
-      _mm_prefetch(reinterpret_cast<const char*>(blk + i) + kPrefetchBytes, _MM_HINT_T0);
+      prefetch_weights(blk + i);
       acc0 = block(blk[i], i, acc0);
       acc1 = block(blk[i + 1], i + 1, acc1);
     }
@@ -208,11 +207,11 @@ void dot_rows_k_affine(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int6
     __m256 acc = _mm256_setzero_ps(), bias = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; ++i) {
       const Block& b = blk[i];
-      const char* pf = reinterpret_cast<const char*>(&b) + kPrefetchBytes;
-      _mm_prefetch(pf, _MM_HINT_T0);
-      _mm_prefetch(pf + 64, _MM_HINT_T0);
-      _mm_prefetch(pf + 128, _MM_HINT_T0);
-      if constexpr (kQ5) _mm_prefetch(pf + 175, _MM_HINT_T0);  // 176-byte blocks
+      const char* pf = reinterpret_cast<const char*>(&b);
+      prefetch_weights(pf);
+      prefetch_weights(pf + 64);
+      prefetch_weights(pf + 128);
+      if constexpr (kQ5) prefetch_weights(pf + 175);  // 176-byte blocks
       const __m128i sc_m = scales_mins_k4(b.scales);
       const __m256 scf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sc_m));
       const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sc_m, 8)));
@@ -259,11 +258,11 @@ void dot_rows_q6_k(const uint8_t* w, int64_t row_bytes, int64_t n_rows, int64_t 
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; ++i) {
       const BlockQ6_K& b = blk[i];
-      const char* pf = reinterpret_cast<const char*>(&b) + kPrefetchBytes;
-      _mm_prefetch(pf, _MM_HINT_T0);
-      _mm_prefetch(pf + 64, _MM_HINT_T0);
-      _mm_prefetch(pf + 128, _MM_HINT_T0);
-      _mm_prefetch(pf + 209, _MM_HINT_T0);  // 210-byte blocks
+      const char* pf = reinterpret_cast<const char*>(&b);
+      prefetch_weights(pf);
+      prefetch_weights(pf + 64);
+      prefetch_weights(pf + 128);
+      prefetch_weights(pf + 209);  // 210-byte blocks
       const __m256 f = _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(b.d)), _mm256_loadu_ps(d + 8 * i));
       const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
       const __m256i sc32[2] = {_mm256_cvtepi8_epi32(sc8), _mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8))};

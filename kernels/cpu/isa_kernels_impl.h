@@ -15,13 +15,9 @@ OMNI_INLINE __m128i hi_nibbles(__m128i q) {
 OMNI_INLINE __m128i load128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
 OMNI_INLINE float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
 
-// Software prefetch distance for the decode weight streams. The hardware prefetcher alone left
-// 2-thread decode at ~82 tok/s on Gemma 3 270M (Zen 4, 2 cores); 2 KiB ahead gave ~90 (+10%);
-// 1-thread decode is within noise either way. See docs/PERFORMANCE.md.
-constexpr int kPrefetchBytes = 2048;
+// Software prefetch of the decode weight streams, n_lines lines from p: see prefetch.h.
 OMNI_INLINE void prefetch_lines(const void* p, int n_lines) {
-  for (int l = 0; l < n_lines; ++l)
-    _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes + 64 * l, _MM_HINT_T0);
+  for (int l = 0; l < n_lines; ++l) prefetch_weights(static_cast<const char*>(p) + 64 * l);
 }
 
 // 0x10 in byte i where bit i of the 16-bit mask is set (the fifth bit of Q5 quants).

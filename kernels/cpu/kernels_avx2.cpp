@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "kernels/cpu/isa_kernels.h"
+#include "kernels/cpu/prefetch.h"
 
 namespace omni::cpu::detail {
 namespace avx2 {
