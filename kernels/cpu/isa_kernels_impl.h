@@ -409,13 +409,16 @@ void axpy_kv(float a, const void* v, bool kv_f16, float* y, int64_t n) {
 
 // Grouped attention (IsaKernels::attn_scores / attn_values), up to 4 heads per pass: each K / V
 // row is loaded and converted once per pass; the values' 32-wide output chunks of the 4 heads
-// stay in registers over all n rows.
+// stay in registers over all n rows. K rows are prefetched as weight rows are (prefetch.h); the
+// values' strided pass prefetches the same 64 bytes 16 rows ahead into L2. (Gemma 3 270M at
+// 4,096 positions, 2 threads, Intel VM of session 9: decode 79.5-80.3 -> 83.8-84.6 tok/s.)
 template <int GN, class E>
 void scores_tile(const float* q, const uint8_t* k, int64_t kv_stride, int64_t n, int64_t hd, float* s,
                  int64_t s_stride) {
   const int64_t hv = hd / 16 * 16;
   for (int64_t j = 0; j < n; ++j) {
     const auto* kj = reinterpret_cast<const typename E::T*>(k + j * kv_stride);
+    prefetch_lines(kj, static_cast<int>((hd * static_cast<int64_t>(sizeof(typename E::T)) + 63) / 64));
     F16x acc[GN];
     for (int g = 0; g < GN; ++g) acc[g] = vzero();
     for (int64_t d = 0; d < hv; d += 16) {
@@ -439,6 +442,7 @@ void values_tile(const float* p, int64_t p_stride, const uint8_t* v, int64_t kv_
     for (int g = 0; g < GN; ++g) acc[g][0] = acc[g][1] = vzero();
     for (int64_t j = 0; j < n; ++j) {
       const auto* vj = reinterpret_cast<const typename E::T*>(v + j * kv_stride) + d;
+      _mm_prefetch(reinterpret_cast<const char*>(vj) + 16 * kv_stride, _MM_HINT_T1);
       const F16x v0 = E::load(vj), v1 = E::load(vj + 16);
       for (int g = 0; g < GN; ++g) {
         const F16x pg = vset1(p[g * p_stride + j]);
