@@ -39,6 +39,30 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
   EXPECT_EQ(bad, 0) << what;
 }
 
+// cpu::argmax picks what std::max_element picks: the first of equal maxima (also +0 / -0), never
+// a NaN unless x[0] is one, at every length around the 16-lane blocks, and -1 for n <= 0.
+TEST(KernelsTest, ArgmaxIsMaxElement) {
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> small(-3, 3);  // many ties
+  const float nan = std::nanf("");
+  for (int64_t n : {1, 2, 15, 16, 17, 31, 33, 100, 262144 + 7}) {
+    for (int trial = 0; trial < 12; ++trial) {
+      std::vector<float> x(static_cast<size_t>(n));
+      for (float& v : x) v = static_cast<float>(small(rng));
+      const auto at = [&](int64_t i) -> float& { return x[static_cast<size_t>(i % n)]; };
+      if (trial == 1) at(n / 2) = nan;                                    // a NaN inside
+      if (trial == 2) at(0) = nan;                                        // a NaN first
+      if (trial == 3) std::fill(x.begin(), x.end(), -INFINITY);           // all -inf
+      if (trial == 4) { std::fill(x.begin(), x.end(), -1.0f); at(n - 1) = 0.0f; at(n / 3) = -0.0f; }
+      if (trial == 5) at(n - 1) = INFINITY;                               // the max in the tail
+      if (trial == 6) for (float& v : x) v = nan;                         // only NaNs
+      const int64_t want = std::max_element(x.begin(), x.end()) - x.begin();
+      EXPECT_EQ(cpu::argmax(x.data(), n), want) << "n " << n << " trial " << trial;
+    }
+  }
+  EXPECT_EQ(cpu::argmax(nullptr, 0), -1);
+}
+
 TEST(ThreadPoolTest, ParallelForCoversRangeExactlyOnce) {
   for (int nt : {1, 2, 3, 5}) {
     ThreadPool pool(nt);

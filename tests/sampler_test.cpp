@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <map>
+#include <vector>
 
 #include "runtime/model/sampler.h"
 
@@ -18,6 +19,24 @@ TEST(Sampler, GreedyIsArgmax) {
   ASSERT_TRUE(s.ok());
   auto l = test_logits();
   EXPECT_EQ(s->sample(l.data(), {}), 1);
+}
+
+// Greedy without a penalty to apply skips building the candidates; it must pick what the full
+// path picks (top_k = 1 at temperature 1 goes through it), ties to the lower id.
+TEST(Sampler, GreedyShortcutPicksWhatTheFullPathPicks) {
+  SamplerParams greedy;
+  greedy.temperature = 0;
+  SamplerParams full;
+  full.temperature = 1.0f;
+  full.top_k = 1;
+  const int64_t n = 1000;
+  auto g = Sampler::create(greedy, n), f = Sampler::create(full, n);
+  ASSERT_TRUE(g.ok() && f.ok());
+  std::vector<float> l(n);
+  for (int trial = 0; trial < 20; ++trial) {
+    for (int64_t i = 0; i < n; ++i) l[static_cast<size_t>(i)] = static_cast<float>((i * 7919 + trial * 104729) % 97) * 0.25f;
+    EXPECT_EQ(g->sample(l.data(), {}), f->sample(l.data(), {})) << trial;
+  }
 }
 
 TEST(Sampler, TopKOneIsArgmaxAtAnyTemperature) {

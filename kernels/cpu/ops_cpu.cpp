@@ -189,5 +189,24 @@ void mul(const float* a, const float* b, float* y, int64_t n) { detail::active_k
 void add(const float* a, const float* b, float* y, int64_t n) { detail::active_kernels().add(a, b, y, n); }
 void scale(float* x, float s, int64_t n) { detail::active_kernels().scale(x, s, n); }
 
+int64_t argmax(const float* x, int64_t n) {
+  if (n <= 0) return -1;
+  if (std::isnan(x[0])) return 0;  // as std::max_element: nothing compares greater than a NaN first
+  // Pass 1: the largest non-NaN value, in 16 lanes ("a > b ? a : b" keeps b on a NaN, and
+  // compiles to maxps); pass 2: its first index.
+  constexpr int kLanes = 16;
+  float lane[kLanes];
+  for (float& l : lane) l = x[0];
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) lane[j] = x[i + j] > lane[j] ? x[i + j] : lane[j];
+  float m = lane[0];
+  for (int j = 1; j < kLanes; ++j) m = lane[j] > m ? lane[j] : m;
+  for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+  for (i = 0; i < n; ++i)
+    if (x[i] == m) return i;
+  return 0;  // not reached: m is one of x
+}
+
 }  // namespace cpu
 }  // namespace omni

@@ -80,6 +80,10 @@ void gelu_erf(float* x, int64_t n);  // 0.5 x (1 + erf(x / sqrt 2)); |error| <= 
 void mul(const float* a, const float* b, float* y, int64_t n);
 void add(const float* a, const float* b, float* y, int64_t n);
 void scale(float* x, float s, int64_t n);
+// Index of the first largest element, exactly as std::max_element (NaNs are never picked,
+// except a NaN at index 0, which is returned); -1 for n <= 0. Vectorised: greedy decoding's
+// argmax over a 262144-entry vocabulary.
+int64_t argmax(const float* x, int64_t n);
 
 // scratch: at least attention_scratch_floats(p, n_threads) floats (scores, per thread).
 int64_t attention_scratch_floats(const AttentionParams& p, int n_threads);

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/cpu/ops_cpu.h"
+
 namespace omni {
 
 StatusOr<Sampler> Sampler::create(const SamplerParams& p, int64_t n_vocab) {
@@ -24,6 +26,10 @@ StatusOr<Sampler> Sampler::create(const SamplerParams& p, int64_t n_vocab) {
 
 int32_t Sampler::sample(const float* logits, std::span<const int32_t> history) {
   const SamplerParams& p = params_;
+  // Greedy with no penalty to apply: the first largest logit, without building the candidates
+  // (the same pick as the min_element below; 2% of a Gemma 3 decode step at 262144 entries).
+  if (p.temperature <= 0.0f && (p.repeat_penalty == 1.0f || p.repeat_last_n <= 0 || history.empty()))
+    return static_cast<int32_t>(cpu::argmax(logits, n_vocab_));
   candidates_.clear();
   for (int64_t i = 0; i < n_vocab_; ++i) candidates_.emplace_back(logits[i], static_cast<int32_t>(i));
 

@@ -84,9 +84,7 @@ struct Run {
   bool probed = false;
 };
 
-int32_t argmax(const float* x, int64_t n) {
-  return static_cast<int32_t>(std::max_element(x, x + n) - x);
-}
+int32_t argmax(const float* x, int64_t n) { return static_cast<int32_t>(cpu::argmax(x, n)); }
 
 // CPU seconds (user + system) this process has used so far.
 double cpu_seconds() {
