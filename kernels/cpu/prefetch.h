@@ -3,15 +3,12 @@
 //
 // Each 64-byte line of weights gets two prefetches on its way in: one far ahead into L2
 // (prefetcht1), which is what keeps enough DRAM requests in flight per core, and one just ahead
-// into L1 (prefetcht0), so that the loop's loads hit L1 rather than waiting on L2. Measured on
-// the 2-core Intel AVX-512 VM (docs/PERFORMANCE.md, "Session 9"), decode tok/s, 2 threads, same
-// binary, alternating:
-//   T0 2 KiB ahead (sessions 2-8)        Gemma 3 270M 66-81, qwen2.5-0.5b Q8_0 30-31, Q4_K 60-64
-//   T1 8 KiB ahead only                  Gemma 72-89, qwen Q8_0 38; int8 loops: qwen Q4_K 56-61
-//   T1 8 KiB + T0 512 B ahead (this)     Gemma 74-88, qwen Q8_0 40-41, qwen Q4_K 61-64
-// With no software prefetch at all the kernels ran 1.5-3x slower there: that machine's hardware
-// prefetchers do not keep a stream's lines in flight while the loop computes. On the Zen 4 VM
-// of sessions 2-8 the distance (1-8 KiB) and the hint made no difference.
+// into L1 (prefetcht0), so that the loop's loads hit L1 rather than waiting on L2. On the 2-core
+// Intel AVX-512 VM of session 9 this took 2-thread decode from L1-only 2 KiB ahead (sessions
+// 2-8) to +13-19% on Gemma 3 270M, +30% on qwen2.5-0.5b Q8_0, +14% on Q4_K; L2-only prefetch
+// cost the int8 loops 4-14% on qwen Q4_K, which the near L1 prefetch brought back. Without
+// software prefetch the kernels ran 1.5-3x slower there. On the Zen 4 VM of sessions 2-8 the
+// distance (1-8 KiB) and the hint made no difference. Tables: docs/PERFORMANCE.md, "Session 9".
 #include <immintrin.h>
 
 namespace omni::cpu::detail {
