@@ -73,8 +73,10 @@ def run_llama(model, threads, n_prompt, n_gen, reps):
             batch.seq_id[i][0] = 0
             batch.logits[i] = 1 if (i == len(tokens) - 1 or not last_logits_only) else 0
 
-    def clear():
-        if hasattr(L, "llama_kv_self_clear"):
+    def clear():  # the cache-clearing call was renamed twice across llama.cpp versions
+        if hasattr(L, "llama_memory_clear"):
+            L.llama_memory_clear(L.llama_get_memory(ctx), True)
+        elif hasattr(L, "llama_kv_self_clear"):
             L.llama_kv_self_clear(ctx)
         else:
             L.llama_kv_cache_clear(ctx)

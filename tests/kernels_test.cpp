@@ -11,11 +11,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kernels/cpu/ops_cpu.h"
@@ -83,6 +86,57 @@ TEST(ThreadPoolTest, ParallelForCoversRangeExactlyOnce) {
       for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1);
     }
   }
+}
+
+// The balanced loop: every index exactly once, ranges chunk-aligned and within [0, n), for
+// chunks that do and do not divide n, with one thread made slow so that the others take over
+// its share, and inside a Spin (workers polling without sleeping) as well as outside.
+TEST(ThreadPoolTest, BalancedParallelForCoversRangeExactlyOnce) {
+  for (int nt : {1, 2, 3, 5}) {
+    ThreadPool pool(nt);
+    for (int run = 0; run < 600; ++run) {
+      std::optional<ThreadPool::Spin> spin;
+      if (run % 2) spin.emplace(pool);
+      const int64_t n = 1 + (run * 37) % 301, chunk = 1 + run % 7;
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      std::atomic<int64_t> sum{0};
+      pool.parallel_for_balanced(n, chunk, [&](int64_t b, int64_t e, int ti) {
+        ASSERT_GE(ti, 0);
+        ASSERT_LT(ti, nt);
+        ASSERT_GE(b, 0);
+        ASSERT_LT(b, e);
+        ASSERT_LE(e, n);
+        ASSERT_EQ(b % chunk, 0);
+        ASSERT_TRUE(e - b == chunk || e == n);
+        if (nt > 1 && ti == nt - 1 && run % 3 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+        for (int64_t i = b; i < e; ++i) {
+          hits[static_cast<size_t>(i)]++;
+          sum += i;
+        }
+      });
+      ASSERT_EQ(sum.load(), n * (n - 1) / 2) << "threads " << nt << " run " << run;
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1);
+    }
+  }
+}
+
+// A slow thread does not hold the others back: thread 1 sleeps 50 ms in each of its units,
+// thread 0 needs 0.2 ms per unit; thread 0 takes what is left of thread 1's share. With
+// parallel_for's fixed halves the loop would take 32 x 50 ms = 1.6 s.
+TEST(ThreadPoolTest, BalancedParallelForLetsOthersTakeASlowThreadsShare) {
+  ThreadPool pool(2);
+  const int64_t n = 64;
+  std::atomic<int> by_thread[2] = {0, 0};
+  const auto t0 = std::chrono::steady_clock::now();
+  pool.parallel_for_balanced(n, 1, [&](int64_t b, int64_t e, int ti) {
+    std::this_thread::sleep_for(ti == 1 ? std::chrono::microseconds(50000) : std::chrono::microseconds(200));
+    by_thread[ti] += static_cast<int>(e - b);
+  });
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(by_thread[0].load() + by_thread[1].load(), n);
+  // A few units for thread 1 only if thread 0 is descheduled for long on a loaded machine.
+  EXPECT_LE(by_thread[1].load(), 6);
+  EXPECT_LT(ms, 800.0);
 }
 
 TEST(ThreadPoolTest, RunCallsEveryThreadIndexOnce) {

@@ -60,7 +60,7 @@ void attention_grouped_decode(ThreadPool& pool, const AttentionParams& p, const 
   const int64_t len = pos - lo + 1;
   const int64_t chunks = (len + kDecodeChunk - 1) / kDecodeChunk;
   float* partials = scratch + pool.n_threads() * group * kDecodeChunk;
-  pool.parallel_for(p.n_kv_head * chunks, 1, [&](int64_t begin, int64_t end, int ti) {
+  pool.parallel_for_balanced(p.n_kv_head * chunks, 1, [&](int64_t begin, int64_t end, int ti) {
     float* s = scratch + ti * group * kDecodeChunk;
     for (int64_t u = begin; u < end; ++u) {
       const int64_t kh = u / chunks, c = u % chunks;

@@ -73,7 +73,8 @@ bool matvec_levels(int levels, ThreadPool& pool, DType wt, const void* w, int64_
   const auto dot_rows = levels == 3 ? k.dot_rows3 : k.dot_rows;
   const int64_t row_bytes = dtype_row_bytes(wt, n_in);
   const auto* wp = static_cast<const uint8_t*>(w);
-  pool.parallel_for(n_out, 8, [&](int64_t b, int64_t e, int) {
+  pool.parallel_for_balanced(n_out, matvec_chunk_rows(row_bytes, n_out, pool.n_threads(), 8),
+                             [&](int64_t b, int64_t e, int) {
     dot_rows(wt, wp + b * row_bytes, row_bytes, e - b, n_in, q, d, s, y + b);
   });
   return true;

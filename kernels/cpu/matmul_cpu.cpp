@@ -175,9 +175,23 @@ void matmul_rows(DType wt, const void* w, int64_t row_begin, int64_t row_end, in
   }
 }
 
+int64_t matvec_chunk_rows(int64_t row_bytes, int64_t n_rows, int n_threads, int64_t grain) {
+  constexpr int64_t kChunkBytes = 64 * 1024;
+  const int64_t share = (n_rows + std::max(1, n_threads) - 1) / std::max(1, n_threads);
+  const int64_t rows = std::min(kChunkBytes / std::max<int64_t>(1, row_bytes), (share + 7) / 8);
+  return std::max<int64_t>(1, rows / grain) * grain;
+}
+
 void matmul(ThreadPool& pool, DType wt, const void* w, int64_t n_out, int64_t n_in, const float* x,
             int64_t n_tok, float* y, float* scratch) {
-  const int64_t grain = n_tok == 1 ? 8 : kTileRows;
+  if (n_tok == 1) {  // a decode step: balanced over the threads, no scratch
+    const int64_t chunk = matvec_chunk_rows(dtype_row_bytes(wt, n_in), n_out, pool.n_threads(), 8);
+    pool.parallel_for_balanced(n_out, chunk, [&](int64_t b, int64_t e, int) {
+      matmul_rows(wt, w, b, e, n_in, x, 1, n_out, y, nullptr);
+    });
+    return;
+  }
+  const int64_t grain = kTileRows;
   pool.parallel_for(n_out, grain, [&](int64_t b, int64_t e, int ti) {
     matmul_rows(wt, w, b, e, n_in, x, n_tok, n_out, y, scratch + ti * kTileRows * n_in);
   });

@@ -31,6 +31,11 @@ void dequantize_row(DType t, const void* src, float* dst, int64_t n);
 int64_t matmul_scratch_floats(int64_t n_in, int n_threads);
 void matmul(ThreadPool& pool, DType wt, const void* w, int64_t n_out, int64_t n_in, const float* x,
             int64_t n_tok, float* y, float* scratch);
+// Rows per chunk for a decode matrix-vector product on ThreadPool::parallel_for_balanced (as
+// matmul, matvec_int8 and matvec_int8x3 use): ~64 KiB of weights (a long sequential stream for
+// the prefetchers), at most an eighth of one thread's share (so that small matrices balance
+// too), a multiple of `grain`.
+int64_t matvec_chunk_rows(int64_t row_bytes, int64_t n_rows, int n_threads, int64_t grain);
 // Like matmul, for one row range [row_begin, row_end) only and one thread (building block).
 // w and y are the whole matrix and output (as for matmul): reads rows [row_begin, row_end) of W
 // and writes y[t * y_stride + o] for those o and t < n_tok only.

@@ -50,13 +50,16 @@ Status CpuBackbone::run_extra_outputs(const int32_t* which, int32_t n, float* ou
   if (!hidden) return wrong_state("the context has no hidden state (evaluate a prompt first)");
   OMNI_RETURN_IF_ERROR(check_extra_output_ids(which, n, mats_.size()));
   if (n == 0) return Status::Ok();
-  // Rows of the requested matrices laid end to end: [0, total); each thread takes a contiguous
-  // range, which may span two matrices. Grain 16: a q8_0/f16 row block, and no false sharing.
+  // Rows of the requested matrices laid end to end: [0, total), in balanced chunks (a chunk may
+  // span two matrices) of a multiple of 16 rows: a q8_0/f16 row block, and no false sharing.
   int64_t start[kMaxExtraOutputs + 1];
   if (n > kMaxExtraOutputs) return invalid_argument(fmt("%d extra outputs at once (at most %d)", n, kMaxExtraOutputs));
   start[0] = 0;
   for (int32_t a = 0; a < n; ++a) start[a + 1] = start[a] + mats_[static_cast<size_t>(which[a])].n_out;
-  ctx_.step_pool().parallel_for(start[n], 16, [&](int64_t b, int64_t e, int) {
+  ThreadPool& pool = ctx_.step_pool();
+  const Weight& w0 = mats_[static_cast<size_t>(which[0])];
+  const int64_t chunk = cpu::matvec_chunk_rows(dtype_row_bytes(w0.type, w0.n_in), start[n], pool.n_threads(), 16);
+  pool.parallel_for_balanced(start[n], chunk, [&](int64_t b, int64_t e, int) {
     int32_t a = static_cast<int32_t>(std::upper_bound(start, start + n + 1, b) - start) - 1;
     for (int64_t g = b; g < e; ++a) {
       const int64_t lo = g - start[a], hi = std::min(start[a + 1], e) - start[a];

@@ -184,6 +184,7 @@ void Context::forward_chunk(const int32_t* tokens, const float* embd, int64_t n,
   const Model& m = *model_;
   const HParams& hp = m.hparams();
   ThreadPool& pool = n == 1 ? step_pool() : *pool_;
+  const ThreadPool::Spin spin(pool);  // ~8 jobs per layer with short serial parts between them
   const int64_t d = hp.n_embd, hd = hp.head_dim, n_ff = hp.n_ff;
   const int64_t q_dim = hp.n_head * hd, kv_dim = hp.n_head_kv * hd;
   const int64_t pos0 = n_past_;
