@@ -39,7 +39,7 @@ def summary(xs):
     return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
 
 
-def run_llama(model, threads, n_prompt, n_gen, reps):
+def run_llama(model, threads, n_prompt, n_gen, reps, flash_attn="default"):
     import llama_cpp as L
 
     L.llama_backend_init()
@@ -55,6 +55,8 @@ def run_llama(model, threads, n_prompt, n_gen, reps):
     cp.n_threads = threads
     cp.n_threads_batch = threads
     cp.no_perf = False
+    if flash_attn != "default":  # llama.cpp >= 0.3.10: -1 auto, 0 off, 1 on
+        cp.flash_attn_type = {"auto": -1, "off": 0, "on": 1}[flash_attn]
     ctx = L.llama_init_from_model(m, cp)
     vocab = L.llama_model_get_vocab(m)
     n_vocab = L.llama_vocab_n_tokens(vocab)
@@ -143,9 +145,11 @@ def main():
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--int8", action="store_true",
                     help="omnirt with int8 activations (as llama.cpp quantizes its activations to 8 bits)")
+    ap.add_argument("--flash-attn", choices=("default", "auto", "on", "off"), default="default",
+                    help="llama.cpp's flash attention (default: the library's default, auto in 0.3.36)")
     a = ap.parse_args()
 
-    llama = run_llama(a.model, a.threads, a.prompt_tokens, a.gen_tokens, a.reps)
+    llama = run_llama(a.model, a.threads, a.prompt_tokens, a.gen_tokens, a.reps, a.flash_attn)
     omni, cmd = run_omnirt(a.omnirt, a.model, a.threads, a.prompt_tokens, a.gen_tokens, a.reps, a.int8)
     row = omni["results"][0]
     res = {"model": a.model, "threads": a.threads, "prompt_tokens": a.prompt_tokens,
@@ -158,7 +162,7 @@ def main():
         print(json.dumps(res, indent=1))
         return
     print(f"{a.model}, {a.threads} threads, prompt {a.prompt_tokens}, decode {a.gen_tokens}, "
-          f"{a.reps} reps (median [min-max])")
+          f"{a.reps} reps (median [min-max]), llama.cpp flash attention: {a.flash_attn}")
     print(f"{'':10s} {'llama.cpp ' + llama['version']:>28s} {'omnirt' + (' --int8' if a.int8 else ''):>28s} "
           f"{'omnirt/llama':>13s}")
     for k, name in (("prefill_tok_s", "prefill"), ("decode_tok_s", "decode")):
