@@ -334,6 +334,7 @@ Status SnacDecoder::decode(const SnacCodes& codes, std::vector<float>* pcm) {
   pcm->assign(size_t(n_groups * w_.hp.samples_per_group()), 0.0f);
   if (n_groups == 0) return Status::Ok();
   std::vector<float> z;
+  const ThreadPool::Spin spin(*pool_);
   latents(codes, &z);
   decode_latents(z.data(), n_groups * w_.hp.vq_strides[0], 0, pcm->data());
   return Status::Ok();

@@ -122,6 +122,7 @@ Status SnacStreamDecoder::push(const SnacCodes& codes, std::vector<float>* pcm) 
   OMNI_ASSIGN_OR_RETURN(int64_t n_groups, dec_.check_codes(codes));
   if (n_groups == 0) return Status::Ok();
   Stage& in = stages_[0];
+  const ThreadPool::Spin spin(dec_.thread_pool());
   dec_.latents(codes, &in.in);
   const int64_t n = n_groups * dec_.hparams().vq_strides[0];
   in.in_end += n;

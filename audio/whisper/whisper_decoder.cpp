@@ -99,6 +99,7 @@ Status WhisperDecoder::decode(WhisperTextCache& cache, const int32_t* tokens, in
   const WhisperHParams& hp = w_.hp;
   OMNI_RETURN_IF_ERROR(check_step(cache, tokens, n));
   const int64_t d = hp.n_text_state, n_head = hp.n_text_head, head_dim = d / n_head;
+  const ThreadPool::Spin spin(pool_);
   const int64_t pos0 = cache.n_past, d_mlp = 4 * d;
   auto buf = [&](size_t slot, int64_t count) { return scratch_.get(slot, static_cast<size_t>(count)); };
   float* x = buf(kX, n * d);

@@ -23,6 +23,7 @@ Status WhisperEncoder::run(const float* mel, int64_t n_frames, std::vector<float
       return invalid_argument(fmt("whisper encoder: mel value %lld is not finite", static_cast<long long>(i)));
   }
   const int64_t d = hp.n_audio_state, n_tok = n_frames / 2, n_head = hp.n_audio_head;
+  const ThreadPool::Spin spin(pool_);  // a burst of jobs: the worker does not sleep between them
   const int64_t head_dim = d / n_head;
   auto buf = [&](size_t slot, int64_t n) { return scratch_.get(slot, static_cast<size_t>(n)); };
 
