@@ -5,6 +5,8 @@
 #include <limits>
 #include <numeric>
 
+#include "kernels/cpu/ops_cpu.h"
+
 namespace omni::audio {
 namespace {
 
@@ -136,7 +138,7 @@ StatusOr<std::vector<int32_t>> whisper_search(WhisperTextDecoder& decoder, const
     std::vector<int32_t> out;
     for (int64_t step = 0; step < max_steps; ++step) {
       whisper_process_logits(w.vocab, n_vocab, opt, out, logits.data());
-      const auto next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      const auto next = static_cast<int32_t>(cpu::argmax(logits.data(), n_vocab));  // max_element's pick
       if (next == eot) break;
       out.push_back(next);
       if (step + 1 == max_steps) break;
