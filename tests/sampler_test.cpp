@@ -1,6 +1,7 @@
 // Sampler properties checked against directly computed distributions (no stored outputs).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <vector>
@@ -21,22 +22,95 @@ TEST(Sampler, GreedyIsArgmax) {
   EXPECT_EQ(s->sample(l.data(), {}), 1);
 }
 
+// A penalty over a history holding only an out-of-range id sends sample() down the full path
+// (every candidate built, penalised, partial_sort) without changing any logit.
+const std::vector<int32_t> kFullPathHistory = {-1};
+
 // Greedy without a penalty to apply skips building the candidates; it must pick what the full
-// path picks (top_k = 1 at temperature 1 goes through it), ties to the lower id.
+// path picks (top_k = 1 at temperature 1 there), ties to the lower id.
 TEST(Sampler, GreedyShortcutPicksWhatTheFullPathPicks) {
   SamplerParams greedy;
   greedy.temperature = 0;
   SamplerParams full;
   full.temperature = 1.0f;
   full.top_k = 1;
+  full.repeat_penalty = 1.1f;
   const int64_t n = 1000;
   auto g = Sampler::create(greedy, n), f = Sampler::create(full, n);
   ASSERT_TRUE(g.ok() && f.ok());
   std::vector<float> l(n);
   for (int trial = 0; trial < 20; ++trial) {
     for (int64_t i = 0; i < n; ++i) l[static_cast<size_t>(i)] = static_cast<float>((i * 7919 + trial * 104729) % 97) * 0.25f;
-    EXPECT_EQ(g->sample(l.data(), {}), f->sample(l.data(), {})) << trial;
+    EXPECT_EQ(g->sample(l.data(), {}), f->sample(l.data(), kFullPathHistory)) << trial;
   }
+}
+
+// The one-pass top-k selection against a partial_sort of all pairs (larger logit first, then
+// smaller id), with many ties, k below, at and above n, and -0.0 beside 0.0.
+TEST(Sampler, TopKCandidatesAreWhatPartialSortKeeps) {
+  auto better = [](const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  };
+  std::vector<std::pair<float, int32_t>> got, want;
+  for (int64_t n : {1, 2, 7, 40, 41, 1000, 4160}) {
+    for (size_t k : {1, 2, 3, 39, 40, 41, 4160, 5000}) {
+      for (int trial = 0; trial < 4; ++trial) {
+        std::vector<float> l(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i)
+          l[static_cast<size_t>(i)] = static_cast<float>((i * 7919 + trial * 104729) % (trial == 3 ? 5 : 97)) * 0.5f - 2.0f;
+        if (n > 3) l[static_cast<size_t>(n / 2)] = -0.0f, l[static_cast<size_t>(n / 3)] = 0.0f;
+        ASSERT_TRUE(top_k_candidates(l.data(), n, k, &got));
+        want.clear();
+        for (int64_t i = 0; i < n; ++i) want.emplace_back(l[static_cast<size_t>(i)], static_cast<int32_t>(i));
+        const size_t kk = std::min(k, want.size());
+        std::partial_sort(want.begin(), want.begin() + static_cast<std::ptrdiff_t>(kk), want.end(), better);
+        want.resize(kk);
+        ASSERT_EQ(got.size(), want.size()) << n << " " << k;
+        for (size_t i = 0; i < kk; ++i) {
+          ASSERT_EQ(got[i].second, want[i].second) << "n " << n << " k " << k << " trial " << trial << " at " << i;
+          ASSERT_EQ(got[i].first, want[i].first);
+        }
+      }
+    }
+  }
+  std::vector<float> with_nan = {1.0f, 2.0f, std::nanf(""), 3.0f};
+  EXPECT_FALSE(top_k_candidates(with_nan.data(), 4, 2, &got));
+  EXPECT_FALSE(top_k_candidates(with_nan.data(), 4, 4, &got));
+  EXPECT_TRUE(top_k_candidates(with_nan.data(), 0, 2, &got));
+  EXPECT_TRUE(got.empty());
+}
+
+// The top-k shortcut draws exactly the tokens the full path draws, seed for seed, with top-p
+// and min-p on (the defaults) and off, at two temperatures, and falls back on NaN logits.
+TEST(Sampler, TopKShortcutDrawsWhatTheFullPathDraws) {
+  const int64_t n = 4160;
+  std::vector<float> l(static_cast<size_t>(n));
+  for (float temp : {0.8f, 1.5f}) {
+    for (bool cuts : {true, false}) {
+      SamplerParams fast;
+      fast.temperature = temp;
+      fast.top_k = 40;
+      if (!cuts) fast.top_p = 1.0f, fast.min_p = 0.0f;
+      fast.seed = 7;
+      SamplerParams full = fast;
+      full.repeat_penalty = 1.3f;
+      auto a = Sampler::create(fast, n), b = Sampler::create(full, n);
+      ASSERT_TRUE(a.ok() && b.ok());
+      for (int step = 0; step < 200; ++step) {
+        for (int64_t i = 0; i < n; ++i)
+          l[static_cast<size_t>(i)] = static_cast<float>((i * 7919 + step * 104729) % 1009) * 0.004f;
+        ASSERT_EQ(a->sample(l.data(), {}), b->sample(l.data(), kFullPathHistory)) << temp << " " << cuts << " " << step;
+      }
+    }
+  }
+  SamplerParams p;
+  p.top_k = 40;
+  auto s = Sampler::create(p, 8);
+  ASSERT_TRUE(s.ok());
+  std::vector<float> with_nan = {1.0f, std::nanf(""), 3.0f, 0.0f, 2.0f, -1.0f, 0.5f, 0.25f};
+  const int32_t t = s->sample(with_nan.data(), {});
+  EXPECT_GE(t, 0);
+  EXPECT_LT(t, 8);
 }
 
 TEST(Sampler, TopKOneIsArgmaxAtAnyTemperature) {

@@ -22,6 +22,12 @@ struct SamplerParams {
   uint64_t seed = 0;
 };
 
+// The k best (logit, id) pairs of logits[0, n): larger logit first, then smaller id; k is
+// clamped to n. One pass with a k-entry heap: the same pairs in the same order as a
+// partial_sort of all n pairs, without writing them. Returns false when a logit is NaN (no
+// order to keep then): `out` is unspecified and the caller takes the full path.
+bool top_k_candidates(const float* logits, int64_t n, size_t k, std::vector<std::pair<float, int32_t>>* out);
+
 class Sampler {
  public:
   // kInvalidArgument for out-of-range params (negative temperature is fine: greedy).
@@ -31,6 +37,8 @@ class Sampler {
   const SamplerParams& params() const { return params_; }
 
  private:
+  int32_t sample_sorted();
+
   SamplerParams params_;
   int64_t n_vocab_ = 0;
   std::mt19937_64 rng_;
