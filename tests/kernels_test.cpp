@@ -120,6 +120,21 @@ TEST(ThreadPoolTest, BalancedParallelForCoversRangeExactlyOnce) {
   }
 }
 
+// Degenerate arguments: an empty range calls nothing, a chunk below 1 counts as 1.
+TEST(ThreadPoolTest, BalancedParallelForEmptyRangeAndZeroChunk) {
+  ThreadPool pool(2);
+  std::atomic<int> calls{0};
+  pool.parallel_for_balanced(0, 4, [&](int64_t, int64_t, int) { calls++; });
+  pool.parallel_for_balanced(-3, 4, [&](int64_t, int64_t, int) { calls++; });
+  EXPECT_EQ(calls.load(), 0);
+  std::atomic<int64_t> covered{0};
+  pool.parallel_for_balanced(10, 0, [&](int64_t b, int64_t e, int) {
+    EXPECT_EQ(e - b, 1);
+    covered += e - b;
+  });
+  EXPECT_EQ(covered.load(), 10);
+}
+
 // A slow thread does not hold the others back: thread 1 sleeps 50 ms in each of its units,
 // thread 0 needs 0.2 ms per unit; thread 0 takes what is left of thread 1's share. With
 // parallel_for's fixed halves the loop would take 32 x 50 ms = 1.6 s.

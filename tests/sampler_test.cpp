@@ -78,6 +78,9 @@ TEST(Sampler, TopKCandidatesAreWhatPartialSortKeeps) {
   EXPECT_FALSE(top_k_candidates(with_nan.data(), 4, 4, &got));
   EXPECT_TRUE(top_k_candidates(with_nan.data(), 0, 2, &got));
   EXPECT_TRUE(got.empty());
+  std::vector<float> plain = {1.0f, 2.0f, 3.0f};
+  EXPECT_TRUE(top_k_candidates(plain.data(), 3, 0, &got));  // k = 0 keeps nothing
+  EXPECT_TRUE(got.empty());
 }
 
 // The top-k shortcut draws exactly the tokens the full path draws, seed for seed, with top-p
