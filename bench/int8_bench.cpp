@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bench/bench_util.h"
+#include "kernels/core/huge_pages.h"
 #include "kernels/cpu/ops_cpu.h"
 #include "kernels/ref/ops_ref.h"
 
@@ -30,7 +31,8 @@ void BM_MatmulInt8K(benchmark::State& state) {
   const int64_t path = state.range(5);
   const int64_t row_bytes = dtype_row_bytes(t, n_in), mat_bytes = row_bytes * n_out;
   const int64_t copies = cold ? std::max<int64_t>(1, (int64_t{256} << 20) / mat_bytes) : 1;
-  std::vector<uint8_t> w(static_cast<size_t>(mat_bytes * copies));
+  HugeBuffer w(static_cast<size_t>(mat_bytes * copies));  // 2 MiB pages, as the model file gets
+  if (!w.data()) return state.SkipWithError("cannot map the weights");
   // Distinct rows (a few seeds cycled) so the scales vary between rows.
   std::vector<std::vector<float>> src;
   for (uint32_t k = 0; k < 7; ++k) src.push_back(randn(n_in, 10 + k));

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bench/bench_util.h"
+#include "kernels/core/huge_pages.h"
 #include "kernels/cpu/ops_cpu.h"
 #include "kernels/ref/ops_ref.h"
 
@@ -29,7 +30,8 @@ void BM_Matmul(benchmark::State& state) {
   const bool cold = state.range(5) != 0;
   const int64_t row_bytes = dtype_row_bytes(t, n_in), mat_bytes = row_bytes * n_out;
   const int64_t copies = cold ? std::max<int64_t>(1, (int64_t{256} << 20) / mat_bytes) : 1;
-  std::vector<uint8_t> w(static_cast<size_t>(mat_bytes * copies));
+  HugeBuffer w(static_cast<size_t>(mat_bytes * copies));  // 2 MiB pages, as the model file gets
+  if (!w.data()) return state.SkipWithError("cannot map the weights");
   const auto src = randn(n_in, 1);
   for (int64_t r = 0; r < n_out * copies; ++r) ref::quantize_row(t, src.data(), w.data() + r * row_bytes, n_in);
   const auto x = randn(n_tok * n_in, 2);
@@ -81,7 +83,8 @@ void BM_MatvecInt8(benchmark::State& state) {
   const bool cold = state.range(4) != 0, int8 = state.range(5) != 0;
   const int64_t row_bytes = dtype_row_bytes(t, n_in), mat_bytes = row_bytes * n_out;
   const int64_t copies = cold ? std::max<int64_t>(1, (int64_t{256} << 20) / mat_bytes) : 1;
-  std::vector<uint8_t> w(static_cast<size_t>(mat_bytes * copies));
+  HugeBuffer w(static_cast<size_t>(mat_bytes * copies));  // 2 MiB pages, as the model file gets
+  if (!w.data()) return state.SkipWithError("cannot map the weights");
   const auto src = randn(n_in, 1);
   for (int64_t r = 0; r < n_out * copies; ++r) ref::quantize_row(t, src.data(), w.data() + r * row_bytes, n_in);
   const auto x = randn(n_in, 2);

@@ -38,11 +38,19 @@ StatusOr<std::unique_ptr<Context>> Context::create(const Model& model, const Con
   const int64_t d = hp.n_embd, q_dim = hp.n_head * hp.head_dim, kv_dim = hp.n_head_kv * hp.head_dim;
   const size_t kv_elem = params.kv_type == DType::kF16 ? 2 : 4;
   try {
+    // One block for every layer's K and V, with 2 MiB pages where the kernel gives them (a long
+    // context's decode streams it as it streams the weights), touched now so that no decode step
+    // takes a page fault.
+    const size_t layer_bytes = (static_cast<size_t>(c->n_ctx_ * kv_dim) * kv_elem + 63) / 64 * 64;
+    c->kv_ = HugeBuffer(2 * layer_bytes * static_cast<size_t>(hp.n_layer));
+    if (!c->kv_.data() && layer_bytes > 0) throw std::bad_alloc();
+    if (c->kv_.size()) std::memset(c->kv_.data(), 0, c->kv_.size());
+    c->kv_bytes_ = 2 * static_cast<size_t>(c->n_ctx_ * kv_dim) * kv_elem * static_cast<size_t>(hp.n_layer);
     c->k_cache_.resize(static_cast<size_t>(hp.n_layer));
     c->v_cache_.resize(static_cast<size_t>(hp.n_layer));
     for (int64_t il = 0; il < hp.n_layer; ++il) {
-      c->k_cache_[il].resize(static_cast<size_t>(c->n_ctx_ * kv_dim) * kv_elem);
-      c->v_cache_[il].resize(static_cast<size_t>(c->n_ctx_ * kv_dim) * kv_elem);
+      c->k_cache_[il] = c->kv_.data() + 2 * il * layer_bytes;
+      c->v_cache_[il] = c->kv_.data() + (2 * il + 1) * layer_bytes;
     }
     c->x_.resize(nb * d);
     c->xn_.resize(nb * d);
@@ -74,11 +82,7 @@ StatusOr<std::unique_ptr<Context>> Context::create(const Model& model, const Con
 
 Context::~Context() = default;
 
-size_t Context::kv_bytes() const {
-  size_t total = 0;
-  for (size_t i = 0; i < k_cache_.size(); ++i) total += k_cache_[i].size() + v_cache_[i].size();
-  return total;
-}
+size_t Context::kv_bytes() const { return kv_bytes_; }
 
 Status Context::rewind(int64_t n) {
   if (n < 0 || n > n_past_)
@@ -256,8 +260,8 @@ void Context::forward_chunk(const int32_t* tokens, const float* embd, int64_t n,
       }
     });
     // Append this chunk's K and V at positions [pos0, pos0 + n).
-    uint8_t* kc = k_cache_[static_cast<size_t>(il)].data();
-    uint8_t* vc = v_cache_[static_cast<size_t>(il)].data();
+    uint8_t* kc = k_cache_[static_cast<size_t>(il)];
+    uint8_t* vc = v_cache_[static_cast<size_t>(il)];
     if (params_.kv_type == DType::kF32) {
       std::memcpy(kc + pos0 * kv_dim * kv_elem, k_.data(), static_cast<size_t>(n * kv_dim) * kv_elem);
       std::memcpy(vc + pos0 * kv_dim * kv_elem, v_.data(), static_cast<size_t>(n * kv_dim) * kv_elem);

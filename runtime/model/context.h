@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/core/dtype.h"
+#include "kernels/core/huge_pages.h"
 #include "kernels/core/status.h"
 #include "kernels/core/thread_pool.h"
 #include "runtime/model/model.h"
@@ -106,8 +107,10 @@ class Context {
   int64_t n_ctx_ = 0, n_vocab_ = 0, n_past_ = 0, n_logit_rows_ = 0;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<ThreadPool> step_pool_;  // null: steps use pool_
-  // KV cache: per layer [n_ctx, n_head_kv, head_dim] in kv_type.
-  std::vector<std::vector<uint8_t>> k_cache_, v_cache_;
+  // KV cache: per layer [n_ctx, n_head_kv, head_dim] in kv_type, pointers into kv_.
+  HugeBuffer kv_;
+  size_t kv_bytes_ = 0;
+  std::vector<uint8_t*> k_cache_, v_cache_;
   // Scratch (f32), sized for n_batch tokens.
   std::vector<float> x_, xn_, q_, k_, v_, attn_, ffn_a_, ffn_b_, tmp_, matmul_scratch_, attn_scratch_;
   std::vector<float> logits_;  // [max rows, n_vocab]

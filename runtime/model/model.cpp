@@ -85,6 +85,7 @@ StatusOr<std::unique_ptr<Model>> Model::load(const std::string& path, const Mode
   OMNI_ASSIGN_OR_RETURN(m->file_, gguf::GgufFile::open(path));
   OMNI_RETURN_IF_ERROR(m->bind());
   if (!params.validate_only) {
+    m->pages_ = m->file_->settle_pages();
     OMNI_ASSIGN_OR_RETURN(m->tokenizer_, Tokenizer::from_gguf(*m->file_));
     if (m->tokenizer_->n_vocab() > m->hp_.n_vocab)
       return corrupt_file(fmt("the tokenizer has %d tokens but token_embd.weight has only %lld rows",

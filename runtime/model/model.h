@@ -59,7 +59,8 @@ struct LayerWeights {
 };
 
 struct ModelParams {
-  bool validate_only = false;  // parse and bind, do not build the tokenizer
+  // Parse and bind only: no tokenizer, and the weights are not faulted in (settle_pages()).
+  bool validate_only = false;
 };
 
 class Model {
@@ -75,6 +76,8 @@ class Model {
   // True for files written by `omnirt model create` (random weights: output is noise).
   bool is_synthetic() const { return synthetic_; }
   uint64_t weight_bytes() const { return weight_bytes_; }
+  // How the file's pages were mapped at load (gguf::GgufFile::settle_pages); empty for validate_only.
+  const gguf::PageReport& pages() const { return pages_; }
 
   const Weight& token_embd() const { return token_embd_; }
   const Weight& output() const { return output_; }  // token_embd when tied
@@ -92,6 +95,7 @@ class Model {
   std::string name_;
   bool synthetic_ = false;
   uint64_t weight_bytes_ = 0;
+  gguf::PageReport pages_;
   Weight token_embd_, output_;
   std::vector<float> output_norm_;
   std::vector<LayerWeights> layers_;

@@ -12,7 +12,6 @@
 // minute, so a probe taken after the model phase can be far from what the decode steps saw.
 // After the probes, the decode reps run again, each between two stream reads on the context's
 // own thread pool, and each rep's fraction uses the mean of its own two reads ("paired").
-#include <sys/mman.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -26,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "kernels/core/huge_pages.h"
 #include "kernels/cpu/ops_cpu.h"
 #include "kernels/cpu/probe_cpu.h"
 #include "runtime/model/context.h"
@@ -281,24 +281,28 @@ int run_bench(const BenchOptions& o) {
     runs.push_back(std::move(run));
   }
   const int64_t rss = peak_rss_bytes();
+  int64_t probe_huge = -1;  // bytes of the probe buffer in 2 MiB pages
 
   if (!o.no_probe) {
-    // Touched once so every page is resident before timing (MAP_POPULATE may be ignored).
+    // Touched once so every page is resident before timing. With 2 MiB pages where the kernel
+    // gives them, as the model's weights get (settle_pages): the roofline is the best read.
     const size_t buf_bytes = static_cast<size_t>(o.probe_mib) << 20;
-    void* buf = mmap(nullptr, buf_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (buf == MAP_FAILED) return fail("cannot map the " + std::to_string(o.probe_mib) + " MiB probe buffer");
+    HugeBuffer hb(buf_bytes);
+    void* buf = hb.data();
+    if (!buf) return fail("cannot map the " + std::to_string(o.probe_mib) + " MiB probe buffer");
     std::memset(buf, 0x5A, buf_bytes);
+    probe_huge = huge_mapped_bytes(buf, buf_bytes);
     for (Run& r : runs) {
       r.probe = run_probes(r.threads, std::max(o.reps, 3), buf_bytes, static_cast<uint8_t*>(buf));
       r.probed = true;
     }
-    munmap(buf, buf_bytes);
   }
 
   if (!o.no_probe && !o.no_paired && o.gen_tokens > 0) {
     const size_t buf_bytes = static_cast<size_t>(o.probe_mib) << 20;
-    void* buf = mmap(nullptr, buf_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (buf == MAP_FAILED) return fail("cannot map the " + std::to_string(o.probe_mib) + " MiB probe buffer");
+    HugeBuffer hb(buf_bytes);
+    void* buf = hb.data();
+    if (!buf) return fail("cannot map the " + std::to_string(o.probe_mib) + " MiB probe buffer");
     std::memset(buf, 0x5A, buf_bytes);
     volatile uint64_t sink = 0;
     for (Run& r : runs) {
@@ -331,7 +335,6 @@ int run_bench(const BenchOptions& o) {
         row.paired_gbs = summarize(gbs);
       }
     }
-    munmap(buf, buf_bytes);
   }
 
   auto roofline = [&](const Run& r, const Row& row) {
@@ -354,7 +357,9 @@ int run_bench(const BenchOptions& o) {
     }
     js << ", \"kv\": \"" << o.kv << "\", \"int8\": " << (o.int8 ? "true" : "false") << ", \"reps\": " << o.reps << ", \"gen_tokens\": " << o.gen_tokens
        << ", \"weight_bytes\": " << m.weight_bytes() << ", \"kv_cache_bytes\": " << kv_cache_bytes
-       << ", \"peak_rss_bytes\": " << rss << ", \"runs\": [";
+       << ", \"peak_rss_bytes\": " << rss << ", \"weights_huge_page_bytes\": " << m.pages().huge_bytes
+       << ", \"weights_reread\": " << (m.pages().reread ? "true" : "false")
+       << ", \"probe_huge_page_bytes\": " << probe_huge << ", \"runs\": [";
     auto rows_json = [&](const Run& r) {
       std::ostringstream a;
       a << "[";
@@ -396,6 +401,12 @@ int run_bench(const BenchOptions& o) {
               o.kv.c_str(), o.int8 ? ", int8 activations" : "", o.reps, m.weight_bytes() / 1048576.0, kv_cache_bytes / 1048576.0, rss / 1048576.0);
   std::printf("cpu %s, %u cores, isa %s; figures are median [min-max]\n", cpu_model_name().c_str(),
               std::thread::hardware_concurrency(), cpu_isa_name(cpu_isa()));
+  const gguf::PageReport& pg = m.pages();
+  auto pct = [](int64_t part, size_t whole) { return whole ? 100.0 * static_cast<double>(part) / whole : 0.0; };
+  std::printf("2 MiB pages: file %.0f%%", pct(pg.huge_bytes, pg.bytes));
+  if (pg.reread) std::printf(" (%.0f%% before its pages were read again at load, %.2f s)", pct(pg.huge_before, pg.bytes), pg.seconds);
+  if (probe_huge >= 0) std::printf(", probe buffer %.0f%%", pct(probe_huge, static_cast<size_t>(o.probe_mib) << 20));
+  std::printf("%s\n", huge_pages_enabled() ? "" : " (OMNIRT_HUGE_PAGES=0)");
   for (const Run& r : runs) {
     std::printf("\n%d thread%s", r.threads, r.threads == 1 ? "" : "s");
     if (r.probed) {
