@@ -17,6 +17,7 @@
 #include "include/omnirt.h"
 #include "include/omnirt.hpp"
 #include "tests/cli_test_util.h"
+#include "tests/test_util.h"
 
 namespace {
 
@@ -234,6 +235,27 @@ TEST_F(CliTest, BenchJson) {
   r = run("bench --model " + *model_ + " --reps 0");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("--reps 0"), std::string::npos) << r.err;
+}
+
+// The memory target on the real model: the weights stay mapped, never copied, so the
+// peak RSS of a whole bench run is at most the file + the KV cache + 64 MiB (the tokenizer, the
+// buffers, the code). A separate process, so that only this run's peak counts.
+TEST_F(CliTest, BenchPeakRssIsFilePlusKvPlus64MiB) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer's shadow memory and quarantine are in the RSS";
+#else
+  const std::string path = omni::test::source_path("models/gemma-3-270m-q4_k_m.gguf");
+  if (!omni::test::file_exists(path)) GTEST_SKIP() << "models/gemma-3-270m-q4_k_m.gguf is not installed";
+  Result r = run("bench --model " + path + " --prompt-tokens 512 --gen-tokens 4 --reps 1 --threads 2 --no-probe --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  const double file = static_cast<double>(fs::file_size(path)), kv = j["kv_cache_bytes"].get<double>(),
+               rss = j["peak_rss_bytes"].get<double>();
+  std::printf("[ info ] peak RSS %.1f MiB, file %.1f + KV %.1f + 64 = %.1f MiB\n", rss / 1048576, file / 1048576,
+              kv / 1048576, (file + kv) / 1048576 + 64);
+  EXPECT_GT(rss, file);  // the whole file is faulted in at load (settle_pages)
+  EXPECT_LE(rss, file + kv + 64.0 * 1048576);
+#endif
 }
 
 // The shared library's dynamic symbol table holds the C API and nothing else, the audio and

@@ -801,7 +801,13 @@ void encode_value(const gguf::Value& v, std::vector<uint8_t>* b) {
       uint32_t et = uint32_t(v.elem_type);
       put(&et, 4);
       put(&v.n_elems, 8);
-      if (!v.elements.empty()) {
+      if (v.elem_type == VT::kString) {
+        for (std::string_view e : v.strings) {
+          uint64_t n = e.size();
+          put(&n, 8);
+          put(e.data(), e.size());
+        }
+      } else if (!v.elements.empty()) {
         for (const gguf::Value& e : v.elements) encode_value(e, b);
       } else {
         static const size_t kSize[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};

@@ -145,7 +145,7 @@ std::vector<uint8_t> rewrite(const gguf::GgufFile& f, const std::string& drop, c
       case gguf::ValueType::kArray:
         if (v.elem_type == gguf::ValueType::kString) {
           std::vector<std::string> s;
-          for (const gguf::Value& e : v.elements) s.emplace_back(e.str);
+          for (std::string_view e : v.strings) s.emplace_back(e);
           w.add_string_array(kv.key, s);
         } else {
           std::vector<int32_t> a;

@@ -197,6 +197,13 @@ Status read_value(Cursor& c, ValueType type, uint32_t depth, std::string_view ke
   }
   const uint64_t min_elem = out->elem_type == ValueType::kString ? 8 : 4 + 8;
   OMNI_RETURN_IF_ERROR(c.need_at_least(n, min_elem, we));
+  if (out->elem_type == ValueType::kString) {
+    // 16 bytes per string, not a whole Value (80): a 262,144-piece vocabulary is 4 MiB, not 20.
+    out->strings.resize(n);
+    for (uint64_t i = 0; i < n; ++i)
+      OMNI_RETURN_IF_ERROR(c.read_string(&out->strings[i], limits.max_string, Where{"value of key", key}));
+    return Status::Ok();
+  }
   out->elements.resize(n);
   for (uint64_t i = 0; i < n; ++i)
     OMNI_RETURN_IF_ERROR(read_value(c, out->elem_type, depth + 1, key, limits, &out->elements[i]));
@@ -294,6 +301,11 @@ std::string Value::to_string(size_t max_elems) const {
       Value e;
       e.type = elem_type;
       decode_scalar(raw + i * scalar_size(elem_type), elem_type, &e);
+      s += scalar_to_string(e);
+    } else if (elem_type == ValueType::kString) {
+      Value e;
+      e.type = ValueType::kString;
+      e.str = strings[i];
       s += scalar_to_string(e);
     } else {
       s += elements[i].to_string(max_elems);
@@ -639,10 +651,7 @@ StatusOr<std::vector<std::string_view>> GgufFile::get_string_array(std::string_v
   OMNI_GGUF_LOOKUP(v, key);
   if (v->type != ValueType::kArray || v->elem_type != ValueType::kString)
     return wrong_type(key, *v, "an array of string");
-  std::vector<std::string_view> out;
-  out.reserve(v->elements.size());
-  for (const Value& e : v->elements) out.push_back(e.str);
-  return out;
+  return v->strings;
 }
 
 StatusOr<std::vector<float>> GgufFile::get_f32_array(std::string_view key) const {

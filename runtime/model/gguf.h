@@ -26,7 +26,7 @@ enum class ValueType : uint32_t {
 const char* value_type_name(ValueType t);
 
 // One metadata value. Strings and arrays of numbers point into the mapped file (no copies);
-// arrays of strings and nested arrays are decoded into `elements`.
+// arrays of strings are views into it (`strings`), nested arrays are decoded into `elements`.
 struct Value {
   ValueType type = ValueType::kU8;
   union {
@@ -38,7 +38,8 @@ struct Value {
   ValueType elem_type = ValueType::kU8;  // kArray: element type
   uint64_t n_elems = 0;           // kArray: element count
   const uint8_t* raw = nullptr;   // kArray of fixed-size numbers: first element (may be unaligned)
-  std::vector<Value> elements;    // kArray of strings or arrays
+  std::vector<std::string_view> strings;  // kArray of strings: each one, into the file
+  std::vector<Value> elements;    // kArray of arrays
 
   bool is_integer() const;
   bool is_float() const;

@@ -296,7 +296,12 @@ class MetadataEncoder {
       case T::kArray:
         pod(static_cast<uint32_t>(v.elem_type));
         pod(v.n_elems);
-        if (v.elem_type == T::kString || v.elem_type == T::kArray) {
+        if (v.elem_type == T::kString) {
+          for (std::string_view e : v.strings) {
+            pod(static_cast<uint64_t>(e.size()));
+            bytes_.insert(bytes_.end(), e.begin(), e.end());
+          }
+        } else if (v.elem_type == T::kArray) {
           for (const gguf::Value& e : v.elements) value(e);
         } else if (v.n_elems > 0) {
           bytes_.insert(bytes_.end(), v.raw, v.raw + v.n_elems * size_of(v.elem_type));

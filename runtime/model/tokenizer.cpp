@@ -95,13 +95,22 @@ StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::from_vocab(TokenizerVocab v) {
   t->add_space_prefix_ = v.kind == TokenizerKind::kSpm && v.add_space_prefix;
   t->pre_name_ = std::move(v.pre);
 
-  t->piece_to_id_.reserve(n);
+  size_t n_slots = 16;
+  while (n_slots < 2 * n) n_slots *= 2;
+  t->piece_slots_.assign(n_slots, -1);
   t->specials_ = std::make_unique<SpecialTrie>();
   for (size_t i = 0; i < n; ++i) {
     const std::string& p = t->pieces_[i];
     if (!utf8::valid(p)) return invalid_argument(fmt("tokenizer: token %zu is not valid UTF-8", i));
     const auto id = static_cast<int32_t>(i);
-    t->piece_to_id_.emplace(std::string_view(p), id);
+    for (size_t h = std::hash<std::string_view>{}(p) & (n_slots - 1);; h = (h + 1) & (n_slots - 1)) {
+      const int32_t at = t->piece_slots_[h];
+      if (at < 0) {
+        t->piece_slots_[h] = id;
+        break;
+      }
+      if (t->pieces_[static_cast<size_t>(at)] == p) break;  // repeated piece: the first id stays
+    }
     const TokenType ty = t->types_[i];
     if (!p.empty() && (ty == TokenType::kControl || ty == TokenType::kUnknown || ty == TokenType::kUserDefined))
       t->specials_->insert(p, id);
@@ -192,8 +201,12 @@ bool Tokenizer::is_control(int32_t id) const {
 }
 
 int32_t Tokenizer::find_piece(std::string_view piece) const {
-  auto it = piece_to_id_.find(piece);
-  return it == piece_to_id_.end() ? -1 : it->second;
+  if (piece_slots_.empty()) return -1;
+  const size_t mask = piece_slots_.size() - 1;
+  for (size_t h = std::hash<std::string_view>{}(piece) & mask;; h = (h + 1) & mask) {
+    const int32_t id = piece_slots_[h];
+    if (id < 0 || pieces_[static_cast<size_t>(id)] == piece) return id;
+  }
 }
 
 void Tokenizer::push_bytes_fallback(std::string_view bytes, std::vector<int32_t>* out) const {

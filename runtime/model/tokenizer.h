@@ -96,8 +96,10 @@ class Tokenizer {
 
   std::vector<TokenType> types_;
   std::vector<float> scores_;
-  // piece text -> id; string_views point into pieces_, which never changes after creation.
-  std::unordered_map<std::string_view, int32_t> piece_to_id_;
+  // piece text -> id (find_piece): open addressing with linear probing, a power of two >= 2n
+  // slots holding ids into pieces_ (-1 = empty); a repeated piece keeps its first id. 4 bytes a
+  // slot where an unordered_map took a ~48-byte node per piece (12 MiB for Gemma 3's 262,144).
+  std::vector<int32_t> piece_slots_;
   std::unordered_map<std::string, int32_t> merge_rank_;  // BPE "left right" -> rank
   int32_t byte_ids_[256];  // SPM <0xNN> or BPE single-byte piece per byte value; -1 if absent
   int32_t unk_ = -1, eot_ = -1, eom_ = -1;

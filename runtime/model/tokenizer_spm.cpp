@@ -50,11 +50,11 @@ void Tokenizer::encode_spm(std::string_view text, bool after_special, std::vecto
 
   // Merges may only produce ordinary pieces (as SentencePiece: not control, byte or unused ones).
   auto mergeable = [&](std::string_view piece, int32_t* id) {
-    auto it = piece_to_id_.find(piece);
-    if (it == piece_to_id_.end()) return false;
-    const TokenType t = types_[static_cast<size_t>(it->second)];
+    const int32_t found = find_piece(piece);
+    if (found < 0) return false;
+    const TokenType t = types_[static_cast<size_t>(found)];
     if (t != TokenType::kNormal && t != TokenType::kUserDefined) return false;
-    *id = it->second;
+    *id = found;
     return true;
   };
   std::priority_queue<Bigram> queue;
