@@ -52,7 +52,7 @@ TEST(HugePages, EmptyAndNullAreHarmless) {
   EXPECT_EQ(map_file_aligned(-1, 0), nullptr);
   EXPECT_EQ(map_file_aligned(-1, 4096), nullptr);  // bad fd: nullptr, nothing left mapped
   // A range that no mapping covers.
-  EXPECT_EQ(huge_mapped_bytes(reinterpret_cast<const void*>(uintptr_t{4096}), 4096), 0);
+  EXPECT_LE(huge_mapped_bytes(reinterpret_cast<const void*>(uintptr_t{4096}), 4096), 0);  // 0, or -1 without smaps
 }
 
 // A 40 MiB model-shaped file (one f32 tensor of random values), just written, so its page cache
