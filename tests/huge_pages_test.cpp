@@ -100,7 +100,7 @@ TEST(HugePages, SettlePagesKeepsTheBytes) {
     if (!allow_reread) {
       EXPECT_FALSE(r.reread);
     }
-    // A re-read is only done after a 4 MiB trial gained 2 MiB pages.
+    // A re-read is only done where the kernel gives 2 MiB pages (some already, or a 4 MiB trial).
     if (r.reread) {
       EXPECT_GE(r.huge_bytes, r.huge_before + static_cast<int64_t>(kHugePageBytes));
     }

@@ -30,6 +30,8 @@ constexpr int kMadvPopulateRead = 22;  // Linux 5.14
 #endif
 // Smaller files are not worth a second read: their TLB misses are few.
 constexpr size_t kSettleMinBytes = size_t{32} << 20;
+// Re-read when less than this share of the file's whole 2 MiB pages is mapped with them.
+constexpr double kSettleHugeShare = 0.9;
 
 double seconds_now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -388,13 +390,14 @@ PageReport GgufFile::settle_pages(bool allow_reread) {
   r.huge_bytes = huge_mapped_bytes(mapping_, size_);
   r.huge_before = r.huge_bytes;
   const bool aligned = reinterpret_cast<uintptr_t>(mapping_) % kHugePageBytes == 0;
+  const size_t whole_pages = size_ / kHugePageBytes * kHugePageBytes;  // the tail cannot be huge
   if (allow_reread && huge_pages_enabled() && aligned && r.huge_bytes >= 0 && size_ >= kSettleMinBytes &&
-      static_cast<size_t>(r.huge_bytes) < size_ / 2) {
-    // Most of the file is in small folios (it was written, not read: a fresh download). Drop this
+      static_cast<double>(r.huge_bytes) < kSettleHugeShare * static_cast<double>(whole_pages)) {
+    // Part of the file is in small folios (it was written, not read: a fresh download). Drop this
     // file's cached pages and fault them in again through the huge-page mapping, which makes the
     // readahead allocate 2 MiB folios. Clean page cache only: pages that another process maps
-    // stay, and nothing is lost but the read. First one 4 MiB window, to see that this kernel
-    // and file system do give 2 MiB folios, then the rest.
+    // stay, and nothing is lost but the read. When no part is in 2 MiB pages yet, one 4 MiB
+    // window goes first, to see that this kernel and file system give them at all.
     int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
     struct stat st {};
     if (fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_ &&
@@ -408,13 +411,18 @@ PageReport GgufFile::settle_pages(bool allow_reread) {
         posix_fadvise(fd, static_cast<off_t>(off), static_cast<off_t>(len), POSIX_FADV_DONTNEED);
         populate(off, len);
       };
-      const size_t probe_off = size_ / 2 / kHugePageBytes * kHugePageBytes, probe_len = 2 * kHugePageBytes;
-      reread(probe_off, probe_len);
-      const int64_t after_probe = huge_mapped_bytes(mapping_, size_);
-      if (after_probe >= r.huge_bytes + static_cast<int64_t>(kHugePageBytes)) {
-        reread(0, probe_off);
-        reread(probe_off + probe_len, size_ - probe_off - probe_len);
+      if (r.huge_bytes >= static_cast<int64_t>(kHugePageBytes)) {
+        reread(0, size_);  // some of it already is: the kernel does give them
         r.reread = true;
+      } else {
+        const size_t probe_off = size_ / 2 / kHugePageBytes * kHugePageBytes, probe_len = 2 * kHugePageBytes;
+        reread(probe_off, probe_len);
+        const int64_t after_probe = huge_mapped_bytes(mapping_, size_);
+        if (after_probe >= r.huge_bytes + static_cast<int64_t>(kHugePageBytes)) {
+          reread(0, probe_off);
+          reread(probe_off + probe_len, size_ - probe_off - probe_len);
+          r.reread = true;
+        }
       }
       r.huge_bytes = huge_mapped_bytes(mapping_, size_);
     }

@@ -98,10 +98,11 @@ class GgufFile {
 
   // Faults the whole mapping in (the first forward pass would anyway), so that decode never
   // waits on a page fault, and reports how much of it is mapped with 2 MiB pages. When less than
-  // half is and allow_reread, and the file is at least 32 MiB: the page cache holds it in small
+  // 90% is and allow_reread, and the file is at least 32 MiB: the page cache holds it in small
   // folios (it was written, e.g. downloaded, rather than read), so this file's cached pages are
-  // dropped and read again through the huge-page mapping, once, after a 4 MiB trial shows that
-  // this kernel and file system give 2 MiB folios. Costs one read of the file from disk;
+  // dropped and read again through the huge-page mapping, once, if some of the file already is
+  // in 2 MiB pages or a 4 MiB trial shows that this kernel and file system give them. Costs one
+  // read of the file from disk;
   // decode streams the weights 15-35% faster after it (kernels/core/huge_pages.h). The bytes are
   // the file's either way. No-op for from_memory(); no re-read with OMNIRT_HUGE_PAGES=0.
   PageReport settle_pages(bool allow_reread = true);
