@@ -17,6 +17,20 @@
 namespace omni {
 namespace {
 
+// Writes w's file with one unbuffered 4 KiB write() after another.
+void write_in_4k_pieces(const gguf::GgufWriter& w, const std::string& path) {
+  const std::vector<uint8_t> bytes = w.to_bytes();
+  ASSERT_FALSE(bytes.empty());
+  FILE* out = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(out, nullptr);
+  std::setvbuf(out, nullptr, _IONBF, 0);
+  for (size_t off = 0; off < bytes.size(); off += 4096) {
+    const size_t len = std::min<size_t>(4096, bytes.size() - off);
+    ASSERT_EQ(std::fwrite(bytes.data() + off, 1, len, out), len);
+  }
+  std::fclose(out);
+}
+
 TEST(HugePages, BufferIsAlignedZeroedAndMovable) {
   HugeBuffer b(3 * kHugePageBytes + 12345);
   ASSERT_NE(b.data(), nullptr);
@@ -72,17 +86,7 @@ TEST(HugePages, SettlePagesKeepsTheBytes) {
       (std::filesystem::temp_directory_path() / ("omnirt_settle_" + std::to_string(getpid()) + ".gguf")).string();
   // Written 4 KiB at a time, as a download arrives: the page cache then tends to hold it in small
   // folios, the case that settle_pages() reads again (on this CI's ext4 and kernel, it does).
-  {
-    const std::vector<uint8_t> bytes = w.to_bytes();
-    ASSERT_FALSE(bytes.empty());
-    FILE* out = std::fopen(path.c_str(), "wb");
-    ASSERT_NE(out, nullptr);
-    std::setvbuf(out, nullptr, _IONBF, 0);
-    for (size_t off = 0; off < bytes.size(); off += 4096)
-      ASSERT_EQ(std::fwrite(bytes.data() + off, 1, std::min<size_t>(4096, bytes.size() - off), out),
-                std::min<size_t>(4096, bytes.size() - off));
-    std::fclose(out);
-  }
+  write_in_4k_pieces(w, path);
 
   for (bool allow_reread : {true, false}) {
     auto f = gguf::GgufFile::open(path);
@@ -111,6 +115,37 @@ TEST(HugePages, SettlePagesKeepsTheBytes) {
     EXPECT_EQ((*f)->find_tensor("t")->data, t->data);
     EXPECT_EQ(std::memcmp(t->data, v.data(), t->n_bytes), 0);
   }
+  std::filesystem::remove(path);
+}
+
+// Bad input: the path now names another file of the same size (replaced after open). The
+// mapping must keep the old file's bytes and settle_pages() must not gain anything from the new
+// one. (Its dev/inode check skips the re-read; without it the re-read would drop the new file's
+// cache and refault the old one, with the same visible result, so this checks the outcome.)
+TEST(HugePages, SettlePagesSkipsAReplacedFile) {
+  const int64_t n = int64_t{9} << 20;  // 36 MiB of f32, over the 32 MiB floor
+  std::vector<float> v(static_cast<size_t>(n), 0.5f);
+  gguf::GgufWriter w;
+  w.add_string("general.architecture", "test");
+  ASSERT_TRUE(w.add_tensor("t", DType::kF32, {n}, v.data(), v.size() * sizeof(float)).ok());
+  const auto dir = std::filesystem::temp_directory_path();
+  const std::string path = (dir / ("omnirt_replaced_" + std::to_string(getpid()) + ".gguf")).string();
+  const std::string other = path + ".new";
+  write_in_4k_pieces(w, path);  // small folios: settle_pages() would re-read it, were it the same file
+  auto f = gguf::GgufFile::open(path);
+  ASSERT_TRUE(f.ok()) << f.status().to_string();
+  std::vector<float> v2(static_cast<size_t>(n), -2.0f);
+  gguf::GgufWriter w2;
+  w2.add_string("general.architecture", "test");
+  ASSERT_TRUE(w2.add_tensor("t", DType::kF32, {n}, v2.data(), v2.size() * sizeof(float)).ok());
+  ASSERT_TRUE(w2.write(other).ok());
+  std::filesystem::rename(other, path);  // same path, another inode
+
+  const gguf::PageReport r = (*f)->settle_pages(true);
+  EXPECT_FALSE(r.reread);
+  const gguf::TensorInfo* t = (*f)->find_tensor("t");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(std::memcmp(t->data, v.data(), t->n_bytes), 0);
   std::filesystem::remove(path);
 }
 
